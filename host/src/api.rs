@@ -1,0 +1,189 @@
+//! The daemon's HTTP API on loopback: what the CLI (and remote clients) speak.
+//!
+//! Every route but `/v1/health` needs `Authorization: Bearer TOKEN`, the token
+//! being the content of `api-token` in the data directory.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{Board, Sample};
+use crate::plugin::{Grant, Listing, Manager, ManagerError, PluginRecord};
+use crate::sampler::SharedSnapshot;
+use crate::status;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub manager: Arc<Manager>,
+    pub board: Arc<Mutex<Board>>,
+    pub snapshot: SharedSnapshot,
+    pub token: Arc<str>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+    pub pid: u32,
+    pub version: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnableRequest {
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub grant: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct StatusQuery {
+    pub format: Option<String>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let guarded = Router::new()
+        .route("/v1/plugins", get(list))
+        .route("/v1/plugins/{name}", get(info))
+        .route("/v1/plugins/{name}/enable", post(enable))
+        .route("/v1/plugins/{name}/disable", post(disable))
+        .route("/v1/plugins/{name}/revoke", post(revoke))
+        .route("/v1/metrics", get(metrics))
+        .route("/v1/status", get(status_line))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/v1/health", get(health))
+        .merge(guarded)
+        .with_state(state)
+}
+
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
+        return next.run(request).await;
+    }
+    tracing::warn!(path = %request.uri().path(), "API request refused: missing or wrong token");
+    error(StatusCode::UNAUTHORIZED, "missing or wrong token; send 'Authorization: Bearer TOKEN' with the token from api-token in the data directory".into())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(ApiError { error: message })).into_response()
+}
+
+impl IntoResponse for ManagerError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ManagerError::NoSuchPlugin { .. } => StatusCode::NOT_FOUND,
+            ManagerError::Change(_) => StatusCode::BAD_REQUEST,
+            ManagerError::NotRunning { .. } | ManagerError::WrongRole { .. } => {
+                StatusCode::CONFLICT
+            }
+            ManagerError::Fault { .. } => StatusCode::BAD_GATEWAY,
+            ManagerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error(status, self.to_string())
+    }
+}
+
+/// Runs a blocking manager call off the async workers (it may compile plugins).
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Manager) -> Result<T, ManagerError> + Send + 'static,
+) -> Result<Json<T>, Response> {
+    let manager = state.manager.clone();
+    match tokio::task::spawn_blocking(move || f(&manager)).await {
+        Ok(Ok(value)) => Ok(Json(value)),
+        Ok(Err(e)) => Err(e.into_response()),
+        Err(e) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}"),
+        )),
+    }
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        ok: true,
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Listing>, Response> {
+    blocking(&state, |m| m.listing()).await
+}
+
+async fn info(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<PluginRecord>, Response> {
+    blocking(&state, move |m| m.view(&name)).await
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<EnableRequest>,
+) -> Result<Json<PluginRecord>, Response> {
+    blocking(&state, move |m| m.enable(&name, &body.grants)).await
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<PluginRecord>, Response> {
+    blocking(&state, move |m| m.disable(&name)).await
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<RevokeRequest>,
+) -> Result<Json<PluginRecord>, Response> {
+    blocking(&state, move |m| m.revoke(&name, &body.grant)).await
+}
+
+async fn metrics(State(state): State<AppState>) -> Json<Vec<Sample>> {
+    Json(state.board.lock().expect("board lock").samples())
+}
+
+async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQuery>) -> Response {
+    let snapshot = state.snapshot.read().expect("snapshot lock").clone();
+    let Some(plugin) = query.format else {
+        let running = state.manager.listing().map(|l| {
+            l.plugins
+                .iter()
+                .filter(|p| p.state == crate::plugin::State::Running)
+                .count()
+        });
+        return status::plain(&snapshot, running.unwrap_or(0)).into_response();
+    };
+    match state.manager.format(&plugin, status::view(&snapshot)).await {
+        Ok(text) => text.into_response(),
+        Err(e) => e.into_response(),
+    }
+}

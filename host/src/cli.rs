@@ -1,0 +1,62 @@
+//! Command-line definitions and dispatch; one module per command group.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::paths::{DataDir, default_data_dir};
+
+pub mod plugins;
+mod run;
+
+/// A monitoring host for long-running work, extended with sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "monitor", version, about)]
+pub struct Cli {
+    /// Where the host keeps its database, compile cache and API token
+    /// [default: $XDG_STATE_HOME/monitor or ~/.local/state/monitor]
+    #[arg(long, global = true, env = "MONITOR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the host in the foreground with the plugins in a directory.
+    Run(run::RunArgs),
+    /// Manage plugins: list, inspect, check, enable, disable, revoke grants.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// One line of status: host, CPU, memory, load; or rendered by a display-formatter plugin.
+    Status {
+        /// A display-formatter plugin to render the line (needs the running host).
+        #[arg(long, value_name = "PLUGIN")]
+        format: Option<String>,
+    },
+}
+
+/// An error in what the user asked for (exit status 2), as opposed to a failure while doing it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl Cli {
+    pub fn data(&self) -> DataDir {
+        DataDir::new(&self.data_dir.clone().unwrap_or_else(default_data_dir))
+    }
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let data = cli.data();
+    match cli.command {
+        Command::Run(args) => run::run(data, args),
+        Command::Plugins(command) => plugins::run(&data, command),
+        Command::Status { format } => {
+            let client = crate::client::connect(&data, None)?;
+            print!("{}", client.status(format.as_deref())?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! `monitor plugins ...`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::UsageError;
+use crate::client;
+use crate::paths::DataDir;
+use crate::plugin::manager::inspect;
+use crate::plugin::sandbox::SandboxSpec;
+use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime, State};
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Every known plugin: roles, version, state, grants and self-metrics.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one plugin, including the capabilities it asks for and why.
+    Info {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a .wasm without installing it: roles, contract version, capabilities.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a plugin (clearing a quarantine) and grant capabilities, e.g. --grant fs-read:/srv/prom.
+    Enable {
+        name: String,
+        /// A capability to grant: kv, fs-read:DIR or fs-write:DIR (repeatable).
+        #[arg(long = "grant", value_name = "CAP")]
+        grants: Vec<String>,
+        /// Where to look for a plugin the host has not loaded yet (no daemon running).
+        #[arg(long, value_name = "DIR")]
+        plugins: Option<PathBuf>,
+    },
+    /// Stop a plugin and keep it stopped across restarts.
+    Disable { name: String },
+    /// Take back a grant: kv, fs-read:DIR, fs-write:DIR, or a kind alone for all of that kind.
+    Revoke { name: String, capability: String },
+}
+
+pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
+    if let PluginsCommand::Check { file, json } = &command {
+        return check(data, file, *json);
+    }
+    let plugins_dir = match &command {
+        PluginsCommand::Enable { plugins, .. } => plugins.clone(),
+        _ => None,
+    };
+    let client = client::connect(data, plugins_dir)?;
+    let when = if client.is_live() {
+        ""
+    } else {
+        " (no host running: applied when it starts)"
+    };
+    match command {
+        PluginsCommand::List { json: true } => {
+            println!("{}", serde_json::to_string_pretty(&client.listing()?)?)
+        }
+        PluginsCommand::List { json: false } => {
+            print!("{}", table(&client.listing()?, client.is_live()))
+        }
+        PluginsCommand::Info { name, json: true } => {
+            println!("{}", serde_json::to_string_pretty(&client.plugin(&name)?)?)
+        }
+        PluginsCommand::Info { name, json: false } => print!("{}", details(&client.plugin(&name)?)),
+        PluginsCommand::Enable { name, grants, .. } => {
+            let grants = grants
+                .iter()
+                .map(|g| Grant::parse(g).map_err(|e| UsageError(format!("--grant {g}: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let record = client.enable(&name, &grants)?;
+            println!("{name}: {}{when}", record.state);
+        }
+        PluginsCommand::Disable { name } => {
+            println!("{name}: {}{when}", client.disable(&name)?.state)
+        }
+        PluginsCommand::Revoke { name, capability } => {
+            println!("{name}: {}{when}", client.revoke(&name, &capability)?.state)
+        }
+        PluginsCommand::Check { .. } => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn check(data: &DataDir, file: &PathBuf, json: bool) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let runtime = Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let spec = SandboxSpec {
+        plugin: "(check)".into(),
+        grants: Vec::new(),
+        memory_bytes: 64 << 20,
+        store: None,
+        snapshot: Default::default(),
+    };
+    let (loaded, desc) = inspect(&runtime, &spec, Limits::default(), file, &bytes)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if json {
+        let out = serde_json::json!({
+            "file": file, "hash": loaded.hash, "contract": "monitor:plugin@0.1.0",
+            "name": desc.name, "version": desc.version, "summary": desc.summary,
+            "roles": desc.roles, "capabilities": desc.requests,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let roles: Vec<&str> = desc.roles.iter().map(|r| r.as_str()).collect();
+    println!("{}: valid plugin", file.display());
+    println!("  name          {} {}", desc.name, desc.version);
+    println!("  summary       {}", desc.summary);
+    println!("  roles         {}", roles.join(", "));
+    println!("  contract      monitor:plugin@0.1.0");
+    if desc.requests.is_empty() {
+        println!("  capabilities  none");
+    }
+    for (i, r) in desc.requests.iter().enumerate() {
+        let label = if i == 0 { "capabilities" } else { "" };
+        println!("  {label:<13} {} — {}", r.kind, r.reason);
+    }
+    Ok(())
+}
+
+fn table(listing: &Listing, live: bool) -> String {
+    let mut out = String::new();
+    if listing.plugins.is_empty() {
+        out.push_str("no plugins known yet\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<22} {:<9} {:<20} {:<15} {:>7} {:>6} {:>9} {:>9} {:>8}  GRANTS",
+            "NAME", "VERSION", "ROLES", "STATE", "CALLS", "FAULTS", "P50", "P99", "MEM"
+        );
+    }
+    for p in &listing.plugins {
+        let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
+        let grants: Vec<String> = p.grants.iter().map(Grant::to_string).collect();
+        let _ = writeln!(
+            out,
+            "{:<22} {:<9} {:<20} {:<15} {:>7} {:>6} {:>9} {:>9} {:>8}  {}",
+            p.name,
+            p.version,
+            roles.join(","),
+            p.state.word(),
+            p.stats.calls,
+            p.stats.faults,
+            micros(p.stats.p50_us),
+            micros(p.stats.p99_us),
+            mib(p.stats.memory_peak_bytes),
+            if grants.is_empty() {
+                "-".into()
+            } else {
+                grants.join(",")
+            },
+        );
+    }
+    for p in &listing.plugins {
+        match &p.state {
+            State::Running | State::Disabled | State::Absent => {}
+            state => {
+                let _ = writeln!(out, "  {}: {state}", p.name);
+            }
+        }
+    }
+    for problem in &listing.problems {
+        let _ = writeln!(out, "  not loaded: {}", problem.error);
+    }
+    if !live {
+        out.push_str("(no host running: states are as last seen)\n");
+    }
+    out
+}
+
+fn details(p: &PluginRecord) -> String {
+    let mut out = String::new();
+    let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
+    let _ = writeln!(out, "{} {}", p.name, p.version);
+    let _ = writeln!(out, "  summary       {}", p.summary);
+    let _ = writeln!(
+        out,
+        "  file          {}",
+        p.file
+            .as_ref()
+            .map_or("-".into(), |f| f.display().to_string())
+    );
+    let _ = writeln!(out, "  hash          {}", p.hash.as_deref().unwrap_or("-"));
+    let _ = writeln!(out, "  roles         {}", roles.join(", "));
+    let _ = writeln!(out, "  state         {}", p.state);
+    let _ = writeln!(
+        out,
+        "  enabled       {}",
+        if p.enabled { "yes" } else { "no" }
+    );
+    for r in &p.requests {
+        let granted: Vec<String> = p
+            .bound_grants()
+            .iter()
+            .filter(|g| g.kind == r.kind)
+            .map(Grant::to_string)
+            .collect();
+        let status = if granted.is_empty() {
+            "NOT GRANTED".into()
+        } else {
+            format!("granted {}", granted.join(", "))
+        };
+        let _ = writeln!(out, "  asks for      {} ({}) — {status}", r.kind, r.reason);
+    }
+    let s = &p.stats;
+    let _ = writeln!(
+        out,
+        "  calls         {} ({} faults, {} in a row)",
+        s.calls, s.faults, s.consecutive_faults
+    );
+    let _ = writeln!(
+        out,
+        "  latency       p50 {} p99 {}",
+        micros(s.p50_us),
+        micros(s.p99_us)
+    );
+    let _ = writeln!(out, "  memory peak   {}", mib(s.memory_peak_bytes));
+    if let Some(e) = &s.last_error {
+        let _ = writeln!(out, "  last error    {e}");
+    }
+    out
+}
+
+fn micros(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.1}ms", us / 1000.0)
+    } else {
+        format!("{us:.1}µs")
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}MiB", bytes as f64 / (1 << 20) as f64)
+}

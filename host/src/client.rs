@@ -1,0 +1,193 @@
+//! One interface for every command: it talks to the running daemon over its API,
+//! or, when no daemon runs, works on the database directly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ApiError, EnableRequest, Health, RevokeRequest};
+use crate::paths::DataDir;
+use crate::plugin::{Grant, Listing, PluginRecord};
+
+mod local;
+
+pub use local::Local;
+
+pub trait Client {
+    /// Whether this client reaches a running daemon.
+    fn is_live(&self) -> bool;
+    fn listing(&self) -> anyhow::Result<Listing>;
+    fn plugin(&self, name: &str) -> anyhow::Result<PluginRecord>;
+    fn enable(&self, name: &str, grants: &[Grant]) -> anyhow::Result<PluginRecord>;
+    fn disable(&self, name: &str) -> anyhow::Result<PluginRecord>;
+    fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord>;
+    /// The one-line status, through a display formatter when one is named.
+    fn status(&self, format: Option<&str>) -> anyhow::Result<String>;
+}
+
+/// What the daemon writes to `daemon.json` so other commands can find it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    pub addr: String,
+}
+
+/// The daemon if it runs, else the database. `plugins_dir` lets the offline
+/// client find plugins the database does not know yet.
+pub fn connect(data: &DataDir, plugins_dir: Option<PathBuf>) -> anyhow::Result<Box<dyn Client>> {
+    if let Some(remote) = Remote::find(data)? {
+        return Ok(Box::new(remote));
+    }
+    Ok(Box::new(Local::open(data, plugins_dir)?))
+}
+
+pub struct Remote {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    pub fn new(addr: &str, token: &str) -> Remote {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Remote {
+            base: format!("http://{addr}"),
+            token: token.trim().to_string(),
+            agent,
+        }
+    }
+
+    /// The daemon named in `daemon.json`, if it answers as that process.
+    pub fn find(data: &DataDir) -> anyhow::Result<Option<Remote>> {
+        let Ok(text) = std::fs::read_to_string(data.daemon_info()) else {
+            return Ok(None);
+        };
+        let Ok(info) = serde_json::from_str::<DaemonInfo>(&text) else {
+            return Ok(None);
+        };
+        let token = std::fs::read_to_string(data.token()).with_context(|| {
+            format!(
+                "the daemon runs but its token {} cannot be read",
+                data.token().display()
+            )
+        })?;
+        let remote = Remote::new(&info.addr, &token);
+        let health = remote
+            .agent
+            .get(format!("{}/v1/health", remote.base))
+            .call();
+        match health {
+            Ok(mut response) => match response.body_mut().read_json::<Health>() {
+                Ok(h) if h.pid == info.pid => Ok(Some(remote)),
+                _ => Ok(None),
+            },
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<T> {
+        let mut response =
+            response.with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        if response.status().is_success() {
+            return response
+                .body_mut()
+                .read_json::<T>()
+                .context("reading the daemon's answer");
+        }
+        let status = response.status();
+        match response.body_mut().read_json::<ApiError>() {
+            Ok(e) => bail!("{}", e.error),
+            Err(_) => bail!("the daemon answered {status}"),
+        }
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        self.answer(response)
+    }
+
+    fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(body);
+        self.answer(response)
+    }
+}
+
+impl Client for Remote {
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn listing(&self) -> anyhow::Result<Listing> {
+        self.get("/v1/plugins")
+    }
+
+    fn plugin(&self, name: &str) -> anyhow::Result<PluginRecord> {
+        self.get(&format!("/v1/plugins/{name}"))
+    }
+
+    fn enable(&self, name: &str, grants: &[Grant]) -> anyhow::Result<PluginRecord> {
+        self.post(
+            &format!("/v1/plugins/{name}/enable"),
+            &EnableRequest {
+                grants: grants.to_vec(),
+            },
+        )
+    }
+
+    fn disable(&self, name: &str) -> anyhow::Result<PluginRecord> {
+        self.post(
+            &format!("/v1/plugins/{name}/disable"),
+            &serde_json::json!({}),
+        )
+    }
+
+    fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord> {
+        self.post(
+            &format!("/v1/plugins/{name}/revoke"),
+            &RevokeRequest {
+                grant: grant.into(),
+            },
+        )
+    }
+
+    fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
+        let mut request = self
+            .agent
+            .get(format!("{}/v1/status", self.base))
+            .header("Authorization", format!("Bearer {}", self.token));
+        if let Some(plugin) = format {
+            request = request.query("format", plugin);
+        }
+        let mut response = request
+            .call()
+            .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        if response.status().is_success() {
+            return Ok(response.body_mut().read_to_string()?);
+        }
+        match response.body_mut().read_json::<ApiError>() {
+            Ok(e) => bail!("{}", e.error),
+            Err(_) => bail!("the daemon answered {}", response.status()),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The client used when no daemon runs: changes go straight to the database and
+//! take effect when the host next starts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use super::Client;
+use crate::paths::DataDir;
+use crate::plugin::manager::inspect;
+use crate::plugin::sandbox::SandboxSpec;
+use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime};
+use crate::sampler::Sampler;
+use crate::store::Store;
+
+pub struct Local {
+    store: Store,
+    data: DataDir,
+    plugins_dir: Option<PathBuf>,
+}
+
+impl Local {
+    pub fn open(data: &DataDir, plugins_dir: Option<PathBuf>) -> anyhow::Result<Local> {
+        data.create()
+            .with_context(|| format!("cannot create data directory {}", data.root.display()))?;
+        let store = Store::open(&data.database())?;
+        Ok(Local {
+            store,
+            data: data.clone(),
+            plugins_dir,
+        })
+    }
+
+    fn known(&self) -> anyhow::Result<String> {
+        let names: Vec<String> = self.store.plugins()?.into_iter().map(|r| r.name).collect();
+        Ok(if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        })
+    }
+
+    /// The record for `name`, looking in the plugin directory for a plugin the
+    /// database has not seen yet.
+    fn record(&self, name: &str) -> anyhow::Result<PluginRecord> {
+        if let Some(record) = self.store.plugin(name)? {
+            return Ok(record);
+        }
+        if let Some(dir) = &self.plugins_dir {
+            if self.discover(dir, name)? {
+                return Ok(self.store.plugin(name)?.expect("just recorded"));
+            }
+            bail!(
+                "no plugin named '{name}' in {} or the database; known plugins: {}",
+                dir.display(),
+                self.known()?
+            );
+        }
+        bail!(
+            "no plugin named '{name}'; known plugins: {}; pass --plugins DIR to find a plugin the host has not loaded yet",
+            self.known()?
+        )
+    }
+
+    fn discover(&self, dir: &Path, name: &str) -> anyhow::Result<bool> {
+        let runtime =
+            Runtime::new(Some(self.data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let spec = SandboxSpec {
+            plugin: "(loading)".into(),
+            grants: Vec::new(),
+            memory_bytes: 64 << 20,
+            store: None,
+            snapshot: Default::default(),
+        };
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
+        for path in entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        {
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let Ok((loaded, desc)) = inspect(&runtime, &spec, Limits::default(), &path, &bytes)
+            else {
+                continue;
+            };
+            if desc.name == name {
+                self.store
+                    .update_plugin(name, |r| r.observe(path.clone(), &loaded.hash, &desc))?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn change(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut PluginRecord) -> anyhow::Result<()>,
+    ) -> anyhow::Result<PluginRecord> {
+        self.record(name)?;
+        self.store.update_plugin(name, |r| {
+            f(r)?;
+            r.state = r.desired_state();
+            Ok(r.clone())
+        })?
+    }
+}
+
+impl Client for Local {
+    fn is_live(&self) -> bool {
+        false
+    }
+
+    fn listing(&self) -> anyhow::Result<Listing> {
+        Ok(Listing {
+            plugins: self.store.plugins()?,
+            problems: Vec::new(),
+        })
+    }
+
+    fn plugin(&self, name: &str) -> anyhow::Result<PluginRecord> {
+        self.record(name)
+    }
+
+    fn enable(&self, name: &str, grants: &[Grant]) -> anyhow::Result<PluginRecord> {
+        self.change(name, |r| {
+            r.enable(grants);
+            Ok(())
+        })
+    }
+
+    fn disable(&self, name: &str) -> anyhow::Result<PluginRecord> {
+        self.change(name, |r| {
+            r.disable();
+            Ok(())
+        })
+    }
+
+    fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord> {
+        self.change(name, |r| r.revoke(grant).map(drop).map_err(Into::into))
+    }
+
+    fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
+        if let Some(plugin) = format {
+            bail!(
+                "formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'"
+            );
+        }
+        let mut sampler = Sampler::new();
+        // CPU use is measured between two samples.
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        Ok(crate::status::plain(&sampler.sample(), 0))
+    }
+}

@@ -1,0 +1,243 @@
+//! The host configuration file (TOML). Every field has a default, so the host
+//! runs with no file at all; unknown fields and out-of-range values are refused
+//! with the field's name.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::plugin::{Limits, Settings};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// How often the machine is sampled and metric providers are called.
+    pub sample_interval_ms: u64,
+    pub api: ApiConfig,
+    pub plugins: PluginsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where the daemon's HTTP API listens; port 0 picks a free port, which
+    /// other commands find in the data directory.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// The plugin directory when `--plugins` is not given.
+    pub dir: Option<PathBuf>,
+    pub memory_limit_mib: u64,
+    pub call_timeout_ms: u64,
+    pub max_output_kib: u64,
+    pub max_metrics: u64,
+    pub quarantine_after: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            sample_interval_ms: 1000,
+            api: ApiConfig::default(),
+            plugins: PluginsConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:0".into(),
+        }
+    }
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: None,
+            memory_limit_mib: 64,
+            call_timeout_ms: 100,
+            max_output_kib: 1024,
+            max_metrics: 1000,
+            quarantine_after: 3,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {field} = {value} is out of range; use {range}")]
+    Range {
+        path: PathBuf,
+        field: &'static str,
+        value: u64,
+        range: &'static str,
+    },
+    #[error("config file {path}: api.listen = '{value}' is not an address like 127.0.0.1:8750")]
+    Listen { path: PathBuf, value: String },
+}
+
+impl HostConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        HostConfig::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<HostConfig, ConfigError> {
+        let config: HostConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+            let message = e.message().trim().to_string();
+            let message = match line {
+                Some(line) => format!("line {line}: {message}"),
+                None => message,
+            };
+            ConfigError::Parse {
+                path: path.into(),
+                message,
+            }
+        })?;
+        let p = &config.plugins;
+        let checks: [(&'static str, u64, u64, u64, &'static str); 6] = [
+            (
+                "sample_interval_ms",
+                config.sample_interval_ms,
+                100,
+                3_600_000,
+                "100 to 3600000",
+            ),
+            (
+                "plugins.memory_limit_mib",
+                p.memory_limit_mib,
+                1,
+                4096,
+                "1 to 4096",
+            ),
+            (
+                "plugins.call_timeout_ms",
+                p.call_timeout_ms,
+                1,
+                60_000,
+                "1 to 60000",
+            ),
+            (
+                "plugins.max_output_kib",
+                p.max_output_kib,
+                1,
+                1 << 20,
+                "1 to 1048576",
+            ),
+            (
+                "plugins.max_metrics",
+                p.max_metrics,
+                1,
+                1_000_000,
+                "1 to 1000000",
+            ),
+            (
+                "plugins.quarantine_after",
+                p.quarantine_after.into(),
+                1,
+                1000,
+                "1 to 1000",
+            ),
+        ];
+        for (field, value, min, max, range) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::Range {
+                    path: path.into(),
+                    field,
+                    value,
+                    range,
+                });
+            }
+        }
+        if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Listen {
+                path: path.into(),
+                value: config.api.listen.clone(),
+            });
+        }
+        Ok(config)
+    }
+
+    pub fn sample_interval(&self) -> Duration {
+        Duration::from_millis(self.sample_interval_ms)
+    }
+
+    pub fn plugin_settings(&self, dir: PathBuf) -> Settings {
+        let p = &self.plugins;
+        Settings {
+            dir,
+            limits: Limits {
+                call_timeout: Duration::from_millis(p.call_timeout_ms),
+                max_output_bytes: (p.max_output_kib as usize) << 10,
+                max_metrics: p.max_metrics as usize,
+            },
+            memory_bytes: (p.memory_limit_mib as usize) << 20,
+            quarantine_after: p.quarantine_after,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<HostConfig, String> {
+        HostConfig::parse(text, Path::new("host.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        assert_eq!(parse("").unwrap(), HostConfig::default());
+    }
+
+    #[test]
+    fn fields_are_read() {
+        let c = parse("sample_interval_ms = 500\n[plugins]\ncall_timeout_ms = 50\ndir = \"/p\"\n")
+            .unwrap();
+        assert_eq!(c.sample_interval_ms, 500);
+        assert_eq!(c.plugins.call_timeout_ms, 50);
+        assert_eq!(c.plugins.dir.as_deref(), Some(Path::new("/p")));
+        assert_eq!(c.plugins.quarantine_after, 3);
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let cases = [
+            (
+                "[plugins]\ncall_timeout_ms = 0",
+                "plugins.call_timeout_ms = 0 is out of range; use 1 to 60000",
+            ),
+            ("[plugins]\ntimeout = 5", "line 2: unknown field `timeout`"),
+            (
+                "sample_interval_ms = \"fast\"",
+                "line 1: invalid type: string \"fast\", expected u64",
+            ),
+            (
+                "[api]\nlisten = \"localhost\"",
+                "api.listen = 'localhost' is not an address",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! `monitor run`: the host in the foreground. It owns the data directory (lock,
+//! database, token), samples the machine, runs the plugins, reloads them when the
+//! directory changes, serves the API, and stops cleanly on SIGINT or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use notify::Watcher;
+use tokio::sync::mpsc;
+
+use crate::api::{self, AppState};
+use crate::client::DaemonInfo;
+use crate::config::HostConfig;
+use crate::lock::InstanceLock;
+use crate::metrics::{self, Board};
+use crate::paths::DataDir;
+use crate::plugin::{Manager, Runtime};
+use crate::sampler::{self, Sampler, SharedSnapshot};
+use crate::store::Store;
+
+/// How long the plugin directory must be quiet before a reload.
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
+/// How often self-metrics are written to the database.
+const PERSIST_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Options {
+    pub data: DataDir,
+    pub plugins_dir: PathBuf,
+    pub config: HostConfig,
+}
+
+/// Runs until a signal; an error before the host is up means it did not start.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let Options {
+        data,
+        plugins_dir,
+        config,
+    } = options;
+    data.create()
+        .with_context(|| format!("cannot create data directory {}", data.root.display()))?;
+    let _lock = InstanceLock::acquire(&data.lock())?;
+    let store = Store::open(&data.database())?;
+    let token = load_or_create_token(&data.token())?;
+    if !plugins_dir.is_dir() {
+        anyhow::bail!(
+            "plugin directory {} does not exist; create it or pass --plugins DIR",
+            plugins_dir.display()
+        );
+    }
+
+    let runtime =
+        Arc::new(Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?);
+    let mut sampler = Sampler::new();
+    let snapshot: SharedSnapshot = Arc::new(RwLock::new(Arc::new(sampler.sample())));
+    let manager = Arc::new(Manager::new(
+        runtime,
+        store,
+        snapshot.clone(),
+        config.plugin_settings(plugins_dir.clone()),
+    ));
+    {
+        let manager = manager.clone();
+        tokio::task::spawn_blocking(move || manager.scan()).await??;
+    }
+
+    let (changes_tx, mut changes) = mpsc::unbounded_channel();
+    let _watcher = watch(&plugins_dir, changes_tx)?;
+
+    let listener = tokio::net::TcpListener::bind(&config.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
+    let addr = listener.local_addr()?;
+    let board = Arc::new(Mutex::new(Board::default()));
+    let state = AppState {
+        manager: manager.clone(),
+        board: board.clone(),
+        snapshot: snapshot.clone(),
+        token: token.into(),
+    };
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(async {
+                let _ = api_stopped.await;
+            })
+            .await
+    });
+    write_daemon_info(
+        &data,
+        &DaemonInfo {
+            pid: std::process::id(),
+            addr: addr.to_string(),
+        },
+    )?;
+
+    let listing = manager.listing()?;
+    let running = listing
+        .plugins
+        .iter()
+        .filter(|p| p.state == crate::plugin::State::Running)
+        .count();
+    tracing::info!(
+        api = %addr, plugins = running, problems = listing.problems.len(),
+        "monitor ready in {:.1} ms (data in {})", started.elapsed().as_secs_f64() * 1e3, data.root.display()
+    );
+
+    let mut tick = tokio::time::interval(config.sample_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut persist = tokio::time::interval(PERSIST_EVERY);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                *snapshot.write().expect("snapshot lock") = Arc::new(sampler.sample());
+                sample_plugins(&manager, &board).await;
+            }
+            Some(()) = changes.recv() => {
+                // Let a burst of events (a copy, an editor's save) settle first.
+                while tokio::time::timeout(RELOAD_DEBOUNCE, changes.recv()).await.is_ok_and(|m| m.is_some()) {}
+                let manager = manager.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || manager.scan()).await? {
+                    tracing::error!("reloading plugins: {e}");
+                }
+            }
+            _ = persist.tick() => {
+                if let Err(e) = manager.persist_stats() {
+                    tracing::error!("saving plugin self-metrics: {e}");
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+
+    tracing::info!("stopping");
+    let _ = stop_api.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    manager.shutdown()?;
+    let _ = std::fs::remove_file(data.daemon_info());
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Calls the metric providers and refreshes the board with their metrics and
+/// every plugin's self-metrics.
+async fn sample_plugins(manager: &Manager, board: &Mutex<Board>) {
+    let results = manager.collect().await;
+    let now = sampler::now_ms();
+    let listing = manager.listing().map(|l| l.plugins).unwrap_or_default();
+    let mut board = board.lock().expect("board lock");
+    for (plugin, metrics) in results {
+        for why in board.put_plugin(&plugin, metrics, now) {
+            tracing::warn!(plugin = %plugin, "metric refused: {why}");
+        }
+    }
+    board.put_host(metrics::plugin_self_metrics(&listing, now));
+}
+
+/// Sends a message on every change in the plugin directory.
+fn watch(
+    dir: &Path,
+    changes: mpsc::UnboundedSender<()>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        match event {
+            Ok(e) if e.kind.is_access() => {}
+            Ok(_) => {
+                let _ = changes.send(());
+            }
+            // An overflowed queue loses events: rescan everything.
+            Err(e) => {
+                tracing::warn!("plugin directory watch: {e}; rescanning");
+                let _ = changes.send(());
+            }
+        }
+    })?;
+    watcher
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("cannot watch plugin directory {}", dir.display()))?;
+    Ok(watcher)
+}
+
+fn write_daemon_info(data: &DataDir, info: &DaemonInfo) -> anyhow::Result<()> {
+    let path = data.daemon_info();
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(info)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+/// The API token: made at first start, readable only by the owner.
+fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(token) = std::fs::read_to_string(path) {
+        if token.trim().len() >= 32 {
+            return Ok(token.trim().to_string());
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write API token {}", path.display()))?;
+    file.write_all(token.as_bytes())?;
+    Ok(token)
+}

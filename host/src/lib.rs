@@ -1,0 +1,18 @@
+//! `monitor`: a monitoring host extended with sandboxed WebAssembly plugins.
+//!
+//! The daemon ([`daemon`]) owns the data directory and runs the [`plugin`]
+//! manager; every other command goes through one [`client::Client`], which talks
+//! to the daemon's [`api`] when it runs and to the [`store`] when it does not.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod lock;
+pub mod metrics;
+pub mod paths;
+pub mod plugin;
+pub mod sampler;
+pub mod status;
+pub mod store;

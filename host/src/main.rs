@@ -1,0 +1,34 @@
+//! `monitor`: parse, set up logging, run, map errors to exit codes
+//! (0 success, 1 failure at run time, 2 bad usage or configuration).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use monitor_host::cli::{self, Cli, Command, UsageError};
+use monitor_host::lock::LockError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MONITOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    match cli::dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("monitor: {e:#}");
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<LockError>()
+                    .is_some_and(|l| matches!(l, LockError::Held { .. }));
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Host-side bindings for the WIT contract in `wit/`.
+//!
+//! One `bindgen!` over the `host-view` world gives the host traits for the
+//! imports and a loader per exported interface, so a component that exports any
+//! subset of the role interfaces can be driven.
+
+wasmtime::component::bindgen!({
+    world: "host-view",
+    path: "../wit",
+    imports: { default: trappable },
+});
+
+pub use exports::monitor::plugin as guest;
+pub use monitor::plugin::types;
+
+/// The contract version this host speaks.
+pub const CONTRACT_PACKAGE: &str = "monitor:plugin";
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+impl From<&crate::sampler::Snapshot> for types::SystemSnapshot {
+    fn from(s: &crate::sampler::Snapshot) -> Self {
+        types::SystemSnapshot {
+            timestamp_ms: s.timestamp_ms,
+            hostname: s.hostname.clone(),
+            cpu_percent: s.cpu_percent,
+            per_core_percent: s.per_core_percent.clone(),
+            memory_total_bytes: s.memory_total_bytes,
+            memory_used_bytes: s.memory_used_bytes,
+            swap_total_bytes: s.swap_total_bytes,
+            swap_used_bytes: s.swap_used_bytes,
+            load_one: s.load_one,
+            load_five: s.load_five,
+            load_fifteen: s.load_fifteen,
+            uptime_secs: s.uptime_secs,
+            process_count: s.process_count,
+        }
+    }
+}

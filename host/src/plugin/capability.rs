@@ -1,0 +1,209 @@
+//! Capabilities: the named powers a plugin asks for and a person grants.
+//!
+//! A plugin asks for a capability by kind (`kv`, `fs-read`, `fs-write`), with a
+//! reason. A grant names the kind and, for file-system kinds, the directory:
+//! `fs-read:/var/lib/textfiles`. Everything not granted is denied.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of power a plugin can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// The plugin's private key-value store.
+    Kv,
+    /// Read-only access to a granted directory.
+    FsRead,
+    /// Read-write access to a granted directory.
+    FsWrite,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Kv, Kind::FsRead, Kind::FsWrite];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Kv => "kv",
+            Kind::FsRead => "fs-read",
+            Kind::FsWrite => "fs-write",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Kind, CapabilityError> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| CapabilityError::UnknownKind(name.to_string()))
+    }
+
+    fn takes_path(self) -> bool {
+        matches!(self, Kind::FsRead | Kind::FsWrite)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One granted capability, as the user wrote it after validation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Grant {
+    pub kind: Kind,
+    /// The directory, for file-system kinds; absolute and normalised.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapabilityError {
+    #[error("unknown capability '{0}'; known capabilities are kv, fs-read:DIR and fs-write:DIR")]
+    UnknownKind(String),
+    #[error("capability '{0}' needs a directory, e.g. '{0}:/var/lib/monitor'")]
+    MissingPath(String),
+    #[error("capability 'kv' takes no directory; write 'kv'")]
+    UnexpectedPath,
+    #[error(
+        "the directory in capability '{0}' must be absolute and plain (no '..'), e.g. 'fs-read:/srv/data'"
+    )]
+    BadPath(String),
+}
+
+impl Grant {
+    pub fn parse(text: &str) -> Result<Grant, CapabilityError> {
+        let (kind, path) = match text.split_once(':') {
+            Some((kind, path)) => (Kind::parse(kind)?, Some(path)),
+            None => (Kind::parse(text)?, None),
+        };
+        let path = match (kind.takes_path(), path) {
+            (true, None) | (true, Some("")) => {
+                return Err(CapabilityError::MissingPath(kind.to_string()));
+            }
+            (false, Some(_)) => return Err(CapabilityError::UnexpectedPath),
+            (false, None) => None,
+            (true, Some(path)) => {
+                Some(normalise(path).ok_or_else(|| CapabilityError::BadPath(text.into()))?)
+            }
+        };
+        Ok(Grant { kind, path })
+    }
+}
+
+/// An absolute path without `.` or `..` parts and without a trailing slash.
+fn normalise(path: &str) -> Option<PathBuf> {
+    let path = Path::new(path);
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::from("/");
+    for part in path.components().skip(1) {
+        match part {
+            std::path::Component::Normal(p) => out.push(p),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) => write!(f, "{}:{}", self.kind, path.display()),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+impl TryFrom<String> for Grant {
+    type Error = CapabilityError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Grant::parse(&s)
+    }
+}
+
+impl From<Grant> for String {
+    fn from(g: Grant) -> String {
+        g.to_string()
+    }
+}
+
+/// A capability a plugin asks for, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub kind: Kind,
+    pub reason: String,
+}
+
+/// The kinds asked for that no grant covers, in request order.
+pub fn missing(requests: &[Request], grants: &[Grant]) -> Vec<Kind> {
+    let mut out: Vec<Kind> = Vec::new();
+    for r in requests {
+        if !grants.iter().any(|g| g.kind == r.kind) && !out.contains(&r.kind) {
+            out.push(r.kind);
+        }
+    }
+    out
+}
+
+/// Grants of kinds the plugin did not ask for; they are never handed to it.
+pub fn unrequested<'a>(requests: &[Request], grants: &'a [Grant]) -> Vec<&'a Grant> {
+    grants
+        .iter()
+        .filter(|g| !requests.iter().any(|r| r.kind == g.kind))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_grants() {
+        for text in ["kv", "fs-read:/var/lib/x", "fs-write:/tmp"] {
+            assert_eq!(Grant::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(
+            Grant::parse("fs-read:/a/./b/").unwrap().to_string(),
+            "fs-read:/a/b"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_grants_with_the_fix() {
+        let cases = [
+            ("net", "unknown capability 'net'"),
+            ("fs-read", "needs a directory"),
+            ("fs-read:", "needs a directory"),
+            ("kv:/x", "takes no directory"),
+            ("fs-read:relative/dir", "must be absolute"),
+            ("fs-write:/a/../etc", "must be absolute and plain"),
+        ];
+        for (text, expected) in cases {
+            let err = Grant::parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_lists_each_ungranted_kind_once() {
+        let req = |kind| Request {
+            kind,
+            reason: String::new(),
+        };
+        let requests = [req(Kind::Kv), req(Kind::FsRead), req(Kind::FsRead)];
+        let grants = [Grant::parse("fs-write:/tmp").unwrap()];
+        assert_eq!(missing(&requests, &grants), [Kind::Kv, Kind::FsRead]);
+        let grants = [
+            Grant::parse("kv").unwrap(),
+            Grant::parse("fs-read:/a").unwrap(),
+        ];
+        assert!(missing(&requests, &grants).is_empty());
+        let grants = [Grant::parse("fs-write:/tmp").unwrap()];
+        assert_eq!(unrequested(&requests, &grants).len(), 1);
+    }
+}

@@ -1,0 +1,356 @@
+//! One live instance of a plugin in its own store, and every call into it under
+//! a deadline, a memory cap and a cap on what the call may hand back.
+
+use std::fmt;
+use std::time::Duration;
+
+use wasmtime::Store;
+
+use super::bindings::{guest, types};
+use super::capability::{Kind, Request};
+use super::engine::EPOCH_TICK;
+use super::load::Loaded;
+use super::record::Description;
+use super::sandbox::{Sandbox, SandboxSpec};
+
+/// The limits every call runs under.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub call_timeout: Duration,
+    /// Bytes the host copies out of the plugin in one call (all results together).
+    pub max_output_bytes: usize,
+    pub max_metrics: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_timeout: Duration::from_millis(100),
+            max_output_bytes: 1 << 20,
+            max_metrics: 1000,
+        }
+    }
+}
+
+/// A call that went wrong. All but `Returned` leave the instance unusable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    Deadline {
+        call: &'static str,
+        limit: Duration,
+    },
+    Memory {
+        call: &'static str,
+        cap: usize,
+    },
+    OutputTooLarge {
+        call: &'static str,
+        detail: String,
+    },
+    Denied {
+        call: &'static str,
+        detail: String,
+    },
+    Trap {
+        call: &'static str,
+        detail: String,
+    },
+    /// The plugin returned an error; it is still usable.
+    Returned {
+        call: &'static str,
+        message: String,
+    },
+}
+
+impl Fault {
+    pub fn poisons_instance(&self) -> bool {
+        !matches!(self, Fault::Returned { .. })
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Deadline { call, limit } => write!(
+                f,
+                "{call} ran past its deadline of {} ms",
+                limit.as_millis()
+            ),
+            Fault::Memory { call, cap } => {
+                write!(f, "{call} grew memory past the cap of {} MiB", cap >> 20)
+            }
+            Fault::OutputTooLarge { call, detail } => {
+                write!(f, "{call} returned too much: {detail}")
+            }
+            Fault::Denied { call, detail } => write!(f, "{call} was refused: {detail}"),
+            Fault::Trap { call, detail } => write!(f, "{call} trapped: {detail}"),
+            Fault::Returned { call, message } => write!(f, "{call} returned an error: {message}"),
+        }
+    }
+}
+
+pub struct Instance {
+    store: Store<Sandbox>,
+    plugin: guest::plugin::Guest,
+    metrics: Option<guest::metrics::Guest>,
+    progress: Option<guest::progress::Guest>,
+    alerts: Option<guest::alerts::Guest>,
+    formatter: Option<guest::formatter::Guest>,
+    limits: Limits,
+}
+
+impl Instance {
+    pub fn new(loaded: &Loaded, spec: &SandboxSpec, limits: Limits) -> Result<Instance, Fault> {
+        let sandbox = Sandbox::new(spec).map_err(|e| Fault::Denied {
+            call: "instantiate",
+            detail: format!("{e:#}"),
+        })?;
+        let mut store = Store::new(loaded.pre.engine(), sandbox);
+        store.limiter(|s| &mut s.limiter);
+        let pre = &loaded.pre;
+        let mut this = None;
+        // Instantiation runs guest code (start functions), so it is bounded too.
+        let instance = guarded(&mut store, limits, "instantiate", |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            this = Some((
+                guest::plugin::GuestIndices::new(pre)?.load(&mut *store, &instance)?,
+                optional(
+                    guest::metrics::GuestIndices::new(pre)
+                        .and_then(|i| i.load(&mut *store, &instance)),
+                ),
+                optional(
+                    guest::progress::GuestIndices::new(pre)
+                        .and_then(|i| i.load(&mut *store, &instance)),
+                ),
+                optional(
+                    guest::alerts::GuestIndices::new(pre)
+                        .and_then(|i| i.load(&mut *store, &instance)),
+                ),
+                optional(
+                    guest::formatter::GuestIndices::new(pre)
+                        .and_then(|i| i.load(&mut *store, &instance)),
+                ),
+            ));
+            Ok(())
+        });
+        instance?;
+        let (plugin, metrics, progress, alerts, formatter) = this.expect("set on success");
+        Ok(Instance {
+            store,
+            plugin,
+            metrics,
+            progress,
+            alerts,
+            formatter,
+            limits,
+        })
+    }
+
+    /// The highest linear memory size the plugin reached, in bytes.
+    pub fn memory_peak(&self) -> usize {
+        self.store.data().limiter.peak
+    }
+
+    pub fn describe(&mut self) -> Result<Description, Fault> {
+        let plugin = self.plugin.clone();
+        let info = guarded(&mut self.store, self.limits, "describe", |s| {
+            plugin.call_describe(s)
+        })?;
+        validate(info).map_err(|detail| Fault::Returned {
+            call: "describe",
+            message: detail,
+        })
+    }
+
+    pub fn configure(&mut self, config: &str) -> Result<(), Fault> {
+        let plugin = self.plugin.clone();
+        let result = guarded(&mut self.store, self.limits, "configure", |s| {
+            plugin.call_configure(s, config)
+        })?;
+        result.map_err(|message| Fault::Returned {
+            call: "configure",
+            message,
+        })
+    }
+
+    pub fn collect(&mut self) -> Result<Vec<types::Metric>, Fault> {
+        let Some(metrics) = self.metrics.clone() else {
+            return Ok(Vec::new());
+        };
+        let result = guarded(&mut self.store, self.limits, "collect", |s| {
+            metrics.call_collect(s)
+        })?;
+        let list = result.map_err(|message| Fault::Returned {
+            call: "collect",
+            message,
+        })?;
+        if list.len() > self.limits.max_metrics {
+            let detail = format!(
+                "{} metrics, the cap is {}",
+                list.len(),
+                self.limits.max_metrics
+            );
+            return Err(Fault::OutputTooLarge {
+                call: "collect",
+                detail,
+            });
+        }
+        Ok(list)
+    }
+
+    pub fn compute(
+        &mut self,
+        parent: &types::ProgressNode,
+        children: &[types::ProgressNode],
+    ) -> Result<types::ProgressEstimate, Fault> {
+        let Some(progress) = self.progress.clone() else {
+            return Err(Fault::Returned {
+                call: "compute",
+                message: "not a progress calculator".into(),
+            });
+        };
+        let result = guarded(&mut self.store, self.limits, "compute", |s| {
+            progress.call_compute(s, parent, children)
+        })?;
+        let mut estimate = result.map_err(|message| Fault::Returned {
+            call: "compute",
+            message,
+        })?;
+        if !estimate.progress.is_finite() {
+            return Err(Fault::Returned {
+                call: "compute",
+                message: format!("progress {} is not a number", estimate.progress),
+            });
+        }
+        estimate.progress = estimate.progress.clamp(0.0, 1.0);
+        estimate.eta_secs = estimate.eta_secs.filter(|e| e.is_finite() && *e >= 0.0);
+        Ok(estimate)
+    }
+
+    pub fn handle(&mut self, alert: &types::Alert) -> Result<(), Fault> {
+        let Some(alerts) = self.alerts.clone() else {
+            return Ok(());
+        };
+        let result = guarded(&mut self.store, self.limits, "handle", |s| {
+            alerts.call_handle(s, alert)
+        })?;
+        result.map_err(|message| Fault::Returned {
+            call: "handle",
+            message,
+        })
+    }
+
+    pub fn format(&mut self, view: &types::View) -> Result<String, Fault> {
+        let Some(formatter) = self.formatter.clone() else {
+            return Err(Fault::Returned {
+                call: "format",
+                message: "not a display formatter".into(),
+            });
+        };
+        let result = guarded(&mut self.store, self.limits, "format", |s| {
+            formatter.call_format(s, view)
+        })?;
+        result.map_err(|message| Fault::Returned {
+            call: "format",
+            message,
+        })
+    }
+}
+
+/// An export the component may or may not have; its roles were checked at load.
+fn optional<T>(loaded: wasmtime::Result<T>) -> Option<T> {
+    loaded.ok()
+}
+
+/// Runs `f` with a fresh deadline and output budget, and names what went wrong.
+fn guarded<R>(
+    store: &mut Store<Sandbox>,
+    limits: Limits,
+    call: &'static str,
+    f: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<R>,
+) -> Result<R, Fault> {
+    store.data_mut().start_call();
+    let ticks = limits
+        .call_timeout
+        .as_nanos()
+        .div_ceil(EPOCH_TICK.as_nanos()) as u64
+        + 1;
+    store.set_epoch_deadline(ticks);
+    store.set_hostcall_fuel(limits.max_output_bytes);
+    let result = f(store);
+    result.map_err(|e| {
+        let sandbox = store.data();
+        if let Some(detail) = sandbox.denied.clone() {
+            Fault::Denied { call, detail }
+        } else if sandbox.limiter.exceeded {
+            Fault::Memory {
+                call,
+                cap: sandbox.limiter.cap,
+            }
+        } else if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            Fault::Deadline {
+                call,
+                limit: limits.call_timeout,
+            }
+        } else {
+            let detail = format!("{e:#}");
+            if detail.contains("fuel allocated for hostcalls has been exhausted") {
+                let detail = format!("more than {} KiB of results", limits.max_output_bytes >> 10);
+                Fault::OutputTooLarge { call, detail }
+            } else {
+                Fault::Trap {
+                    call,
+                    detail: first_line(&detail),
+                }
+            }
+        }
+    })
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default();
+    line.chars().take(300).collect()
+}
+
+/// Checks what a plugin says about itself; the error names the field and value.
+fn validate(info: types::PluginInfo) -> Result<Description, String> {
+    let name_ok = !info.name.is_empty()
+        && info.name.len() <= 64
+        && info
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !info.name.starts_with('-');
+    if !name_ok {
+        return Err(format!(
+            "name '{}' is not kebab-case (a-z, 0-9, '-', at most 64)",
+            info.name.escape_debug()
+        ));
+    }
+    if info.version.is_empty() || info.version.len() > 64 {
+        return Err(format!(
+            "version '{}' must be 1 to 64 characters",
+            info.version.escape_debug()
+        ));
+    }
+    let mut requests = Vec::new();
+    for c in info.capabilities {
+        let kind = Kind::parse(&c.name).map_err(|_| {
+            format!(
+                "asks for unknown capability '{}'; known: kv, fs-read, fs-write",
+                c.name.escape_debug()
+            )
+        })?;
+        requests.push(Request {
+            kind,
+            reason: c.reason.chars().take(200).collect(),
+        });
+    }
+    Ok(Description {
+        name: info.name,
+        version: info.version,
+        summary: info.summary.chars().take(200).collect(),
+        roles: Vec::new(),
+        requests,
+    })
+}

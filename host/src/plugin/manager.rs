@@ -1,0 +1,617 @@
+//! The set of plugins in one directory: loading and reloading files, deciding
+//! from the user's choices and grants which ones run, calling them, and
+//! quarantining the ones that keep faulting.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::actor::{Actor, Worker};
+use super::bindings::types;
+use super::capability::Grant;
+use super::engine::Runtime;
+use super::instance::{Fault, Instance, Limits};
+use super::load::{self, LoadError, Loaded};
+use super::record::{ChangeError, Description, PluginRecord, Role, State};
+use super::sandbox::SandboxSpec;
+use super::stats::Stats;
+use crate::sampler::SharedSnapshot;
+use crate::store::{Store, StoreError};
+
+/// How the host runs plugins; from the host configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub dir: PathBuf,
+    pub limits: Limits,
+    pub memory_bytes: usize,
+    /// Faults in a row that quarantine a plugin.
+    pub quarantine_after: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("no plugin named '{name}'; known plugins: {known}")]
+    NoSuchPlugin { name: String, known: String },
+    #[error("plugin '{name}' is not running ({state})")]
+    NotRunning { name: String, state: String },
+    #[error("plugin '{name}' is not a {role}")]
+    WrongRole { name: String, role: Role },
+    #[error("plugin '{name}': {fault}")]
+    Fault { name: String, fault: Fault },
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A file in the plugin directory that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub error: String,
+}
+
+/// What `monitor plugins list` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Listing {
+    pub plugins: Vec<PluginRecord>,
+    pub problems: Vec<Problem>,
+}
+
+struct Entry {
+    file: PathBuf,
+    loaded: Loaded,
+    actor: Option<Actor>,
+    stats: Arc<Mutex<Stats>>,
+}
+
+enum FileState {
+    Plugin { name: String, hash: String },
+    Broken { hash: String, error: String },
+}
+
+impl FileState {
+    fn hash(&self) -> &str {
+        match self {
+            FileState::Plugin { hash, .. } | FileState::Broken { hash, .. } => hash,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    plugins: BTreeMap<String, Entry>,
+    files: BTreeMap<PathBuf, FileState>,
+}
+
+pub struct Manager {
+    runtime: Arc<Runtime>,
+    store: Store,
+    snapshot: SharedSnapshot,
+    settings: Settings,
+    inner: Mutex<Inner>,
+}
+
+impl Manager {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        store: Store,
+        snapshot: SharedSnapshot,
+        settings: Settings,
+    ) -> Manager {
+        Manager {
+            runtime,
+            store,
+            snapshot,
+            settings,
+            inner: Mutex::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Brings the running set in line with the directory: loads new and changed
+    /// files, stops plugins whose files are gone. Compiles, so call it off the
+    /// async runtime's worker threads.
+    pub fn scan(&self) -> Result<(), StoreError> {
+        let mut on_disk: Vec<PathBuf> = std::fs::read_dir(&self.settings.dir)
+            .map(|dir| {
+                dir.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+                    .collect()
+            })
+            .unwrap_or_else(|e| {
+                tracing::error!(dir = %self.settings.dir.display(), "cannot read the plugin directory: {e}");
+                Vec::new()
+            });
+        on_disk.sort();
+
+        let gone: Vec<PathBuf> = self
+            .inner()
+            .files
+            .keys()
+            .filter(|f| !on_disk.contains(f))
+            .cloned()
+            .collect();
+        for file in gone {
+            self.forget_file(&file)?;
+        }
+        for file in on_disk {
+            let Ok(bytes) = std::fs::read(&file) else {
+                continue;
+            };
+            let hash = load::hash(&bytes);
+            if self
+                .inner()
+                .files
+                .get(&file)
+                .is_some_and(|f| f.hash() == hash)
+            {
+                continue;
+            }
+            self.forget_file(&file)?;
+            self.add_file(&file, &bytes, hash)?;
+        }
+        Ok(())
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("manager lock")
+    }
+
+    fn forget_file(&self, file: &Path) -> Result<(), StoreError> {
+        let Some(FileState::Plugin { name, .. }) = self.inner().files.remove(file) else {
+            return Ok(());
+        };
+        let entry = self.inner().plugins.remove(&name);
+        if let Some(entry) = entry {
+            let stats = entry.stats.lock().expect("stats lock").snapshot();
+            self.store.update_plugin(&name, |r| {
+                r.state = State::Absent;
+                r.stats = stats;
+            })?;
+            tracing::info!(plugin = %name, file = %file.display(), "plugin removed");
+        }
+        Ok(())
+    }
+
+    fn add_file(&self, file: &Path, bytes: &[u8], hash: String) -> Result<(), StoreError> {
+        let (loaded, desc) = match self.inspect(file, bytes) {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::error!(file = %file.display(), "plugin not loaded: {error}");
+                self.inner()
+                    .files
+                    .insert(file.into(), FileState::Broken { hash, error });
+                return Ok(());
+            }
+        };
+        let name = desc.name.clone();
+        let clash = self.inner().plugins.get(&name).map(|e| e.file.clone());
+        if let Some(other) = clash {
+            let error = format!(
+                "two plugins are named '{name}': {} and {}; remove or rename one (the second is not loaded)",
+                other.display(),
+                file.display()
+            );
+            tracing::error!("{error}");
+            self.inner()
+                .files
+                .insert(file.into(), FileState::Broken { hash, error });
+            return Ok(());
+        }
+        let record = self.store.update_plugin(&name, |r| {
+            r.observe(file.into(), &hash, &desc);
+            r.clone()
+        })?;
+        tracing::info!(
+            plugin = %name, version = %desc.version, roles = ?desc.roles, cached = loaded.from_cache,
+            "plugin loaded from {}", file.display()
+        );
+        let stats = Arc::new(Mutex::new(Stats::new(&record.stats)));
+        {
+            let mut inner = self.inner();
+            inner.files.insert(
+                file.into(),
+                FileState::Plugin {
+                    name: name.clone(),
+                    hash,
+                },
+            );
+            inner.plugins.insert(
+                name.clone(),
+                Entry {
+                    file: file.into(),
+                    loaded,
+                    actor: None,
+                    stats,
+                },
+            );
+        }
+        self.apply(&name)
+    }
+
+    /// Compiles and links a file and asks the plugin to describe itself, in a
+    /// sandbox with no grants.
+    fn inspect(&self, file: &Path, bytes: &[u8]) -> Result<(Loaded, Description), String> {
+        inspect(
+            &self.runtime,
+            &self.spec("(loading)", Vec::new()),
+            self.settings.limits,
+            file,
+            bytes,
+        )
+    }
+
+    fn spec(&self, name: &str, grants: Vec<Grant>) -> SandboxSpec {
+        SandboxSpec {
+            plugin: name.into(),
+            grants,
+            memory_bytes: self.settings.memory_bytes,
+            store: Some(self.store.clone()),
+            snapshot: self.snapshot.clone(),
+        }
+    }
+
+    /// Starts or stops a plugin to match what its record says it should be doing.
+    fn apply(&self, name: &str) -> Result<(), StoreError> {
+        let Some(record) = self.store.plugin(name)? else {
+            return Ok(());
+        };
+        let desired = record.desired_state();
+        let (running, loaded, stats, file) = {
+            let inner = self.inner();
+            let Some(entry) = inner.plugins.get(name) else {
+                return Ok(());
+            };
+            (
+                entry.actor.is_some(),
+                entry.loaded.clone(),
+                entry.stats.clone(),
+                entry.file.clone(),
+            )
+        };
+        let state = match (desired, running) {
+            (State::Running, true) => State::Running,
+            (State::Running, false) => {
+                *stats.lock().expect("stats lock") = Stats::new(&record.stats);
+                match self.start(&record, loaded, &file, stats) {
+                    Ok(actor) => {
+                        self.set_actor(name, Some(actor));
+                        tracing::info!(plugin = %name, "plugin running");
+                        State::Running
+                    }
+                    Err(error) => {
+                        tracing::error!(plugin = %name, "plugin cannot run: {error}");
+                        State::Failed { error }
+                    }
+                }
+            }
+            (other, _) => {
+                self.set_actor(name, None);
+                if let State::AwaitingGrant { .. } = &other {
+                    let asks: Vec<String> = record
+                        .requests
+                        .iter()
+                        .map(|r| format!("{} ({})", r.kind, r.reason))
+                        .collect();
+                    tracing::warn!(
+                        plugin = %name,
+                        "plugin waits for a grant; it asks for {}; run 'monitor plugins enable {name} --grant CAP'",
+                        asks.join(", ")
+                    );
+                }
+                other
+            }
+        };
+        self.store.update_plugin(name, |r| r.state = state)?;
+        Ok(())
+    }
+
+    fn set_actor(&self, name: &str, actor: Option<Actor>) {
+        if let Some(entry) = self.inner().plugins.get_mut(name) {
+            entry.actor = actor;
+        }
+    }
+
+    fn start(
+        &self,
+        record: &PluginRecord,
+        loaded: Loaded,
+        file: &Path,
+        stats: Arc<Mutex<Stats>>,
+    ) -> Result<Actor, String> {
+        let config = read_config(file, &record.name)?;
+        let spec = self.spec(&record.name, record.bound_grants().to_vec());
+        let worker =
+            Worker::start(loaded, spec, self.settings.limits, config, stats).map_err(|fault| {
+                match fault {
+                    Fault::Returned {
+                        call: "configure",
+                        message,
+                    } => format!("invalid configuration: {message}"),
+                    fault => fault.to_string(),
+                }
+            })?;
+        Ok(Actor::spawn(&record.name, worker))
+    }
+
+    fn known(&self) -> String {
+        let names: Vec<String> = self.inner().plugins.keys().cloned().collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    fn record(&self, name: &str) -> Result<PluginRecord, ManagerError> {
+        match self.store.plugin(name)? {
+            Some(r) => Ok(r),
+            None => Err(ManagerError::NoSuchPlugin {
+                name: name.into(),
+                known: self.known(),
+            }),
+        }
+    }
+
+    /// Enables a plugin, clearing a quarantine, and adds grants bound to its content.
+    pub fn enable(&self, name: &str, grants: &[Grant]) -> Result<PluginRecord, ManagerError> {
+        self.record(name)?;
+        self.store.update_plugin(name, |r| r.enable(grants))?;
+        // A restart picks up new grants, so stop a running instance first.
+        self.set_actor(name, None);
+        self.apply(name)?;
+        self.view(name)
+    }
+
+    pub fn disable(&self, name: &str) -> Result<PluginRecord, ManagerError> {
+        self.record(name)?;
+        self.store.update_plugin(name, |r| r.disable())?;
+        self.apply(name)?;
+        self.view(name)
+    }
+
+    pub fn revoke(&self, name: &str, grant: &str) -> Result<PluginRecord, ManagerError> {
+        self.record(name)?;
+        self.store.update_plugin(name, |r| r.revoke(grant))??;
+        self.set_actor(name, None);
+        self.apply(name)?;
+        self.view(name)
+    }
+
+    /// A plugin's record with its live self-metrics.
+    pub fn view(&self, name: &str) -> Result<PluginRecord, ManagerError> {
+        let mut record = self.record(name)?;
+        if let Some(entry) = self.inner().plugins.get(name) {
+            record.stats = entry.stats.lock().expect("stats lock").snapshot();
+        } else {
+            record.state = State::Absent;
+        }
+        Ok(record)
+    }
+
+    pub fn listing(&self) -> Result<Listing, ManagerError> {
+        let mut plugins = Vec::new();
+        for record in self.store.plugins()? {
+            plugins.push(self.view(&record.name)?);
+        }
+        let problems = self
+            .inner()
+            .files
+            .iter()
+            .filter_map(|(file, state)| match state {
+                FileState::Broken { error, .. } => Some(Problem {
+                    file: file.clone(),
+                    error: error.clone(),
+                }),
+                FileState::Plugin { .. } => None,
+            })
+            .collect();
+        Ok(Listing { plugins, problems })
+    }
+
+    /// Writes every plugin's self-metrics to its record.
+    pub fn persist_stats(&self) -> Result<(), StoreError> {
+        let stats: Vec<(String, _)> = self
+            .inner()
+            .plugins
+            .iter()
+            .map(|(name, e)| (name.clone(), e.stats.lock().expect("stats lock").snapshot()))
+            .collect();
+        for (name, snapshot) in stats {
+            self.store.update_plugin(&name, |r| r.stats = snapshot)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every plugin thread and saves self-metrics.
+    pub fn shutdown(&self) -> Result<(), StoreError> {
+        self.persist_stats()?;
+        for entry in self.inner().plugins.values_mut() {
+            entry.actor = None;
+        }
+        Ok(())
+    }
+
+    fn actors(&self, role: Role) -> Vec<(String, Actor)> {
+        self.inner()
+            .plugins
+            .iter()
+            .filter(|(_, e)| e.loaded.roles.contains(&role))
+            .filter_map(|(name, e)| e.actor.clone().map(|a| (name.clone(), a)))
+            .collect()
+    }
+
+    fn actor(&self, name: &str, role: Role) -> Result<Actor, ManagerError> {
+        let inner = self.inner();
+        let entry = inner
+            .plugins
+            .get(name)
+            .ok_or_else(|| ManagerError::NoSuchPlugin {
+                name: name.into(),
+                known: inner.plugins.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?;
+        if !entry.loaded.roles.contains(&role) {
+            return Err(ManagerError::WrongRole {
+                name: name.into(),
+                role,
+            });
+        }
+        entry.actor.clone().ok_or_else(|| ManagerError::NotRunning {
+            name: name.into(),
+            state: self
+                .store
+                .plugin(name)
+                .ok()
+                .flatten()
+                .map_or("unknown".into(), |r| r.state.to_string()),
+        })
+    }
+
+    /// Notes a call's outcome; quarantines the plugin after too many faults in a row.
+    fn after_call<R>(
+        &self,
+        name: &str,
+        result: Option<Result<R, Fault>>,
+    ) -> Option<Result<R, Fault>> {
+        let Some(Err(fault)) = &result else {
+            return result;
+        };
+        let streak = match self.inner().plugins.get(name) {
+            Some(e) => e.stats.lock().expect("stats lock").consecutive_faults,
+            None => return result,
+        };
+        tracing::warn!(plugin = %name, streak, "plugin fault: {fault}");
+        if streak >= self.settings.quarantine_after {
+            let reason = format!("{streak} faults in a row; last: {fault}");
+            tracing::warn!(plugin = %name, "plugin quarantined: {reason}; 'monitor plugins enable {name}' runs it again");
+            let stats = self
+                .inner()
+                .plugins
+                .get(name)
+                .map(|e| e.stats.lock().expect("stats lock").snapshot());
+            let quarantined = self.store.update_plugin(name, |r| {
+                r.quarantine = Some(reason);
+                if let Some(stats) = stats {
+                    r.stats = stats;
+                }
+            });
+            if let Err(e) = quarantined.and_then(|_| self.apply(name)) {
+                tracing::error!(plugin = %name, "cannot record the quarantine: {e}");
+            }
+        }
+        result
+    }
+
+    /// Calls `collect` on every running metric provider, side by side.
+    pub async fn collect(&self) -> Vec<(String, Vec<types::Metric>)> {
+        // Every call is queued before the first is awaited, so they run side by side.
+        let calls: Vec<_> = self
+            .actors(Role::MetricProvider)
+            .into_iter()
+            .map(|(name, actor)| (name, actor.run(|w| w.call(Instance::collect))))
+            .collect();
+        let mut out = Vec::new();
+        for (name, call) in calls {
+            if let Some(Ok(metrics)) = self.after_call(&name, call.await) {
+                out.push((name, metrics));
+            }
+        }
+        out
+    }
+
+    /// Hands an alert to every running alert handler.
+    pub async fn dispatch(&self, alert: &types::Alert) -> Vec<(String, Result<(), Fault>)> {
+        let calls: Vec<_> = self
+            .actors(Role::AlertHandler)
+            .into_iter()
+            .map(|(name, actor)| {
+                let alert = alert.clone();
+                (name, actor.run(move |w| w.call(|i| i.handle(&alert))))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (name, call) in calls {
+            if let Some(result) = self.after_call(&name, call.await) {
+                out.push((name, result));
+            }
+        }
+        out
+    }
+
+    pub async fn format(&self, name: &str, view: types::View) -> Result<String, ManagerError> {
+        let actor = self.actor(name, Role::DisplayFormatter)?;
+        let result = actor.run(move |w| w.call(|i| i.format(&view))).await;
+        self.finish(name, result)
+    }
+
+    pub async fn compute(
+        &self,
+        name: &str,
+        parent: types::ProgressNode,
+        children: Vec<types::ProgressNode>,
+    ) -> Result<types::ProgressEstimate, ManagerError> {
+        let actor = self.actor(name, Role::ProgressCalculator)?;
+        let result = actor
+            .run(move |w| w.call(|i| i.compute(&parent, &children)))
+            .await;
+        self.finish(name, result)
+    }
+
+    fn finish<R>(&self, name: &str, result: Option<Result<R, Fault>>) -> Result<R, ManagerError> {
+        match self.after_call(name, result) {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(fault)) => Err(ManagerError::Fault {
+                name: name.into(),
+                fault,
+            }),
+            None => Err(ManagerError::NotRunning {
+                name: name.into(),
+                state: "stopped".into(),
+            }),
+        }
+    }
+}
+
+/// Loads a file and asks the plugin to describe itself; the error is one line.
+pub fn inspect(
+    runtime: &Runtime,
+    spec: &SandboxSpec,
+    limits: Limits,
+    file: &Path,
+    bytes: &[u8],
+) -> Result<(Loaded, Description), String> {
+    let loaded = load::load_bytes(runtime, bytes, &file.display().to_string())
+        .map_err(|e: LoadError| e.to_string())?;
+    let mut instance =
+        Instance::new(&loaded, spec, limits).map_err(|f| format!("{}: {f}", file.display()))?;
+    let mut desc = instance
+        .describe()
+        .map_err(|f| format!("{}: {f}", file.display()))?;
+    desc.roles.clone_from(&loaded.roles);
+    Ok((loaded, desc))
+}
+
+/// The plugin's configuration: `NAME.toml` beside the file (by plugin name, then
+/// by file name), checked to be TOML before the plugin sees it.
+fn read_config(file: &Path, name: &str) -> Result<String, String> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let candidates = [
+        dir.join(format!("{name}.toml")),
+        file.with_extension("toml"),
+    ];
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        return Ok(String::new());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| format!("{} is not valid TOML: {}", path.display(), e.message()))?;
+    Ok(text)
+}

@@ -1,0 +1,360 @@
+//! What the host remembers about each plugin, and the rules that decide whether
+//! it runs. Both the daemon and the offline CLI apply changes through these
+//! methods, so a command behaves the same with or without a daemon.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::capability::{self, Grant, Kind, Request};
+use super::stats::StatsSnapshot;
+
+/// The roles a plugin can play; each is an interface the component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    MetricProvider,
+    ProgressCalculator,
+    AlertHandler,
+    DisplayFormatter,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::MetricProvider,
+        Role::ProgressCalculator,
+        Role::AlertHandler,
+        Role::DisplayFormatter,
+    ];
+
+    /// The world name in the WIT contract.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::MetricProvider => "metric-provider",
+            Role::ProgressCalculator => "progress-calculator",
+            Role::AlertHandler => "alert-handler",
+            Role::DisplayFormatter => "display-formatter",
+        }
+    }
+
+    /// The interface a component exports to play this role.
+    pub fn interface(self) -> &'static str {
+        match self {
+            Role::MetricProvider => "metrics",
+            Role::ProgressCalculator => "progress",
+            Role::AlertHandler => "alerts",
+            Role::DisplayFormatter => "formatter",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a plugin stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum State {
+    Running,
+    Disabled,
+    Quarantined {
+        reason: String,
+    },
+    AwaitingGrant {
+        missing: Vec<Kind>,
+    },
+    /// Loaded but refused: bad configuration, a granted directory that is gone, ...
+    Failed {
+        error: String,
+    },
+    /// Known from an earlier run; its file is gone or no daemon is running.
+    Absent,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::Running => f.write_str("running"),
+            State::Disabled => f.write_str("disabled"),
+            State::Quarantined { reason } => write!(f, "quarantined: {reason}"),
+            State::AwaitingGrant { missing } => {
+                let kinds: Vec<&str> = missing.iter().map(|k| k.as_str()).collect();
+                write!(f, "awaiting grant: {}", kinds.join(", "))
+            }
+            State::Failed { error } => write!(f, "failed: {error}"),
+            State::Absent => f.write_str("absent"),
+        }
+    }
+}
+
+impl State {
+    /// One word, for tables.
+    pub fn word(&self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Disabled => "disabled",
+            State::Quarantined { .. } => "quarantined",
+            State::AwaitingGrant { .. } => "awaiting-grant",
+            State::Failed { .. } => "failed",
+            State::Absent => "absent",
+        }
+    }
+}
+
+/// What a plugin says about itself, validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Description {
+    pub name: String,
+    pub version: String,
+    pub summary: String,
+    pub roles: Vec<Role>,
+    pub requests: Vec<Request>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    pub name: String,
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// BLAKE3 of the `.wasm` last seen.
+    #[serde(default)]
+    pub hash: Option<String>,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub requests: Vec<Request>,
+    /// The user's choice; a new plugin starts enabled.
+    pub enabled: bool,
+    #[serde(default)]
+    pub quarantine: Option<String>,
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// The content hash the grants were given to.
+    #[serde(default)]
+    pub grants_hash: Option<String>,
+    pub state: State,
+    #[serde(default)]
+    pub stats: StatsSnapshot,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error("plugin '{name}' has no grant '{grant}'; its grants are: {held}")]
+    NoSuchGrant {
+        name: String,
+        grant: String,
+        held: String,
+    },
+}
+
+impl PluginRecord {
+    pub fn new(name: &str) -> PluginRecord {
+        PluginRecord {
+            name: name.to_string(),
+            file: None,
+            hash: None,
+            version: String::new(),
+            summary: String::new(),
+            roles: Vec::new(),
+            requests: Vec::new(),
+            enabled: true,
+            quarantine: None,
+            grants: Vec::new(),
+            grants_hash: None,
+            state: State::Absent,
+            stats: StatsSnapshot::default(),
+        }
+    }
+
+    /// Records a loaded file. Grants carry over to new content only when they
+    /// already cover everything it asks for: an upgrade that asks for more waits.
+    pub fn observe(&mut self, file: PathBuf, hash: &str, desc: &Description) {
+        self.file = Some(file);
+        self.hash = Some(hash.to_string());
+        self.version.clone_from(&desc.version);
+        self.summary.clone_from(&desc.summary);
+        self.roles.clone_from(&desc.roles);
+        self.requests.clone_from(&desc.requests);
+        if self.grants_hash.as_deref() != Some(hash)
+            && !self.grants.is_empty()
+            && capability::missing(&self.requests, &self.grants).is_empty()
+        {
+            self.grants_hash = Some(hash.to_string());
+        }
+    }
+
+    /// The grants that apply to the content last seen.
+    pub fn bound_grants(&self) -> &[Grant] {
+        if self.grants_hash.is_some() && self.grants_hash == self.hash {
+            &self.grants
+        } else {
+            &[]
+        }
+    }
+
+    /// What the plugin should be doing now, from the user's choices and its grants.
+    pub fn desired_state(&self) -> State {
+        if !self.enabled {
+            return State::Disabled;
+        }
+        if let Some(reason) = &self.quarantine {
+            return State::Quarantined {
+                reason: reason.clone(),
+            };
+        }
+        let missing = capability::missing(&self.requests, self.bound_grants());
+        if missing.is_empty() {
+            State::Running
+        } else {
+            State::AwaitingGrant { missing }
+        }
+    }
+
+    /// Enables the plugin, clears a quarantine and adds grants, all bound to the
+    /// content last seen.
+    pub fn enable(&mut self, grants: &[Grant]) {
+        self.enabled = true;
+        self.quarantine = None;
+        self.stats.consecutive_faults = 0;
+        if self.grants_hash != self.hash {
+            // Grants given to other content are confirmed by this enable.
+            self.grants_hash.clone_from(&self.hash);
+        }
+        for grant in grants {
+            if !self.grants.contains(grant) {
+                self.grants.push(grant.clone());
+            }
+        }
+        self.grants.sort();
+    }
+
+    pub fn disable(&mut self) {
+        self.enabled = false;
+    }
+
+    /// Removes a grant: `kv`, an exact `fs-read:/dir`, or every grant of a kind
+    /// when no directory is given (`fs-read`).
+    pub fn revoke(&mut self, text: &str) -> Result<Vec<Grant>, ChangeError> {
+        let matches = |g: &Grant| g.to_string() == text || g.kind.as_str() == text;
+        let removed: Vec<Grant> = self.grants.iter().filter(|g| matches(g)).cloned().collect();
+        if removed.is_empty() {
+            let held: Vec<String> = self.grants.iter().map(Grant::to_string).collect();
+            return Err(ChangeError::NoSuchGrant {
+                name: self.name.clone(),
+                grant: text.to_string(),
+                held: if held.is_empty() {
+                    "none".into()
+                } else {
+                    held.join(", ")
+                },
+            });
+        }
+        self.grants.retain(|g| !matches(g));
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(kinds: &[Kind]) -> Description {
+        Description {
+            name: "p".into(),
+            version: "1.0.0".into(),
+            summary: String::new(),
+            roles: vec![Role::MetricProvider],
+            requests: kinds
+                .iter()
+                .map(|&kind| Request {
+                    kind,
+                    reason: "r".into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn grant(s: &str) -> Grant {
+        Grant::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_plugin_asking_nothing_runs_at_once() {
+        let mut r = PluginRecord::new("p");
+        r.observe("/p.wasm".into(), "h1", &desc(&[]));
+        assert_eq!(r.desired_state(), State::Running);
+    }
+
+    #[test]
+    fn grants_are_bound_to_content_and_an_upgrade_asking_more_waits() {
+        let mut r = PluginRecord::new("p");
+        r.observe("/p.wasm".into(), "h1", &desc(&[Kind::FsRead]));
+        assert_eq!(
+            r.desired_state(),
+            State::AwaitingGrant {
+                missing: vec![Kind::FsRead]
+            }
+        );
+        r.enable(&[grant("fs-read:/srv")]);
+        assert_eq!(r.desired_state(), State::Running);
+
+        // Same capabilities, new content: grants carry over.
+        r.observe("/p.wasm".into(), "h2", &desc(&[Kind::FsRead]));
+        assert_eq!(r.desired_state(), State::Running);
+        assert_eq!(r.grants_hash.as_deref(), Some("h2"));
+
+        // New content that asks for more: nothing applies until granted.
+        r.observe("/p.wasm".into(), "h3", &desc(&[Kind::FsRead, Kind::Kv]));
+        assert_eq!(
+            r.desired_state(),
+            State::AwaitingGrant {
+                missing: vec![Kind::FsRead, Kind::Kv]
+            }
+        );
+        assert!(r.bound_grants().is_empty());
+        r.enable(&[grant("kv")]);
+        assert_eq!(r.desired_state(), State::Running);
+        assert_eq!(r.bound_grants().len(), 2);
+    }
+
+    #[test]
+    fn disable_and_quarantine_win_over_grants_and_enable_clears_quarantine() {
+        let mut r = PluginRecord::new("p");
+        r.observe("/p.wasm".into(), "h1", &desc(&[]));
+        r.quarantine = Some("3 faults".into());
+        assert!(matches!(r.desired_state(), State::Quarantined { .. }));
+        r.disable();
+        assert_eq!(r.desired_state(), State::Disabled);
+        r.enable(&[]);
+        assert_eq!(r.desired_state(), State::Running);
+    }
+
+    #[test]
+    fn revoke_takes_exact_grants_or_a_whole_kind() {
+        let mut r = PluginRecord::new("p");
+        r.observe("/p.wasm".into(), "h1", &desc(&[Kind::FsRead, Kind::Kv]));
+        r.enable(&[grant("fs-read:/a"), grant("fs-read:/b"), grant("kv")]);
+        assert_eq!(r.revoke("fs-read:/a").unwrap(), [grant("fs-read:/a")]);
+        assert_eq!(r.desired_state(), State::Running);
+        r.revoke("fs-read").unwrap();
+        assert_eq!(
+            r.desired_state(),
+            State::AwaitingGrant {
+                missing: vec![Kind::FsRead]
+            }
+        );
+        let err = r.revoke("fs-write").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "plugin 'p' has no grant 'fs-write'; its grants are: kv"
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! What one plugin's store holds: a deny-by-default WASI context, the limits on
+//! its memory, and the host imports, each checked against the plugin's grants.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::monitor::plugin::{host, kv, types};
+use super::capability::{Grant, Kind};
+use crate::sampler::SharedSnapshot;
+use crate::store::Store;
+
+/// Limits on what one key-value store may hold.
+pub const KV_MAX_KEY_BYTES: usize = 256;
+pub const KV_MAX_VALUE_BYTES: usize = 64 * 1024;
+pub const KV_MAX_KEYS: usize = 1024;
+/// Log output a plugin may write per call (log calls, stdout and stderr together).
+pub const LOG_BUDGET_BYTES: usize = 64 * 1024;
+/// The longest log line kept; longer ones are cut.
+const LOG_LINE_BYTES: usize = 4096;
+
+/// Everything a sandbox is built from.
+#[derive(Clone)]
+pub struct SandboxSpec {
+    pub plugin: Arc<str>,
+    pub grants: Vec<Grant>,
+    pub memory_bytes: usize,
+    pub store: Option<Store>,
+    pub snapshot: SharedSnapshot,
+}
+
+pub struct Sandbox {
+    plugin: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    /// The database, when the plugin holds the `kv` grant.
+    kv: Option<Store>,
+    snapshot: SharedSnapshot,
+    log_budget: Arc<AtomicUsize>,
+    /// Why the last call was refused, when it used a power it was not granted.
+    pub denied: Option<String>,
+}
+
+impl Sandbox {
+    pub fn new(spec: &SandboxSpec) -> anyhow::Result<Sandbox> {
+        let log_budget = Arc::new(AtomicUsize::new(LOG_BUDGET_BYTES));
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(LogPipe::new(&spec.plugin, "stdout", &log_budget));
+        wasi.stderr(LogPipe::new(&spec.plugin, "stderr", &log_budget));
+        for grant in &spec.grants {
+            let perms = match grant.kind {
+                Kind::FsRead => FsPerms::ReadOnly,
+                Kind::FsWrite => FsPerms::ReadWrite,
+                Kind::Kv => continue,
+            };
+            let dir = grant
+                .path
+                .as_ref()
+                .expect("file-system grants carry a path");
+            let guest = dir.to_str().ok_or_else(|| {
+                anyhow::anyhow!("granted directory {} is not UTF-8", dir.display())
+            })?;
+            wasi.preopened_dir(dir, guest, perms).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open granted directory {}: {e}; create it or revoke '{grant}'",
+                    dir.display()
+                )
+            })?;
+        }
+        let kv = spec
+            .grants
+            .iter()
+            .any(|g| g.kind == Kind::Kv)
+            .then(|| spec.store.clone())
+            .flatten();
+        Ok(Sandbox {
+            plugin: spec.plugin.clone(),
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(spec.memory_bytes),
+            kv,
+            snapshot: spec.snapshot.clone(),
+            log_budget,
+            denied: None,
+        })
+    }
+
+    /// Gives the next call a fresh log budget and a clean record of refusals.
+    pub fn start_call(&mut self) {
+        self.log_budget.store(LOG_BUDGET_BYTES, Ordering::Relaxed);
+        self.denied = None;
+        self.limiter.exceeded = false;
+    }
+
+    fn kv_store(&mut self, call: &str) -> wasmtime::Result<Store> {
+        match &self.kv {
+            Some(store) => Ok(store.clone()),
+            None => {
+                let why = format!(
+                    "called kv.{call} without the 'kv' capability; declare it in the plugin's capabilities and run 'monitor plugins enable {} --grant kv'",
+                    self.plugin
+                );
+                self.denied = Some(why.clone());
+                Err(wasmtime::format_err!(why))
+            }
+        }
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and records its high-water mark.
+pub struct MemoryLimiter {
+    pub cap: usize,
+    pub peak: usize,
+    /// Set when a growth was refused during the current call.
+    pub exceeded: bool,
+}
+
+impl MemoryLimiter {
+    fn new(cap: usize) -> MemoryLimiter {
+        MemoryLimiter {
+            cap,
+            peak: 0,
+            exceeded: false,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Takes `len` bytes from a shared per-call budget; false once it is spent.
+fn spend(budget: &AtomicUsize, len: usize) -> bool {
+    budget
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(len)
+        })
+        .is_ok()
+}
+
+fn emit(plugin: &str, stream: &str, level: tracing::Level, line: &str) {
+    let mut end = line.len().min(LOG_LINE_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let line = &line[..end];
+    match level {
+        tracing::Level::TRACE => tracing::trace!(target: "plugin", plugin, stream, "{line}"),
+        tracing::Level::DEBUG => tracing::debug!(target: "plugin", plugin, stream, "{line}"),
+        tracing::Level::INFO => tracing::info!(target: "plugin", plugin, stream, "{line}"),
+        tracing::Level::WARN => tracing::warn!(target: "plugin", plugin, stream, "{line}"),
+        tracing::Level::ERROR => tracing::error!(target: "plugin", plugin, stream, "{line}"),
+    }
+}
+
+impl types::Host for Sandbox {}
+
+impl host::Host for Sandbox {
+    fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
+        if spend(&self.log_budget, message.len()) {
+            let level = match level {
+                host::LogLevel::Trace => tracing::Level::TRACE,
+                host::LogLevel::Debug => tracing::Level::DEBUG,
+                host::LogLevel::Info => tracing::Level::INFO,
+                host::LogLevel::Warn => tracing::Level::WARN,
+                host::LogLevel::Error => tracing::Level::ERROR,
+            };
+            emit(&self.plugin, "log", level, &message);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> wasmtime::Result<types::SystemSnapshot> {
+        let snapshot = self.snapshot.read().expect("snapshot lock").clone();
+        Ok(types::SystemSnapshot::from(&*snapshot))
+    }
+}
+
+impl kv::Host for Sandbox {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        let store = self.kv_store("get")?;
+        Ok(store.kv_get(&self.plugin, &key).unwrap_or_else(|e| {
+            tracing::error!(plugin = %self.plugin, "kv.get: {e}");
+            None
+        }))
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        let store = self.kv_store("set")?;
+        if key.is_empty() || key.len() > KV_MAX_KEY_BYTES {
+            return Ok(Err(format!(
+                "key of {} bytes; keys are 1 to {KV_MAX_KEY_BYTES} bytes",
+                key.len()
+            )));
+        }
+        if value.len() > KV_MAX_VALUE_BYTES {
+            return Ok(Err(format!(
+                "value of {} bytes; values are at most {KV_MAX_VALUE_BYTES} bytes",
+                value.len()
+            )));
+        }
+        Ok(
+            match store.kv_set(&self.plugin, &key, &value, KV_MAX_KEYS) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(held)) => Err(format!(
+                    "the store holds {held} keys, the most allowed; delete some first"
+                )),
+                Err(e) => Err(format!("the host could not store the value: {e}")),
+            },
+        )
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+        let store = self.kv_store("delete")?;
+        if let Err(e) = store.kv_delete(&self.plugin, &key) {
+            tracing::error!(plugin = %self.plugin, "kv.delete: {e}");
+        }
+        Ok(())
+    }
+
+    fn keys(&mut self, prefix: String) -> wasmtime::Result<Vec<String>> {
+        let store = self.kv_store("keys")?;
+        Ok(store.kv_keys(&self.plugin, &prefix).unwrap_or_else(|e| {
+            tracing::error!(plugin = %self.plugin, "kv.keys: {e}");
+            Vec::new()
+        }))
+    }
+}
+
+/// A plugin's stdout or stderr: each line goes to the host log, tagged.
+#[derive(Clone)]
+struct LogPipe {
+    plugin: Arc<str>,
+    stream: &'static str,
+    budget: Arc<AtomicUsize>,
+}
+
+impl LogPipe {
+    fn new(plugin: &Arc<str>, stream: &'static str, budget: &Arc<AtomicUsize>) -> LogPipe {
+        LogPipe {
+            plugin: plugin.clone(),
+            stream,
+            budget: budget.clone(),
+        }
+    }
+}
+
+impl IsTerminal for LogPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LineWriter {
+            pipe: self.clone(),
+            line: Vec::new(),
+        })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(LineWriter {
+            pipe: self.clone(),
+            line: Vec::new(),
+        })
+    }
+}
+
+struct LineWriter {
+    pipe: LogPipe,
+    line: Vec<u8>,
+}
+
+impl LineWriter {
+    /// Buffers bytes and logs each complete line; bytes over the budget are dropped.
+    fn push(&mut self, bytes: &[u8]) {
+        if !spend(&self.pipe.budget, bytes.len()) {
+            return;
+        }
+        for &b in bytes {
+            if b == b'\n' || self.line.len() >= LOG_LINE_BYTES {
+                self.flush_line();
+            }
+            if b != b'\n' {
+                self.line.push(b);
+            }
+        }
+    }
+
+    fn flush_line(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        emit(
+            &self.pipe.plugin,
+            self.pipe.stream,
+            tracing::Level::INFO,
+            &text,
+        );
+        self.line.clear();
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.flush_line();
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(LOG_LINE_BYTES)
+    }
+}
+
+impl tokio::io::AsyncWrite for LineWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

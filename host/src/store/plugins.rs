@@ -1,0 +1,57 @@
+//! The `plugins` table: one JSON record per plugin name.
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::{PLUGINS, Store, StoreError, db};
+pub use crate::plugin::record::PluginRecord;
+
+impl Store {
+    pub fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(PLUGINS).map_err(db)?;
+        let Some(json) = table.get(name).map_err(db)? else {
+            return Ok(None);
+        };
+        decode(name, json.value()).map(Some)
+    }
+
+    pub fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(PLUGINS).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (name, json) = entry.map_err(db)?;
+            out.push(decode(name.value(), json.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Reads, changes and writes one record in a single transaction.
+    pub fn update_plugin<R>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut PluginRecord) -> R,
+    ) -> Result<R, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let result = {
+            let mut table = tx.open_table(PLUGINS).map_err(db)?;
+            let mut record = match table.get(name).map_err(db)? {
+                Some(json) => decode(name, json.value())?,
+                None => PluginRecord::new(name),
+            };
+            let result = change(&mut record);
+            let json = serde_json::to_string(&record).expect("records serialise");
+            table.insert(name, json.as_str()).map_err(db)?;
+            result
+        };
+        tx.commit().map_err(db)?;
+        Ok(result)
+    }
+}
+
+fn decode(name: &str, json: &str) -> Result<PluginRecord, StoreError> {
+    serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
+        key: name.into(),
+        source,
+    })
+}

@@ -1,0 +1,195 @@
+//! Write plugins for `monitor`, the monitoring host.
+//!
+//! A plugin is a Rust crate built as a `cdylib` for `wasm32-wasip2`. It depends on
+//! this crate alone, implements [`Plugin`] and one role trait, and registers the
+//! type with one macro line. The host reads the plugin's role from the component
+//! it builds, so each role has its own macro:
+//!
+//! | role | trait | macro |
+//! | --- | --- | --- |
+//! | produce metrics on every sampling tick | [`MetricProvider`] | [`export_metric_provider!`] |
+//! | compute a parent's progress from its children | [`ProgressCalculator`] | [`export_progress_calculator!`] |
+//! | deliver alerts | [`AlertHandler`] | [`export_alert_handler!`] |
+//! | render a view as text | [`DisplayFormatter`] | [`export_display_formatter!`] |
+//!
+//! The plugin's name and version are its crate's. The host creates the plugin
+//! value with [`Default`], then calls [`Plugin::configure`] once with the text
+//! of `NAME.toml` beside the `.wasm` (empty when there is none).
+//!
+//! # A metric provider
+//!
+//! ```
+//! use monitor_sdk::{Metric, MetricProvider, Plugin};
+//!
+//! #[derive(Default)]
+//! struct Uptime;
+//!
+//! impl Plugin for Uptime {
+//!     const SUMMARY: &'static str = "uptime in hours";
+//! }
+//!
+//! impl MetricProvider for Uptime {
+//!     fn collect(&mut self) -> Result<Vec<Metric>, String> {
+//!         let hours = monitor_sdk::system_snapshot().uptime_secs as f64 / 3600.0;
+//!         Ok(vec![Metric::new("uptime_hours", hours).unit("hours")])
+//!     }
+//! }
+//!
+//! monitor_sdk::export_metric_provider!(Uptime);
+//! ```
+//!
+//! # A progress calculator
+//!
+//! ```
+//! use monitor_sdk::{Plugin, ProgressCalculator, ProgressEstimate, ProgressNode};
+//!
+//! /// The slowest child sets the pace.
+//! #[derive(Default)]
+//! struct Slowest;
+//!
+//! impl Plugin for Slowest {
+//!     const SUMMARY: &'static str = "a parent is as far along as its slowest child";
+//! }
+//!
+//! impl ProgressCalculator for Slowest {
+//!     fn compute(
+//!         &mut self,
+//!         _parent: &ProgressNode,
+//!         children: &[ProgressNode],
+//!     ) -> Result<ProgressEstimate, String> {
+//!         let progress = children.iter().map(|c| c.progress).fold(1.0, f64::min);
+//!         Ok(ProgressEstimate { progress, eta_secs: None })
+//!     }
+//! }
+//!
+//! monitor_sdk::export_progress_calculator!(Slowest);
+//! ```
+//!
+//! # An alert handler with a capability and a configuration
+//!
+//! ```
+//! use monitor_sdk::{Alert, AlertHandler, CapabilityRequest, Plugin};
+//!
+//! #[derive(Default)]
+//! struct Counter {
+//!     prefix: String,
+//! }
+//!
+//! impl Plugin for Counter {
+//!     const SUMMARY: &'static str = "counts alerts per rule in the key-value store";
+//!
+//!     fn capabilities() -> Vec<CapabilityRequest> {
+//!         vec![CapabilityRequest::new("kv", "keeps the counts across restarts")]
+//!     }
+//!
+//!     fn configure(&mut self, config: &str) -> Result<(), String> {
+//!         self.prefix = config.trim().strip_prefix("prefix = ").unwrap_or("count").trim_matches('"').into();
+//!         Ok(())
+//!     }
+//! }
+//!
+//! impl AlertHandler for Counter {
+//!     fn handle(&mut self, alert: &Alert) -> Result<(), String> {
+//!         let key = format!("{}/{}", self.prefix, alert.rule);
+//!         let n = monitor_sdk::kv::get_string(&key).and_then(|s| s.parse().ok()).unwrap_or(0u64);
+//!         monitor_sdk::kv::set_string(&key, &(n + 1).to_string())
+//!     }
+//! }
+//!
+//! monitor_sdk::export_alert_handler!(Counter);
+//! ```
+//!
+//! # A display formatter
+//!
+//! ```
+//! use monitor_sdk::{DisplayFormatter, Plugin, View};
+//!
+//! #[derive(Default)]
+//! struct Load;
+//!
+//! impl Plugin for Load {
+//!     const SUMMARY: &'static str = "the load average, for a status bar";
+//! }
+//!
+//! impl DisplayFormatter for Load {
+//!     fn format(&mut self, view: &View) -> Result<String, String> {
+//!         match view {
+//!             View::Resources(s) => Ok(format!("load {:.2}", s.load_one)),
+//!             _ => Err("only the resources view is supported".into()),
+//!         }
+//!     }
+//! }
+//!
+//! monitor_sdk::export_display_formatter!(Load);
+//! ```
+
+pub mod config;
+mod export;
+mod helpers;
+
+pub use helpers::{kv, log, system_snapshot};
+#[doc(hidden)]
+pub use wit_bindgen;
+
+/// Bindings for the host's imports, shared by every role. Internal.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "sdk-imports",
+        path: "../wit",
+        generate_unused_types: true,
+        generate_all,
+    });
+}
+
+pub use bindings::monitor::plugin::types;
+pub use types::{
+    Alert, AlertState, CapabilityRequest, Label, Level, Metric, NodeStatus, PluginInfo,
+    ProgressEstimate, ProgressNode, StatusView, SystemSnapshot, View,
+};
+
+/// What every plugin is, whatever its role.
+pub trait Plugin: Default + 'static {
+    /// The plugin's name when it is not the crate's name.
+    const NAME: Option<&'static str> = None;
+
+    /// One line that says what the plugin does, shown by `monitor plugins list`.
+    const SUMMARY: &'static str;
+
+    /// The capabilities the plugin asks for, each with the reason shown to the
+    /// person who grants it. A plugin runs only once all of them are granted.
+    fn capabilities() -> Vec<CapabilityRequest> {
+        Vec::new()
+    }
+
+    /// Takes the text of `NAME.toml` (empty when there is none). Return an error
+    /// that names the bad field and value; the host will not run the plugin.
+    fn configure(&mut self, config: &str) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
+}
+
+/// Produces extra metrics on every sampling tick.
+pub trait MetricProvider: Plugin {
+    fn collect(&mut self) -> Result<Vec<Metric>, String>;
+}
+
+/// Computes a parent node's progress from its direct children.
+pub trait ProgressCalculator: Plugin {
+    fn compute(
+        &mut self,
+        parent: &ProgressNode,
+        children: &[ProgressNode],
+    ) -> Result<ProgressEstimate, String>;
+}
+
+/// Receives alert transitions and delivers them somewhere.
+pub trait AlertHandler: Plugin {
+    fn handle(&mut self, alert: &Alert) -> Result<(), String>;
+}
+
+/// Renders a view as text.
+pub trait DisplayFormatter: Plugin {
+    fn format(&mut self, view: &View) -> Result<String, String>;
+}
