@@ -1,1 +1,375 @@
+//! Test harness: builds the example and fixture plugins for wasm32-wasip2, and
+//! drives the real `monitor` binary. Nothing here waits a fixed time: every wait
+//! polls for a condition until a deadline.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Every plugin crate the tests use: the examples and the hostile fixtures.
+pub const PLUGINS: &[&str] = &[
+    "derived-metrics",
+    "textfile-collector",
+    "weighted-phases",
+    "jsonl-alerts",
+    "compact-status",
+    "fx-loop",
+    "fx-memory-bomb",
+    "fx-trap-describe",
+    "fx-flood",
+    "fx-undeclared",
+    "fx-kv-counter",
+    "fx-stdout",
+    "fx-fs-escape",
+    "fx-caps-a",
+    "fx-caps-b",
+    "fx-flaky",
+    "fx-v2",
+    "fx-not-a-plugin",
+];
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Builds every plugin once per test process (cargo makes later builds no-ops)
+/// and returns the directory holding the `.wasm` files.
+pub fn built_plugins() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // A target directory of their own: the outer cargo holds the main one.
+        let target = workspace().join("target/wasm");
+        let mut build = cargo();
+        build.current_dir(workspace()).env("CARGO_TARGET_DIR", &target).args([
+            "build",
+            "--profile",
+            "plugin",
+            "--target",
+            "wasm32-wasip2",
+        ]);
+        for p in PLUGINS {
+            build.args(["-p", p]);
+        }
+        let out = build.output().expect("running cargo to build the plugins");
+        assert!(
+            out.status.success(),
+            "building the plugins failed (is the wasm32-wasip2 target installed? rustup target add wasm32-wasip2):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join("wasm32-wasip2/plugin")
+    })
+}
+
+/// The built `.wasm` of a plugin crate.
+pub fn wasm(crate_name: &str) -> PathBuf {
+    let path = built_plugins().join(format!("{}.wasm", crate_name.replace('-', "_")));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// Copies a built plugin into `dir` as `NAME.wasm`, atomically (write, then rename),
+/// the way a plugin should be installed into a watched directory.
+pub fn install(crate_name: &str, dir: &Path, file_name: &str) -> PathBuf {
+    let dest = dir.join(file_name);
+    let tmp = dir.join(format!(".{file_name}.tmp"));
+    std::fs::copy(wasm(crate_name), &tmp).expect("copying plugin");
+    std::fs::rename(&tmp, &dest).expect("installing plugin");
+    dest
+}
+
+/// The `monitor` binary of this build.
+pub fn monitor_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/<test> → target/<profile>/monitor
+        let exe = std::env::current_exe().expect("test executable path");
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .join("monitor");
+        if !bin.exists() {
+            let status = cargo()
+                .current_dir(workspace())
+                .args(["build", "-p", "monitor-host", "--bin", "monitor"])
+                .status()
+                .expect("building monitor");
+            assert!(status.success(), "building the monitor binary failed");
+        }
+        bin
+    })
+}
+
+/// Polls `condition` until it holds or `limit` passes; panics naming `what`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A data directory and a plugin directory in a fresh temporary directory.
+pub struct Sandbox {
+    pub root: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(root.path().join("plugins")).unwrap();
+        Sandbox { root }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn plugins(&self) -> PathBuf {
+        self.root.path().join("plugins")
+    }
+
+    /// Runs a `monitor` command against this data directory and waits for it.
+    pub fn monitor(&self, args: &[&str]) -> Output {
+        Command::new(monitor_bin())
+            .args(args)
+            .env("MONITOR_DATA_DIR", self.data())
+            .env_remove("MONITOR_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running monitor")
+    }
+
+    /// `monitor plugins list --json`, parsed.
+    pub fn listing(&self) -> serde_json::Value {
+        let out = self.monitor(&["plugins", "list", "--json"]);
+        assert!(
+            out.status.success(),
+            "plugins list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("plugins list --json is JSON")
+    }
+
+    /// The state word of plugin `name` (`running`, `quarantined`, ...), if listed.
+    pub fn state(&self, name: &str) -> Option<String> {
+        let listing = self.listing();
+        listing["plugins"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["state"]["state"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Starts `monitor run` on this sandbox and waits until its API answers.
+    pub fn start(&self, extra: &[&str]) -> Daemon {
+        let mut command = Command::new(monitor_bin());
+        command
+            .arg("run")
+            .arg("--plugins")
+            .arg(self.plugins())
+            .args(extra)
+            .env("MONITOR_DATA_DIR", self.data())
+            .env("MONITOR_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("starting monitor run");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&strip_ansi(&line));
+                log.push('\n');
+            }
+        });
+        let mut daemon = Daemon { child, log };
+        daemon.wait_log("the host to be ready", "monitor ready in");
+        daemon
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A running `monitor run`; killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`; fails at once if the host exits.
+    pub fn wait_log(&mut self, what: &str, needle: &str) {
+        wait_for(what, Duration::from_secs(60), || {
+            let log = self.log();
+            if log.contains(needle) {
+                return Some(());
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("monitor exited ({status}) while waiting for {what}:\n{log}");
+            }
+            None
+        })
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit and returns its status and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+        let started = Instant::now();
+        let status = wait_for("monitor to exit", limit, || self.child.try_wait().unwrap());
+        (status, started.elapsed())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub mod host {
+    //! The plugin manager in this process, on a real database and real plugins.
+
+    use std::sync::{Arc, RwLock};
+
+    use monitor_host::plugin::bindings::types;
+    use monitor_host::plugin::{Grant, Manager, PluginRecord, Runtime, Settings};
+    use monitor_host::sampler::Sampler;
+    use monitor_host::store::Store;
+
+    use super::Sandbox;
+
+    pub struct Host {
+        pub sandbox: Sandbox,
+        pub manager: Manager,
+        rt: tokio::runtime::Runtime,
+    }
+
+    impl Host {
+        /// A manager over `sandbox` with the default limits, changed by `tune`.
+        pub fn new(sandbox: Sandbox, tune: impl FnOnce(&mut Settings)) -> Host {
+            std::fs::create_dir_all(sandbox.data()).unwrap();
+            let store =
+                Store::open(&sandbox.data().join("monitor.redb")).expect("opening the store");
+            let runtime =
+                Arc::new(Runtime::new(Some(sandbox.data().join("cache"))).expect("engine"));
+            let mut settings =
+                monitor_host::config::HostConfig::default().plugin_settings(sandbox.plugins());
+            tune(&mut settings);
+            let snapshot = Arc::new(RwLock::new(Arc::new(Sampler::new().sample())));
+            let manager = Manager::new(runtime, store, snapshot, settings);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            Host {
+                sandbox,
+                manager,
+                rt,
+            }
+        }
+
+        /// Installs plugin crates as `<crate>.wasm` and scans the directory.
+        pub fn with(sandbox: Sandbox, crates: &[&str]) -> Host {
+            for c in crates {
+                super::install(c, &sandbox.plugins(), &format!("{c}.wasm"));
+            }
+            let host = Host::new(sandbox, |_| {});
+            host.scan();
+            host
+        }
+
+        pub fn scan(&self) {
+            self.manager.scan().expect("scan");
+        }
+
+        pub fn record(&self, name: &str) -> PluginRecord {
+            self.manager.view(name).unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        pub fn state(&self, name: &str) -> String {
+            self.record(name).state.to_string()
+        }
+
+        pub fn enable(&self, name: &str, grants: &[&str]) -> PluginRecord {
+            let grants: Vec<Grant> = grants.iter().map(|g| Grant::parse(g).unwrap()).collect();
+            self.manager
+                .enable(name, &grants)
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        /// One sampling tick: every running metric provider's metrics by plugin.
+        pub fn collect(&self) -> Vec<(String, Vec<types::Metric>)> {
+            self.rt.block_on(self.manager.collect())
+        }
+
+        pub fn metrics_of(&self, plugin: &str) -> Option<Vec<types::Metric>> {
+            self.collect()
+                .into_iter()
+                .find(|(p, _)| p == plugin)
+                .map(|(_, m)| m)
+        }
+
+        pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+            self.rt.block_on(f)
+        }
+
+        /// Closes the database and engine, keeping the directories.
+        pub fn into_sandbox(self) -> Sandbox {
+            self.manager.shutdown().unwrap();
+            self.sandbox
+        }
+    }
+}
