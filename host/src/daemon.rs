@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use notify::Watcher;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::api::{self, AppState};
@@ -110,7 +111,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(config.sample_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Streams made once, so a signal that lands during a tick is not lost.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -130,7 +133,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     tracing::error!("saving plugin self-metrics: {e}");
                 }
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }

@@ -86,26 +86,27 @@ pub fn install(crate_name: &str, dir: &Path, file_name: &str) -> PathBuf {
     dest
 }
 
-/// The `monitor` binary of this build.
+/// The `monitor` binary, built for this test run's profile (a no-op when fresh).
 pub fn monitor_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         // target/<profile>/deps/<test> → target/<profile>/monitor
         let exe = std::env::current_exe().expect("test executable path");
-        let bin = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target dir")
-            .join("monitor");
-        if !bin.exists() {
-            let status = cargo()
-                .current_dir(workspace())
-                .args(["build", "-p", "monitor-host", "--bin", "monitor"])
-                .status()
-                .expect("building monitor");
-            assert!(status.success(), "building the monitor binary failed");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let mut build = cargo();
+        build
+            .current_dir(workspace())
+            .args(["build", "-p", "monitor-host", "--bin", "monitor"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
         }
-        bin
+        let out = build.output().expect("running cargo to build monitor");
+        assert!(
+            out.status.success(),
+            "building monitor failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        profile_dir.join("monitor")
     })
 }
 
