@@ -36,9 +36,5 @@ macro_rules! __generate_role {{
 }}
 "#
     );
-    fs::write(
-        PathBuf::from(env::var("OUT_DIR").unwrap()).join("generate.rs"),
-        code,
-    )
-    .unwrap();
+    fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("generate.rs"), code).unwrap();
 }

@@ -67,10 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/metrics", get(metrics))
         .route("/v1/status", get(status_line))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new()
-        .route("/v1/health", get(health))
-        .merge(guarded)
-        .with_state(state)
+    Router::new().route("/v1/health", get(health)).merge(guarded).with_state(state)
 }
 
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -99,9 +96,7 @@ impl IntoResponse for ManagerError {
         let status = match &self {
             ManagerError::NoSuchPlugin { .. } => StatusCode::NOT_FOUND,
             ManagerError::Change(_) => StatusCode::BAD_REQUEST,
-            ManagerError::NotRunning { .. } | ManagerError::WrongRole { .. } => {
-                StatusCode::CONFLICT
-            }
+            ManagerError::NotRunning { .. } | ManagerError::WrongRole { .. } => StatusCode::CONFLICT,
             ManagerError::Fault { .. } => StatusCode::BAD_GATEWAY,
             ManagerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -118,29 +113,19 @@ async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(move || f(&manager)).await {
         Ok(Ok(value)) => Ok(Json(value)),
         Ok(Err(e)) => Err(e.into_response()),
-        Err(e) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error: {e}"),
-        )),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))),
     }
 }
 
 async fn health() -> Json<Health> {
-    Json(Health {
-        ok: true,
-        pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })
+    Json(Health { ok: true, pid: std::process::id(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Listing>, Response> {
     blocking(&state, |m| m.listing()).await
 }
 
-async fn info(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<PluginRecord>, Response> {
+async fn info(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<PluginRecord>, Response> {
     blocking(&state, move |m| m.view(&name)).await
 }
 
@@ -152,10 +137,7 @@ async fn enable(
     blocking(&state, move |m| m.enable(&name, &body.grants)).await
 }
 
-async fn disable(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<PluginRecord>, Response> {
+async fn disable(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<PluginRecord>, Response> {
     blocking(&state, move |m| m.disable(&name)).await
 }
 
@@ -174,12 +156,10 @@ async fn metrics(State(state): State<AppState>) -> Json<Vec<Sample>> {
 async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQuery>) -> Response {
     let snapshot = state.snapshot.read().expect("snapshot lock").clone();
     let Some(plugin) = query.format else {
-        let running = state.manager.listing().map(|l| {
-            l.plugins
-                .iter()
-                .filter(|p| p.state == crate::plugin::State::Running)
-                .count()
-        });
+        let running = state
+            .manager
+            .listing()
+            .map(|l| l.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count());
         return status::plain(&snapshot, running.unwrap_or(0)).into_response();
     };
     match state.manager.format(&plugin, status::view(&snapshot)).await {

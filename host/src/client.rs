@@ -56,11 +56,7 @@ impl Remote {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
-        Remote {
-            base: format!("http://{addr}"),
-            token: token.trim().to_string(),
-            agent,
-        }
+        Remote { base: format!("http://{addr}"), token: token.trim().to_string(), agent }
     }
 
     /// The daemon named in `daemon.json`, if it answers as that process.
@@ -71,17 +67,10 @@ impl Remote {
         let Ok(info) = serde_json::from_str::<DaemonInfo>(&text) else {
             return Ok(None);
         };
-        let token = std::fs::read_to_string(data.token()).with_context(|| {
-            format!(
-                "the daemon runs but its token {} cannot be read",
-                data.token().display()
-            )
-        })?;
+        let token = std::fs::read_to_string(data.token())
+            .with_context(|| format!("the daemon runs but its token {} cannot be read", data.token().display()))?;
         let remote = Remote::new(&info.addr, &token);
-        let health = remote
-            .agent
-            .get(format!("{}/v1/health", remote.base))
-            .call();
+        let health = remote.agent.get(format!("{}/v1/health", remote.base)).call();
         match health {
             Ok(mut response) => match response.body_mut().read_json::<Health>() {
                 Ok(h) if h.pid == info.pid => Ok(Some(remote)),
@@ -95,13 +84,9 @@ impl Remote {
         &self,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> anyhow::Result<T> {
-        let mut response =
-            response.with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        let mut response = response.with_context(|| format!("cannot reach the daemon at {}", self.base))?;
         if response.status().is_success() {
-            return response
-                .body_mut()
-                .read_json::<T>()
-                .context("reading the daemon's answer");
+            return response.body_mut().read_json::<T>().context("reading the daemon's answer");
         }
         let status = response.status();
         match response.body_mut().read_json::<ApiError>() {
@@ -119,11 +104,7 @@ impl Remote {
         self.answer(response)
     }
 
-    fn post<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> anyhow::Result<T> {
+    fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> anyhow::Result<T> {
         let response = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -147,28 +128,15 @@ impl Client for Remote {
     }
 
     fn enable(&self, name: &str, grants: &[Grant]) -> anyhow::Result<PluginRecord> {
-        self.post(
-            &format!("/v1/plugins/{name}/enable"),
-            &EnableRequest {
-                grants: grants.to_vec(),
-            },
-        )
+        self.post(&format!("/v1/plugins/{name}/enable"), &EnableRequest { grants: grants.to_vec() })
     }
 
     fn disable(&self, name: &str) -> anyhow::Result<PluginRecord> {
-        self.post(
-            &format!("/v1/plugins/{name}/disable"),
-            &serde_json::json!({}),
-        )
+        self.post(&format!("/v1/plugins/{name}/disable"), &serde_json::json!({}))
     }
 
     fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord> {
-        self.post(
-            &format!("/v1/plugins/{name}/revoke"),
-            &RevokeRequest {
-                grant: grant.into(),
-            },
-        )
+        self.post(&format!("/v1/plugins/{name}/revoke"), &RevokeRequest { grant: grant.into() })
     }
 
     fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
@@ -179,9 +147,7 @@ impl Client for Remote {
         if let Some(plugin) = format {
             request = request.query("format", plugin);
         }
-        let mut response = request
-            .call()
-            .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        let mut response = request.call().with_context(|| format!("cannot reach the daemon at {}", self.base))?;
         if response.status().is_success() {
             return Ok(response.body_mut().read_to_string()?);
         }

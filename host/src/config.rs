@@ -40,19 +40,13 @@ pub struct PluginsConfig {
 
 impl Default for HostConfig {
     fn default() -> Self {
-        HostConfig {
-            sample_interval_ms: 1000,
-            api: ApiConfig::default(),
-            plugins: PluginsConfig::default(),
-        }
+        HostConfig { sample_interval_ms: 1000, api: ApiConfig::default(), plugins: PluginsConfig::default() }
     }
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig {
-            listen: "127.0.0.1:0".into(),
-        }
+        ApiConfig { listen: "127.0.0.1:0".into() }
     }
 }
 
@@ -72,19 +66,11 @@ impl Default for PluginsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config file {path}: {field} = {value} is out of range; use {range}")]
-    Range {
-        path: PathBuf,
-        field: &'static str,
-        value: u64,
-        range: &'static str,
-    },
+    Range { path: PathBuf, field: &'static str, value: u64, range: &'static str },
     #[error("config file {path}: api.listen = '{value}' is not an address like 127.0.0.1:8750")]
     Listen { path: PathBuf, value: String },
 }
@@ -92,10 +78,7 @@ pub enum ConfigError {
 impl HostConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         HostConfig::parse(&text, path)
     }
 
@@ -107,71 +90,24 @@ impl HostConfig {
                 Some(line) => format!("line {line}: {message}"),
                 None => message,
             };
-            ConfigError::Parse {
-                path: path.into(),
-                message,
-            }
+            ConfigError::Parse { path: path.into(), message }
         })?;
         let p = &config.plugins;
         let checks: [(&'static str, u64, u64, u64, &'static str); 6] = [
-            (
-                "sample_interval_ms",
-                config.sample_interval_ms,
-                100,
-                3_600_000,
-                "100 to 3600000",
-            ),
-            (
-                "plugins.memory_limit_mib",
-                p.memory_limit_mib,
-                1,
-                4096,
-                "1 to 4096",
-            ),
-            (
-                "plugins.call_timeout_ms",
-                p.call_timeout_ms,
-                1,
-                60_000,
-                "1 to 60000",
-            ),
-            (
-                "plugins.max_output_kib",
-                p.max_output_kib,
-                1,
-                1 << 20,
-                "1 to 1048576",
-            ),
-            (
-                "plugins.max_metrics",
-                p.max_metrics,
-                1,
-                1_000_000,
-                "1 to 1000000",
-            ),
-            (
-                "plugins.quarantine_after",
-                p.quarantine_after.into(),
-                1,
-                1000,
-                "1 to 1000",
-            ),
+            ("sample_interval_ms", config.sample_interval_ms, 100, 3_600_000, "100 to 3600000"),
+            ("plugins.memory_limit_mib", p.memory_limit_mib, 1, 4096, "1 to 4096"),
+            ("plugins.call_timeout_ms", p.call_timeout_ms, 1, 60_000, "1 to 60000"),
+            ("plugins.max_output_kib", p.max_output_kib, 1, 1 << 20, "1 to 1048576"),
+            ("plugins.max_metrics", p.max_metrics, 1, 1_000_000, "1 to 1000000"),
+            ("plugins.quarantine_after", p.quarantine_after.into(), 1, 1000, "1 to 1000"),
         ];
         for (field, value, min, max, range) in checks {
             if !(min..=max).contains(&value) {
-                return Err(ConfigError::Range {
-                    path: path.into(),
-                    field,
-                    value,
-                    range,
-                });
+                return Err(ConfigError::Range { path: path.into(), field, value, range });
             }
         }
         if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::Listen {
-                path: path.into(),
-                value: config.api.listen.clone(),
-            });
+            return Err(ConfigError::Listen { path: path.into(), value: config.api.listen.clone() });
         }
         Ok(config)
     }
@@ -210,8 +146,7 @@ mod tests {
 
     #[test]
     fn fields_are_read() {
-        let c = parse("sample_interval_ms = 500\n[plugins]\ncall_timeout_ms = 50\ndir = \"/p\"\n")
-            .unwrap();
+        let c = parse("sample_interval_ms = 500\n[plugins]\ncall_timeout_ms = 50\ndir = \"/p\"\n").unwrap();
         assert_eq!(c.sample_interval_ms, 500);
         assert_eq!(c.plugins.call_timeout_ms, 50);
         assert_eq!(c.plugins.dir.as_deref(), Some(Path::new("/p")));
@@ -221,19 +156,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_field() {
         let cases = [
-            (
-                "[plugins]\ncall_timeout_ms = 0",
-                "plugins.call_timeout_ms = 0 is out of range; use 1 to 60000",
-            ),
+            ("[plugins]\ncall_timeout_ms = 0", "plugins.call_timeout_ms = 0 is out of range; use 1 to 60000"),
             ("[plugins]\ntimeout = 5", "line 2: unknown field `timeout`"),
-            (
-                "sample_interval_ms = \"fast\"",
-                "line 1: invalid type: string \"fast\", expected u64",
-            ),
-            (
-                "[api]\nlisten = \"localhost\"",
-                "api.listen = 'localhost' is not an address",
-            ),
+            ("sample_interval_ms = \"fast\"", "line 1: invalid type: string \"fast\", expected u64"),
+            ("[api]\nlisten = \"localhost\"", "api.listen = 'localhost' is not an address"),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();

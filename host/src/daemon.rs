@@ -35,33 +35,19 @@ pub struct Options {
 /// Runs until a signal; an error before the host is up means it did not start.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
-    let Options {
-        data,
-        plugins_dir,
-        config,
-    } = options;
-    data.create()
-        .with_context(|| format!("cannot create data directory {}", data.root.display()))?;
+    let Options { data, plugins_dir, config } = options;
+    data.create().with_context(|| format!("cannot create data directory {}", data.root.display()))?;
     let _lock = InstanceLock::acquire(&data.lock())?;
     let store = Store::open(&data.database())?;
     let token = load_or_create_token(&data.token())?;
     if !plugins_dir.is_dir() {
-        anyhow::bail!(
-            "plugin directory {} does not exist; create it or pass --plugins DIR",
-            plugins_dir.display()
-        );
+        anyhow::bail!("plugin directory {} does not exist; create it or pass --plugins DIR", plugins_dir.display());
     }
 
-    let runtime =
-        Arc::new(Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?);
+    let runtime = Arc::new(Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?);
     let mut sampler = Sampler::new();
     let snapshot: SharedSnapshot = Arc::new(RwLock::new(Arc::new(sampler.sample())));
-    let manager = Arc::new(Manager::new(
-        runtime,
-        store,
-        snapshot.clone(),
-        config.plugin_settings(plugins_dir.clone()),
-    ));
+    let manager = Arc::new(Manager::new(runtime, store, snapshot.clone(), config.plugin_settings(plugins_dir.clone())));
     {
         let manager = manager.clone();
         tokio::task::spawn_blocking(move || manager.scan()).await??;
@@ -75,12 +61,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
     let addr = listener.local_addr()?;
     let board = Arc::new(Mutex::new(Board::default()));
-    let state = AppState {
-        manager: manager.clone(),
-        board: board.clone(),
-        snapshot: snapshot.clone(),
-        token: token.into(),
-    };
+    let state =
+        AppState { manager: manager.clone(), board: board.clone(), snapshot: snapshot.clone(), token: token.into() };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, api::router(state))
@@ -89,20 +71,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             })
             .await
     });
-    write_daemon_info(
-        &data,
-        &DaemonInfo {
-            pid: std::process::id(),
-            addr: addr.to_string(),
-        },
-    )?;
+    write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string() })?;
 
     let listing = manager.listing()?;
-    let running = listing
-        .plugins
-        .iter()
-        .filter(|p| p.state == crate::plugin::State::Running)
-        .count();
+    let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count();
     tracing::info!(
         api = %addr, plugins = running, problems = listing.problems.len(),
         "monitor ready in {:.1} ms (data in {})", started.elapsed().as_secs_f64() * 1e3, data.root.display()
@@ -163,10 +135,7 @@ async fn sample_plugins(manager: &Manager, board: &Mutex<Board>) {
 }
 
 /// Sends a message on every change in the plugin directory.
-fn watch(
-    dir: &Path,
-    changes: mpsc::UnboundedSender<()>,
-) -> anyhow::Result<notify::RecommendedWatcher> {
+fn watch(dir: &Path, changes: mpsc::UnboundedSender<()>) -> anyhow::Result<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
             Ok(e) if e.kind.is_access() => {}
@@ -204,8 +173,7 @@ fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
         }
     }
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -6,15 +6,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error(
-        "monitor is already running on {dir} (PID {pid}); stop it first or use another --data-dir"
-    )]
+    #[error("monitor is already running on {dir} (PID {pid}); stop it first or use another --data-dir")]
     Held { dir: PathBuf, pid: String },
     #[error("cannot lock {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// Released when dropped (or when the process dies, however it dies).
@@ -25,27 +20,14 @@ pub struct InstanceLock {
 
 impl InstanceLock {
     pub fn acquire(path: &Path) -> Result<InstanceLock, LockError> {
-        let io = |source| LockError::Io {
-            path: path.into(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
+        let io = |source| LockError::Io { path: path.into(), source };
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
-                let pid = if pid.trim().is_empty() {
-                    "unknown".into()
-                } else {
-                    pid.trim().to_string()
-                };
+                let pid = if pid.trim().is_empty() { "unknown".into() } else { pid.trim().to_string() };
                 let dir = path.parent().unwrap_or(path).to_path_buf();
                 return Err(LockError::Held { dir, pid });
             }

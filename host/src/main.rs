@@ -9,25 +9,17 @@ use monitor_host::lock::LockError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Run(_)) {
-        "info"
-    } else {
-        "warn"
-    };
+    let default_level = if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MONITOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     match cli::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("monitor: {e:#}");
             let usage = e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<LockError>()
-                    .is_some_and(|l| matches!(l, LockError::Held { .. }));
+                || e.downcast_ref::<LockError>().is_some_and(|l| matches!(l, LockError::Held { .. }));
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

@@ -29,29 +29,17 @@ pub struct Board {
 /// Why one metric from a plugin was not kept.
 pub fn check(metric: &types::Metric) -> Result<(), String> {
     if !valid_name(&metric.name) {
-        return Err(format!(
-            "metric name '{}' is not valid ([a-zA-Z_:][a-zA-Z0-9_:]*)",
-            metric.name.escape_debug()
-        ));
+        return Err(format!("metric name '{}' is not valid ([a-zA-Z_:][a-zA-Z0-9_:]*)", metric.name.escape_debug()));
     }
     if metric.name.starts_with(HOST_PREFIX) {
-        return Err(format!(
-            "metric name '{}' uses the host's prefix '{HOST_PREFIX}'",
-            metric.name
-        ));
+        return Err(format!("metric name '{}' uses the host's prefix '{HOST_PREFIX}'", metric.name));
     }
     if !metric.value.is_finite() {
-        return Err(format!(
-            "metric '{}' has value {}, not a finite number",
-            metric.name, metric.value
-        ));
+        return Err(format!("metric '{}' has value {}, not a finite number", metric.name, metric.value));
     }
     for label in &metric.labels {
         if !valid_name(&label.key) || label.key.contains(':') || label.key == "plugin" {
-            return Err(format!(
-                "metric '{}' has label '{}', which is not a valid label name",
-                metric.name, label.key
-            ));
+            return Err(format!("metric '{}' has label '{}', which is not a valid label name", metric.name, label.key));
         }
     }
     Ok(())
@@ -59,9 +47,7 @@ pub fn check(metric: &types::Metric) -> Result<(), String> {
 
 fn valid_name(name: &str) -> bool {
     let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || b == b':')
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || b == b':')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
         && name.len() <= 200
 }
@@ -69,12 +55,7 @@ fn valid_name(name: &str) -> bool {
 impl Board {
     /// Replaces a plugin's series with this tick's, keeping only valid ones;
     /// returns the reasons for the ones refused.
-    pub fn put_plugin(
-        &mut self,
-        plugin: &str,
-        metrics: Vec<types::Metric>,
-        now_ms: u64,
-    ) -> Vec<String> {
+    pub fn put_plugin(&mut self, plugin: &str, metrics: Vec<types::Metric>, now_ms: u64) -> Vec<String> {
         let mut refused = Vec::new();
         let mut samples = Vec::with_capacity(metrics.len());
         for metric in metrics {
@@ -82,11 +63,7 @@ impl Board {
                 refused.push(why);
                 continue;
             }
-            let mut labels: BTreeMap<String, String> = metric
-                .labels
-                .into_iter()
-                .map(|l| (l.key, l.value))
-                .collect();
+            let mut labels: BTreeMap<String, String> = metric.labels.into_iter().map(|l| (l.key, l.value)).collect();
             labels.insert("plugin".into(), plugin.into());
             samples.push(Sample {
                 name: metric.name,
@@ -126,26 +103,10 @@ pub fn plugin_self_metrics(plugins: &[PluginRecord], now_ms: u64) -> Vec<Sample>
         };
         put("monitor_plugin_calls_total", p.stats.calls as f64, "");
         put("monitor_plugin_faults_total", p.stats.faults as f64, "");
-        put(
-            "monitor_plugin_call_latency_p50_seconds",
-            p.stats.p50_us / 1e6,
-            "seconds",
-        );
-        put(
-            "monitor_plugin_call_latency_p99_seconds",
-            p.stats.p99_us / 1e6,
-            "seconds",
-        );
-        put(
-            "monitor_plugin_memory_peak_bytes",
-            p.stats.memory_peak_bytes as f64,
-            "bytes",
-        );
-        put(
-            "monitor_plugin_running",
-            f64::from(u8::from(p.state == State::Running)),
-            "",
-        );
+        put("monitor_plugin_call_latency_p50_seconds", p.stats.p50_us / 1e6, "seconds");
+        put("monitor_plugin_call_latency_p99_seconds", p.stats.p99_us / 1e6, "seconds");
+        put("monitor_plugin_memory_peak_bytes", p.stats.memory_peak_bytes as f64, "bytes");
+        put("monitor_plugin_running", f64::from(u8::from(p.state == State::Running)), "");
     }
     out
 }
@@ -155,12 +116,7 @@ mod tests {
     use super::*;
 
     fn metric(name: &str, value: f64) -> types::Metric {
-        types::Metric {
-            name: name.into(),
-            value,
-            unit: String::new(),
-            labels: Vec::new(),
-        }
+        types::Metric { name: name.into(), value, unit: String::new(), labels: Vec::new() }
     }
 
     #[test]
@@ -168,12 +124,7 @@ mod tests {
         let mut board = Board::default();
         let refused = board.put_plugin(
             "p",
-            vec![
-                metric("ok", 1.0),
-                metric("bad name", 1.0),
-                metric("nan", f64::NAN),
-                metric("monitor_x", 1.0),
-            ],
+            vec![metric("ok", 1.0), metric("bad name", 1.0), metric("nan", f64::NAN), metric("monitor_x", 1.0)],
             5,
         );
         assert_eq!(refused.len(), 3, "{refused:?}");
@@ -181,9 +132,6 @@ mod tests {
         assert_eq!(samples.len(), 1);
         assert_eq!(samples[0].labels["plugin"], "p");
         board.put_plugin("p", vec![], 6);
-        assert!(
-            board.samples().is_empty(),
-            "a tick replaces the plugin's series"
-        );
+        assert!(board.samples().is_empty(), "a tick replaces the plugin's series");
     }
 }

@@ -8,9 +8,7 @@ pub fn default_data_dir() -> PathBuf {
     if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(state).join("monitor");
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/monitor")
 }
 
@@ -22,9 +20,7 @@ pub struct DataDir {
 
 impl DataDir {
     pub fn new(root: &Path) -> DataDir {
-        DataDir {
-            root: root.to_path_buf(),
-        }
+        DataDir { root: root.to_path_buf() }
     }
 
     pub fn database(&self) -> PathBuf {
@@ -53,9 +49,6 @@ impl DataDir {
     /// Creates the directory, private to its owner.
     pub fn create(&self) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.root)
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root)
     }
 }

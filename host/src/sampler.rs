@@ -44,10 +44,7 @@ impl Sampler {
         let mut system = System::new();
         // CPU use is a difference between two refreshes; this is the first.
         system.refresh_cpu_usage();
-        Sampler {
-            system,
-            hostname: System::host_name().unwrap_or_default(),
-        }
+        Sampler { system, hostname: System::host_name().unwrap_or_default() }
     }
 
     pub fn sample(&mut self) -> Snapshot {
@@ -77,21 +74,14 @@ fn count_processes() -> u32 {
     std::fs::read_dir("/proc")
         .map(|dir| {
             dir.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                })
+                .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
                 .count() as u32
         })
         .unwrap_or(0)
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -102,10 +92,7 @@ mod tests {
     fn a_sample_describes_this_machine() {
         let s = Sampler::new().sample();
         assert!(s.memory_total_bytes > 0 && s.memory_used_bytes <= s.memory_total_bytes);
-        assert_eq!(
-            s.per_core_percent.len(),
-            std::thread::available_parallelism().unwrap().get()
-        );
+        assert_eq!(s.per_core_percent.len(), std::thread::available_parallelism().unwrap().get());
         assert!(s.process_count >= 1, "this test process at least");
         assert!(s.timestamp_ms > 1_600_000_000_000);
     }

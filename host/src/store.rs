@@ -21,26 +21,18 @@ const PLUGIN_KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("pl
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "database {path} is in use by another monitor process; stop it or use another --data-dir"
-    )]
+    #[error("database {path} is in use by another monitor process; stop it or use another --data-dir")]
     Locked { path: PathBuf },
     #[error(
         "database {path} has schema version {found}, newer than this monitor's {SCHEMA_VERSION}; upgrade monitor or use another --data-dir"
     )]
     TooNew { path: PathBuf, found: u64 },
     #[error("cannot open database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: redb::DatabaseError,
-    },
+    Open { path: PathBuf, source: redb::DatabaseError },
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
     #[error("stored record for '{key}' is unreadable: {source}")]
-    Corrupt {
-        key: String,
-        source: serde_json::Error,
-    },
+    Corrupt { key: String, source: serde_json::Error },
 }
 
 fn db(e: impl Into<redb::Error>) -> StoreError {
@@ -58,24 +50,16 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let database = Database::create(path).map_err(|source| match source {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.into() },
-            source => StoreError::Open {
-                path: path.into(),
-                source,
-            },
+            source => StoreError::Open { path: path.into(), source },
         })?;
-        let store = Store {
-            db: Arc::new(database),
-        };
+        let store = Store { db: Arc::new(database) };
         let tx = store.db.begin_write().map_err(db)?;
         {
             let mut meta = tx.open_table(META).map_err(db)?;
             let found = meta.get("schema_version").map_err(db)?.map(|v| v.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::TooNew {
-                        path: path.into(),
-                        found: v,
-                    });
+                    return Err(StoreError::TooNew { path: path.into(), found: v });
                 }
                 Some(_) => {}
                 None => {
@@ -92,11 +76,7 @@ impl Store {
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
         let meta = tx.open_table(META).map_err(db)?;
-        Ok(meta
-            .get("schema_version")
-            .map_err(db)?
-            .map(|v| v.value())
-            .unwrap_or(0))
+        Ok(meta.get("schema_version").map_err(db)?.map(|v| v.value()).unwrap_or(0))
     }
 }
 
@@ -105,10 +85,7 @@ impl Store {
     pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
         let table = tx.open_table(PLUGIN_KV).map_err(db)?;
-        Ok(table
-            .get((plugin, key))
-            .map_err(db)?
-            .map(|v| v.value().to_vec()))
+        Ok(table.get((plugin, key)).map_err(db)?.map(|v| v.value().to_vec()))
     }
 
     /// Sets `key`, refusing a new key once the plugin holds `max_keys`.
@@ -143,10 +120,7 @@ impl Store {
 
     pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
-        tx.open_table(PLUGIN_KV)
-            .map_err(db)?
-            .remove((plugin, key))
-            .map_err(db)?;
+        tx.open_table(PLUGIN_KV).map_err(db)?.remove((plugin, key)).map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(())
     }
@@ -178,17 +152,11 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             let tx = store.db.begin_write().unwrap();
-            tx.open_table(META)
-                .unwrap()
-                .insert("schema_version", SCHEMA_VERSION + 1)
-                .unwrap();
+            tx.open_table(META).unwrap().insert("schema_version", SCHEMA_VERSION + 1).unwrap();
             tx.commit().unwrap();
         }
         let err = Store::open(&path).err().unwrap().to_string();
-        assert!(
-            err.contains("schema version 2, newer than this monitor's 1"),
-            "{err}"
-        );
+        assert!(err.contains("schema version 2, newer than this monitor's 1"), "{err}");
     }
 
     #[test]

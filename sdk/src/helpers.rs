@@ -6,12 +6,7 @@ use crate::types::{CapabilityRequest, Label, Metric, SystemSnapshot};
 impl Metric {
     /// A unitless metric with no labels; add them with [`Metric::unit`] and [`Metric::label`].
     pub fn new(name: impl Into<String>, value: f64) -> Self {
-        Metric {
-            name: name.into(),
-            value,
-            unit: String::new(),
-            labels: Vec::new(),
-        }
+        Metric { name: name.into(), value, unit: String::new(), labels: Vec::new() }
     }
 
     pub fn unit(mut self, unit: impl Into<String>) -> Self {
@@ -20,10 +15,7 @@ impl Metric {
     }
 
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.push(Label {
-            key: key.into(),
-            value: value.into(),
-        });
+        self.labels.push(Label { key: key.into(), value: value.into() });
         self
     }
 }
@@ -31,10 +23,7 @@ impl Metric {
 impl CapabilityRequest {
     /// `name` is `kv`, `fs-read` or `fs-write`; `reason` is shown to whoever grants it.
     pub fn new(name: impl Into<String>, reason: impl Into<String>) -> Self {
-        CapabilityRequest {
-            name: name.into(),
-            reason: reason.into(),
-        }
+        CapabilityRequest { name: name.into(), reason: reason.into() }
     }
 }
 

@@ -144,8 +144,8 @@ pub mod bindings {
 
 pub use bindings::monitor::plugin::types;
 pub use types::{
-    Alert, AlertState, CapabilityRequest, Label, Level, Metric, NodeStatus, PluginInfo,
-    ProgressEstimate, ProgressNode, StatusView, SystemSnapshot, View,
+    Alert, AlertState, CapabilityRequest, Label, Level, Metric, NodeStatus, PluginInfo, ProgressEstimate, ProgressNode,
+    StatusView, SystemSnapshot, View,
 };
 
 /// What every plugin is, whatever its role.
@@ -177,11 +177,7 @@ pub trait MetricProvider: Plugin {
 
 /// Computes a parent node's progress from its direct children.
 pub trait ProgressCalculator: Plugin {
-    fn compute(
-        &mut self,
-        parent: &ProgressNode,
-        children: &[ProgressNode],
-    ) -> Result<ProgressEstimate, String>;
+    fn compute(&mut self, parent: &ProgressNode, children: &[ProgressNode]) -> Result<ProgressEstimate, String>;
 }
 
 /// Receives alert transitions and delivers them somewhere.

@@ -28,13 +28,12 @@ pub const PLUGINS: &[&str] = &[
     "fx-flaky",
     "fx-v2",
     "fx-not-a-plugin",
+    "fx-empty",
+    "fx-ten",
 ];
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -46,6 +45,7 @@ fn cargo() -> Command {
 pub fn built_plugins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        ensure_wasm_target();
         // A target directory of their own: the outer cargo holds the main one.
         let target = workspace().join("target/wasm");
         let mut build = cargo();
@@ -69,6 +69,16 @@ pub fn built_plugins() -> &'static Path {
     })
 }
 
+/// Adds the wasm32-wasip2 target when rustup manages the toolchain and lacks it,
+/// so `cargo test` works on a fresh machine.
+fn ensure_wasm_target() {
+    let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() else { return };
+    if !String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
+        let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+        assert!(status.is_ok_and(|s| s.success()), "rustup target add wasm32-wasip2 failed");
+    }
+}
+
 /// The built `.wasm` of a plugin crate.
 pub fn wasm(crate_name: &str) -> PathBuf {
     let path = built_plugins().join(format!("{}.wasm", crate_name.replace('-', "_")));
@@ -86,28 +96,40 @@ pub fn install(crate_name: &str, dir: &Path, file_name: &str) -> PathBuf {
     dest
 }
 
-/// The `monitor` binary, built for this test run's profile (a no-op when fresh).
+/// The `monitor` binary of this test run's profile. `cargo test` builds it (the
+/// host package has integration tests); it is rebuilt here only when missing or
+/// older than the host's sources, as after `cargo test -p monitor-tests`.
 pub fn monitor_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         // target/<profile>/deps/<test> → target/<profile>/monitor
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-        let mut build = cargo();
-        build
-            .current_dir(workspace())
-            .args(["build", "-p", "monitor-host", "--bin", "monitor"]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
+        let bin = profile_dir.join("monitor");
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        let sources = newest_change(&workspace().join("host")).max(newest_change(&workspace().join("wit")));
+        if built.is_none_or(|built| Some(built) < sources) {
+            let mut build = cargo();
+            build.current_dir(workspace()).args(["build", "-p", "monitor-host", "--bin", "monitor"]);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let out = build.output().expect("running cargo to build monitor");
+            assert!(out.status.success(), "building monitor failed:\n{}", String::from_utf8_lossy(&out.stderr));
         }
-        let out = build.output().expect("running cargo to build monitor");
-        assert!(
-            out.status.success(),
-            "building monitor failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        profile_dir.join("monitor")
+        bin
     })
+}
+
+/// The latest modification time of any file under `dir`.
+fn newest_change(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() { newest_change(&path) } else { entry.metadata().ok()?.modified().ok() };
+        newest = newest.max(time);
+    }
+    newest
 }
 
 /// Polls `condition` until it holds or `limit` passes; panics naming `what`.
@@ -117,10 +139,7 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut condition: impl FnMut() -> O
         if let Some(value) = condition() {
             return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -165,11 +184,7 @@ impl Sandbox {
     /// `monitor plugins list --json`, parsed.
     pub fn listing(&self) -> serde_json::Value {
         let out = self.monitor(&["plugins", "list", "--json"]);
-        assert!(
-            out.status.success(),
-            "plugins list failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "plugins list failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("plugins list --json is JSON")
     }
 
@@ -257,11 +272,7 @@ impl Daemon {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success(), "kill -{signal} failed");
     }
 
@@ -302,24 +313,14 @@ pub mod host {
         /// A manager over `sandbox` with the default limits, changed by `tune`.
         pub fn new(sandbox: Sandbox, tune: impl FnOnce(&mut Settings)) -> Host {
             std::fs::create_dir_all(sandbox.data()).unwrap();
-            let store =
-                Store::open(&sandbox.data().join("monitor.redb")).expect("opening the store");
-            let runtime =
-                Arc::new(Runtime::new(Some(sandbox.data().join("cache"))).expect("engine"));
-            let mut settings =
-                monitor_host::config::HostConfig::default().plugin_settings(sandbox.plugins());
+            let store = Store::open(&sandbox.data().join("monitor.redb")).expect("opening the store");
+            let runtime = Arc::new(Runtime::new(Some(sandbox.data().join("cache"))).expect("engine"));
+            let mut settings = monitor_host::config::HostConfig::default().plugin_settings(sandbox.plugins());
             tune(&mut settings);
             let snapshot = Arc::new(RwLock::new(Arc::new(Sampler::new().sample())));
             let manager = Manager::new(runtime, store, snapshot, settings);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            Host {
-                sandbox,
-                manager,
-                rt,
-            }
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            Host { sandbox, manager, rt }
         }
 
         /// Installs plugin crates as `<crate>.wasm` and scans the directory.
@@ -346,9 +347,7 @@ pub mod host {
 
         pub fn enable(&self, name: &str, grants: &[&str]) -> PluginRecord {
             let grants: Vec<Grant> = grants.iter().map(|g| Grant::parse(g).unwrap()).collect();
-            self.manager
-                .enable(name, &grants)
-                .unwrap_or_else(|e| panic!("{e}"))
+            self.manager.enable(name, &grants).unwrap_or_else(|e| panic!("{e}"))
         }
 
         /// One sampling tick: every running metric provider's metrics by plugin.
@@ -357,10 +356,7 @@ pub mod host {
         }
 
         pub fn metrics_of(&self, plugin: &str) -> Option<Vec<types::Metric>> {
-            self.collect()
-                .into_iter()
-                .find(|(p, _)| p == plugin)
-                .map(|(_, m)| m)
+            self.collect().into_iter().find(|(p, _)| p == plugin).map(|(_, m)| m)
         }
 
         pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {

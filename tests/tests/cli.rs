@@ -3,11 +3,7 @@
 use monitor_tests::{Sandbox, install, wasm};
 
 fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 #[test]
@@ -19,10 +15,7 @@ fn check_describes_a_valid_plugin() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("valid plugin"), "{report}");
     assert!(report.contains("roles         metric-provider"), "{report}");
-    assert!(
-        report.contains("contract      monitor:plugin@0.1.0"),
-        "{report}"
-    );
+    assert!(report.contains("contract      monitor:plugin@0.1.0"), "{report}");
     assert!(report.contains("fs-read — reads"), "{report}");
 
     let out = sandbox.monitor(&["plugins", "check", "--json", file.to_str().unwrap()]);
@@ -44,10 +37,7 @@ fn check_refuses_what_is_not_a_plugin_with_the_reason() {
     let cases = [
         ("text.wasm", "is not a WebAssembly file"),
         ("core.wasm", "is a core WebAssembly module, not a component"),
-        (
-            "v2.wasm",
-            "was built against monitor:plugin@0.2.0; this host speaks monitor:plugin@0.1.0",
-        ),
+        ("v2.wasm", "was built against monitor:plugin@0.2.0; this host speaks monitor:plugin@0.1.0"),
         ("tool.wasm", "implements no monitor world"),
         ("trap.wasm", "describe trapped"),
         ("missing.wasm", "cannot read"),
@@ -56,10 +46,7 @@ fn check_refuses_what_is_not_a_plugin_with_the_reason() {
         let out = sandbox.monitor(&["plugins", "check", dir.join(file).to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1), "{file}: {}", text(&out));
         let message = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            message.starts_with("monitor: ") && message.contains(reason),
-            "{file}: {message}"
-        );
+        assert!(message.starts_with("monitor: ") && message.contains(reason), "{file}: {message}");
         assert_eq!(message.lines().count(), 1, "one line: {message}");
     }
 }
@@ -73,27 +60,15 @@ fn bad_usage_and_configuration_exit_2_with_the_fix() {
     let plugins = plugins.to_str().unwrap();
     let cases: [(&[&str], &str); 4] = [
         (
-            &[
-                "run",
-                "--plugins",
-                plugins,
-                "--config",
-                config.to_str().unwrap(),
-            ],
+            &["run", "--plugins", plugins, "--config", config.to_str().unwrap()],
             "plugins.call_timeout_ms = 0 is out of range; use 1 to 60000",
         ),
-        (
-            &["run", "--plugins", "/does/not/exist"],
-            "plugin directory /does/not/exist does not exist",
-        ),
+        (&["run", "--plugins", "/does/not/exist"], "plugin directory /does/not/exist does not exist"),
         (
             &["plugins", "enable", "x", "--grant", "net"],
             "--grant net: unknown capability 'net'; known capabilities are kv, fs-read:DIR and fs-write:DIR",
         ),
-        (
-            &["plugins", "frobnicate"],
-            "unrecognized subcommand 'frobnicate'",
-        ),
+        (&["plugins", "frobnicate"], "unrecognized subcommand 'frobnicate'"),
     ];
     for (args, expected) in cases {
         let out = sandbox.monitor(args);
@@ -110,16 +85,8 @@ fn offline_commands_work_on_the_database_and_refuse_unknown_names() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("no plugins known yet"));
     let out = sandbox.monitor(&["plugins", "disable", "ghost"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("no plugin named 'ghost'; known plugins: none"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("no plugin named 'ghost'; known plugins: none"), "{}", text(&out));
     let out = sandbox.monitor(&["status"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(" cpu "),
-        "{}",
-        text(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" cpu "), "{}", text(&out));
 }

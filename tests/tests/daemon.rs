@@ -9,17 +9,11 @@ use monitor_tests::{Sandbox, install, wait_for};
 const LIVE: Duration = Duration::from_secs(10);
 
 fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 fn wait_state(sandbox: &Sandbox, name: &str, state: &str) {
-    wait_for(&format!("{name} to be {state}"), LIVE, || {
-        (sandbox.state(name).as_deref() == Some(state)).then_some(())
-    });
+    wait_for(&format!("{name} to be {state}"), LIVE, || (sandbox.state(name).as_deref() == Some(state)).then_some(()));
 }
 
 #[test]
@@ -44,32 +38,15 @@ fn plugins_are_added_replaced_and_removed_while_the_host_runs() {
 #[test]
 fn enable_and_disable_take_effect_live() {
     let sandbox = Sandbox::new();
-    install(
-        "derived-metrics",
-        &sandbox.plugins(),
-        "derived-metrics.wasm",
-    );
+    install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
     let _host = sandbox.start(&[]);
     wait_state(&sandbox, "derived-metrics", "running");
 
     let out = sandbox.monitor(&["plugins", "disable", "derived-metrics"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "derived-metrics: disabled\n",
-        "{}",
-        text(&out)
-    );
-    assert_eq!(
-        sandbox.state("derived-metrics").as_deref(),
-        Some("disabled")
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "derived-metrics: disabled\n", "{}", text(&out));
+    assert_eq!(sandbox.state("derived-metrics").as_deref(), Some("disabled"));
     let out = sandbox.monitor(&["plugins", "enable", "derived-metrics"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "derived-metrics: running\n",
-        "{}",
-        text(&out)
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "derived-metrics: running\n", "{}", text(&out));
 
     // Its self-metrics grow as the host calls it every tick.
     wait_for("calls to be counted", LIVE, || {
@@ -80,9 +57,9 @@ fn enable_and_disable_take_effect_live() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("NAME "), "{table}");
     assert!(
-        table.lines().any(|l| l.starts_with("derived-metrics")
-            && l.contains("metric-provider")
-            && l.contains("running")),
+        table
+            .lines()
+            .any(|l| l.starts_with("derived-metrics") && l.contains("metric-provider") && l.contains("running")),
         "{table}"
     );
 }
@@ -93,26 +70,14 @@ fn changes_made_without_a_host_apply_when_it_starts() {
     let prom = sandbox.root.path().join("prom");
     std::fs::create_dir(&prom).unwrap();
     std::fs::write(prom.join("a.prom"), "queue_depth 7\n").unwrap();
-    std::fs::write(
-        sandbox.plugins().join("textfile-collector.toml"),
-        format!("directory = \"{}\"\n", prom.display()),
-    )
-    .unwrap();
-    install(
-        "textfile-collector",
-        &sandbox.plugins(),
-        "textfile-collector.wasm",
-    );
+    std::fs::write(sandbox.plugins().join("textfile-collector.toml"), format!("directory = \"{}\"\n", prom.display()))
+        .unwrap();
+    install("textfile-collector", &sandbox.plugins(), "textfile-collector.wasm");
 
     let grant = format!("fs-read:{}", prom.display());
     let plugins = sandbox.plugins();
     let out = sandbox.monitor(&["plugins", "enable", "textfile-collector", "--grant", &grant]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "unknown to the database and no --plugins: {}",
-        text(&out)
-    );
+    assert_eq!(out.status.code(), Some(1), "unknown to the database and no --plugins: {}", text(&out));
     assert!(text(&out).contains("pass --plugins DIR"), "{}", text(&out));
     let out = sandbox.monitor(&[
         "plugins",
@@ -158,22 +123,14 @@ fn a_second_host_on_the_same_data_exits_2_naming_the_first() {
 #[test]
 fn sigterm_and_sigint_stop_cleanly_and_release_everything() {
     let sandbox = Sandbox::new();
-    install(
-        "derived-metrics",
-        &sandbox.plugins(),
-        "derived-metrics.wasm",
-    );
+    install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
     install("fx-loop", &sandbox.plugins(), "fx-loop.wasm");
     for signal in ["TERM", "INT"] {
         let mut host = sandbox.start(&[]);
         wait_state(&sandbox, "derived-metrics", "running");
         host.signal(signal);
         let (status, _) = host.wait_exit(LIVE);
-        assert!(
-            status.success(),
-            "SIGINT/SIGTERM is a clean stop: {status}\n{}",
-            host.log()
-        );
+        assert!(status.success(), "SIGINT/SIGTERM is a clean stop: {status}\n{}", host.log());
         assert!(host.log().contains("stopped"), "{}", host.log());
         assert!(!sandbox.data().join("daemon.json").exists());
     }
@@ -189,12 +146,7 @@ fn a_restart_with_unchanged_plugins_compiles_nothing() {
         install(p, &sandbox.plugins(), &format!("{p}.wasm"));
     }
     let mut first = sandbox.start(&[]);
-    assert_eq!(
-        first.log().matches("cached=false").count(),
-        3,
-        "{}",
-        first.log()
-    );
+    assert_eq!(first.log().matches("cached=false").count(), 3, "{}", first.log());
     first.signal("TERM");
     first.wait_exit(LIVE);
     let second = sandbox.start(&[]);
@@ -212,46 +164,25 @@ fn plugin_output_goes_to_the_host_log_tagged_with_its_name() {
     host.wait_log("stderr in the log", "hello from stderr");
     host.wait_log("the log call in the log", "hello from log");
     let log = host.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("hello from stdout"))
-        .unwrap();
-    assert!(
-        line.contains("plugin=\"fx-stdout\"") || line.contains("plugin=fx-stdout"),
-        "{line}"
-    );
-    assert!(
-        line.contains("stream=\"stdout\"") || line.contains("stream=stdout"),
-        "{line}"
-    );
+    let line = log.lines().find(|l| l.contains("hello from stdout")).unwrap();
+    assert!(line.contains("plugin=\"fx-stdout\"") || line.contains("plugin=fx-stdout"), "{line}");
+    assert!(line.contains("stream=\"stdout\"") || line.contains("stream=stdout"), "{line}");
     let line = log.lines().find(|l| l.contains("hello from log")).unwrap();
-    assert!(
-        line.contains("WARN"),
-        "the plugin's log level is kept: {line}"
-    );
+    assert!(line.contains("WARN"), "the plugin's log level is kept: {line}");
 }
 
 #[test]
 fn a_faulting_plugin_is_quarantined_and_enabling_it_runs_it_again() {
     let sandbox = Sandbox::new();
     install("fx-loop", &sandbox.plugins(), "fx-loop.wasm");
-    install(
-        "derived-metrics",
-        &sandbox.plugins(),
-        "derived-metrics.wasm",
-    );
+    install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
     let mut host = sandbox.start(&[]);
     wait_state(&sandbox, "fx-loop", "quarantined");
-    host.wait_log(
-        "the quarantine warning",
-        "plugin quarantined: 3 faults in a row",
-    );
+    host.wait_log("the quarantine warning", "plugin quarantined: 3 faults in a row");
     let out = sandbox.monitor(&["plugins", "list"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains(
-            "fx-loop: quarantined: 3 faults in a row; last: collect ran past its deadline of 100 ms"
-        ),
+        table.contains("fx-loop: quarantined: 3 faults in a row; last: collect ran past its deadline of 100 ms"),
         "{table}"
     );
     assert_eq!(sandbox.state("derived-metrics").as_deref(), Some("running"));
@@ -264,48 +195,28 @@ fn the_api_needs_the_token_except_for_health() {
     let sandbox = Sandbox::new();
     let _host = sandbox.start(&[]);
     let info: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(sandbox.data().join("daemon.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(sandbox.data().join("daemon.json")).unwrap()).unwrap();
     let addr = info["addr"].as_str().unwrap();
     let token = std::fs::read_to_string(sandbox.data().join("api-token")).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(sandbox.data().join("api-token"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(
-        mode & 0o777,
-        0o600,
-        "the token is readable by its owner only"
-    );
+    let mode = std::fs::metadata(sandbox.data().join("api-token")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token is readable by its owner only");
 
     let get = |path: &str, token: Option<&str>| {
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
-        )
-        .unwrap();
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         answer
     };
     assert!(get("/v1/health", None).starts_with("HTTP/1.1 200"));
     let refused = get("/v1/plugins", None);
-    assert!(
-        refused.starts_with("HTTP/1.1 401") && refused.contains("missing or wrong token"),
-        "{refused}"
-    );
+    assert!(refused.starts_with("HTTP/1.1 401") && refused.contains("missing or wrong token"), "{refused}");
     assert!(get("/v1/plugins", Some("wrong")).starts_with("HTTP/1.1 401"));
     assert!(get("/v1/plugins", Some(token.trim())).starts_with("HTTP/1.1 200"));
     let missing = get("/v1/plugins/nope", Some(token.trim()));
-    assert!(
-        missing.starts_with("HTTP/1.1 404") && missing.contains("no plugin named 'nope'"),
-        "{missing}"
-    );
+    assert!(missing.starts_with("HTTP/1.1 404") && missing.contains("no plugin named 'nope'"), "{missing}");
 }
 
 #[test]
@@ -320,9 +231,5 @@ fn status_renders_through_a_display_formatter() {
     assert!(line.starts_with("cpu ") && !line.contains('\n'), "{line:?}");
     let out = sandbox.monitor(&["status", "--format", "nope"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("no plugin named 'nope'"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("no plugin named 'nope'"), "{}", text(&out));
 }

@@ -26,21 +26,11 @@ fn node(id: &str, status: types::NodeStatus, progress: f64) -> types::ProgressNo
 fn example_plugins_load_with_their_roles_and_wait_for_grants() {
     let host = Host::with(
         Sandbox::new(),
-        &[
-            "derived-metrics",
-            "textfile-collector",
-            "weighted-phases",
-            "jsonl-alerts",
-            "compact-status",
-        ],
+        &["derived-metrics", "textfile-collector", "weighted-phases", "jsonl-alerts", "compact-status"],
     );
     let roles = |name: &str| {
         let r = host.record(name);
-        r.roles
-            .iter()
-            .map(|r| r.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
+        r.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
     };
     assert_eq!(roles("derived-metrics"), "metric-provider");
     assert_eq!(roles("textfile-collector"), "metric-provider");
@@ -53,33 +43,19 @@ fn example_plugins_load_with_their_roles_and_wait_for_grants() {
     assert_eq!(host.state("textfile-collector"), "awaiting grant: fs-read");
     assert_eq!(host.state("jsonl-alerts"), "awaiting grant: fs-write");
     let asks = &host.record("textfile-collector").requests[0];
-    assert!(
-        asks.reason.contains("prom"),
-        "the reason is shown to the user: {}",
-        asks.reason
-    );
+    assert!(asks.reason.contains("prom"), "the reason is shown to the user: {}", asks.reason);
 }
 
 #[test]
 fn derived_metrics_are_computed_from_the_system_snapshot() {
     let host = Host::with(Sandbox::new(), &["derived-metrics"]);
-    let metrics = host
-        .metrics_of("derived-metrics")
-        .expect("derived-metrics was called");
-    let memory = metrics
-        .iter()
-        .find(|m| m.name == "memory_used_ratio")
-        .expect("memory_used_ratio");
+    let metrics = host.metrics_of("derived-metrics").expect("derived-metrics was called");
+    let memory = metrics.iter().find(|m| m.name == "memory_used_ratio").expect("memory_used_ratio");
     assert!(memory.value > 0.0 && memory.value < 1.0, "{}", memory.value);
     let windows: Vec<&str> = metrics
         .iter()
         .filter(|m| m.name == "load_per_core")
-        .flat_map(|m| {
-            m.labels
-                .iter()
-                .filter(|l| l.key == "window")
-                .map(|l| l.value.as_str())
-        })
+        .flat_map(|m| m.labels.iter().filter(|l| l.key == "window").map(|l| l.value.as_str()))
         .collect();
     assert_eq!(windows, ["1m", "5m", "15m"]);
 }
@@ -89,57 +65,29 @@ fn textfile_collector_reads_only_the_granted_directory() {
     let sandbox = Sandbox::new();
     let prom = sandbox.root.path().join("prom");
     std::fs::create_dir(&prom).unwrap();
-    std::fs::write(
-        prom.join("jobs.prom"),
-        "# TYPE backup_age gauge\nbackup_age_seconds{host=\"db1\"} 3600\n",
-    )
-    .unwrap();
+    std::fs::write(prom.join("jobs.prom"), "# TYPE backup_age gauge\nbackup_age_seconds{host=\"db1\"} 3600\n").unwrap();
     let config = format!("directory = \"{}\"\n", prom.display());
     std::fs::write(sandbox.plugins().join("textfile-collector.toml"), config).unwrap();
     let host = Host::with(sandbox, &["textfile-collector"]);
     assert_eq!(host.state("textfile-collector"), "awaiting grant: fs-read");
-    assert!(
-        host.metrics_of("textfile-collector").is_none(),
-        "a plugin waiting for a grant is not called"
-    );
+    assert!(host.metrics_of("textfile-collector").is_none(), "a plugin waiting for a grant is not called");
 
     // A grant of another directory does not open this one.
     let elsewhere = host.sandbox.root.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
-    host.enable(
-        "textfile-collector",
-        &[&format!("fs-read:{}", elsewhere.display())],
-    );
+    host.enable("textfile-collector", &[&format!("fs-read:{}", elsewhere.display())]);
     assert_eq!(host.state("textfile-collector"), "running");
     assert!(host.metrics_of("textfile-collector").is_none());
     let error = host.record("textfile-collector").stats.last_error.unwrap();
-    assert!(
-        error.contains(&format!("--grant fs-read:{}", prom.display())),
-        "the error says how to fix it: {error}"
-    );
+    assert!(error.contains(&format!("--grant fs-read:{}", prom.display())), "the error says how to fix it: {error}");
 
-    host.manager
-        .revoke("textfile-collector", "fs-read")
-        .unwrap();
-    host.enable(
-        "textfile-collector",
-        &[&format!("fs-read:{}", prom.display())],
-    );
+    host.manager.revoke("textfile-collector", "fs-read").unwrap();
+    host.enable("textfile-collector", &[&format!("fs-read:{}", prom.display())]);
     let metrics = host.metrics_of("textfile-collector").expect("collected");
-    let backup = metrics
-        .iter()
-        .find(|m| m.name == "backup_age_seconds")
-        .expect("the sample from the file");
+    let backup = metrics.iter().find(|m| m.name == "backup_age_seconds").expect("the sample from the file");
     assert_eq!(backup.value, 3600.0);
-    let labels: Vec<(&str, &str)> = backup
-        .labels
-        .iter()
-        .map(|l| (l.key.as_str(), l.value.as_str()))
-        .collect();
-    assert!(
-        labels.contains(&("host", "db1")) && labels.contains(&("file", "jobs.prom")),
-        "{labels:?}"
-    );
+    let labels: Vec<(&str, &str)> = backup.labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect();
+    assert!(labels.contains(&("host", "db1")) && labels.contains(&("file", "jobs.prom")), "{labels:?}");
 }
 
 #[test]
@@ -151,15 +99,9 @@ fn weighted_phases_weighs_children_by_phase() {
         node("run-1/build", types::NodeStatus::Running, 0.5),
         node("run-1/test", types::NodeStatus::Pending, 0.0),
     ];
-    let estimate = host
-        .block_on(host.manager.compute("weighted-phases", parent, children))
-        .unwrap();
+    let estimate = host.block_on(host.manager.compute("weighted-phases", parent, children)).unwrap();
     // INIT 5 done, BUILD 40 half done, TEST 30 not started: (5 + 20) / 75.
-    assert!(
-        (estimate.progress - 25.0 / 75.0).abs() < 1e-9,
-        "{}",
-        estimate.progress
-    );
+    assert!((estimate.progress - 25.0 / 75.0).abs() < 1e-9, "{}", estimate.progress);
     // 60 s elapsed for a third of the work: 120 s to go.
     let eta = estimate.eta_secs.expect("an ETA");
     assert!((eta - 120.0).abs() < 1e-6, "{eta}");
@@ -171,11 +113,7 @@ fn jsonl_alerts_appends_one_json_line_per_alert_in_the_granted_directory() {
     let out = sandbox.root.path().join("alerts");
     std::fs::create_dir(&out).unwrap();
     let file = out.join("alerts.jsonl");
-    std::fs::write(
-        sandbox.plugins().join("jsonl-alerts.toml"),
-        format!("path = \"{}\"\n", file.display()),
-    )
-    .unwrap();
+    std::fs::write(sandbox.plugins().join("jsonl-alerts.toml"), format!("path = \"{}\"\n", file.display())).unwrap();
     let host = Host::with(sandbox, &["jsonl-alerts"]);
     host.enable("jsonl-alerts", &[&format!("fs-write:{}", out.display())]);
     let alert = types::Alert {
@@ -184,10 +122,7 @@ fn jsonl_alerts_appends_one_json_line_per_alert_in_the_granted_directory() {
         level: types::Level::Critical,
         state: types::AlertState::Firing,
         message: "/ is 97% full\nact now".into(),
-        labels: vec![types::Label {
-            key: "mount".into(),
-            value: "/".into(),
-        }],
+        labels: vec![types::Label { key: "mount".into(), value: "/".into() }],
         value: Some(97.5),
         at_ms: 1_700_000_000_000,
     };
@@ -197,10 +132,7 @@ fn jsonl_alerts_appends_one_json_line_per_alert_in_the_granted_directory() {
         assert!(results[0].1.is_ok(), "{:?}", results[0].1);
     }
     let text = std::fs::read_to_string(&file).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["rule"], "disk \"full\"");
     assert_eq!(lines[0]["level"], "critical");
@@ -215,45 +147,30 @@ fn compact_status_renders_one_line() {
     let snapshot = monitor_host::sampler::Sampler::new().sample();
     let mut view = monitor_host::status::view(&snapshot);
     if let types::View::Status(status) = &mut view {
-        status
-            .runs
-            .push(node("train-42", types::NodeStatus::Running, 0.63));
+        status.runs.push(node("train-42", types::NodeStatus::Running, 0.63));
     }
-    let line = host
-        .block_on(host.manager.format("compact-status", view))
-        .unwrap();
+    let line = host.block_on(host.manager.format("compact-status", view)).unwrap();
     assert!(!line.contains('\n'), "{line:?}");
-    assert!(
-        line.contains("cpu ") && line.contains("mem ") && line.contains("train-42 63%"),
-        "{line}"
-    );
+    assert!(line.contains("cpu ") && line.contains("mem ") && line.contains("train-42 63%"), "{line}");
 }
 
 #[test]
 fn plugin_configuration_errors_name_the_file_or_field_and_harm_nothing_else() {
     let sandbox = Sandbox::new();
-    std::fs::write(
-        sandbox.plugins().join("textfile-collector.toml"),
-        "directory = 3\n",
-    )
-    .unwrap();
+    std::fs::write(sandbox.plugins().join("textfile-collector.toml"), "directory = 3\n").unwrap();
     std::fs::write(sandbox.plugins().join("weighted-phases.toml"), "[weights\n").unwrap();
-    let host = Host::with(
-        sandbox,
-        &["textfile-collector", "weighted-phases", "derived-metrics"],
-    );
+    let host = Host::with(sandbox, &["textfile-collector", "weighted-phases", "derived-metrics"]);
     host.enable("textfile-collector", &["fs-read:/tmp"]);
     let state = host.state("textfile-collector");
-    assert!(
-        state.starts_with("failed: invalid configuration: line 1 `directory = 3`"),
-        "{state}"
-    );
+    assert!(state.starts_with("failed: invalid configuration: line 1 `directory = 3`"), "{state}");
     let state = host.state("weighted-phases");
-    assert!(
-        state.contains("weighted-phases.toml is not valid TOML"),
-        "{state}"
-    );
+    assert!(state.contains("weighted-phases.toml is not valid TOML"), "{state}");
     assert_eq!(host.state("derived-metrics"), "running");
+
+    // Fixing a configuration file reloads the plugin with it.
+    std::fs::write(host.sandbox.plugins().join("weighted-phases.toml"), "[weights]\nbuild = 10\n").unwrap();
+    host.scan();
+    assert_eq!(host.state("weighted-phases"), "running");
 }
 
 #[test]
@@ -268,17 +185,11 @@ fn the_key_value_store_keeps_state_across_restarts() {
     let sandbox = host.into_sandbox();
     // Plugin threads let go of the database as they finish; reopen once they have.
     wait_for("the database to be free", Duration::from_secs(10), || {
-        monitor_host::store::Store::open(&sandbox.data().join("monitor.redb"))
-            .ok()
-            .map(drop)
+        monitor_host::store::Store::open(&sandbox.data().join("monitor.redb")).ok().map(drop)
     });
     let host = Host::new(sandbox, |_| {});
     host.scan();
-    assert_eq!(
-        host.state("fx-kv-counter"),
-        "running",
-        "the grant survives the restart"
-    );
+    assert_eq!(host.state("fx-kv-counter"), "running", "the grant survives the restart");
     assert_eq!(count(&host), 3.0);
 }
 
@@ -299,21 +210,13 @@ fn an_upgrade_that_asks_for_more_waits_for_a_grant() {
     assert!(host.metrics_of("fx-caps").is_none());
 
     host.enable("fx-caps", &["kv"]);
-    assert_eq!(
-        host.metrics_of("fx-caps").unwrap()[0].value,
-        2.0,
-        "the new version runs"
-    );
+    assert_eq!(host.metrics_of("fx-caps").unwrap()[0].value, 2.0, "the new version runs");
 }
 
 #[test]
 fn disable_stops_a_plugin_and_removal_forgets_it() {
     let sandbox = Sandbox::new();
-    let file = install(
-        "derived-metrics",
-        &sandbox.plugins(),
-        "derived-metrics.wasm",
-    );
+    let file = install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
     let host = Host::new(sandbox, |_| {});
     host.scan();
     host.manager.disable("derived-metrics").unwrap();

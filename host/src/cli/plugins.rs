@@ -56,11 +56,7 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
         _ => None,
     };
     let client = client::connect(data, plugins_dir)?;
-    let when = if client.is_live() {
-        ""
-    } else {
-        " (no host running: applied when it starts)"
-    };
+    let when = if client.is_live() { "" } else { " (no host running: applied when it starts)" };
     match command {
         PluginsCommand::List { json: true } => {
             println!("{}", serde_json::to_string_pretty(&client.listing()?)?)
@@ -92,8 +88,7 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
 }
 
 fn check(data: &DataDir, file: &PathBuf, json: bool) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let runtime = Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let spec = SandboxSpec {
         plugin: "(check)".into(),
@@ -102,8 +97,7 @@ fn check(data: &DataDir, file: &PathBuf, json: bool) -> anyhow::Result<()> {
         store: None,
         snapshot: Default::default(),
     };
-    let (loaded, desc) = inspect(&runtime, &spec, Limits::default(), file, &bytes)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let (loaded, desc) = inspect(&runtime, &spec, Limits::default(), file, &bytes).map_err(|e| anyhow::anyhow!(e))?;
     if json {
         let out = serde_json::json!({
             "file": file, "hash": loaded.hash, "contract": "monitor:plugin@0.1.0",
@@ -155,11 +149,7 @@ fn table(listing: &Listing, live: bool) -> String {
             micros(p.stats.p50_us),
             micros(p.stats.p99_us),
             mib(p.stats.memory_peak_bytes),
-            if grants.is_empty() {
-                "-".into()
-            } else {
-                grants.join(",")
-            },
+            if grants.is_empty() { "-".into() } else { grants.join(",") },
         );
     }
     for p in &listing.plugins {
@@ -184,47 +174,19 @@ fn details(p: &PluginRecord) -> String {
     let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
     let _ = writeln!(out, "{} {}", p.name, p.version);
     let _ = writeln!(out, "  summary       {}", p.summary);
-    let _ = writeln!(
-        out,
-        "  file          {}",
-        p.file
-            .as_ref()
-            .map_or("-".into(), |f| f.display().to_string())
-    );
+    let _ = writeln!(out, "  file          {}", p.file.as_ref().map_or("-".into(), |f| f.display().to_string()));
     let _ = writeln!(out, "  hash          {}", p.hash.as_deref().unwrap_or("-"));
     let _ = writeln!(out, "  roles         {}", roles.join(", "));
     let _ = writeln!(out, "  state         {}", p.state);
-    let _ = writeln!(
-        out,
-        "  enabled       {}",
-        if p.enabled { "yes" } else { "no" }
-    );
+    let _ = writeln!(out, "  enabled       {}", if p.enabled { "yes" } else { "no" });
     for r in &p.requests {
-        let granted: Vec<String> = p
-            .bound_grants()
-            .iter()
-            .filter(|g| g.kind == r.kind)
-            .map(Grant::to_string)
-            .collect();
-        let status = if granted.is_empty() {
-            "NOT GRANTED".into()
-        } else {
-            format!("granted {}", granted.join(", "))
-        };
+        let granted: Vec<String> = p.bound_grants().iter().filter(|g| g.kind == r.kind).map(Grant::to_string).collect();
+        let status = if granted.is_empty() { "NOT GRANTED".into() } else { format!("granted {}", granted.join(", ")) };
         let _ = writeln!(out, "  asks for      {} ({}) — {status}", r.kind, r.reason);
     }
     let s = &p.stats;
-    let _ = writeln!(
-        out,
-        "  calls         {} ({} faults, {} in a row)",
-        s.calls, s.faults, s.consecutive_faults
-    );
-    let _ = writeln!(
-        out,
-        "  latency       p50 {} p99 {}",
-        micros(s.p50_us),
-        micros(s.p99_us)
-    );
+    let _ = writeln!(out, "  calls         {} ({} faults, {} in a row)", s.calls, s.faults, s.consecutive_faults);
+    let _ = writeln!(out, "  latency       p50 {} p99 {}", micros(s.p50_us), micros(s.p99_us));
     let _ = writeln!(out, "  memory peak   {}", mib(s.memory_peak_bytes));
     if let Some(e) = &s.last_error {
         let _ = writeln!(out, "  last error    {e}");
@@ -233,11 +195,7 @@ fn details(p: &PluginRecord) -> String {
 }
 
 fn micros(us: f64) -> String {
-    if us >= 1000.0 {
-        format!("{:.1}ms", us / 1000.0)
-    } else {
-        format!("{us:.1}µs")
-    }
+    if us >= 1000.0 { format!("{:.1}ms", us / 1000.0) } else { format!("{us:.1}µs") }
 }
 
 fn mib(bytes: u64) -> String {

@@ -25,10 +25,7 @@ pub fn run(data: DataDir, args: RunArgs) -> anyhow::Result<()> {
         Some(path) => HostConfig::load(path).map_err(|e| UsageError(e.to_string()))?,
         None => HostConfig::default(),
     };
-    let plugins_dir = args
-        .plugins
-        .or_else(|| config.plugins.dir.clone())
-        .unwrap_or_else(|| data.root.join("plugins"));
+    let plugins_dir = args.plugins.or_else(|| config.plugins.dir.clone()).unwrap_or_else(|| data.root.join("plugins"));
     if !plugins_dir.is_dir() {
         return Err(UsageError(format!(
             "plugin directory {} does not exist; create it or pass --plugins DIR",
@@ -36,13 +33,6 @@ pub fn run(data: DataDir, args: RunArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(daemon::run(daemon::Options {
-        data,
-        plugins_dir,
-        config,
-    }))
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(daemon::run(daemon::Options { data, plugins_dir, config }))
 }

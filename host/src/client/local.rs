@@ -21,23 +21,14 @@ pub struct Local {
 
 impl Local {
     pub fn open(data: &DataDir, plugins_dir: Option<PathBuf>) -> anyhow::Result<Local> {
-        data.create()
-            .with_context(|| format!("cannot create data directory {}", data.root.display()))?;
+        data.create().with_context(|| format!("cannot create data directory {}", data.root.display()))?;
         let store = Store::open(&data.database())?;
-        Ok(Local {
-            store,
-            data: data.clone(),
-            plugins_dir,
-        })
+        Ok(Local { store, data: data.clone(), plugins_dir })
     }
 
     fn known(&self) -> anyhow::Result<String> {
         let names: Vec<String> = self.store.plugins()?.into_iter().map(|r| r.name).collect();
-        Ok(if names.is_empty() {
-            "none".into()
-        } else {
-            names.join(", ")
-        })
+        Ok(if names.is_empty() { "none".into() } else { names.join(", ") })
     }
 
     /// The record for `name`, looking in the plugin directory for a plugin the
@@ -50,11 +41,7 @@ impl Local {
             if self.discover(dir, name)? {
                 return Ok(self.store.plugin(name)?.expect("just recorded"));
             }
-            bail!(
-                "no plugin named '{name}' in {} or the database; known plugins: {}",
-                dir.display(),
-                self.known()?
-            );
+            bail!("no plugin named '{name}' in {} or the database; known plugins: {}", dir.display(), self.known()?);
         }
         bail!(
             "no plugin named '{name}'; known plugins: {}; pass --plugins DIR to find a plugin the host has not loaded yet",
@@ -63,8 +50,7 @@ impl Local {
     }
 
     fn discover(&self, dir: &Path, name: &str) -> anyhow::Result<bool> {
-        let runtime =
-            Runtime::new(Some(self.data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let runtime = Runtime::new(Some(self.data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let spec = SandboxSpec {
             plugin: "(loading)".into(),
             grants: Vec::new(),
@@ -72,23 +58,17 @@ impl Local {
             store: None,
             snapshot: Default::default(),
         };
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
-        for path in entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-        {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
+        for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wasm")) {
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
-            let Ok((loaded, desc)) = inspect(&runtime, &spec, Limits::default(), &path, &bytes)
-            else {
+            let Ok((loaded, desc)) = inspect(&runtime, &spec, Limits::default(), &path, &bytes) else {
                 continue;
             };
             if desc.name == name {
-                self.store
-                    .update_plugin(name, |r| r.observe(path.clone(), &loaded.hash, &desc))?;
+                self.store.update_plugin(name, |r| r.observe(path.clone(), &loaded.hash, &desc))?;
                 return Ok(true);
             }
         }
@@ -115,10 +95,7 @@ impl Client for Local {
     }
 
     fn listing(&self) -> anyhow::Result<Listing> {
-        Ok(Listing {
-            plugins: self.store.plugins()?,
-            problems: Vec::new(),
-        })
+        Ok(Listing { plugins: self.store.plugins()?, problems: Vec::new() })
     }
 
     fn plugin(&self, name: &str) -> anyhow::Result<PluginRecord> {
@@ -145,9 +122,7 @@ impl Client for Local {
 
     fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
         if let Some(plugin) = format {
-            bail!(
-                "formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'"
-            );
+            bail!("formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'");
         }
         let mut sampler = Sampler::new();
         // CPU use is measured between two samples.

@@ -30,22 +30,12 @@ impl Worker {
     ) -> Result<Worker, Fault> {
         let mut instance = Instance::new(&loaded, &spec, limits)?;
         instance.configure(&config)?;
-        Ok(Worker {
-            loaded,
-            spec,
-            limits,
-            config,
-            instance: Some(instance),
-            stats,
-        })
+        Ok(Worker { loaded, spec, limits, config, instance: Some(instance), stats })
     }
 
     /// Calls into a live instance, first replacing one a fault left unusable,
     /// and records the call in the plugin's self-metrics.
-    pub fn call<R>(
-        &mut self,
-        f: impl FnOnce(&mut Instance) -> Result<R, Fault>,
-    ) -> Result<R, Fault> {
+    pub fn call<R>(&mut self, f: impl FnOnce(&mut Instance) -> Result<R, Fault>) -> Result<R, Fault> {
         let started = Instant::now();
         let result = self.live().and_then(f);
         let mut stats = self.stats.lock().expect("stats lock");
@@ -113,10 +103,7 @@ impl Actor {
     }
 
     /// Same as [`Actor::run`], for callers outside the async runtime.
-    pub fn run_blocking<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Worker) -> R + Send + 'static,
-    ) -> Option<R> {
+    pub fn run_blocking<R: Send + 'static>(&self, f: impl FnOnce(&mut Worker) -> R + Send + 'static) -> Option<R> {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |worker| {
             let _ = reply.send(f(worker));

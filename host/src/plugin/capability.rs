@@ -33,10 +33,7 @@ impl Kind {
     }
 
     pub fn parse(name: &str) -> Result<Kind, CapabilityError> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == name)
-            .ok_or_else(|| CapabilityError::UnknownKind(name.to_string()))
+        Kind::ALL.into_iter().find(|k| k.as_str() == name).ok_or_else(|| CapabilityError::UnknownKind(name.to_string()))
     }
 
     fn takes_path(self) -> bool {
@@ -67,9 +64,7 @@ pub enum CapabilityError {
     MissingPath(String),
     #[error("capability 'kv' takes no directory; write 'kv'")]
     UnexpectedPath,
-    #[error(
-        "the directory in capability '{0}' must be absolute and plain (no '..'), e.g. 'fs-read:/srv/data'"
-    )]
+    #[error("the directory in capability '{0}' must be absolute and plain (no '..'), e.g. 'fs-read:/srv/data'")]
     BadPath(String),
 }
 
@@ -85,9 +80,7 @@ impl Grant {
             }
             (false, Some(_)) => return Err(CapabilityError::UnexpectedPath),
             (false, None) => None,
-            (true, Some(path)) => {
-                Some(normalise(path).ok_or_else(|| CapabilityError::BadPath(text.into()))?)
-            }
+            (true, Some(path)) => Some(normalise(path).ok_or_else(|| CapabilityError::BadPath(text.into()))?),
         };
         Ok(Grant { kind, path })
     }
@@ -152,10 +145,7 @@ pub fn missing(requests: &[Request], grants: &[Grant]) -> Vec<Kind> {
 
 /// Grants of kinds the plugin did not ask for; they are never handed to it.
 pub fn unrequested<'a>(requests: &[Request], grants: &'a [Grant]) -> Vec<&'a Grant> {
-    grants
-        .iter()
-        .filter(|g| !requests.iter().any(|r| r.kind == g.kind))
-        .collect()
+    grants.iter().filter(|g| !requests.iter().any(|r| r.kind == g.kind)).collect()
 }
 
 #[cfg(test)]
@@ -167,10 +157,7 @@ mod tests {
         for text in ["kv", "fs-read:/var/lib/x", "fs-write:/tmp"] {
             assert_eq!(Grant::parse(text).unwrap().to_string(), text);
         }
-        assert_eq!(
-            Grant::parse("fs-read:/a/./b/").unwrap().to_string(),
-            "fs-read:/a/b"
-        );
+        assert_eq!(Grant::parse("fs-read:/a/./b/").unwrap().to_string(), "fs-read:/a/b");
     }
 
     #[test]
@@ -191,17 +178,11 @@ mod tests {
 
     #[test]
     fn missing_lists_each_ungranted_kind_once() {
-        let req = |kind| Request {
-            kind,
-            reason: String::new(),
-        };
+        let req = |kind| Request { kind, reason: String::new() };
         let requests = [req(Kind::Kv), req(Kind::FsRead), req(Kind::FsRead)];
         let grants = [Grant::parse("fs-write:/tmp").unwrap()];
         assert_eq!(missing(&requests, &grants), [Kind::Kv, Kind::FsRead]);
-        let grants = [
-            Grant::parse("kv").unwrap(),
-            Grant::parse("fs-read:/a").unwrap(),
-        ];
+        let grants = [Grant::parse("kv").unwrap(), Grant::parse("fs-read:/a").unwrap()];
         assert!(missing(&requests, &grants).is_empty());
         let grants = [Grant::parse("fs-write:/tmp").unwrap()];
         assert_eq!(unrequested(&requests, &grants).len(), 1);

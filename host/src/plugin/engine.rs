@@ -43,22 +43,14 @@ impl Runtime {
         let engine_key = format!("{:016x}", hasher.finish());
 
         spawn_ticker(&engine);
-        Ok(Runtime {
-            engine,
-            linker,
-            cache_dir,
-            engine_key,
-        })
+        Ok(Runtime { engine, linker, cache_dir, engine_key })
     }
 
     /// Compiles `bytes` (whose BLAKE3 is `hash`), or loads the artifact cached by
     /// an earlier run of the same engine configuration.
     pub fn compile(&self, bytes: &[u8], hash: &str) -> wasmtime::Result<Compiled> {
         let Some(dir) = &self.cache_dir else {
-            return Ok(Compiled {
-                component: Component::new(&self.engine, bytes)?,
-                from_cache: false,
-            });
+            return Ok(Compiled { component: Component::new(&self.engine, bytes)?, from_cache: false });
         };
         let path = dir.join(format!("{hash}-{}.cwasm", self.engine_key));
         if path.exists() {
@@ -67,10 +59,7 @@ impl Runtime {
             // is in the name); wasmtime checks the header and refuses a mismatch.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(component) => {
-                    return Ok(Compiled {
-                        component,
-                        from_cache: true,
-                    });
+                    return Ok(Compiled { component, from_cache: true });
                 }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "discarding unreadable compiled plugin: {e}")
@@ -81,10 +70,7 @@ impl Runtime {
         if let Err(e) = store_artifact(&component, dir, &path) {
             tracing::warn!(path = %path.display(), "cannot cache compiled plugin: {e:#}");
         }
-        Ok(Compiled {
-            component,
-            from_cache: false,
-        })
+        Ok(Compiled { component, from_cache: false })
     }
 }
 

@@ -24,11 +24,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            call_timeout: Duration::from_millis(100),
-            max_output_bytes: 1 << 20,
-            max_metrics: 1000,
-        }
+        Limits { call_timeout: Duration::from_millis(100), max_output_bytes: 1 << 20, max_metrics: 1000 }
     }
 }
 
@@ -71,11 +67,7 @@ impl Fault {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Fault::Deadline { call, limit } => write!(
-                f,
-                "{call} ran past its deadline of {} ms",
-                limit.as_millis()
-            ),
+            Fault::Deadline { call, limit } => write!(f, "{call} ran past its deadline of {} ms", limit.as_millis()),
             Fault::Memory { call, cap } => {
                 write!(f, "{call} grew memory past the cap of {} MiB", cap >> 20)
             }
@@ -101,10 +93,8 @@ pub struct Instance {
 
 impl Instance {
     pub fn new(loaded: &Loaded, spec: &SandboxSpec, limits: Limits) -> Result<Instance, Fault> {
-        let sandbox = Sandbox::new(spec).map_err(|e| Fault::Denied {
-            call: "instantiate",
-            detail: format!("{e:#}"),
-        })?;
+        let sandbox =
+            Sandbox::new(spec).map_err(|e| Fault::Denied { call: "instantiate", detail: format!("{e:#}") })?;
         let mut store = Store::new(loaded.pre.engine(), sandbox);
         store.limiter(|s| &mut s.limiter);
         let pre = &loaded.pre;
@@ -114,36 +104,16 @@ impl Instance {
             let instance = pre.instantiate(&mut *store)?;
             this = Some((
                 guest::plugin::GuestIndices::new(pre)?.load(&mut *store, &instance)?,
-                optional(
-                    guest::metrics::GuestIndices::new(pre)
-                        .and_then(|i| i.load(&mut *store, &instance)),
-                ),
-                optional(
-                    guest::progress::GuestIndices::new(pre)
-                        .and_then(|i| i.load(&mut *store, &instance)),
-                ),
-                optional(
-                    guest::alerts::GuestIndices::new(pre)
-                        .and_then(|i| i.load(&mut *store, &instance)),
-                ),
-                optional(
-                    guest::formatter::GuestIndices::new(pre)
-                        .and_then(|i| i.load(&mut *store, &instance)),
-                ),
+                optional(guest::metrics::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance))),
+                optional(guest::progress::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance))),
+                optional(guest::alerts::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance))),
+                optional(guest::formatter::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance))),
             ));
             Ok(())
         });
         instance?;
         let (plugin, metrics, progress, alerts, formatter) = this.expect("set on success");
-        Ok(Instance {
-            store,
-            plugin,
-            metrics,
-            progress,
-            alerts,
-            formatter,
-            limits,
-        })
+        Ok(Instance { store, plugin, metrics, progress, alerts, formatter, limits })
     }
 
     /// The highest linear memory size the plugin reached, in bytes.
@@ -153,47 +123,25 @@ impl Instance {
 
     pub fn describe(&mut self) -> Result<Description, Fault> {
         let plugin = self.plugin.clone();
-        let info = guarded(&mut self.store, self.limits, "describe", |s| {
-            plugin.call_describe(s)
-        })?;
-        validate(info).map_err(|detail| Fault::Returned {
-            call: "describe",
-            message: detail,
-        })
+        let info = guarded(&mut self.store, self.limits, "describe", |s| plugin.call_describe(s))?;
+        validate(info).map_err(|detail| Fault::Returned { call: "describe", message: detail })
     }
 
     pub fn configure(&mut self, config: &str) -> Result<(), Fault> {
         let plugin = self.plugin.clone();
-        let result = guarded(&mut self.store, self.limits, "configure", |s| {
-            plugin.call_configure(s, config)
-        })?;
-        result.map_err(|message| Fault::Returned {
-            call: "configure",
-            message,
-        })
+        let result = guarded(&mut self.store, self.limits, "configure", |s| plugin.call_configure(s, config))?;
+        result.map_err(|message| Fault::Returned { call: "configure", message })
     }
 
     pub fn collect(&mut self) -> Result<Vec<types::Metric>, Fault> {
         let Some(metrics) = self.metrics.clone() else {
             return Ok(Vec::new());
         };
-        let result = guarded(&mut self.store, self.limits, "collect", |s| {
-            metrics.call_collect(s)
-        })?;
-        let list = result.map_err(|message| Fault::Returned {
-            call: "collect",
-            message,
-        })?;
+        let result = guarded(&mut self.store, self.limits, "collect", |s| metrics.call_collect(s))?;
+        let list = result.map_err(|message| Fault::Returned { call: "collect", message })?;
         if list.len() > self.limits.max_metrics {
-            let detail = format!(
-                "{} metrics, the cap is {}",
-                list.len(),
-                self.limits.max_metrics
-            );
-            return Err(Fault::OutputTooLarge {
-                call: "collect",
-                detail,
-            });
+            let detail = format!("{} metrics, the cap is {}", list.len(), self.limits.max_metrics);
+            return Err(Fault::OutputTooLarge { call: "collect", detail });
         }
         Ok(list)
     }
@@ -204,18 +152,10 @@ impl Instance {
         children: &[types::ProgressNode],
     ) -> Result<types::ProgressEstimate, Fault> {
         let Some(progress) = self.progress.clone() else {
-            return Err(Fault::Returned {
-                call: "compute",
-                message: "not a progress calculator".into(),
-            });
+            return Err(Fault::Returned { call: "compute", message: "not a progress calculator".into() });
         };
-        let result = guarded(&mut self.store, self.limits, "compute", |s| {
-            progress.call_compute(s, parent, children)
-        })?;
-        let mut estimate = result.map_err(|message| Fault::Returned {
-            call: "compute",
-            message,
-        })?;
+        let result = guarded(&mut self.store, self.limits, "compute", |s| progress.call_compute(s, parent, children))?;
+        let mut estimate = result.map_err(|message| Fault::Returned { call: "compute", message })?;
         if !estimate.progress.is_finite() {
             return Err(Fault::Returned {
                 call: "compute",
@@ -231,29 +171,16 @@ impl Instance {
         let Some(alerts) = self.alerts.clone() else {
             return Ok(());
         };
-        let result = guarded(&mut self.store, self.limits, "handle", |s| {
-            alerts.call_handle(s, alert)
-        })?;
-        result.map_err(|message| Fault::Returned {
-            call: "handle",
-            message,
-        })
+        let result = guarded(&mut self.store, self.limits, "handle", |s| alerts.call_handle(s, alert))?;
+        result.map_err(|message| Fault::Returned { call: "handle", message })
     }
 
     pub fn format(&mut self, view: &types::View) -> Result<String, Fault> {
         let Some(formatter) = self.formatter.clone() else {
-            return Err(Fault::Returned {
-                call: "format",
-                message: "not a display formatter".into(),
-            });
+            return Err(Fault::Returned { call: "format", message: "not a display formatter".into() });
         };
-        let result = guarded(&mut self.store, self.limits, "format", |s| {
-            formatter.call_format(s, view)
-        })?;
-        result.map_err(|message| Fault::Returned {
-            call: "format",
-            message,
-        })
+        let result = guarded(&mut self.store, self.limits, "format", |s| formatter.call_format(s, view))?;
+        result.map_err(|message| Fault::Returned { call: "format", message })
     }
 }
 
@@ -270,11 +197,7 @@ fn guarded<R>(
     f: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<R>,
 ) -> Result<R, Fault> {
     store.data_mut().start_call();
-    let ticks = limits
-        .call_timeout
-        .as_nanos()
-        .div_ceil(EPOCH_TICK.as_nanos()) as u64
-        + 1;
+    let ticks = limits.call_timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
     store.set_epoch_deadline(ticks);
     store.set_hostcall_fuel(limits.max_output_bytes);
     let result = f(store);
@@ -283,25 +206,16 @@ fn guarded<R>(
         if let Some(detail) = sandbox.denied.clone() {
             Fault::Denied { call, detail }
         } else if sandbox.limiter.exceeded {
-            Fault::Memory {
-                call,
-                cap: sandbox.limiter.cap,
-            }
+            Fault::Memory { call, cap: sandbox.limiter.cap }
         } else if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-            Fault::Deadline {
-                call,
-                limit: limits.call_timeout,
-            }
+            Fault::Deadline { call, limit: limits.call_timeout }
         } else {
             let detail = format!("{e:#}");
             if detail.contains("fuel allocated for hostcalls has been exhausted") {
                 let detail = format!("more than {} KiB of results", limits.max_output_bytes >> 10);
                 Fault::OutputTooLarge { call, detail }
             } else {
-                Fault::Trap {
-                    call,
-                    detail: first_line(&detail),
-                }
+                Fault::Trap { call, detail: first_line(&detail) }
             }
         }
     })
@@ -316,35 +230,20 @@ fn first_line(s: &str) -> String {
 fn validate(info: types::PluginInfo) -> Result<Description, String> {
     let name_ok = !info.name.is_empty()
         && info.name.len() <= 64
-        && info
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && info.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !info.name.starts_with('-');
     if !name_ok {
-        return Err(format!(
-            "name '{}' is not kebab-case (a-z, 0-9, '-', at most 64)",
-            info.name.escape_debug()
-        ));
+        return Err(format!("name '{}' is not kebab-case (a-z, 0-9, '-', at most 64)", info.name.escape_debug()));
     }
     if info.version.is_empty() || info.version.len() > 64 {
-        return Err(format!(
-            "version '{}' must be 1 to 64 characters",
-            info.version.escape_debug()
-        ));
+        return Err(format!("version '{}' must be 1 to 64 characters", info.version.escape_debug()));
     }
     let mut requests = Vec::new();
     for c in info.capabilities {
         let kind = Kind::parse(&c.name).map_err(|_| {
-            format!(
-                "asks for unknown capability '{}'; known: kv, fs-read, fs-write",
-                c.name.escape_debug()
-            )
+            format!("asks for unknown capability '{}'; known: kv, fs-read, fs-write", c.name.escape_debug())
         })?;
-        requests.push(Request {
-            kind,
-            reason: c.reason.chars().take(200).collect(),
-        });
+        requests.push(Request { kind, reason: c.reason.chars().take(200).collect() });
     }
     Ok(Description {
         name: info.name,

@@ -44,10 +44,7 @@ pub enum LoadError {
     #[error("{file} imports '{import}', which this host does not provide to plugins")]
     UnknownImport { file: String, import: String },
     #[error("cannot read {file}: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
+    Read { file: String, source: std::io::Error },
 }
 
 pub fn hash(bytes: &[u8]) -> String {
@@ -57,10 +54,7 @@ pub fn hash(bytes: &[u8]) -> String {
 /// Reads, validates, compiles (or loads from the cache) and links one plugin file.
 pub fn load_file(runtime: &Runtime, path: &Path) -> Result<Loaded, LoadError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        file: file.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { file: file.clone(), source })?;
     load_bytes(runtime, &bytes, &file)
 }
 
@@ -74,10 +68,7 @@ pub fn load_bytes(runtime: &Runtime, bytes: &[u8], file: &str) -> Result<Loaded,
     let hash = hash(bytes);
     let compiled = runtime
         .compile(bytes, &hash)
-        .map_err(|e| LoadError::Invalid {
-            file: file.clone(),
-            detail: format!("{e:#}"),
-        })?;
+        .map_err(|e| LoadError::Invalid { file: file.clone(), detail: format!("{e:#}") })?;
     let component = compiled.component;
     let ty = component.component_type();
 
@@ -93,54 +84,27 @@ pub fn load_bytes(runtime: &Runtime, bytes: &[u8], file: &str) -> Result<Loaded,
             return Err(LoadError::WrongVersion { file, found });
         }
         exports.push(name.to_string());
-        if let (Some(interface), ComponentItem::ComponentInstance(_)) =
-            (contract_interface(name), item.ty)
-        {
+        if let (Some(interface), ComponentItem::ComponentInstance(_)) = (contract_interface(name), item.ty) {
             interfaces.push(interface.to_string());
         }
     }
-    let roles: Vec<Role> = Role::ALL
-        .into_iter()
-        .filter(|r| interfaces.iter().any(|i| i == r.interface()))
-        .collect();
+    let roles: Vec<Role> = Role::ALL.into_iter().filter(|r| interfaces.iter().any(|i| i == r.interface())).collect();
     if roles.is_empty() || !interfaces.iter().any(|i| i == "plugin") {
-        let exports = if exports.is_empty() {
-            "nothing".into()
-        } else {
-            exports.join(", ")
-        };
+        let exports = if exports.is_empty() { "nothing".into() } else { exports.join(", ") };
         return Err(LoadError::NoWorld { file, exports });
     }
 
     let pre = runtime.linker.instantiate_pre(&component).map_err(|e| {
         let detail = format!("{e:#}");
-        match ty
-            .imports(&runtime.engine)
-            .map(|(n, _)| n)
-            .find(|n| detail.contains(n))
-        {
-            Some(import) => LoadError::UnknownImport {
-                file: file.clone(),
-                import: import.to_string(),
-            },
-            None => LoadError::Invalid {
-                file: file.clone(),
-                detail,
-            },
+        match ty.imports(&runtime.engine).map(|(n, _)| n).find(|n| detail.contains(n)) {
+            Some(import) => LoadError::UnknownImport { file: file.clone(), import: import.to_string() },
+            None => LoadError::Invalid { file: file.clone(), detail },
         }
     })?;
     // Type-check the exports now, so a mismatch is a load error, not a fault later.
-    let typecheck = |e: wasmtime::Error| LoadError::Invalid {
-        file: file.clone(),
-        detail: format!("{e:#}"),
-    };
+    let typecheck = |e: wasmtime::Error| LoadError::Invalid { file: file.clone(), detail: format!("{e:#}") };
     guest::plugin::GuestIndices::new(&pre).map_err(typecheck)?;
-    Ok(Loaded {
-        hash,
-        roles,
-        pre,
-        from_cache: compiled.from_cache,
-    })
+    Ok(Loaded { hash, roles, pre, from_cache: compiled.from_cache })
 }
 
 /// `monitor:plugin/metrics@0.1.0` → `metrics`.
@@ -163,16 +127,10 @@ mod tests {
 
     #[test]
     fn reads_contract_names() {
-        assert_eq!(
-            contract_interface("monitor:plugin/metrics@0.1.0"),
-            Some("metrics")
-        );
+        assert_eq!(contract_interface("monitor:plugin/metrics@0.1.0"), Some("metrics"));
         assert_eq!(contract_interface("monitor:plugin/metrics@0.2.0"), None);
         assert_eq!(contract_interface("wasi:cli/run@0.2.0"), None);
-        assert_eq!(
-            foreign_version("monitor:plugin/plugin@0.2.0").as_deref(),
-            Some("0.2.0")
-        );
+        assert_eq!(foreign_version("monitor:plugin/plugin@0.2.0").as_deref(), Some("0.2.0"));
         assert_eq!(foreign_version("monitor:plugin/plugin@0.1.0"), None);
         assert_eq!(foreign_version("wasi:io/streams@0.2.0"), None);
     }

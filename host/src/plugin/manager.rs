@@ -67,15 +67,24 @@ struct Entry {
     stats: Arc<Mutex<Stats>>,
 }
 
+/// What a file in the directory held when last loaded. The fingerprint covers
+/// the `.wasm` and its configuration, so editing either reloads the plugin.
 enum FileState {
-    Plugin { name: String, hash: String },
-    Broken { hash: String, error: String },
+    Plugin { name: String, fingerprint: String },
+    Broken { fingerprint: String, error: String },
 }
 
 impl FileState {
-    fn hash(&self) -> &str {
+    fn fingerprint(&self) -> &str {
         match self {
-            FileState::Plugin { hash, .. } | FileState::Broken { hash, .. } => hash,
+            FileState::Plugin { fingerprint, .. } | FileState::Broken { fingerprint, .. } => fingerprint,
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        match self {
+            FileState::Plugin { name, .. } => Some(name),
+            FileState::Broken { .. } => None,
         }
     }
 }
@@ -95,19 +104,8 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(
-        runtime: Arc<Runtime>,
-        store: Store,
-        snapshot: SharedSnapshot,
-        settings: Settings,
-    ) -> Manager {
-        Manager {
-            runtime,
-            store,
-            snapshot,
-            settings,
-            inner: Mutex::default(),
-        }
+    pub fn new(runtime: Arc<Runtime>, store: Store, snapshot: SharedSnapshot, settings: Settings) -> Manager {
+        Manager { runtime, store, snapshot, settings, inner: Mutex::default() }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -131,13 +129,7 @@ impl Manager {
             });
         on_disk.sort();
 
-        let gone: Vec<PathBuf> = self
-            .inner()
-            .files
-            .keys()
-            .filter(|f| !on_disk.contains(f))
-            .cloned()
-            .collect();
+        let gone: Vec<PathBuf> = self.inner().files.keys().filter(|f| !on_disk.contains(f)).cloned().collect();
         for file in gone {
             self.forget_file(&file)?;
         }
@@ -145,17 +137,13 @@ impl Manager {
             let Ok(bytes) = std::fs::read(&file) else {
                 continue;
             };
-            let hash = load::hash(&bytes);
-            if self
-                .inner()
-                .files
-                .get(&file)
-                .is_some_and(|f| f.hash() == hash)
-            {
+            let name = self.inner().files.get(&file).and_then(|f| f.name().map(String::from));
+            let fingerprint = fingerprint(&bytes, &file, name.as_deref());
+            if self.inner().files.get(&file).is_some_and(|f| f.fingerprint() == fingerprint) {
                 continue;
             }
             self.forget_file(&file)?;
-            self.add_file(&file, &bytes, hash)?;
+            self.add_file(&file, &bytes, fingerprint)?;
         }
         Ok(())
     }
@@ -180,17 +168,17 @@ impl Manager {
         Ok(())
     }
 
-    fn add_file(&self, file: &Path, bytes: &[u8], hash: String) -> Result<(), StoreError> {
+    fn add_file(&self, file: &Path, bytes: &[u8], fingerprint: String) -> Result<(), StoreError> {
         let (loaded, desc) = match self.inspect(file, bytes) {
             Ok(found) => found,
             Err(error) => {
                 tracing::error!(file = %file.display(), "plugin not loaded: {error}");
-                self.inner()
-                    .files
-                    .insert(file.into(), FileState::Broken { hash, error });
+                self.inner().files.insert(file.into(), FileState::Broken { fingerprint, error });
                 return Ok(());
             }
         };
+        // The configuration may be named after the plugin, known only now.
+        let fingerprint = self::fingerprint(bytes, file, Some(&desc.name));
         let name = desc.name.clone();
         let clash = self.inner().plugins.get(&name).map(|e| e.file.clone());
         if let Some(other) = clash {
@@ -200,13 +188,11 @@ impl Manager {
                 file.display()
             );
             tracing::error!("{error}");
-            self.inner()
-                .files
-                .insert(file.into(), FileState::Broken { hash, error });
+            self.inner().files.insert(file.into(), FileState::Broken { fingerprint, error });
             return Ok(());
         }
         let record = self.store.update_plugin(&name, |r| {
-            r.observe(file.into(), &hash, &desc);
+            r.observe(file.into(), &loaded.hash, &desc);
             r.clone()
         })?;
         tracing::info!(
@@ -216,22 +202,8 @@ impl Manager {
         let stats = Arc::new(Mutex::new(Stats::new(&record.stats)));
         {
             let mut inner = self.inner();
-            inner.files.insert(
-                file.into(),
-                FileState::Plugin {
-                    name: name.clone(),
-                    hash,
-                },
-            );
-            inner.plugins.insert(
-                name.clone(),
-                Entry {
-                    file: file.into(),
-                    loaded,
-                    actor: None,
-                    stats,
-                },
-            );
+            inner.files.insert(file.into(), FileState::Plugin { name: name.clone(), fingerprint });
+            inner.plugins.insert(name.clone(), Entry { file: file.into(), loaded, actor: None, stats });
         }
         self.apply(&name)
     }
@@ -239,13 +211,7 @@ impl Manager {
     /// Compiles and links a file and asks the plugin to describe itself, in a
     /// sandbox with no grants.
     fn inspect(&self, file: &Path, bytes: &[u8]) -> Result<(Loaded, Description), String> {
-        inspect(
-            &self.runtime,
-            &self.spec("(loading)", Vec::new()),
-            self.settings.limits,
-            file,
-            bytes,
-        )
+        inspect(&self.runtime, &self.spec("(loading)", Vec::new()), self.settings.limits, file, bytes)
     }
 
     fn spec(&self, name: &str, grants: Vec<Grant>) -> SandboxSpec {
@@ -269,12 +235,7 @@ impl Manager {
             let Some(entry) = inner.plugins.get(name) else {
                 return Ok(());
             };
-            (
-                entry.actor.is_some(),
-                entry.loaded.clone(),
-                entry.stats.clone(),
-                entry.file.clone(),
-            )
+            (entry.actor.is_some(), entry.loaded.clone(), entry.stats.clone(), entry.file.clone())
         };
         let state = match (desired, running) {
             (State::Running, true) => State::Running,
@@ -295,11 +256,8 @@ impl Manager {
             (other, _) => {
                 self.set_actor(name, None);
                 if let State::AwaitingGrant { .. } = &other {
-                    let asks: Vec<String> = record
-                        .requests
-                        .iter()
-                        .map(|r| format!("{} ({})", r.kind, r.reason))
-                        .collect();
+                    let asks: Vec<String> =
+                        record.requests.iter().map(|r| format!("{} ({})", r.kind, r.reason)).collect();
                     tracing::warn!(
                         plugin = %name,
                         "plugin waits for a grant; it asks for {}; run 'monitor plugins enable {name} --grant CAP'",
@@ -328,35 +286,22 @@ impl Manager {
     ) -> Result<Actor, String> {
         let config = read_config(file, &record.name)?;
         let spec = self.spec(&record.name, record.bound_grants().to_vec());
-        let worker =
-            Worker::start(loaded, spec, self.settings.limits, config, stats).map_err(|fault| {
-                match fault {
-                    Fault::Returned {
-                        call: "configure",
-                        message,
-                    } => format!("invalid configuration: {message}"),
-                    fault => fault.to_string(),
-                }
-            })?;
+        let worker = Worker::start(loaded, spec, self.settings.limits, config, stats).map_err(|fault| match fault {
+            Fault::Returned { call: "configure", message } => format!("invalid configuration: {message}"),
+            fault => fault.to_string(),
+        })?;
         Ok(Actor::spawn(&record.name, worker))
     }
 
     fn known(&self) -> String {
         let names: Vec<String> = self.inner().plugins.keys().cloned().collect();
-        if names.is_empty() {
-            "none".into()
-        } else {
-            names.join(", ")
-        }
+        if names.is_empty() { "none".into() } else { names.join(", ") }
     }
 
     fn record(&self, name: &str) -> Result<PluginRecord, ManagerError> {
         match self.store.plugin(name)? {
             Some(r) => Ok(r),
-            None => Err(ManagerError::NoSuchPlugin {
-                name: name.into(),
-                known: self.known(),
-            }),
+            None => Err(ManagerError::NoSuchPlugin { name: name.into(), known: self.known() }),
         }
     }
 
@@ -406,10 +351,7 @@ impl Manager {
             .files
             .iter()
             .filter_map(|(file, state)| match state {
-                FileState::Broken { error, .. } => Some(Problem {
-                    file: file.clone(),
-                    error: error.clone(),
-                }),
+                FileState::Broken { error, .. } => Some(Problem { file: file.clone(), error: error.clone() }),
                 FileState::Plugin { .. } => None,
             })
             .collect();
@@ -450,36 +392,21 @@ impl Manager {
 
     fn actor(&self, name: &str, role: Role) -> Result<Actor, ManagerError> {
         let inner = self.inner();
-        let entry = inner
-            .plugins
-            .get(name)
-            .ok_or_else(|| ManagerError::NoSuchPlugin {
-                name: name.into(),
-                known: inner.plugins.keys().cloned().collect::<Vec<_>>().join(", "),
-            })?;
+        let entry = inner.plugins.get(name).ok_or_else(|| ManagerError::NoSuchPlugin {
+            name: name.into(),
+            known: inner.plugins.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
         if !entry.loaded.roles.contains(&role) {
-            return Err(ManagerError::WrongRole {
-                name: name.into(),
-                role,
-            });
+            return Err(ManagerError::WrongRole { name: name.into(), role });
         }
         entry.actor.clone().ok_or_else(|| ManagerError::NotRunning {
             name: name.into(),
-            state: self
-                .store
-                .plugin(name)
-                .ok()
-                .flatten()
-                .map_or("unknown".into(), |r| r.state.to_string()),
+            state: self.store.plugin(name).ok().flatten().map_or("unknown".into(), |r| r.state.to_string()),
         })
     }
 
     /// Notes a call's outcome; quarantines the plugin after too many faults in a row.
-    fn after_call<R>(
-        &self,
-        name: &str,
-        result: Option<Result<R, Fault>>,
-    ) -> Option<Result<R, Fault>> {
+    fn after_call<R>(&self, name: &str, result: Option<Result<R, Fault>>) -> Option<Result<R, Fault>> {
         let Some(Err(fault)) = &result else {
             return result;
         };
@@ -491,11 +418,7 @@ impl Manager {
         if streak >= self.settings.quarantine_after {
             let reason = format!("{streak} faults in a row; last: {fault}");
             tracing::warn!(plugin = %name, "plugin quarantined: {reason}; 'monitor plugins enable {name}' runs it again");
-            let stats = self
-                .inner()
-                .plugins
-                .get(name)
-                .map(|e| e.stats.lock().expect("stats lock").snapshot());
+            let stats = self.inner().plugins.get(name).map(|e| e.stats.lock().expect("stats lock").snapshot());
             let quarantined = self.store.update_plugin(name, |r| {
                 r.quarantine = Some(reason);
                 if let Some(stats) = stats {
@@ -558,23 +481,15 @@ impl Manager {
         children: Vec<types::ProgressNode>,
     ) -> Result<types::ProgressEstimate, ManagerError> {
         let actor = self.actor(name, Role::ProgressCalculator)?;
-        let result = actor
-            .run(move |w| w.call(|i| i.compute(&parent, &children)))
-            .await;
+        let result = actor.run(move |w| w.call(|i| i.compute(&parent, &children))).await;
         self.finish(name, result)
     }
 
     fn finish<R>(&self, name: &str, result: Option<Result<R, Fault>>) -> Result<R, ManagerError> {
         match self.after_call(name, result) {
             Some(Ok(value)) => Ok(value),
-            Some(Err(fault)) => Err(ManagerError::Fault {
-                name: name.into(),
-                fault,
-            }),
-            None => Err(ManagerError::NotRunning {
-                name: name.into(),
-                state: "stopped".into(),
-            }),
+            Some(Err(fault)) => Err(ManagerError::Fault { name: name.into(), fault }),
+            None => Err(ManagerError::NotRunning { name: name.into(), state: "stopped".into() }),
         }
     }
 }
@@ -587,31 +502,40 @@ pub fn inspect(
     file: &Path,
     bytes: &[u8],
 ) -> Result<(Loaded, Description), String> {
-    let loaded = load::load_bytes(runtime, bytes, &file.display().to_string())
-        .map_err(|e: LoadError| e.to_string())?;
-    let mut instance =
-        Instance::new(&loaded, spec, limits).map_err(|f| format!("{}: {f}", file.display()))?;
-    let mut desc = instance
-        .describe()
-        .map_err(|f| format!("{}: {f}", file.display()))?;
+    let loaded = load::load_bytes(runtime, bytes, &file.display().to_string()).map_err(|e: LoadError| e.to_string())?;
+    let mut instance = Instance::new(&loaded, spec, limits).map_err(|f| format!("{}: {f}", file.display()))?;
+    let mut desc = instance.describe().map_err(|f| format!("{}: {f}", file.display()))?;
     desc.roles.clone_from(&loaded.roles);
     Ok((loaded, desc))
 }
 
-/// The plugin's configuration: `NAME.toml` beside the file (by plugin name, then
-/// by file name), checked to be TOML before the plugin sees it.
-fn read_config(file: &Path, name: &str) -> Result<String, String> {
+/// Where a plugin's configuration may be: `NAME.toml` beside the file (by plugin
+/// name, then by file name).
+fn config_paths(file: &Path, name: Option<&str>) -> Vec<PathBuf> {
     let dir = file.parent().unwrap_or(Path::new("."));
-    let candidates = [
-        dir.join(format!("{name}.toml")),
-        file.with_extension("toml"),
-    ];
+    let mut paths: Vec<PathBuf> = name.map(|n| dir.join(format!("{n}.toml"))).into_iter().collect();
+    paths.push(file.with_extension("toml"));
+    paths
+}
+
+/// A digest of the plugin file and whatever configuration files it may read.
+fn fingerprint(bytes: &[u8], file: &Path, name: Option<&str>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(bytes);
+    for path in config_paths(file, name) {
+        hasher.update(path.as_os_str().as_encoded_bytes());
+        hasher.update(&std::fs::read(&path).unwrap_or_default());
+    }
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+/// The plugin's configuration, checked to be TOML before the plugin sees it.
+fn read_config(file: &Path, name: &str) -> Result<String, String> {
+    let candidates = config_paths(file, Some(name));
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {
         return Ok(String::new());
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    text.parse::<toml::Table>()
-        .map_err(|e| format!("{} is not valid TOML: {}", path.display(), e.message()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.parse::<toml::Table>().map_err(|e| format!("{} is not valid TOML: {}", path.display(), e.message()))?;
     Ok(text)
 }

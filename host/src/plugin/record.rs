@@ -21,12 +21,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::MetricProvider,
-        Role::ProgressCalculator,
-        Role::AlertHandler,
-        Role::DisplayFormatter,
-    ];
+    pub const ALL: [Role; 4] =
+        [Role::MetricProvider, Role::ProgressCalculator, Role::AlertHandler, Role::DisplayFormatter];
 
     /// The world name in the WIT contract.
     pub fn as_str(self) -> &'static str {
@@ -148,11 +144,7 @@ pub struct PluginRecord {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {
     #[error("plugin '{name}' has no grant '{grant}'; its grants are: {held}")]
-    NoSuchGrant {
-        name: String,
-        grant: String,
-        held: String,
-    },
+    NoSuchGrant { name: String, grant: String, held: String },
 }
 
 impl PluginRecord {
@@ -193,11 +185,7 @@ impl PluginRecord {
 
     /// The grants that apply to the content last seen.
     pub fn bound_grants(&self) -> &[Grant] {
-        if self.grants_hash.is_some() && self.grants_hash == self.hash {
-            &self.grants
-        } else {
-            &[]
-        }
+        if self.grants_hash.is_some() && self.grants_hash == self.hash { &self.grants } else { &[] }
     }
 
     /// What the plugin should be doing now, from the user's choices and its grants.
@@ -206,16 +194,10 @@ impl PluginRecord {
             return State::Disabled;
         }
         if let Some(reason) = &self.quarantine {
-            return State::Quarantined {
-                reason: reason.clone(),
-            };
+            return State::Quarantined { reason: reason.clone() };
         }
         let missing = capability::missing(&self.requests, self.bound_grants());
-        if missing.is_empty() {
-            State::Running
-        } else {
-            State::AwaitingGrant { missing }
-        }
+        if missing.is_empty() { State::Running } else { State::AwaitingGrant { missing } }
     }
 
     /// Enables the plugin, clears a quarantine and adds grants, all bound to the
@@ -250,11 +232,7 @@ impl PluginRecord {
             return Err(ChangeError::NoSuchGrant {
                 name: self.name.clone(),
                 grant: text.to_string(),
-                held: if held.is_empty() {
-                    "none".into()
-                } else {
-                    held.join(", ")
-                },
+                held: if held.is_empty() { "none".into() } else { held.join(", ") },
             });
         }
         self.grants.retain(|g| !matches(g));
@@ -272,13 +250,7 @@ mod tests {
             version: "1.0.0".into(),
             summary: String::new(),
             roles: vec![Role::MetricProvider],
-            requests: kinds
-                .iter()
-                .map(|&kind| Request {
-                    kind,
-                    reason: "r".into(),
-                })
-                .collect(),
+            requests: kinds.iter().map(|&kind| Request { kind, reason: "r".into() }).collect(),
         }
     }
 
@@ -297,12 +269,7 @@ mod tests {
     fn grants_are_bound_to_content_and_an_upgrade_asking_more_waits() {
         let mut r = PluginRecord::new("p");
         r.observe("/p.wasm".into(), "h1", &desc(&[Kind::FsRead]));
-        assert_eq!(
-            r.desired_state(),
-            State::AwaitingGrant {
-                missing: vec![Kind::FsRead]
-            }
-        );
+        assert_eq!(r.desired_state(), State::AwaitingGrant { missing: vec![Kind::FsRead] });
         r.enable(&[grant("fs-read:/srv")]);
         assert_eq!(r.desired_state(), State::Running);
 
@@ -313,12 +280,7 @@ mod tests {
 
         // New content that asks for more: nothing applies until granted.
         r.observe("/p.wasm".into(), "h3", &desc(&[Kind::FsRead, Kind::Kv]));
-        assert_eq!(
-            r.desired_state(),
-            State::AwaitingGrant {
-                missing: vec![Kind::FsRead, Kind::Kv]
-            }
-        );
+        assert_eq!(r.desired_state(), State::AwaitingGrant { missing: vec![Kind::FsRead, Kind::Kv] });
         assert!(r.bound_grants().is_empty());
         r.enable(&[grant("kv")]);
         assert_eq!(r.desired_state(), State::Running);
@@ -345,16 +307,8 @@ mod tests {
         assert_eq!(r.revoke("fs-read:/a").unwrap(), [grant("fs-read:/a")]);
         assert_eq!(r.desired_state(), State::Running);
         r.revoke("fs-read").unwrap();
-        assert_eq!(
-            r.desired_state(),
-            State::AwaitingGrant {
-                missing: vec![Kind::FsRead]
-            }
-        );
+        assert_eq!(r.desired_state(), State::AwaitingGrant { missing: vec![Kind::FsRead] });
         let err = r.revoke("fs-write").unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "plugin 'p' has no grant 'fs-write'; its grants are: kv"
-        );
+        assert_eq!(err, "plugin 'p' has no grant 'fs-write'; its grants are: kv");
     }
 }

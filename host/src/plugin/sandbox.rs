@@ -60,26 +60,14 @@ impl Sandbox {
                 Kind::FsWrite => FsPerms::ReadWrite,
                 Kind::Kv => continue,
             };
-            let dir = grant
-                .path
-                .as_ref()
-                .expect("file-system grants carry a path");
-            let guest = dir.to_str().ok_or_else(|| {
-                anyhow::anyhow!("granted directory {} is not UTF-8", dir.display())
-            })?;
+            let dir = grant.path.as_ref().expect("file-system grants carry a path");
+            let guest =
+                dir.to_str().ok_or_else(|| anyhow::anyhow!("granted directory {} is not UTF-8", dir.display()))?;
             wasi.preopened_dir(dir, guest, perms).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot open granted directory {}: {e}; create it or revoke '{grant}'",
-                    dir.display()
-                )
+                anyhow::anyhow!("cannot open granted directory {}: {e}; create it or revoke '{grant}'", dir.display())
             })?;
         }
-        let kv = spec
-            .grants
-            .iter()
-            .any(|g| g.kind == Kind::Kv)
-            .then(|| spec.store.clone())
-            .flatten();
+        let kv = spec.grants.iter().any(|g| g.kind == Kind::Kv).then(|| spec.store.clone()).flatten();
         Ok(Sandbox {
             plugin: spec.plugin.clone(),
             wasi: wasi.build(),
@@ -116,10 +104,7 @@ impl Sandbox {
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -133,21 +118,12 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     fn new(cap: usize) -> MemoryLimiter {
-        MemoryLimiter {
-            cap,
-            peak: 0,
-            exceeded: false,
-        }
+        MemoryLimiter { cap, peak: 0, exceeded: false }
     }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.cap {
             self.exceeded = true;
             return Ok(false);
@@ -156,23 +132,14 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
 
 /// Takes `len` bytes from a shared per-call budget; false once it is spent.
 fn spend(budget: &AtomicUsize, len: usize) -> bool {
-    budget
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-            left.checked_sub(len)
-        })
-        .is_ok()
+    budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(len)).is_ok()
 }
 
 fn emit(plugin: &str, stream: &str, level: tracing::Level, line: &str) {
@@ -225,26 +192,16 @@ impl kv::Host for Sandbox {
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
         let store = self.kv_store("set")?;
         if key.is_empty() || key.len() > KV_MAX_KEY_BYTES {
-            return Ok(Err(format!(
-                "key of {} bytes; keys are 1 to {KV_MAX_KEY_BYTES} bytes",
-                key.len()
-            )));
+            return Ok(Err(format!("key of {} bytes; keys are 1 to {KV_MAX_KEY_BYTES} bytes", key.len())));
         }
         if value.len() > KV_MAX_VALUE_BYTES {
-            return Ok(Err(format!(
-                "value of {} bytes; values are at most {KV_MAX_VALUE_BYTES} bytes",
-                value.len()
-            )));
+            return Ok(Err(format!("value of {} bytes; values are at most {KV_MAX_VALUE_BYTES} bytes", value.len())));
         }
-        Ok(
-            match store.kv_set(&self.plugin, &key, &value, KV_MAX_KEYS) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(held)) => Err(format!(
-                    "the store holds {held} keys, the most allowed; delete some first"
-                )),
-                Err(e) => Err(format!("the host could not store the value: {e}")),
-            },
-        )
+        Ok(match store.kv_set(&self.plugin, &key, &value, KV_MAX_KEYS) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(held)) => Err(format!("the store holds {held} keys, the most allowed; delete some first")),
+            Err(e) => Err(format!("the host could not store the value: {e}")),
+        })
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
@@ -274,11 +231,7 @@ struct LogPipe {
 
 impl LogPipe {
     fn new(plugin: &Arc<str>, stream: &'static str, budget: &Arc<AtomicUsize>) -> LogPipe {
-        LogPipe {
-            plugin: plugin.clone(),
-            stream,
-            budget: budget.clone(),
-        }
+        LogPipe { plugin: plugin.clone(), stream, budget: budget.clone() }
     }
 }
 
@@ -290,17 +243,11 @@ impl IsTerminal for LogPipe {
 
 impl StdoutStream for LogPipe {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LineWriter {
-            pipe: self.clone(),
-            line: Vec::new(),
-        })
+        Box::new(LineWriter { pipe: self.clone(), line: Vec::new() })
     }
 
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
-            pipe: self.clone(),
-            line: Vec::new(),
-        })
+        Box::new(LineWriter { pipe: self.clone(), line: Vec::new() })
     }
 }
 
@@ -327,12 +274,7 @@ impl LineWriter {
 
     fn flush_line(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
-        emit(
-            &self.pipe.plugin,
-            self.pipe.stream,
-            tracing::Level::INFO,
-            &text,
-        );
+        emit(&self.pipe.plugin, self.pipe.stream, tracing::Level::INFO, &text);
         self.line.clear();
     }
 }
@@ -366,11 +308,7 @@ impl OutputStream for LineWriter {
 }
 
 impl tokio::io::AsyncWrite for LineWriter {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.get_mut().push(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -27,11 +27,7 @@ impl Store {
     }
 
     /// Reads, changes and writes one record in a single transaction.
-    pub fn update_plugin<R>(
-        &self,
-        name: &str,
-        change: impl FnOnce(&mut PluginRecord) -> R,
-    ) -> Result<R, StoreError> {
+    pub fn update_plugin<R>(&self, name: &str, change: impl FnOnce(&mut PluginRecord) -> R) -> Result<R, StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         let result = {
             let mut table = tx.open_table(PLUGINS).map_err(db)?;
@@ -50,8 +46,5 @@ impl Store {
 }
 
 fn decode(name: &str, json: &str) -> Result<PluginRecord, StoreError> {
-    serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
-        key: name.into(),
-        source,
-    })
+    serde_json::from_str(json).map_err(|source| StoreError::Corrupt { key: name.into(), source })
 }

@@ -37,10 +37,7 @@
 //! None.
 
 use monitor_sdk::config::Deserialize;
-use monitor_sdk::{
-    Alert, AlertState, DisplayFormatter, Level, NodeStatus, Plugin, ProgressNode, SystemSnapshot,
-    View,
-};
+use monitor_sdk::{Alert, AlertState, DisplayFormatter, Level, NodeStatus, Plugin, ProgressNode, SystemSnapshot, View};
 
 const MAX_NAME_CHARS: usize = 24;
 
@@ -52,10 +49,7 @@ struct Style {
 
 impl Default for Style {
     fn default() -> Self {
-        Style {
-            ascii: true,
-            max_runs: 2,
-        }
+        Style { ascii: true, max_runs: 2 }
     }
 }
 
@@ -109,14 +103,11 @@ fn render(style: &Style, view: &View) -> String {
         View::Progress(nodes) => runs_part(style, nodes).unwrap_or_else(|| "no runs".into()),
         View::Alerts(alerts) => alerts_part(style, alerts).unwrap_or_else(|| "no alerts".into()),
         View::Status(status) => {
-            let parts: Vec<String> = [
-                Some(system_part(&status.system)),
-                runs_part(style, &status.runs),
-                alerts_part(style, &status.firing),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let parts: Vec<String> =
+                [Some(system_part(&status.system)), runs_part(style, &status.runs), alerts_part(style, &status.firing)]
+                    .into_iter()
+                    .flatten()
+                    .collect();
             parts.join(style.separator())
         }
     }
@@ -144,16 +135,8 @@ fn percent(progress: f64) -> u32 {
 
 /// A name fit for one line: control characters become spaces, long names are cut.
 fn short_name(style: &Style, node: &ProgressNode) -> String {
-    let name = if node.name.trim().is_empty() {
-        &node.id
-    } else {
-        &node.name
-    };
-    let clean: String = name
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let name = if node.name.trim().is_empty() { &node.id } else { &node.name };
+    let clean: String = name.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     if clean.chars().count() <= MAX_NAME_CHARS {
         return clean;
     }
@@ -165,10 +148,8 @@ fn short_name(style: &Style, node: &ProgressNode) -> String {
 fn runs_part(style: &Style, nodes: &[ProgressNode]) -> Option<String> {
     // A view may hold whole trees; then only the top-level nodes are runs.
     let has_roots = nodes.iter().any(|n| !n.id.contains('/'));
-    let running: Vec<&ProgressNode> = nodes
-        .iter()
-        .filter(|n| n.status == NodeStatus::Running && (!has_roots || !n.id.contains('/')))
-        .collect();
+    let running: Vec<&ProgressNode> =
+        nodes.iter().filter(|n| n.status == NodeStatus::Running && (!has_roots || !n.id.contains('/'))).collect();
     if running.is_empty() {
         return None;
     }
@@ -207,20 +188,10 @@ fn level_name(level: Level) -> &'static str {
 }
 
 fn alerts_part(style: &Style, alerts: &[Alert]) -> Option<String> {
-    let firing: Vec<&Alert> = alerts
-        .iter()
-        .filter(|a| a.state == AlertState::Firing)
-        .collect();
-    let highest = firing
-        .iter()
-        .map(|a| a.level)
-        .max_by_key(|l| level_rank(*l))?;
+    let firing: Vec<&Alert> = alerts.iter().filter(|a| a.state == AlertState::Firing).collect();
+    let highest = firing.iter().map(|a| a.level).max_by_key(|l| level_rank(*l))?;
     let prefix = if style.ascii { "" } else { "▲ " };
-    Some(format!(
-        "{prefix}{} firing ({})",
-        firing.len(),
-        level_name(highest)
-    ))
+    Some(format!("{prefix}{} firing ({})", firing.len(), level_name(highest)))
 }
 
 #[cfg(test)]
@@ -275,43 +246,24 @@ mod tests {
     }
 
     fn status(runs: Vec<ProgressNode>, firing: Vec<Alert>) -> View {
-        View::Status(StatusView {
-            system: snapshot(),
-            runs,
-            firing,
-        })
+        View::Status(StatusView { system: snapshot(), runs, firing })
     }
 
     #[test]
     fn full_status_line() {
         let view = status(
-            vec![
-                run("train-42", NodeStatus::Running, 0.637),
-                run("old", NodeStatus::Completed, 1.0),
-            ],
-            vec![
-                alert(Level::Warning, AlertState::Firing),
-                alert(Level::Critical, AlertState::Firing),
-            ],
+            vec![run("train-42", NodeStatus::Running, 0.637), run("old", NodeStatus::Completed, 1.0)],
+            vec![alert(Level::Warning, AlertState::Firing), alert(Level::Critical, AlertState::Firing)],
         );
-        assert_eq!(
-            render(&Style::default(), &view),
-            "cpu 12% mem 43% load 0.52 | train-42 63% | 2 firing (critical)"
-        );
+        assert_eq!(render(&Style::default(), &view), "cpu 12% mem 43% load 0.52 | train-42 63% | 2 firing (critical)");
     }
 
     #[test]
     fn empty_sections_are_left_out() {
         let view = status(vec![run("done", NodeStatus::Completed, 1.0)], vec![]);
-        assert_eq!(
-            render(&Style::default(), &view),
-            "cpu 12% mem 43% load 0.52"
-        );
+        assert_eq!(render(&Style::default(), &view), "cpu 12% mem 43% load 0.52");
         let view = status(vec![], vec![alert(Level::Info, AlertState::Firing)]);
-        assert_eq!(
-            render(&Style::default(), &view),
-            "cpu 12% mem 43% load 0.52 | 1 firing (info)"
-        );
+        assert_eq!(render(&Style::default(), &view), "cpu 12% mem 43% load 0.52 | 1 firing (info)");
     }
 
     #[test]
@@ -325,31 +277,16 @@ mod tests {
         ];
         let style = Style::default();
         assert_eq!(runs_part(&style, &runs).unwrap(), "a 10%, c 99% +2");
-        let style = Style {
-            max_runs: 5,
-            ..Style::default()
-        };
-        assert_eq!(
-            runs_part(&style, &runs).unwrap(),
-            "a 10%, c 99%, d 50%, e 50%"
-        );
-        let style = Style {
-            max_runs: 0,
-            ..Style::default()
-        };
+        let style = Style { max_runs: 5, ..Style::default() };
+        assert_eq!(runs_part(&style, &runs).unwrap(), "a 10%, c 99%, d 50%, e 50%");
+        let style = Style { max_runs: 0, ..Style::default() };
         assert_eq!(runs_part(&style, &runs).unwrap(), "4 running");
     }
 
     #[test]
     fn only_top_level_runs_when_trees_are_given() {
-        let nodes = vec![
-            run("train-42", NodeStatus::Running, 0.5),
-            run("train-42/build", NodeStatus::Running, 0.9),
-        ];
-        assert_eq!(
-            runs_part(&Style::default(), &nodes).unwrap(),
-            "train-42 50%"
-        );
+        let nodes = vec![run("train-42", NodeStatus::Running, 0.5), run("train-42/build", NodeStatus::Running, 0.9)];
+        assert_eq!(runs_part(&Style::default(), &nodes).unwrap(), "train-42 50%");
         let nodes = vec![run("train-42/build", NodeStatus::Running, 0.9)];
         assert_eq!(runs_part(&Style::default(), &nodes).unwrap(), "build 90%");
     }
@@ -357,26 +294,11 @@ mod tests {
     #[test]
     fn each_view_renders_its_part() {
         let style = Style::default();
-        assert_eq!(
-            render(&style, &View::Resources(snapshot())),
-            "cpu 12% mem 43% load 0.52"
-        );
+        assert_eq!(render(&style, &View::Resources(snapshot())), "cpu 12% mem 43% load 0.52");
         assert_eq!(render(&style, &View::Progress(vec![])), "no runs");
-        assert_eq!(
-            render(
-                &style,
-                &View::Progress(vec![run("x", NodeStatus::Running, 0.25)])
-            ),
-            "x 25%"
-        );
+        assert_eq!(render(&style, &View::Progress(vec![run("x", NodeStatus::Running, 0.25)])), "x 25%");
         assert_eq!(render(&style, &View::Alerts(vec![])), "no alerts");
-        assert_eq!(
-            render(
-                &style,
-                &View::Alerts(vec![alert(Level::Critical, AlertState::Resolved)])
-            ),
-            "no alerts"
-        );
+        assert_eq!(render(&style, &View::Alerts(vec![alert(Level::Critical, AlertState::Resolved)])), "no alerts");
         assert_eq!(
             render(
                 &style,
@@ -391,21 +313,12 @@ mod tests {
 
     #[test]
     fn unicode_style() {
-        let style = Style {
-            ascii: false,
-            max_runs: 1,
-        };
+        let style = Style { ascii: false, max_runs: 1 };
         let view = status(
-            vec![
-                run("a", NodeStatus::Running, 0.5),
-                run("b", NodeStatus::Running, 0.5),
-            ],
+            vec![run("a", NodeStatus::Running, 0.5), run("b", NodeStatus::Running, 0.5)],
             vec![alert(Level::Warning, AlertState::Firing)],
         );
-        assert_eq!(
-            render(&style, &view),
-            "cpu 12% mem 43% load 0.52 │ ▶ a 50% +1 │ ▲ 1 firing (warning)"
-        );
+        assert_eq!(render(&style, &view), "cpu 12% mem 43% load 0.52 │ ▶ a 50% +1 │ ▲ 1 firing (warning)");
     }
 
     #[test]
@@ -415,31 +328,18 @@ mod tests {
         let mut snap = snapshot();
         snap.memory_total_bytes = 0;
         snap.cpu_percent = f32::NAN;
-        let view = View::Status(StatusView {
-            system: snap,
-            runs: vec![bad],
-            firing: vec![],
-        });
+        let view = View::Status(StatusView { system: snap, runs: vec![bad], firing: vec![] });
         let line = render(&Style::default(), &view);
         assert!(!line.chars().any(char::is_control), "{line:?}");
         assert_eq!(line, "cpu 0% load 0.52 | evil name  with a ver... 0%");
-        let unicode = Style {
-            ascii: false,
-            max_runs: 2,
-        };
+        let unicode = Style { ascii: false, max_runs: 2 };
         assert!(render(&unicode, &view).contains("evil name  with a very …"));
     }
 
     #[test]
     fn config() {
         assert_eq!(Style::parse("").unwrap(), Style::default());
-        assert_eq!(
-            Style::parse("ascii = false\nmax_runs = 4").unwrap(),
-            Style {
-                ascii: false,
-                max_runs: 4
-            }
-        );
+        assert_eq!(Style::parse("ascii = false\nmax_runs = 4").unwrap(), Style { ascii: false, max_runs: 4 });
         assert!(Style::parse("ascii = \"no\"").is_err());
         assert!(Style::parse("max_runs = -1").is_err());
         assert!(Style::parse("colour = true").is_err());

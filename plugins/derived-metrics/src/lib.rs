@@ -18,26 +18,15 @@ impl MetricProvider for DerivedMetrics {
 }
 
 fn ratio(used: u64, total: u64) -> f64 {
-    if total == 0 {
-        0.0
-    } else {
-        used as f64 / total as f64
-    }
+    if total == 0 { 0.0 } else { used as f64 / total as f64 }
 }
 
-fn derive(s: &SystemSnapshot) -> Vec<Metric> {
+/// The metrics for one snapshot; public so benchmarks can run it natively.
+pub fn derive(s: &SystemSnapshot) -> Vec<Metric> {
     let cores = s.per_core_percent.len().max(1) as f64;
     vec![
-        Metric::new(
-            "memory_used_ratio",
-            ratio(s.memory_used_bytes, s.memory_total_bytes),
-        )
-        .unit("ratio"),
-        Metric::new(
-            "swap_used_ratio",
-            ratio(s.swap_used_bytes, s.swap_total_bytes),
-        )
-        .unit("ratio"),
+        Metric::new("memory_used_ratio", ratio(s.memory_used_bytes, s.memory_total_bytes)).unit("ratio"),
+        Metric::new("swap_used_ratio", ratio(s.swap_used_bytes, s.swap_total_bytes)).unit("ratio"),
         Metric::new("load_per_core", s.load_one / cores).label("window", "1m"),
         Metric::new("load_per_core", s.load_five / cores).label("window", "5m"),
         Metric::new("load_per_core", s.load_fifteen / cores).label("window", "15m"),

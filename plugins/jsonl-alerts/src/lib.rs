@@ -51,10 +51,7 @@ impl Plugin for JsonlAlerts {
     const SUMMARY: &'static str = "appends every alert to a file as one JSON object per line";
 
     fn capabilities() -> Vec<CapabilityRequest> {
-        vec![CapabilityRequest::new(
-            "fs-write",
-            "appends alerts to the file you name, in the directory you grant",
-        )]
+        vec![CapabilityRequest::new("fs-write", "appends alerts to the file you name, in the directory you grant")]
     }
 
     fn configure(&mut self, config: &str) -> Result<(), String> {
@@ -107,18 +104,13 @@ fn append_line(path: &str, line: &str) -> Result<(), String> {
     let mut bytes = Vec::with_capacity(line.len() + 1);
     bytes.extend_from_slice(line.as_bytes());
     bytes.push(b'\n');
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(&bytes))
-        .map_err(|e| {
-            format!(
-                "cannot append to '{path}': {e}; grant its directory with \
+    OpenOptions::new().append(true).create(true).open(path).and_then(|mut file| file.write_all(&bytes)).map_err(|e| {
+        format!(
+            "cannot append to '{path}': {e}; grant its directory with \
                  'monitor plugins enable {PLUGIN} --grant fs-write:{}'",
-                parent_dir(path)
-            )
-        })
+            parent_dir(path)
+        )
+    })
 }
 
 fn level_name(level: Level) -> &'static str {
@@ -160,12 +152,7 @@ fn alert_json(alert: &Alert) -> String {
         if alert.labels[..i].iter().any(|l| l.key == label.key) {
             continue;
         }
-        let value = alert
-            .labels
-            .iter()
-            .rev()
-            .find(|l| l.key == label.key)
-            .map_or(&label.value, |l| &l.value);
+        let value = alert.labels.iter().rev().find(|l| l.key == label.key).map_or(&label.value, |l| &l.value);
         if !first {
             out.push(',');
         }
@@ -231,10 +218,7 @@ mod tests {
             level: Level::Critical,
             state: AlertState::Firing,
             message: "/ is 97% full".into(),
-            labels: vec![Label {
-                key: "mount".into(),
-                value: "/".into(),
-            }],
+            labels: vec![Label { key: "mount".into(), value: "/".into() }],
             value: Some(97.2),
             at_ms: 1_700_000_000_000,
         }
@@ -268,23 +252,14 @@ mod tests {
         a.value = None;
         a.labels.clear();
         let line = alert_json(&a);
-        assert!(
-            line.contains(r#""level":"warning","state":"acknowledged""#),
-            "{line}"
-        );
+        assert!(line.contains(r#""level":"warning","state":"acknowledged""#), "{line}");
         assert!(line.contains(r#""labels":{},"value":null,"#), "{line}");
-        for (level, name) in [
-            (Level::Info, "info"),
-            (Level::Error, "error"),
-            (Level::Critical, "critical"),
-        ] {
+        for (level, name) in [(Level::Info, "info"), (Level::Error, "error"), (Level::Critical, "critical")] {
             assert_eq!(level_name(level), name);
         }
-        for (state, name) in [
-            (AlertState::Pending, "pending"),
-            (AlertState::Resolved, "resolved"),
-            (AlertState::Silenced, "silenced"),
-        ] {
+        for (state, name) in
+            [(AlertState::Pending, "pending"), (AlertState::Resolved, "resolved"), (AlertState::Silenced, "silenced")]
+        {
             assert_eq!(state_name(state), name);
         }
     }
@@ -295,10 +270,7 @@ mod tests {
         assert_eq!(json_string(r#"say "hi""#), r#""say \"hi\"""#);
         assert_eq!(json_string(r"C:\tmp"), r#""C:\\tmp""#);
         assert_eq!(json_string("a\nb\r\tc"), r#""a\nb\r\tc""#);
-        assert_eq!(
-            json_string("\u{0}\u{1f}\u{8}\u{c}"),
-            r#""\u0000\u001f\b\f""#
-        );
+        assert_eq!(json_string("\u{0}\u{1f}\u{8}\u{c}"), r#""\u0000\u001f\b\f""#);
         assert_eq!(json_string("é ☃ \u{7f}"), "\"é ☃ \u{7f}\"");
         // The line never contains a raw newline.
         let mut a = alert();
@@ -323,27 +295,17 @@ mod tests {
         let mut a = alert();
         a.labels = [("a", "1"), ("b", "2"), ("a", "3")]
             .iter()
-            .map(|(k, v)| Label {
-                key: k.to_string(),
-                value: v.to_string(),
-            })
+            .map(|(k, v)| Label { key: k.to_string(), value: v.to_string() })
             .collect();
         assert!(alert_json(&a).contains(r#""labels":{"a":"3","b":"2"}"#));
     }
 
     #[test]
     fn config() {
-        assert_eq!(
-            parse_config("path = \"/var/log/a.jsonl\""),
-            Ok("/var/log/a.jsonl".into())
-        );
+        assert_eq!(parse_config("path = \"/var/log/a.jsonl\""), Ok("/var/log/a.jsonl".into()));
         let e = parse_config("").unwrap_err();
         assert!(e.contains("missing `path`"), "{e}");
-        assert!(
-            parse_config("path = \"a.jsonl\"")
-                .unwrap_err()
-                .contains("absolute")
-        );
+        assert!(parse_config("path = \"a.jsonl\"").unwrap_err().contains("absolute"));
         assert!(parse_config("path = \"/var/log/\"").is_err());
         assert!(parse_config("path = \"/a.jsonl\"\nextra = 1").is_err());
         assert_eq!(parent_dir("/a.jsonl"), "/");
@@ -352,27 +314,18 @@ mod tests {
 
     #[test]
     fn appends_lines_and_names_the_fix() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let dir = std::env::temp_dir().join(format!("jsonl-alerts-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("alerts.jsonl");
         let path = path.to_str().unwrap();
         append_line(path, "{\"n\":1}").unwrap();
         append_line(path, "{\"n\":2}").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(path).unwrap(),
-            "{\"n\":1}\n{\"n\":2}\n"
-        );
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "{\"n\":1}\n{\"n\":2}\n");
 
         let missing = format!("{}/no/such/dir/alerts.jsonl", dir.display());
         let e = append_line(&missing, "{}").unwrap_err();
-        assert!(
-            e.starts_with(&format!("cannot append to '{missing}': ")),
-            "{e}"
-        );
+        assert!(e.starts_with(&format!("cannot append to '{missing}': ")), "{e}");
         assert!(
             e.ends_with(&format!(
                 "'monitor plugins enable jsonl-alerts --grant fs-write:{}/no/such/dir'",

@@ -64,10 +64,7 @@ impl Plugin for TextfileCollector {
     const SUMMARY: &'static str = "metrics from Prometheus *.prom text files in a directory";
 
     fn capabilities() -> Vec<CapabilityRequest> {
-        vec![CapabilityRequest::new(
-            "fs-read",
-            "reads *.prom files from the directory you grant",
-        )]
+        vec![CapabilityRequest::new("fs-read", "reads *.prom files from the directory you grant")]
     }
 
     fn configure(&mut self, config: &str) -> Result<(), String> {
@@ -125,10 +122,7 @@ impl Config {
         if max_files == 0 {
             return Err("max_files = 0: must be at least 1".into());
         }
-        Ok(Config {
-            directory,
-            max_files,
-        })
+        Ok(Config { directory, max_files })
     }
 }
 
@@ -171,11 +165,8 @@ fn scan(config: &Config) -> Result<Scan, String> {
         // `fs::metadata` follows symlinks, so a link to a file counts as a file.
         match fs::metadata(&path) {
             Ok(meta) if meta.is_file() => {
-                let mtime = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs_f64());
+                let mtime =
+                    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64());
                 candidates.push((name, path, mtime));
             }
             Ok(_) => {}
@@ -193,11 +184,7 @@ fn scan(config: &Config) -> Result<Scan, String> {
             let parsed = fs::read_to_string(&path)
                 .map(|text| parse_text(&text))
                 .map_err(|e| format!("cannot read '{}': {e}", path.display()));
-            FileScan {
-                name,
-                mtime_seconds: mtime,
-                parsed,
-            }
+            FileScan { name, mtime_seconds: mtime, parsed }
         })
         .collect();
     Ok(Scan { files, skipped })
@@ -208,10 +195,7 @@ impl Scan {
     fn problems(&self, max_files: usize) -> Vec<String> {
         let mut problems = Vec::new();
         if self.skipped > 0 {
-            problems.push(format!(
-                "{} *.prom files beyond max_files = {max_files} are ignored",
-                self.skipped
-            ));
+            problems.push(format!("{} *.prom files beyond max_files = {max_files} are ignored", self.skipped));
         }
         for file in &self.files {
             match &file.parsed {
@@ -251,16 +235,11 @@ impl Scan {
             }
             if let Some(mtime) = file.mtime_seconds {
                 metrics.push(
-                    Metric::new("textfile_mtime_seconds", mtime)
-                        .unit("seconds")
-                        .label("file", file.name.as_str()),
+                    Metric::new("textfile_mtime_seconds", mtime).unit("seconds").label("file", file.name.as_str()),
                 );
             }
         }
-        metrics.push(Metric::new(
-            "textfile_scrape_error",
-            if scrape_error { 1.0 } else { 0.0 },
-        ));
+        metrics.push(Metric::new("textfile_scrape_error", if scrape_error { 1.0 } else { 0.0 }));
         metrics
     }
 }
@@ -340,20 +319,12 @@ fn parse_line(line: &str) -> Result<Option<Sample>, String> {
     let value = parse_value(value)?;
     let timestamp_ms = match fields.next() {
         None => None,
-        Some(t) => Some(
-            t.parse::<i64>()
-                .map_err(|_| format!("invalid timestamp `{t}`"))?,
-        ),
+        Some(t) => Some(t.parse::<i64>().map_err(|_| format!("invalid timestamp `{t}`"))?),
     };
     if let Some(extra) = fields.next() {
         return Err(format!("unexpected `{extra}` after the timestamp"));
     }
-    Ok(Some(Sample {
-        name: name.to_string(),
-        labels,
-        value,
-        timestamp_ms,
-    }))
+    Ok(Some(Sample { name: name.to_string(), labels, value, timestamp_ms }))
 }
 
 fn skip_blanks(s: &str) -> &str {
@@ -367,9 +338,7 @@ fn parse_labels<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Resul
         if let Some(rest) = s.strip_prefix('}') {
             return Ok(rest);
         }
-        let name_end = s
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .ok_or("unterminated label set")?;
+        let name_end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).ok_or("unterminated label set")?;
         let name = &s[..name_end];
         if !is_label_name(name) {
             return Err(match s[name_end..].chars().next() {
@@ -384,15 +353,10 @@ fn parse_labels<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Resul
             return Err(format!("label `{name}` appears twice"));
         }
         s = skip_blanks(&s[name_end..]);
-        s = s
-            .strip_prefix('=')
-            .ok_or_else(|| format!("expected `=` after label `{name}`"))?;
+        s = s.strip_prefix('=').ok_or_else(|| format!("expected `=` after label `{name}`"))?;
         s = skip_blanks(s);
-        s = s
-            .strip_prefix('"')
-            .ok_or_else(|| format!("expected `\"` to start the value of label `{name}`"))?;
-        let (value, rest) =
-            parse_label_value(s).map_err(|reason| format!("label `{name}`: {reason}"))?;
+        s = s.strip_prefix('"').ok_or_else(|| format!("expected `\"` to start the value of label `{name}`"))?;
+        let (value, rest) = parse_label_value(s).map_err(|reason| format!("label `{name}`: {reason}"))?;
         labels.push((name.to_string(), value));
         s = skip_blanks(rest);
         if let Some(rest) = s.strip_prefix(',') {
@@ -425,8 +389,7 @@ fn parse_label_value(s: &str) -> Result<(String, &str), String> {
 
 fn parse_value(text: &str) -> Result<f64, String> {
     // Rust accepts `NaN`, `inf`, `+Inf`, `-Inf`, `1e3`, `.5` like Go's ParseFloat.
-    text.parse::<f64>()
-        .map_err(|_| format!("invalid value `{text}`"))
+    text.parse::<f64>().map_err(|_| format!("invalid value `{text}`"))
 }
 
 fn is_metric_name(name: &str) -> bool {
@@ -446,16 +409,11 @@ mod tests {
     use super::*;
 
     fn sample(line: &str) -> Sample {
-        parse_line(line)
-            .unwrap_or_else(|e| panic!("{line:?}: {e}"))
-            .unwrap_or_else(|| panic!("{line:?}: no sample"))
+        parse_line(line).unwrap_or_else(|e| panic!("{line:?}: {e}")).unwrap_or_else(|| panic!("{line:?}: no sample"))
     }
 
     fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -495,17 +453,10 @@ mod tests {
         );
         assert_eq!(
             s.labels,
-            labels(&[
-                ("path", r"C:\DIR\FILE.TXT"),
-                ("error", "Cannot find file:\n\"FILE.TXT\""),
-                ("list", "a,b,c"),
-            ])
+            labels(&[("path", r"C:\DIR\FILE.TXT"), ("error", "Cannot find file:\n\"FILE.TXT\""), ("list", "a,b,c"),])
         );
         assert_eq!(s.value, 1.458255915e9);
-        assert_eq!(
-            sample(r#"a{x="}{ 1 2"} 3"#).labels,
-            labels(&[("x", "}{ 1 2")])
-        );
+        assert_eq!(sample(r#"a{x="}{ 1 2"} 3"#).labels, labels(&[("x", "}{ 1 2")]));
         assert_eq!(sample(r#"a{x="é ☃"} 3"#).labels, labels(&[("x", "é ☃")]));
     }
 
@@ -517,10 +468,7 @@ mod tests {
         assert_eq!(s.value, 12.5);
         assert_eq!(sample("a{} 1").labels, vec![]);
         assert_eq!(sample("a{b=\"c\"}7").value, 7.0);
-        assert_eq!(
-            sample("ns:rule_name:rate5m 1\r").name,
-            "ns:rule_name:rate5m"
-        );
+        assert_eq!(sample("ns:rule_name:rate5m 1\r").name, "ns:rule_name:rate5m");
     }
 
     #[test]
@@ -560,24 +508,14 @@ mod tests {
         let text = "# HELP a x\n# TYPE a gauge\na 1\n\nbad line here\na{b=\"c\"} 2\nb{\n";
         let parsed = parse_text(text);
         assert_eq!(parsed.samples.len(), 2);
-        assert_eq!(
-            parsed.errors.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            [5, 7]
-        );
+        assert_eq!(parsed.errors.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [5, 7]);
     }
 
     #[test]
     fn file_label_is_added_and_clash_renamed() {
         let m = sample(r#"a{file="x",job="j"} 1"#).into_metric("f.prom");
-        let got: Vec<(&str, &str)> = m
-            .labels
-            .iter()
-            .map(|l| (l.key.as_str(), l.value.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            [("exported_file", "x"), ("job", "j"), ("file", "f.prom")]
-        );
+        let got: Vec<(&str, &str)> = m.labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect();
+        assert_eq!(got, [("exported_file", "x"), ("job", "j"), ("file", "f.prom")]);
 
         let m = sample(r#"a{file="x",exported_file="y"} 1"#).into_metric("f.prom");
         let keys: Vec<&str> = m.labels.iter().map(|l| l.key.as_str()).collect();
@@ -588,40 +526,20 @@ mod tests {
     fn config() {
         assert_eq!(
             Config::parse("directory = \"/srv/prom\""),
-            Ok(Config {
-                directory: "/srv/prom".into(),
-                max_files: 100
-            })
+            Ok(Config { directory: "/srv/prom".into(), max_files: 100 })
         );
-        assert_eq!(
-            Config::parse("directory = \"/srv/prom\"\nmax_files = 3").map(|c| c.max_files),
-            Ok(3)
-        );
+        assert_eq!(Config::parse("directory = \"/srv/prom\"\nmax_files = 3").map(|c| c.max_files), Ok(3));
         let missing = Config::parse("").unwrap_err();
         assert!(missing.contains("missing `directory`"), "{missing}");
-        assert!(
-            Config::parse("directory = \"prom\"")
-                .unwrap_err()
-                .contains("absolute")
-        );
-        assert!(
-            Config::parse("directory = \"/a\"\nmax_files = 0")
-                .unwrap_err()
-                .contains("max_files")
-        );
+        assert!(Config::parse("directory = \"prom\"").unwrap_err().contains("absolute"));
+        assert!(Config::parse("directory = \"/a\"\nmax_files = 0").unwrap_err().contains("max_files"));
         assert!(Config::parse("directory = \"/a\"\nmax_file = 3").is_err());
         assert!(Config::parse("directory = 3").is_err());
     }
 
     fn temp_dir(tag: &str) -> std::path::PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "textfile-collector-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("textfile-collector-{tag}-{}-{nanos}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -634,27 +552,19 @@ mod tests {
         fs::write(dir.join("c.prom.tmp"), "ignored 1\n").unwrap();
         fs::write(dir.join("notes.txt"), "ignored 1\n").unwrap();
         fs::create_dir(dir.join("sub.prom")).unwrap();
-        let config = Config {
-            directory: dir.to_str().unwrap().into(),
-            max_files: 100,
-        };
+        let config = Config { directory: dir.to_str().unwrap().into(), max_files: 100 };
 
         let scan = scan(&config).unwrap();
         assert_eq!(scan.skipped, 0);
         let problems = scan.problems(100);
         assert_eq!(problems.len(), 1);
-        assert!(
-            problems[0].starts_with("b.prom: line 2 skipped"),
-            "{problems:?}"
-        );
+        assert!(problems[0].starts_with("b.prom: line 2 skipped"), "{problems:?}");
 
         let metrics = scan.into_metrics();
         let find = |name: &str, file: &str| {
             metrics
                 .iter()
-                .find(|m| {
-                    m.name == name && m.labels.iter().any(|l| l.key == "file" && l.value == file)
-                })
+                .find(|m| m.name == name && m.labels.iter().any(|l| l.key == "file" && l.value == file))
                 .map(|m| m.value)
         };
         assert_eq!(find("a_metric", "a.prom"), Some(1.0));
@@ -664,16 +574,9 @@ mod tests {
         assert!(find("textfile_mtime_seconds", "a.prom").unwrap() > 1.0e9);
         assert!(!metrics.iter().any(|m| m.name == "ignored"));
         let last = metrics.last().unwrap();
-        assert_eq!(
-            (last.name.as_str(), last.value),
-            ("textfile_scrape_error", 0.0)
-        );
+        assert_eq!((last.name.as_str(), last.value), ("textfile_scrape_error", 0.0));
 
-        let limited = super::scan(&Config {
-            max_files: 1,
-            ..config
-        })
-        .unwrap();
+        let limited = super::scan(&Config { max_files: 1, ..config }).unwrap();
         assert_eq!(limited.skipped, 1);
         assert_eq!(limited.files.len(), 1);
         assert_eq!(limited.files[0].name, "a.prom");
@@ -684,15 +587,8 @@ mod tests {
     fn missing_directory_says_how_to_grant() {
         let dir = temp_dir("missing").join("nope");
         let directory = dir.to_str().unwrap().to_string();
-        let error = scan(&Config {
-            directory: directory.clone(),
-            max_files: 1,
-        })
-        .unwrap_err();
-        assert!(
-            error.starts_with(&format!("cannot read directory '{directory}': ")),
-            "{error}"
-        );
+        let error = scan(&Config { directory: directory.clone(), max_files: 1 }).unwrap_err();
+        assert!(error.starts_with(&format!("cannot read directory '{directory}': ")), "{error}");
         assert!(
             error.ends_with(&format!(
                 "; grant it with 'monitor plugins enable textfile-collector --grant fs-read:{directory}'"

@@ -41,13 +41,8 @@ use std::collections::BTreeMap;
 use monitor_sdk::config::Deserialize;
 use monitor_sdk::{NodeStatus, Plugin, ProgressCalculator, ProgressEstimate, ProgressNode};
 
-const DEFAULT_WEIGHTS: [(&str, f64); 5] = [
-    ("init", 5.0),
-    ("setup", 15.0),
-    ("build", 40.0),
-    ("test", 30.0),
-    ("cleanup", 10.0),
-];
+const DEFAULT_WEIGHTS: [(&str, f64); 5] =
+    [("init", 5.0), ("setup", 15.0), ("build", 40.0), ("test", 30.0), ("cleanup", 10.0)];
 const DEFAULT_WEIGHT: f64 = 10.0;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,10 +55,7 @@ struct Weights {
 impl Default for Weights {
     fn default() -> Self {
         Weights {
-            by_name: DEFAULT_WEIGHTS
-                .iter()
-                .map(|(name, w)| (name.to_string(), *w))
-                .collect(),
+            by_name: DEFAULT_WEIGHTS.iter().map(|(name, w)| (name.to_string(), *w)).collect(),
             default_weight: DEFAULT_WEIGHT,
         }
     }
@@ -75,8 +67,7 @@ struct WeightedPhases {
 }
 
 impl Plugin for WeightedPhases {
-    const SUMMARY: &'static str =
-        "a parent's progress is the weighted sum of its children's, weighted by phase name";
+    const SUMMARY: &'static str = "a parent's progress is the weighted sum of its children's, weighted by phase name";
 
     fn configure(&mut self, config: &str) -> Result<(), String> {
         self.weights = Weights::parse(config)?;
@@ -85,11 +76,7 @@ impl Plugin for WeightedPhases {
 }
 
 impl ProgressCalculator for WeightedPhases {
-    fn compute(
-        &mut self,
-        parent: &ProgressNode,
-        children: &[ProgressNode],
-    ) -> Result<ProgressEstimate, String> {
+    fn compute(&mut self, parent: &ProgressNode, children: &[ProgressNode]) -> Result<ProgressEstimate, String> {
         Ok(estimate(&self.weights, parent, children))
     }
 }
@@ -107,9 +94,7 @@ fn check_weight(field: &str, weight: f64) -> Result<f64, String> {
     if weight.is_finite() && weight >= 0.0 {
         Ok(weight)
     } else {
-        Err(format!(
-            "{field} = {weight}: a weight must be a number, zero or more"
-        ))
+        Err(format!("{field} = {weight}: a weight must be a number, zero or more"))
     }
 }
 
@@ -151,40 +136,22 @@ fn clamp01(x: f64) -> f64 {
 }
 
 fn child_progress(child: &ProgressNode) -> f64 {
-    if child.status == NodeStatus::Completed {
-        1.0
-    } else {
-        clamp01(child.progress)
-    }
+    if child.status == NodeStatus::Completed { 1.0 } else { clamp01(child.progress) }
 }
 
-fn estimate(
-    weights: &Weights,
-    parent: &ProgressNode,
-    children: &[ProgressNode],
-) -> ProgressEstimate {
+fn estimate(weights: &Weights, parent: &ProgressNode, children: &[ProgressNode]) -> ProgressEstimate {
     let progress = if children.is_empty() {
-        if parent.status == NodeStatus::Completed {
-            1.0
-        } else {
-            clamp01(parent.progress)
-        }
+        if parent.status == NodeStatus::Completed { 1.0 } else { clamp01(parent.progress) }
     } else {
         let total: f64 = children.iter().map(|c| weights.of(c)).sum();
         if total > 0.0 {
-            let weighted: f64 = children
-                .iter()
-                .map(|c| weights.of(c) * child_progress(c))
-                .sum();
+            let weighted: f64 = children.iter().map(|c| weights.of(c) * child_progress(c)).sum();
             clamp01(weighted / total)
         } else {
             clamp01(children.iter().map(child_progress).sum::<f64>() / children.len() as f64)
         }
     };
-    ProgressEstimate {
-        progress,
-        eta_secs: eta(parent, progress),
-    }
+    ProgressEstimate { progress, eta_secs: eta(parent, progress) }
 }
 
 fn eta(parent: &ProgressNode, progress: f64) -> Option<f64> {
@@ -219,11 +186,7 @@ mod tests {
     }
 
     fn parent() -> ProgressNode {
-        ProgressNode {
-            id: "run".into(),
-            name: "run".into(),
-            ..node("run", 0.0)
-        }
+        ProgressNode { id: "run".into(), name: "run".into(), ..node("run", 0.0) }
     }
 
     fn close(a: f64, b: f64) -> bool {
@@ -237,13 +200,7 @@ mod tests {
         let est = estimate(&w, &parent(), &[node("BUILD", 1.0), node("test", 0.5)]);
         assert!(close(est.progress, 55.0 / 70.0), "{}", est.progress);
 
-        let all = [
-            node("init", 1.0),
-            node("Setup", 1.0),
-            node("build", 0.5),
-            node("test", 0.0),
-            node("cleanup", 0.0),
-        ];
+        let all = [node("init", 1.0), node("Setup", 1.0), node("build", 0.5), node("test", 0.0), node("cleanup", 0.0)];
         let est = estimate(&w, &parent(), &all);
         assert!(close(est.progress, 0.40), "{}", est.progress);
     }
@@ -278,11 +235,7 @@ mod tests {
         let est = estimate(&w, &parent(), &[done, node("test", 7.0)]);
         assert_eq!(est.progress, 1.0);
 
-        let est = estimate(
-            &w,
-            &parent(),
-            &[node("build", -3.0), node("test", f64::NAN)],
-        );
+        let est = estimate(&w, &parent(), &[node("build", -3.0), node("test", f64::NAN)]);
         assert_eq!(est.progress, 0.0);
     }
 
@@ -316,11 +269,7 @@ mod tests {
         let mut p = parent();
         p.started_ms = Some(0);
         p.updated_ms = 40_000;
-        let est = estimate(
-            &Weights::default(),
-            &p,
-            &[node("build", 1.0), node("test", 0.0), node("cleanup", 0.0)],
-        );
+        let est = estimate(&Weights::default(), &p, &[node("build", 1.0), node("test", 0.0), node("cleanup", 0.0)]);
         // p = 40/80 = 0.5, eta = 40 s.
         assert!(close(est.progress, 0.5));
         assert_eq!(est.eta_secs, Some(40.0));
@@ -328,8 +277,7 @@ mod tests {
 
     #[test]
     fn config_overrides_and_extends_case_insensitively() {
-        let w =
-            Weights::parse("default_weight = 2.5\n[weights]\nBuild = 60\ndeploy = 7\n").unwrap();
+        let w = Weights::parse("default_weight = 2.5\n[weights]\nBuild = 60\ndeploy = 7\n").unwrap();
         assert_eq!(w.default_weight, 2.5);
         assert_eq!(w.by_name["build"], 60.0);
         assert_eq!(w.by_name["deploy"], 7.0);

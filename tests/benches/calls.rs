@@ -1,0 +1,89 @@
+//! What a plugin call costs: an empty call, a call returning ten metrics, the
+//! same call through the plugin's actor thread, and the derived-metrics plugin
+//! against the same code compiled natively, side by side in one run.
+//!
+//! `cargo bench -p monitor-tests --bench calls`
+
+use std::hint::black_box;
+use std::sync::{Arc, Mutex, RwLock};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use monitor_host::plugin::actor::{Actor, Worker};
+use monitor_host::plugin::instance::Instance;
+use monitor_host::plugin::load::{Loaded, load_bytes};
+use monitor_host::plugin::sandbox::SandboxSpec;
+use monitor_host::plugin::stats::{Stats, StatsSnapshot};
+use monitor_host::plugin::{Limits, Runtime};
+use monitor_host::sampler::{Sampler, SharedSnapshot};
+
+/// The plugin's own source, compiled natively: the same code on both sides.
+#[path = "../../plugins/derived-metrics/src/lib.rs"]
+#[allow(dead_code)]
+mod derived_metrics;
+
+fn setup(runtime: &Runtime, snapshot: &SharedSnapshot, crate_name: &str) -> (Loaded, SandboxSpec) {
+    let bytes = std::fs::read(monitor_tests::wasm(crate_name)).unwrap();
+    let loaded = load_bytes(runtime, &bytes, crate_name).unwrap();
+    let spec = SandboxSpec {
+        plugin: crate_name.into(),
+        grants: Vec::new(),
+        memory_bytes: 64 << 20,
+        store: None,
+        snapshot: snapshot.clone(),
+    };
+    (loaded, spec)
+}
+
+fn instance(runtime: &Runtime, snapshot: &SharedSnapshot, crate_name: &str) -> Instance {
+    let (loaded, spec) = setup(runtime, snapshot, crate_name);
+    let mut instance = Instance::new(&loaded, &spec, Limits::default()).unwrap();
+    instance.configure("").unwrap();
+    instance
+}
+
+fn calls(c: &mut Criterion) {
+    let runtime = Runtime::new(None).unwrap();
+    let snapshot: SharedSnapshot = Arc::new(RwLock::new(Arc::new(Sampler::new().sample())));
+
+    let mut group = c.benchmark_group("collect");
+    let mut empty = instance(&runtime, &snapshot, "fx-empty");
+    group.bench_function("empty plugin call", |b| b.iter(|| black_box(empty.collect().unwrap())));
+    let mut ten = instance(&runtime, &snapshot, "fx-ten");
+    group.bench_function("plugin returning 10 metrics", |b| b.iter(|| black_box(ten.collect().unwrap())));
+
+    let (loaded, spec) = setup(&runtime, &snapshot, "fx-ten");
+    let stats = Arc::new(Mutex::new(Stats::new(&StatsSnapshot::default())));
+    let actor = Actor::spawn("fx-ten", Worker::start(loaded, spec, Limits::default(), String::new(), stats).unwrap());
+    group.bench_function("plugin returning 10 metrics, through its actor", |b| {
+        b.iter(|| black_box(actor.run_blocking(|w| w.call(Instance::collect)).unwrap().unwrap()))
+    });
+
+    let mut derived = instance(&runtime, &snapshot, "derived-metrics");
+    group.bench_function("derived-metrics as a plugin", |b| b.iter(|| black_box(derived.collect().unwrap())));
+    group.bench_function("derived-metrics as native Rust", |b| {
+        b.iter(|| {
+            // What the plugin does: read the snapshot (a copy, as the host call makes), derive.
+            let s = snapshot.read().unwrap().clone();
+            let s = monitor_sdk::SystemSnapshot {
+                timestamp_ms: s.timestamp_ms,
+                hostname: s.hostname.clone(),
+                cpu_percent: s.cpu_percent,
+                per_core_percent: s.per_core_percent.clone(),
+                memory_total_bytes: s.memory_total_bytes,
+                memory_used_bytes: s.memory_used_bytes,
+                swap_total_bytes: s.swap_total_bytes,
+                swap_used_bytes: s.swap_used_bytes,
+                load_one: s.load_one,
+                load_five: s.load_five,
+                load_fifteen: s.load_fifteen,
+                uptime_secs: s.uptime_secs,
+                process_count: s.process_count,
+            };
+            black_box(derived_metrics::derive(&s))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, calls);
+criterion_main!(benches);
