@@ -193,6 +193,7 @@ fn a_faulting_plugin_is_quarantined_and_enabling_it_runs_it_again() {
 #[test]
 fn the_api_needs_the_token_except_for_health() {
     let sandbox = Sandbox::new();
+    install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
     let _host = sandbox.start(&[]);
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sandbox.data().join("daemon.json")).unwrap()).unwrap();
@@ -217,6 +218,24 @@ fn the_api_needs_the_token_except_for_health() {
     assert!(get("/v1/plugins", Some(token.trim())).starts_with("HTTP/1.1 200"));
     let missing = get("/v1/plugins/nope", Some(token.trim()));
     assert!(missing.starts_with("HTTP/1.1 404") && missing.contains("no plugin named 'nope'"), "{missing}");
+
+    // Plugin metrics carry the plugin's name; plugin self-metrics are kept as metrics.
+    let samples: Vec<serde_json::Value> = wait_for("metrics from a tick", LIVE, || {
+        let answer = get("/v1/metrics", Some(token.trim()));
+        let body = answer.split("\r\n\r\n").nth(1)?;
+        let samples: Vec<serde_json::Value> = serde_json::from_str(body).ok()?;
+        samples
+            .iter()
+            .any(|s| s["name"] == "monitor_plugin_calls_total" && s["value"].as_f64() >= Some(1.0))
+            .then_some(samples)
+    });
+    let ratio = samples.iter().find(|s| s["name"] == "memory_used_ratio").expect("a derived metric");
+    assert_eq!(ratio["labels"]["plugin"], "derived-metrics");
+    for name in
+        ["monitor_plugin_faults_total", "monitor_plugin_call_latency_p99_seconds", "monitor_plugin_memory_peak_bytes"]
+    {
+        assert!(samples.iter().any(|s| s["name"] == name && s["labels"]["plugin"] == "derived-metrics"), "{name}");
+    }
 }
 
 #[test]
