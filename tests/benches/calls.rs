@@ -24,20 +24,14 @@ mod derived_metrics;
 fn setup(runtime: &Runtime, snapshot: &SharedSnapshot, crate_name: &str) -> (Loaded, SandboxSpec) {
     let bytes = std::fs::read(monitor_tests::wasm(crate_name)).unwrap();
     let loaded = load_bytes(runtime, &bytes, crate_name).unwrap();
-    let spec = SandboxSpec {
-        plugin: crate_name.into(),
-        grants: Vec::new(),
-        memory_bytes: 64 << 20,
-        store: None,
-        snapshot: snapshot.clone(),
-    };
+    let spec = SandboxSpec { snapshot: snapshot.clone(), ..SandboxSpec::bare(crate_name) };
     (loaded, spec)
 }
 
-fn instance(runtime: &Runtime, snapshot: &SharedSnapshot, crate_name: &str) -> Instance {
+fn instance(runtime: &Runtime, snapshot: &SharedSnapshot, crate_name: &str, config: &str) -> Instance {
     let (loaded, spec) = setup(runtime, snapshot, crate_name);
     let mut instance = Instance::new(&loaded, &spec, Limits::default()).unwrap();
-    instance.configure("").unwrap();
+    instance.configure(config).unwrap();
     instance
 }
 
@@ -46,19 +40,24 @@ fn calls(c: &mut Criterion) {
     let snapshot: SharedSnapshot = Arc::new(RwLock::new(Arc::new(Sampler::new().sample())));
 
     let mut group = c.benchmark_group("collect");
-    let mut empty = instance(&runtime, &snapshot, "fx-empty");
+    let mut empty = instance(&runtime, &snapshot, "fx-empty", "");
     group.bench_function("empty plugin call", |b| b.iter(|| black_box(empty.collect().unwrap())));
-    let mut ten = instance(&runtime, &snapshot, "fx-ten");
-    group.bench_function("plugin returning 10 metrics", |b| b.iter(|| black_box(ten.collect().unwrap())));
+    let mut bare = instance(&runtime, &snapshot, "fx-ten", "bare = true");
+    group
+        .bench_function("plugin returning 10 metrics (name, value)", |b| b.iter(|| black_box(bare.collect().unwrap())));
+    let mut ten = instance(&runtime, &snapshot, "fx-ten", "");
+    group.bench_function("plugin returning 10 metrics (name, value, unit, label)", |b| {
+        b.iter(|| black_box(ten.collect().unwrap()))
+    });
 
     let (loaded, spec) = setup(&runtime, &snapshot, "fx-ten");
     let stats = Arc::new(Mutex::new(Stats::new(&StatsSnapshot::default())));
     let actor = Actor::spawn("fx-ten", Worker::start(loaded, spec, Limits::default(), String::new(), stats).unwrap());
-    group.bench_function("plugin returning 10 metrics, through its actor", |b| {
+    group.bench_function("plugin returning 10 labelled metrics, through its actor", |b| {
         b.iter(|| black_box(actor.run_blocking(|w| w.call(Instance::collect)).unwrap().unwrap()))
     });
 
-    let mut derived = instance(&runtime, &snapshot, "derived-metrics");
+    let mut derived = instance(&runtime, &snapshot, "derived-metrics", "");
     group.bench_function("derived-metrics as a plugin", |b| b.iter(|| black_box(derived.collect().unwrap())));
     group.bench_function("derived-metrics as native Rust", |b| {
         b.iter(|| {

@@ -90,13 +90,7 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
 fn check(data: &DataDir, file: &PathBuf, json: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let runtime = Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let spec = SandboxSpec {
-        plugin: "(check)".into(),
-        grants: Vec::new(),
-        memory_bytes: 64 << 20,
-        store: None,
-        snapshot: Default::default(),
-    };
+    let spec = SandboxSpec::bare("(check)");
     let (loaded, desc) = inspect(&runtime, &spec, Limits::default(), file, &bytes).map_err(|e| anyhow::anyhow!(e))?;
     if json {
         let out = serde_json::json!({

@@ -51,13 +51,7 @@ impl Local {
 
     fn discover(&self, dir: &Path, name: &str) -> anyhow::Result<bool> {
         let runtime = Runtime::new(Some(self.data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let spec = SandboxSpec {
-            plugin: "(loading)".into(),
-            grants: Vec::new(),
-            memory_bytes: 64 << 20,
-            store: None,
-            snapshot: Default::default(),
-        };
+        let spec = SandboxSpec::bare("(loading)");
         let entries =
             std::fs::read_dir(dir).with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
         for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wasm")) {

@@ -35,6 +35,20 @@ pub struct SandboxSpec {
     pub snapshot: SharedSnapshot,
 }
 
+impl SandboxSpec {
+    /// No grants, no database, an empty snapshot: for asking a plugin to describe
+    /// itself before anything is granted.
+    pub fn bare(plugin: &str) -> SandboxSpec {
+        SandboxSpec {
+            plugin: plugin.into(),
+            grants: Vec::new(),
+            memory_bytes: 64 << 20,
+            store: None,
+            snapshot: SharedSnapshot::default(),
+        }
+    }
+}
+
 pub struct Sandbox {
     plugin: Arc<str>,
     wasi: WasiCtx,
