@@ -332,20 +332,20 @@ impl Manager {
 
     /// A plugin's record with its live self-metrics.
     pub fn view(&self, name: &str) -> Result<PluginRecord, ManagerError> {
-        let mut record = self.record(name)?;
-        if let Some(entry) = self.inner().plugins.get(name) {
-            record.stats = entry.stats.lock().expect("stats lock").snapshot();
-        } else {
-            record.state = State::Absent;
+        Ok(self.live(self.record(name)?))
+    }
+
+    /// A stored record with the live self-metrics, or marked absent when its file is gone.
+    fn live(&self, mut record: PluginRecord) -> PluginRecord {
+        match self.inner().plugins.get(&record.name) {
+            Some(entry) => record.stats = entry.stats.lock().expect("stats lock").snapshot(),
+            None => record.state = State::Absent,
         }
-        Ok(record)
+        record
     }
 
     pub fn listing(&self) -> Result<Listing, ManagerError> {
-        let mut plugins = Vec::new();
-        for record in self.store.plugins()? {
-            plugins.push(self.view(&record.name)?);
-        }
+        let plugins = self.store.plugins()?.into_iter().map(|r| self.live(r)).collect();
         let problems = self
             .inner()
             .files
@@ -358,18 +358,19 @@ impl Manager {
         Ok(Listing { plugins, problems })
     }
 
-    /// Writes every plugin's self-metrics to its record.
+    /// Writes every plugin's self-metrics to its record, in one transaction.
     pub fn persist_stats(&self) -> Result<(), StoreError> {
-        let stats: Vec<(String, _)> = self
+        let stats: BTreeMap<String, _> = self
             .inner()
             .plugins
             .iter()
             .map(|(name, e)| (name.clone(), e.stats.lock().expect("stats lock").snapshot()))
             .collect();
-        for (name, snapshot) in stats {
-            self.store.update_plugin(&name, |r| r.stats = snapshot)?;
-        }
-        Ok(())
+        self.store.update_all_plugins(|r| {
+            if let Some(snapshot) = stats.get(&r.name) {
+                r.stats = snapshot.clone();
+            }
+        })
     }
 
     /// Stops every plugin thread and saves self-metrics.

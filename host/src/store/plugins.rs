@@ -45,6 +45,28 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Changes every record in one transaction: one disk flush for all of them.
+    pub fn update_all_plugins(&self, mut change: impl FnMut(&mut PluginRecord)) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(PLUGINS).map_err(db)?;
+            let mut records = Vec::new();
+            for entry in table.iter().map_err(db)? {
+                let (name, json) = entry.map_err(db)?;
+                records.push(decode(name.value(), json.value())?);
+            }
+            for mut record in records {
+                change(&mut record);
+                let json = serde_json::to_string(&record).expect("records serialise");
+                table.insert(record.name.as_str(), json.as_str()).map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(())
+    }
+}
+
 fn decode(name: &str, json: &str) -> Result<PluginRecord, StoreError> {
     serde_json::from_str(json).map_err(|source| StoreError::Corrupt { key: name.into(), source })
 }
