@@ -106,11 +106,21 @@ fn a_host_call_without_its_capability_is_refused() {
 }
 
 #[test]
-fn the_file_system_is_invisible_without_a_grant() {
-    let host = Host::with(Sandbox::new(), &["fx-fs-escape"]);
-    let metrics = host.metrics_of("fx-fs-escape").expect("fx-fs-escape reports its attempt");
-    assert_eq!(metrics[0].name, "escape_succeeded");
-    assert_eq!(metrics[0].value, 0.0, "reading /etc/passwd or listing / must fail in the sandbox");
+fn files_environment_and_network_are_out_of_reach_without_a_grant() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let sandbox = Sandbox::new();
+    let config = format!("connect = \"{}\"\n", listener.local_addr().unwrap());
+    std::fs::write(sandbox.plugins().join("fx-fs-escape.toml"), config).unwrap();
+    // SAFETY: set before the host starts any thread that reads the environment.
+    unsafe { std::env::set_var("MONITOR_TEST_SECRET", "leak") };
+    let host = Host::with(sandbox, &["fx-fs-escape"]);
+    let metrics = host.metrics_of("fx-fs-escape").expect("fx-fs-escape reports its attempts");
+    let value = |name: &str| metrics.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("{name}")).value;
+    assert_eq!(value("escape_succeeded"), 0.0, "reading /etc/passwd or listing / must fail in the sandbox");
+    assert_eq!(value("environment_variables"), 0.0, "the host's environment is not passed in");
+    assert_eq!(value("connect_succeeded"), 0.0, "no network");
+    assert!(listener.accept().is_err(), "nothing connected to the listener");
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(spec: &SandboxSpec) -> anyhow::Result<Sandbox> {
         let log_budget = Arc::new(AtomicUsize::new(LOG_BUDGET_BYTES));
+        // A new builder grants nothing: no environment, arguments or directories,
+        // and no network (TCP, UDP and name lookup off, every address refused).
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(LogPipe::new(&spec.plugin, "stdout", &log_budget));
         wasi.stderr(LogPipe::new(&spec.plugin, "stderr", &log_budget));
