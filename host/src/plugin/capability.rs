@@ -187,4 +187,26 @@ mod tests {
         let grants = [Grant::parse("fs-write:/tmp").unwrap()];
         assert_eq!(unrequested(&requests, &grants).len(), 1);
     }
+
+    proptest::proptest! {
+        /// Whatever is granted prints as text that parses back to the same grant.
+        #[test]
+        fn grants_round_trip(kind in 0..3usize, parts in proptest::collection::vec("[a-zA-Z0-9_.-]{1,8}", 1..5)) {
+            let kind = Kind::ALL[kind];
+            let text = if kind == Kind::Kv { "kv".to_string() } else { format!("{kind}:/{}", parts.join("/")) };
+            if let Ok(grant) = Grant::parse(&text) {
+                proptest::prop_assert_eq!(Grant::parse(&grant.to_string()), Ok(grant.clone()));
+                if let Some(path) = &grant.path {
+                    proptest::prop_assert!(path.is_absolute());
+                    proptest::prop_assert!(!path.components().any(|c| c == std::path::Component::ParentDir));
+                }
+            }
+        }
+
+        /// Arbitrary text either parses or gives a message; it never panics.
+        #[test]
+        fn any_text_parses_or_is_refused(text in ".{0,40}") {
+            let _ = Grant::parse(&text);
+        }
+    }
 }

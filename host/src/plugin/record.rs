@@ -311,4 +311,63 @@ mod tests {
         let err = r.revoke("fs-write").unwrap_err().to_string();
         assert_eq!(err, "plugin 'p' has no grant 'fs-write'; its grants are: kv");
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Observe(u8, Vec<Kind>),
+        Enable(Vec<Kind>),
+        Disable,
+        Quarantine,
+        Revoke(Kind),
+    }
+
+    fn kind() -> impl proptest::strategy::Strategy<Value = Kind> {
+        proptest::sample::select(Kind::ALL.to_vec())
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..3u8, proptest::collection::vec(kind(), 0..3)).prop_map(|(h, k)| Op::Observe(h, k)),
+            proptest::collection::vec(kind(), 0..3).prop_map(Op::Enable),
+            Just(Op::Disable),
+            Just(Op::Quarantine),
+            kind().prop_map(Op::Revoke),
+        ]
+    }
+
+    fn grant_of(kind: Kind) -> Grant {
+        match kind {
+            Kind::Kv => grant("kv"),
+            Kind::FsRead => grant("fs-read:/r"),
+            Kind::FsWrite => grant("fs-write:/w"),
+        }
+    }
+
+    proptest::proptest! {
+        /// After any sequence of user and host actions, a plugin runs exactly when
+        /// it is enabled, not quarantined, and every capability it asks for is
+        /// granted for its current content; and it never holds grants bound to
+        /// content other than what was last seen.
+        #[test]
+        fn runs_only_when_enabled_unquarantined_and_fully_granted(ops in proptest::collection::vec(op(), 1..30)) {
+            let mut r = PluginRecord::new("p");
+            r.observe("/p.wasm".into(), "h0", &desc(&[]));
+            for op in ops {
+                match op {
+                    Op::Observe(h, kinds) => r.observe("/p.wasm".into(), &format!("h{h}"), &desc(&kinds)),
+                    Op::Enable(kinds) => r.enable(&kinds.into_iter().map(grant_of).collect::<Vec<_>>()),
+                    Op::Disable => r.disable(),
+                    Op::Quarantine => r.quarantine = Some("faults".into()),
+                    Op::Revoke(kind) => { let _ = r.revoke(kind.as_str()); }
+                }
+                let covered = r.requests.iter().all(|q| r.bound_grants().iter().any(|g| g.kind == q.kind));
+                let runs = r.desired_state() == State::Running;
+                proptest::prop_assert_eq!(runs, r.enabled && r.quarantine.is_none() && covered);
+                if !r.bound_grants().is_empty() {
+                    proptest::prop_assert_eq!(&r.grants_hash, &r.hash);
+                }
+            }
+        }
+    }
 }
