@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use monitor_host::plugin::actor::{Actor, Worker};
+use monitor_host::plugin::bindings::guest;
 use monitor_host::plugin::instance::Instance;
 use monitor_host::plugin::load::{Loaded, load_bytes};
-use monitor_host::plugin::sandbox::SandboxSpec;
+use monitor_host::plugin::sandbox::{Sandbox, SandboxSpec};
 use monitor_host::plugin::stats::{Stats, StatsSnapshot};
 use monitor_host::plugin::{Limits, Runtime};
 use monitor_host::sampler::{Sampler, SharedSnapshot};
@@ -42,6 +43,17 @@ fn calls(c: &mut Criterion) {
     let mut group = c.benchmark_group("collect");
     let mut empty = instance(&runtime, &snapshot, "fx-empty", "");
     group.bench_function("empty plugin call", |b| b.iter(|| black_box(empty.collect().unwrap())));
+    // The same export called through the generated bindings alone, with no fresh
+    // deadline, output budget or caps check per call: what wasmtime itself costs.
+    let (loaded, spec) = setup(&runtime, &snapshot, "fx-empty");
+    let mut store = wasmtime::Store::new(&runtime.engine, Sandbox::new(&spec).unwrap());
+    store.set_epoch_deadline(u64::MAX / 2);
+    let raw = loaded.pre.instantiate(&mut store).unwrap();
+    let metrics = guest::metrics::GuestIndices::new(&loaded.pre).unwrap().load(&mut store, &raw).unwrap();
+    group.bench_function("empty plugin call, bindings alone", |b| {
+        b.iter(|| black_box(metrics.call_collect(&mut store).unwrap()))
+    });
+
     let mut bare = instance(&runtime, &snapshot, "fx-ten", "bare = true");
     group
         .bench_function("plugin returning 10 metrics (name, value)", |b| b.iter(|| black_box(bare.collect().unwrap())));
