@@ -188,6 +188,32 @@ impl Sandbox {
         serde_json::from_slice(&out.stdout).expect("plugins list --json is JSON")
     }
 
+    /// `GET path` on the running host's API with its token: the status line and body.
+    pub fn api_get(&self, path: &str, token: Option<&str>) -> (String, String) {
+        use std::io::{Read, Write};
+        let info: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.data().join("daemon.json")).expect("daemon.json")).unwrap();
+        let mut stream = std::net::TcpStream::connect(info["addr"].as_str().unwrap()).expect("connecting to the API");
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: monitor\r\n{auth}Connection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    }
+
+    /// The host's API token.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data().join("api-token")).expect("api-token").trim().to_string()
+    }
+
+    /// The latest value of metric `name` from plugin `plugin`, if the host has one.
+    pub fn metric(&self, plugin: &str, name: &str) -> Option<f64> {
+        let (_, body) = self.api_get("/v1/metrics", Some(&self.token()));
+        let samples: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        samples.iter().find(|s| s["name"] == name && s["labels"]["plugin"] == plugin)?["value"].as_f64()
+    }
+
     /// The state word of plugin `name` (`running`, `quarantined`, ...), if listed.
     pub fn state(&self, name: &str) -> Option<String> {
         let listing = self.listing();

@@ -1,7 +1,6 @@
 //! The real `monitor` binary as a user runs it: `monitor run`, hot reload,
 //! `monitor plugins` live and offline, single instance, signals, the API token.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use monitor_tests::{Sandbox, install, wait_for};
@@ -195,39 +194,30 @@ fn the_api_needs_the_token_except_for_health() {
     let sandbox = Sandbox::new();
     install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
     let _host = sandbox.start(&[]);
-    let info: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(sandbox.data().join("daemon.json")).unwrap()).unwrap();
-    let addr = info["addr"].as_str().unwrap();
-    let token = std::fs::read_to_string(sandbox.data().join("api-token")).unwrap();
+    let token = sandbox.token();
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(sandbox.data().join("api-token")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the token is readable by its owner only");
 
     let get = |path: &str, token: Option<&str>| {
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
+        let (status, body) = sandbox.api_get(path, token);
+        format!("{status}\n{body}")
     };
     assert!(get("/v1/health", None).starts_with("HTTP/1.1 200"));
     let refused = get("/v1/plugins", None);
     assert!(refused.starts_with("HTTP/1.1 401") && refused.contains("missing or wrong token"), "{refused}");
     assert!(get("/v1/plugins", Some("wrong")).starts_with("HTTP/1.1 401"));
-    assert!(get("/v1/plugins", Some(token.trim())).starts_with("HTTP/1.1 200"));
-    let missing = get("/v1/plugins/nope", Some(token.trim()));
+    assert!(get("/v1/plugins", Some(&token)).starts_with("HTTP/1.1 200"));
+    let missing = get("/v1/plugins/nope", Some(&token));
     assert!(missing.starts_with("HTTP/1.1 404") && missing.contains("no plugin named 'nope'"), "{missing}");
 
     // Plugin metrics carry the plugin's name; plugin self-metrics are kept as metrics.
     let samples: Vec<serde_json::Value> = wait_for("metrics from a tick", LIVE, || {
-        let answer = get("/v1/metrics", Some(token.trim()));
-        let body = answer.split("\r\n\r\n").nth(1)?;
-        let samples: Vec<serde_json::Value> = serde_json::from_str(body).ok()?;
-        samples
-            .iter()
-            .any(|s| s["name"] == "monitor_plugin_calls_total" && s["value"].as_f64() >= Some(1.0))
-            .then_some(samples)
+        let (_, body) = sandbox.api_get("/v1/metrics", Some(&token));
+        let samples: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        let called =
+            samples.iter().any(|s| s["name"] == "monitor_plugin_calls_total" && s["value"].as_f64() >= Some(1.0));
+        called.then_some(samples)
     });
     let ratio = samples.iter().find(|s| s["name"] == "memory_used_ratio").expect("a derived metric");
     assert_eq!(ratio["labels"]["plugin"], "derived-metrics");
@@ -251,4 +241,35 @@ fn status_renders_through_a_display_formatter() {
     let out = sandbox.monitor(&["status", "--format", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("no plugin named 'nope'"), "{}", text(&out));
+}
+
+#[test]
+fn after_kill_9_the_database_opens_and_nothing_acknowledged_is_lost() {
+    let sandbox = Sandbox::new();
+    install("fx-kv-counter", &sandbox.plugins(), "fx-kv-counter.wasm");
+    install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
+    let mut host = sandbox.start(&[]);
+    let out = sandbox.monitor(&["plugins", "enable", "fx-kv-counter", "--grant", "kv"]);
+    assert!(out.status.success(), "{}", text(&out));
+    sandbox.monitor(&["plugins", "disable", "derived-metrics"]);
+    let counted = wait_for("the counter to count", LIVE, || {
+        sandbox.metric("fx-kv-counter", "kv_counter_calls").filter(|&n| n >= 2.0)
+    });
+    host.signal("KILL");
+    host.wait_exit(LIVE);
+    assert!(sandbox.data().join("daemon.json").exists(), "a killed host leaves its daemon.json behind");
+
+    // The CLI is not fooled by the stale daemon.json and the database opens cleanly.
+    let listing = sandbox.listing();
+    let state = |name: &str| listing["plugins"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+    assert_eq!(state("fx-kv-counter")["grants"][0], "kv");
+    assert_eq!(state("derived-metrics")["enabled"], false);
+
+    // A new host takes over; the grant, the disable and the plugin's stored count survive.
+    let _host = sandbox.start(&[]);
+    wait_state(&sandbox, "fx-kv-counter", "running");
+    assert_eq!(sandbox.state("derived-metrics").as_deref(), Some("disabled"));
+    let resumed =
+        wait_for("the counter after the restart", LIVE, || sandbox.metric("fx-kv-counter", "kv_counter_calls"));
+    assert!(resumed > counted, "the count goes on from what was stored ({counted} then {resumed})");
 }
