@@ -8,6 +8,7 @@ use clap::Subcommand;
 use super::UsageError;
 use crate::client;
 use crate::paths::DataDir;
+use crate::plugin::capability::Kind;
 use crate::plugin::manager::inspect;
 use crate::plugin::sandbox::SandboxSpec;
 use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime, State};
@@ -149,6 +150,19 @@ fn table(listing: &Listing, live: bool) -> String {
     for p in &listing.plugins {
         match &p.state {
             State::Running | State::Disabled | State::Absent => {}
+            State::AwaitingGrant { missing } => {
+                let caps: Vec<String> =
+                    missing.iter().map(|k| if *k == Kind::Kv { "kv".into() } else { format!("{k}:DIR") }).collect();
+                let grants: Vec<String> = caps.iter().map(|c| format!("--grant {c}")).collect();
+                let _ = writeln!(
+                    out,
+                    "  {}: {}; run 'monitor plugins enable {} {}'",
+                    p.name,
+                    p.state,
+                    p.name,
+                    grants.join(" ")
+                );
+            }
             state => {
                 let _ = writeln!(out, "  {}: {state}", p.name);
             }
