@@ -167,10 +167,10 @@ fn write_daemon_info(data: &DataDir, info: &DaemonInfo) -> anyhow::Result<()> {
 fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    if let Ok(token) = std::fs::read_to_string(path) {
-        if token.trim().len() >= 32 {
-            return Ok(token.trim().to_string());
-        }
+    if let Ok(token) = std::fs::read_to_string(path)
+        && token.trim().len() >= 32
+    {
+        return Ok(token.trim().to_string());
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;

@@ -13,6 +13,7 @@ pub mod lock;
 pub mod metrics;
 pub mod paths;
 pub mod plugin;
+pub mod progress;
 pub mod sampler;
 pub mod status;
 pub mod store;

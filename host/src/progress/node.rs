@@ -1,0 +1,587 @@
+//! One node of a progress tree and the rules for changing it.
+//!
+//! A reporter sends [`Update`]s; [`Node::apply`] is the only way a node changes.
+//! The rules, in the order they are checked:
+//!
+//! 1. **Bad input is refused and changes nothing**: units, totals and weights must
+//!    be finite and at least 0, a percent within 0..=100, `metadata` a JSON
+//!    object, a `message` at most [`MAX_MESSAGE_BYTES`]; an `Advance` whose sum
+//!    would not be finite is refused too. Input is checked before state, so a bad
+//!    update is an error even for a finished node.
+//! 2. **Finished nodes stay finished**: any update other than `Start` to a
+//!    completed, failed or cancelled node is ignored ([`Applied::IgnoredTerminal`]),
+//!    message and metadata included, so late updates from a pipeline cannot
+//!    resurrect it. `Start` on a finished node is a re-run: status running,
+//!    done 0, progress 0, started now, finished cleared.
+//! 3. **`Start` never loses progress of a live node**: on a pending, running or
+//!    paused node it sets status running, sets `started_ms` if unset, and keeps
+//!    `done` (a retried `Start` is harmless). A `total` or `weight` it carries
+//!    replaces the old one; `None` keeps it.
+//! 4. **Units**: `Done(x)` sets done, `Advance(x)` adds to it. Done above a known
+//!    total is clamped to the total ([`Applied::Clamped`]); so is done when a
+//!    `Start` lowers the total. Decreases are allowed: a reporter may correct itself.
+//! 5. **Progress** is done/total when the total is known and above 0. Otherwise
+//!    it is what the last `Percent` set (else 0). `Percent(p)` sets progress p/100
+//!    and, with a known total, done = p/100 × total. Progress is always in 0..=1.
+//! 6. A progress report (`Done`, `Advance`, `Percent`) on a pending node starts it
+//!    (running, started now); on a paused node it stays paused until `Resume`.
+//! 7. `Finish` → completed, progress 1, done = total if known. `Fail` and
+//!    `Cancel` set their status and leave progress as it was. All three set
+//!    `finished_ms` (and `started_ms` if unset).
+//! 8. `Pause` only turns running into paused and `Resume` only paused into
+//!    running; from any other live state the status is left as it is, and the
+//!    message and metadata still apply.
+//! 9. `message` replaces the node's message (an empty one clears it); `metadata`
+//!    keys merge into the node's object, a `null` value deleting the key.
+//! 10. Every update that is not refused or ignored sets `updated_ms` to now.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::path::NodePath;
+
+/// The longest message a node keeps, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Where a node stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Paused,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] =
+        [Status::Pending, Status::Running, Status::Completed, Status::Failed, Status::Cancelled, Status::Paused];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Paused => "paused",
+        }
+    }
+
+    /// Finished for good: only a new `Start` changes the node again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A node of the progress tree: a run, or a phase, step, ... inside one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub path: NodePath,
+    pub status: Status,
+    /// Units of work done, in whatever unit the reporter counts.
+    pub done: f64,
+    /// Units of work in all, when known.
+    pub total: Option<f64>,
+    /// The node's share of its parent when totals are not comparable.
+    pub weight: Option<f64>,
+    /// Fraction complete, 0..=1.
+    pub progress: f64,
+    pub started_ms: Option<u64>,
+    pub updated_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub message: Option<String>,
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+}
+
+/// What a reporter asks a node to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Op {
+    Start {
+        #[serde(default)]
+        total: Option<f64>,
+        #[serde(default)]
+        weight: Option<f64>,
+    },
+    Done {
+        units: f64,
+    },
+    Advance {
+        units: f64,
+    },
+    Percent {
+        percent: f64,
+    },
+    Finish,
+    Fail,
+    Cancel,
+    Pause,
+    Resume,
+}
+
+/// One update from a reporter: an operation plus an optional message and metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Update {
+    #[serde(flatten)]
+    pub op: Op,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Must be a JSON object; its keys merge into the node's metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+impl Update {
+    pub fn new(op: Op) -> Update {
+        Update { op, message: None, metadata: None }
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Update {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub fn with_metadata(mut self, metadata: Value) -> Update {
+        self.metadata = Some(metadata);
+        self
+    }
+}
+
+impl From<Op> for Update {
+    fn from(op: Op) -> Update {
+        Update::new(op)
+    }
+}
+
+/// How an accepted update took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    /// Applied, with done lowered to the node's total.
+    Clamped,
+    /// Not applied: the node is finished and this was not a `Start`.
+    IgnoredTerminal,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpdateError {
+    #[error("{field} of {value} is invalid; send a finite number of at least 0")]
+    BadNumber { field: &'static str, value: f64 },
+    #[error("percent of {0} is outside 0..=100; send a percentage such as 42.5")]
+    BadPercent(f64),
+    #[error("advancing done {done} by {by} overflows; send the new count with 'done' instead")]
+    Overflow { done: f64, by: f64 },
+    #[error("metadata {0} is not a JSON object; send an object such as {{\"epoch\": 3}}")]
+    MetadataNotObject(String),
+    #[error("message of {0} bytes is too long; the limit is {MAX_MESSAGE_BYTES}")]
+    MessageTooLong(usize),
+}
+
+fn check_number(field: &'static str, value: f64) -> Result<(), UpdateError> {
+    if value.is_finite() && value >= 0.0 { Ok(()) } else { Err(UpdateError::BadNumber { field, value }) }
+}
+
+/// A short rendering of a JSON value for an error message.
+fn excerpt(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
+}
+
+impl Node {
+    /// A new node that has not started.
+    pub fn new(path: NodePath, now_ms: u64) -> Node {
+        Node {
+            path,
+            status: Status::Pending,
+            done: 0.0,
+            total: None,
+            weight: None,
+            progress: 0.0,
+            started_ms: None,
+            updated_ms: now_ms,
+            finished_ms: None,
+            message: None,
+            metadata: Map::new(),
+        }
+    }
+
+    /// Checks an update without changing anything (rule 1).
+    fn validate(&self, update: &Update) -> Result<(), UpdateError> {
+        match update.op {
+            Op::Start { total, weight } => {
+                total.map_or(Ok(()), |t| check_number("total", t))?;
+                weight.map_or(Ok(()), |w| check_number("weight", w))?;
+            }
+            Op::Done { units } => check_number("done", units)?,
+            Op::Advance { units } => {
+                check_number("advance", units)?;
+                if !(self.done + units).is_finite() {
+                    return Err(UpdateError::Overflow { done: self.done, by: units });
+                }
+            }
+            Op::Percent { percent } => {
+                if !(0.0..=100.0).contains(&percent) {
+                    return Err(UpdateError::BadPercent(percent));
+                }
+            }
+            Op::Finish | Op::Fail | Op::Cancel | Op::Pause | Op::Resume => {}
+        }
+        if let Some(message) = &update.message
+            && message.len() > MAX_MESSAGE_BYTES
+        {
+            return Err(UpdateError::MessageTooLong(message.len()));
+        }
+        match &update.metadata {
+            None | Some(Value::Object(_)) => Ok(()),
+            Some(other) => Err(UpdateError::MetadataNotObject(excerpt(other))),
+        }
+    }
+
+    /// Applies one update under the rules in the module documentation.
+    pub fn apply(&mut self, update: Update, now_ms: u64) -> Result<Applied, UpdateError> {
+        self.validate(&update)?;
+        let restart = matches!(update.op, Op::Start { .. });
+        if self.status.is_terminal() && !restart {
+            return Ok(Applied::IgnoredTerminal);
+        }
+        let mut clamped = false;
+        match update.op {
+            Op::Start { total, weight } => {
+                if self.status.is_terminal() {
+                    self.done = 0.0;
+                    self.progress = 0.0;
+                    self.started_ms = Some(now_ms);
+                    self.finished_ms = None;
+                }
+                self.status = Status::Running;
+                self.started_ms.get_or_insert(now_ms);
+                self.total = total.or(self.total);
+                self.weight = weight.or(self.weight);
+                clamped = self.set_done(self.done);
+            }
+            Op::Done { units } => {
+                self.report();
+                clamped = self.set_done(units);
+            }
+            Op::Advance { units } => {
+                self.report();
+                clamped = self.set_done(self.done + units);
+            }
+            Op::Percent { percent } => {
+                self.report();
+                let fraction = (percent / 100.0).clamp(0.0, 1.0);
+                self.progress = fraction;
+                if let Some(total) = self.total {
+                    self.done = (fraction * total).min(total);
+                }
+            }
+            Op::Finish => {
+                self.finish(Status::Completed, now_ms);
+                self.progress = 1.0;
+                if let Some(total) = self.total {
+                    self.done = total;
+                }
+            }
+            Op::Fail => self.finish(Status::Failed, now_ms),
+            Op::Cancel => self.finish(Status::Cancelled, now_ms),
+            Op::Pause => {
+                if self.status == Status::Running {
+                    self.status = Status::Paused;
+                }
+            }
+            Op::Resume => {
+                if self.status == Status::Paused {
+                    self.status = Status::Running;
+                }
+            }
+        }
+        if self.status == Status::Running {
+            self.started_ms.get_or_insert(now_ms);
+        }
+        if let Some(message) = update.message {
+            self.message = (!message.is_empty()).then_some(message);
+        }
+        if let Some(Value::Object(changes)) = update.metadata {
+            for (key, value) in changes {
+                if value.is_null() {
+                    self.metadata.remove(&key);
+                } else {
+                    self.metadata.insert(key, value);
+                }
+            }
+        }
+        self.updated_ms = now_ms;
+        Ok(if clamped { Applied::Clamped } else { Applied::Changed })
+    }
+
+    /// A progress report starts a pending node (rule 6).
+    fn report(&mut self) {
+        if self.status == Status::Pending {
+            self.status = Status::Running;
+        }
+    }
+
+    fn finish(&mut self, status: Status, now_ms: u64) {
+        self.status = status;
+        self.started_ms.get_or_insert(now_ms);
+        self.finished_ms = Some(now_ms);
+    }
+
+    /// Sets done, clamped to the total, and recomputes progress; true if clamped.
+    fn set_done(&mut self, done: f64) -> bool {
+        let mut clamped = false;
+        self.done = done.max(0.0);
+        if let Some(total) = self.total {
+            if self.done > total {
+                self.done = total;
+                clamped = true;
+            }
+            if total > 0.0 {
+                self.progress = (self.done / total).clamp(0.0, 1.0);
+            }
+        }
+        clamped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn node() -> Node {
+        Node::new(NodePath::parse("run/step").unwrap(), 1)
+    }
+
+    fn start(total: Option<f64>) -> Update {
+        Op::Start { total, weight: None }.into()
+    }
+
+    fn done(units: f64) -> Update {
+        Op::Done { units }.into()
+    }
+
+    #[test]
+    fn status_words_and_terminality() {
+        let terminal: Vec<Status> = Status::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        assert_eq!(terminal, [Status::Completed, Status::Failed, Status::Cancelled]);
+        for status in Status::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), json!(status.as_str()));
+        }
+    }
+
+    #[test]
+    fn counts_units_against_a_total() {
+        let mut n = node();
+        assert_eq!(n.apply(start(Some(200.0)), 10), Ok(Applied::Changed));
+        assert_eq!((n.status, n.started_ms, n.updated_ms), (Status::Running, Some(10), 10));
+        n.apply(done(50.0), 11).unwrap();
+        assert_eq!(n.progress, 0.25);
+        n.apply(Op::Advance { units: 50.0 }.into(), 12).unwrap();
+        assert_eq!((n.done, n.progress, n.updated_ms), (100.0, 0.5, 12));
+        n.apply(done(20.0), 13).unwrap();
+        assert_eq!((n.done, n.progress), (20.0, 0.1), "a reporter may correct itself downwards");
+        assert_eq!(n.apply(done(500.0), 14), Ok(Applied::Clamped));
+        assert_eq!((n.done, n.progress), (200.0, 1.0));
+        assert_eq!(n.status, Status::Running, "clamping to the total does not finish the node");
+    }
+
+    #[test]
+    fn percent_sets_progress_and_done() {
+        let mut n = node();
+        n.apply(Op::Percent { percent: 30.0 }.into(), 5).unwrap();
+        assert_eq!((n.status, n.started_ms, n.progress, n.done), (Status::Running, Some(5), 0.3, 0.0));
+        n.apply(done(7.0), 6).unwrap();
+        assert_eq!(n.progress, 0.3, "with no total, units leave progress as the last percent set");
+        n.apply(start(Some(10.0)), 7).unwrap();
+        assert_eq!((n.done, n.progress), (7.0, 0.7));
+        n.apply(Op::Percent { percent: 40.0 }.into(), 8).unwrap();
+        assert_eq!((n.done, n.progress), (4.0, 0.4));
+    }
+
+    #[test]
+    fn finish_fail_and_cancel() {
+        let mut n = node();
+        n.apply(start(Some(8.0)), 1).unwrap();
+        n.apply(done(2.0), 2).unwrap();
+        n.apply(Op::Finish.into(), 3).unwrap();
+        assert_eq!((n.status, n.done, n.progress, n.finished_ms), (Status::Completed, 8.0, 1.0, Some(3)));
+
+        let mut n = node();
+        n.apply(Op::Finish.into(), 4).unwrap();
+        assert_eq!((n.progress, n.done, n.started_ms), (1.0, 0.0, Some(4)), "no total: done stays, progress is 1");
+
+        for (op, status) in [(Op::Fail, Status::Failed), (Op::Cancel, Status::Cancelled)] {
+            let mut n = node();
+            n.apply(start(Some(4.0)), 1).unwrap();
+            n.apply(done(1.0), 2).unwrap();
+            n.apply(op.into(), 3).unwrap();
+            assert_eq!((n.status, n.progress, n.finished_ms), (status, 0.25, Some(3)));
+        }
+    }
+
+    #[test]
+    fn late_updates_do_not_resurrect_a_finished_node() {
+        let mut n = node();
+        n.apply(start(Some(4.0)), 1).unwrap();
+        n.apply(Op::Fail.into(), 2).unwrap();
+        let before = n.clone();
+        for op in [Op::Done { units: 3.0 }, Op::Percent { percent: 99.0 }, Op::Finish, Op::Resume, Op::Cancel] {
+            let update = Update::new(op).with_message("late").with_metadata(json!({"k": 1}));
+            assert_eq!(n.apply(update, 9), Ok(Applied::IgnoredTerminal));
+            assert_eq!(n, before);
+        }
+    }
+
+    #[test]
+    fn start_restarts_a_finished_node_but_keeps_a_live_ones_progress() {
+        let mut n = node();
+        n.apply(start(Some(4.0)), 1).unwrap();
+        n.apply(done(3.0), 2).unwrap();
+        n.apply(start(None), 3).unwrap();
+        assert_eq!((n.done, n.total, n.started_ms), (3.0, Some(4.0), Some(1)), "a retried start is harmless");
+        assert_eq!(n.apply(start(Some(2.0)), 4), Ok(Applied::Clamped));
+        assert_eq!((n.done, n.progress), (2.0, 1.0));
+
+        n.apply(Op::Finish.into(), 5).unwrap();
+        n.apply(start(None), 6).unwrap();
+        assert_eq!((n.status, n.done, n.progress), (Status::Running, 0.0, 0.0));
+        assert_eq!((n.started_ms, n.finished_ms, n.total), (Some(6), None, Some(2.0)));
+    }
+
+    #[test]
+    fn pause_and_resume_only_between_running_and_paused() {
+        let mut n = node();
+        n.apply(Op::Pause.into(), 1).unwrap();
+        assert_eq!(n.status, Status::Pending);
+        n.apply(Op::Resume.into(), 2).unwrap();
+        assert_eq!(n.status, Status::Pending);
+        n.apply(start(Some(10.0)), 3).unwrap();
+        n.apply(Op::Pause.into(), 4).unwrap();
+        assert_eq!(n.status, Status::Paused);
+        n.apply(done(5.0), 5).unwrap();
+        assert_eq!((n.status, n.progress), (Status::Paused, 0.5), "reports count but do not resume");
+        n.apply(Op::Resume.into(), 6).unwrap();
+        assert_eq!((n.status, n.updated_ms), (Status::Running, 6));
+    }
+
+    #[test]
+    fn message_and_metadata_merge() {
+        let mut n = node();
+        let update = Update::new(start(None).op).with_message("warming up").with_metadata(json!({"a": 1, "b": 2}));
+        n.apply(update, 1).unwrap();
+        n.apply(Update::new(Op::Pause).with_metadata(json!({"b": null, "c": "x"})), 2).unwrap();
+        assert_eq!(Value::Object(n.metadata.clone()), json!({"a": 1, "c": "x"}));
+        assert_eq!(n.message.as_deref(), Some("warming up"));
+        n.apply(Update::new(Op::Resume).with_message(""), 3).unwrap();
+        assert_eq!(n.message, None);
+    }
+
+    #[test]
+    fn refuses_bad_input_and_changes_nothing() {
+        let mut n = node();
+        n.apply(start(Some(10.0)), 1).unwrap();
+        n.apply(done(f64::MAX), 2).unwrap();
+        let before = n.clone();
+        let big = "m".repeat(MAX_MESSAGE_BYTES + 1);
+        let cases = [
+            (done(-1.0), "done of -1 is invalid; send a finite number of at least 0"),
+            (done(f64::NAN), "done of NaN is invalid"),
+            (Op::Advance { units: f64::INFINITY }.into(), "advance of inf is invalid"),
+            (start(Some(-3.0)), "total of -3 is invalid"),
+            (Op::Start { total: None, weight: Some(f64::NAN) }.into(), "weight of NaN is invalid"),
+            (Op::Percent { percent: 100.5 }.into(), "percent of 100.5 is outside 0..=100"),
+            (Op::Percent { percent: -0.1 }.into(), "percent of -0.1 is outside 0..=100"),
+            (Update::new(Op::Resume).with_metadata(json!([1, 2])), "metadata [1,2] is not a JSON object"),
+            (Update::new(Op::Resume).with_metadata(json!("x".repeat(100))), "is not a JSON object"),
+            (Update::new(Op::Resume).with_message(big), "message of 4097 bytes is too long; the limit is 4096"),
+        ];
+        for (update, expected) in cases {
+            let err = n.apply(update, 99).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains('\n') && err.len() < 120, "one short line: {err}");
+            assert_eq!(n, before);
+        }
+        let mut n = node();
+        n.apply(done(f64::MAX), 1).unwrap();
+        let err = n.apply(Op::Advance { units: f64::MAX }.into(), 2).unwrap_err();
+        assert!(matches!(err, UpdateError::Overflow { .. }), "{err}");
+        assert_eq!(n.done, f64::MAX);
+    }
+
+    #[test]
+    fn updates_and_nodes_serialise() {
+        let update: Update = serde_json::from_value(json!({"op": "start", "total": 5.0, "message": "go"})).unwrap();
+        assert_eq!(update, Update::new(Op::Start { total: Some(5.0), weight: None }).with_message("go"));
+        let update: Update = serde_json::from_value(json!({"op": "advance", "units": 2.0})).unwrap();
+        assert_eq!(update.op, Op::Advance { units: 2.0 });
+        let mut n = node();
+        n.apply(update, 3).unwrap();
+        let back: Node = serde_json::from_value(serde_json::to_value(&n).unwrap()).unwrap();
+        assert_eq!(back, n);
+    }
+
+    fn any_op() -> impl Strategy<Value = Op> {
+        let units = prop_oneof![Just(0.0), 0.0..1e3f64, 0.0..1e12f64];
+        prop_oneof![
+            (proptest::option::of(units.clone()), proptest::option::of(0.0..10.0f64))
+                .prop_map(|(total, weight)| Op::Start { total, weight }),
+            units.clone().prop_map(|units| Op::Done { units }),
+            units.prop_map(|units| Op::Advance { units }),
+            (0.0..=100.0f64).prop_map(|percent| Op::Percent { percent }),
+            Just(Op::Finish),
+            Just(Op::Fail),
+            Just(Op::Cancel),
+            Just(Op::Pause),
+            Just(Op::Resume),
+        ]
+    }
+
+    proptest! {
+        /// Valid updates in any order keep the node consistent, and only `Start`
+        /// moves a finished node.
+        #[test]
+        fn apply_keeps_invariants(ops in proptest::collection::vec(any_op(), 0..40)) {
+            let mut n = node();
+            for (i, op) in ops.into_iter().enumerate() {
+                let before = n.clone();
+                let is_start = matches!(op, Op::Start { .. });
+                let applied = n.apply(op.into(), i as u64 + 2).unwrap();
+                prop_assert!((0.0..=1.0).contains(&n.progress), "progress {}", n.progress);
+                prop_assert!(n.done >= 0.0 && n.done.is_finite());
+                if let Some(total) = n.total {
+                    prop_assert!(n.done <= total, "done {} > total {}", n.done, total);
+                }
+                if before.status.is_terminal() && !is_start {
+                    prop_assert_eq!(applied, Applied::IgnoredTerminal);
+                    prop_assert_eq!(&n, &before);
+                } else {
+                    prop_assert_eq!(n.updated_ms, i as u64 + 2);
+                }
+                if n.status.is_terminal() {
+                    prop_assert!(n.finished_ms.is_some() && n.started_ms.is_some());
+                }
+                if n.status == Status::Completed {
+                    prop_assert_eq!(n.progress, 1.0);
+                }
+            }
+        }
+    }
+}
