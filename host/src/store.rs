@@ -9,6 +9,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub mod plugins;
+pub mod progress;
 
 pub use plugins::PluginRecord;
 
@@ -18,6 +19,8 @@ pub const SCHEMA_VERSION: u64 = 1;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const PLUGINS: TableDefinition<&str, &str> = TableDefinition::new("plugins");
 const PLUGIN_KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("plugin_kv");
+const PROGRESS_NODES: TableDefinition<&str, &str> = TableDefinition::new("progress_nodes");
+const PROGRESS_EVENTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("progress_events");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,6 +71,8 @@ impl Store {
             }
             tx.open_table(PLUGINS).map_err(db)?;
             tx.open_table(PLUGIN_KV).map_err(db)?;
+            tx.open_table(PROGRESS_NODES).map_err(db)?;
+            tx.open_table(PROGRESS_EVENTS).map_err(db)?;
         }
         tx.commit().map_err(db)?;
         Ok(store)
