@@ -13,14 +13,19 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::cli::UsageError;
+use crate::client::local::{apply_progress, tree};
 use crate::metrics::{Board, Sample};
 use crate::plugin::{Grant, Listing, Manager, ManagerError, PluginRecord};
+use crate::progress::{Node, NodePath, Update};
 use crate::sampler::SharedSnapshot;
 use crate::status;
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AppState {
     pub manager: Arc<Manager>,
+    pub store: Store,
     pub board: Arc<Mutex<Board>>,
     pub snapshot: SharedSnapshot,
     pub token: Arc<str>,
@@ -66,6 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins/{name}/revoke", post(revoke))
         .route("/v1/metrics", get(metrics))
         .route("/v1/status", get(status_line))
+        .route("/v1/progress/{*path}", post(report))
+        .route("/v1/runs", get(runs))
+        .route("/v1/runs/{run}", get(run_tree))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new().route("/v1/health", get(health)).merge(guarded).with_state(state)
 }
@@ -166,4 +174,36 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
         Ok(text) => text.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Runs blocking database work off the async workers; bad input is a 400.
+async fn on_store<T: Send + 'static>(
+    state: &AppState,
+    missing: StatusCode,
+    f: impl FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
+) -> Result<Json<T>, Response> {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(value)) => Ok(Json(value)),
+        Ok(Err(e)) if e.downcast_ref::<UsageError>().is_some() => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
+        Ok(Err(e)) => Err(error(missing, format!("{e:#}"))),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))),
+    }
+}
+
+async fn report(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    Json(update): Json<Update>,
+) -> Result<Json<Node>, Response> {
+    let path = NodePath::parse(&path).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, move |store| apply_progress(store, &path, &update)).await
+}
+
+async fn runs(State(state): State<AppState>) -> Result<Json<Vec<Node>>, Response> {
+    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, |store| Ok(store.progress_runs()?)).await
+}
+
+async fn run_tree(State(state): State<AppState>, Path(run): Path<String>) -> Result<Json<Vec<Node>>, Response> {
+    on_store(&state, StatusCode::NOT_FOUND, move |store| tree(store, &run)).await
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use crate::paths::{DataDir, default_data_dir};
 
 pub mod plugins;
+pub mod progress;
 mod run;
 
 /// A monitoring host for long-running work, extended with sandboxed WebAssembly plugins.
@@ -29,10 +30,22 @@ pub enum Command {
     /// Manage plugins: list, inspect, check, enable, disable, revoke grants.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
-    /// One line of status: host, CPU, memory, load; or rendered by a display-formatter plugin.
+    /// Report progress of a run: start, update, finish, fail or cancel a node.
+    #[command(subcommand)]
+    Progress(progress::ProgressCommand),
+    /// Runs, with status, progress, start time and duration.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's progress tree; without RUN, one line of host status.
     Status {
-        /// A display-formatter plugin to render the line (needs the running host).
-        #[arg(long, value_name = "PLUGIN")]
+        /// The run to show.
+        run: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// A display-formatter plugin to render the host status line (needs the running host).
+        #[arg(long, value_name = "PLUGIN", conflicts_with_all = ["run", "json"])]
         format: Option<String>,
     },
 }
@@ -53,7 +66,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(data, args),
         Command::Plugins(command) => plugins::run(&data, command),
-        Command::Status { format } => {
+        Command::Progress(command) => progress::run(&*crate::client::connect(&data, None)?, command),
+        Command::List { json } => progress::list(&*crate::client::connect(&data, None)?, json),
+        Command::Status { run: Some(run), json, .. } => {
+            progress::tree(&*crate::client::connect(&data, None)?, &run, json)
+        }
+        Command::Status { run: None, format, .. } => {
             let client = crate::client::connect(&data, None)?;
             print!("{}", client.status(format.as_deref())?);
             Ok(())

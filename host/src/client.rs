@@ -8,10 +8,12 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ApiError, EnableRequest, Health, RevokeRequest};
+use crate::cli::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
+use crate::progress::{Node, NodePath, Update};
 
-mod local;
+pub mod local;
 
 pub use local::Local;
 
@@ -25,6 +27,12 @@ pub trait Client {
     fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord>;
     /// The one-line status, through a display formatter when one is named.
     fn status(&self, format: Option<&str>) -> anyhow::Result<String>;
+    /// Applies one progress update; the node as it is afterwards.
+    fn progress(&self, path: &NodePath, update: &Update) -> anyhow::Result<Node>;
+    /// The root node of every run.
+    fn runs(&self) -> anyhow::Result<Vec<Node>>;
+    /// A run's nodes, root first, in path order.
+    fn tree(&self, run: &str) -> anyhow::Result<Vec<Node>>;
 }
 
 /// What the daemon writes to `daemon.json` so other commands can find it.
@@ -90,6 +98,8 @@ impl Remote {
         }
         let status = response.status();
         match response.body_mut().read_json::<ApiError>() {
+            // The daemon refused what was asked: bad input, as when no daemon runs.
+            Ok(e) if status == 400 => Err(UsageError(e.error).into()),
             Ok(e) => bail!("{}", e.error),
             Err(_) => bail!("the daemon answered {status}"),
         }
@@ -137,6 +147,18 @@ impl Client for Remote {
 
     fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord> {
         self.post(&format!("/v1/plugins/{name}/revoke"), &RevokeRequest { grant: grant.into() })
+    }
+
+    fn progress(&self, path: &NodePath, update: &Update) -> anyhow::Result<Node> {
+        self.post(&format!("/v1/progress/{path}"), update)
+    }
+
+    fn runs(&self) -> anyhow::Result<Vec<Node>> {
+        self.get("/v1/runs")
+    }
+
+    fn tree(&self, run: &str) -> anyhow::Result<Vec<Node>> {
+        self.get(&format!("/v1/runs/{run}"))
     }
 
     fn status(&self, format: Option<&str>) -> anyhow::Result<String> {

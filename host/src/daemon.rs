@@ -47,7 +47,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let runtime = Arc::new(Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?);
     let mut sampler = Sampler::new();
     let snapshot: SharedSnapshot = Arc::new(RwLock::new(Arc::new(sampler.sample())));
-    let manager = Arc::new(Manager::new(runtime, store, snapshot.clone(), config.plugin_settings(plugins_dir.clone())));
+    let manager =
+        Arc::new(Manager::new(runtime, store.clone(), snapshot.clone(), config.plugin_settings(plugins_dir.clone())));
     {
         let manager = manager.clone();
         tokio::task::spawn_blocking(move || manager.scan()).await??;
@@ -61,8 +62,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
     let addr = listener.local_addr()?;
     let board = Arc::new(Mutex::new(Board::default()));
-    let state =
-        AppState { manager: manager.clone(), board: board.clone(), snapshot: snapshot.clone(), token: token.into() };
+    let state = AppState {
+        manager: manager.clone(),
+        store,
+        board: board.clone(),
+        snapshot: snapshot.clone(),
+        token: token.into(),
+    };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, api::router(state))

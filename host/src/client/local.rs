@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use super::Client;
+use crate::cli::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::manager::inspect;
 use crate::plugin::sandbox::SandboxSpec;
 use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime};
+use crate::progress::{Node, NodePath, Update};
 use crate::sampler::Sampler;
 use crate::store::Store;
 
@@ -114,6 +116,18 @@ impl Client for Local {
         self.change(name, |r| r.revoke(grant).map(drop).map_err(Into::into))
     }
 
+    fn progress(&self, path: &NodePath, update: &Update) -> anyhow::Result<Node> {
+        apply_progress(&self.store, path, update)
+    }
+
+    fn runs(&self) -> anyhow::Result<Vec<Node>> {
+        Ok(self.store.progress_runs()?)
+    }
+
+    fn tree(&self, run: &str) -> anyhow::Result<Vec<Node>> {
+        tree(&self.store, run)
+    }
+
     fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
         if let Some(plugin) = format {
             bail!("formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'");
@@ -123,4 +137,23 @@ impl Client for Local {
         std::thread::sleep(std::time::Duration::from_millis(250));
         Ok(crate::status::plain(&sampler.sample(), 0))
     }
+}
+
+/// Applies one update and reads the node back; a refused update is bad input.
+pub fn apply_progress(store: &Store, path: &NodePath, update: &Update) -> anyhow::Result<Node> {
+    let now = crate::sampler::now_ms();
+    let mut results = store.progress_apply(&[(path.clone(), update.clone())], now)?;
+    results.pop().expect("one result per update").map_err(|e| UsageError(format!("{path}: {e}")))?;
+    Ok(store.progress_node(path)?.expect("an applied update leaves its node"))
+}
+
+/// A run's nodes, or an error naming the runs there are.
+pub fn tree(store: &Store, run: &str) -> anyhow::Result<Vec<Node>> {
+    let nodes = store.progress_tree(run)?;
+    if nodes.is_empty() {
+        let runs: Vec<String> = store.progress_runs()?.iter().map(|n| n.path.to_string()).collect();
+        let runs = if runs.is_empty() { "none".into() } else { runs.join(", ") };
+        bail!("no run named '{run}'; runs: {runs}");
+    }
+    Ok(nodes)
 }

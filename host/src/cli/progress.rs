@@ -1,0 +1,223 @@
+//! `monitor progress ...`, `monitor list` and `monitor status RUN`.
+
+use std::fmt::Write as _;
+
+use clap::{Args, Subcommand};
+
+use super::UsageError;
+use crate::client::Client;
+use crate::progress::{Node, NodePath, Op, Update};
+
+#[derive(Debug, Subcommand)]
+pub enum ProgressCommand {
+    /// Start a node (a run, phase, step, ...); its parents are created as needed.
+    Start {
+        path: String,
+        /// Units of work in all, when known.
+        #[arg(long, allow_negative_numbers = true)]
+        total: Option<f64>,
+        /// The node's share of its parent when totals are not comparable.
+        #[arg(long, allow_negative_numbers = true)]
+        weight: Option<f64>,
+        #[command(flatten)]
+        note: Note,
+    },
+    /// Report progress: units done, units advanced, or a percentage.
+    Update {
+        path: String,
+        #[command(flatten)]
+        amount: Amount,
+        #[command(flatten)]
+        note: Note,
+    },
+    /// Mark a node completed.
+    Finish {
+        path: String,
+        #[command(flatten)]
+        note: Note,
+    },
+    /// Mark a node failed.
+    Fail {
+        path: String,
+        #[command(flatten)]
+        note: Note,
+    },
+    /// Mark a node cancelled.
+    Cancel {
+        path: String,
+        #[command(flatten)]
+        note: Note,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Amount {
+    /// Units done so far.
+    #[arg(long, allow_negative_numbers = true)]
+    done: Option<f64>,
+    /// Units done since the last report.
+    #[arg(long, allow_negative_numbers = true)]
+    advance: Option<f64>,
+    /// Percent done, 0 to 100.
+    #[arg(long, allow_negative_numbers = true)]
+    percent: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct Note {
+    /// A message shown with the node.
+    #[arg(long)]
+    message: Option<String>,
+    /// A JSON object whose keys merge into the node's metadata.
+    #[arg(long, value_name = "JSON")]
+    metadata: Option<String>,
+}
+
+fn path(text: &str) -> Result<NodePath, UsageError> {
+    NodePath::parse(text).map_err(|e| UsageError(e.to_string()))
+}
+
+pub fn run(client: &dyn Client, command: ProgressCommand) -> anyhow::Result<()> {
+    let (target, op, note) = match command {
+        ProgressCommand::Start { path, total, weight, note } => (path, Op::Start { total, weight }, note),
+        ProgressCommand::Update { path, amount, note } => {
+            let op = match (amount.done, amount.advance, amount.percent) {
+                (Some(units), _, _) => Op::Done { units },
+                (_, Some(units), _) => Op::Advance { units },
+                (_, _, Some(percent)) => Op::Percent { percent },
+                _ => unreachable!("clap requires one amount"),
+            };
+            (path, op, note)
+        }
+        ProgressCommand::Finish { path, note } => (path, Op::Finish, note),
+        ProgressCommand::Fail { path, note } => (path, Op::Fail, note),
+        ProgressCommand::Cancel { path, note } => (path, Op::Cancel, note),
+    };
+    let target = path(&target)?;
+    let mut update = Update::new(op);
+    update.message = note.message;
+    if let Some(json) = note.metadata {
+        let value = serde_json::from_str(&json).map_err(|e| {
+            UsageError(format!("--metadata '{json}' is not JSON ({e}); write an object like '{{\"k\":1}}'"))
+        })?;
+        update.metadata = Some(value);
+    }
+    let node = client.progress(&target, &update)?;
+    println!("{} {} {:.0}%", node.path, node.status.as_str(), node.progress * 100.0);
+    Ok(())
+}
+
+/// `monitor list`: one line per run.
+pub fn list(client: &dyn Client, json: bool) -> anyhow::Result<()> {
+    let runs = client.runs()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("no runs yet");
+        return Ok(());
+    }
+    println!("{:<24} {:<10} {:>8}  {:<20} {:>10}", "RUN", "STATUS", "PROGRESS", "STARTED (UTC)", "DURATION");
+    let now = crate::sampler::now_ms();
+    for run in runs {
+        let started = run.started_ms.map_or("-".into(), utc);
+        let duration = run.started_ms.map_or("-".into(), |s| seconds(run.finished_ms.unwrap_or(now).saturating_sub(s)));
+        println!(
+            "{:<24} {:<10} {:>7.0}%  {:<20} {:>10}",
+            run.path.to_string(),
+            run.status.as_str(),
+            run.progress * 100.0,
+            started,
+            duration
+        );
+    }
+    Ok(())
+}
+
+/// `monitor status RUN`: the tree with bars.
+pub fn tree(client: &dyn Client, run: &str, json: bool) -> anyhow::Result<()> {
+    let nodes = client.tree(run)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
+    } else {
+        print!("{}", render(&nodes));
+    }
+    Ok(())
+}
+
+fn render(nodes: &[Node]) -> String {
+    let mut out = String::new();
+    let base = nodes.first().map_or(1, |n| n.path.depth());
+    for node in nodes {
+        let indent = "  ".repeat(node.path.depth() - base);
+        let label = if node.path.depth() == base { node.path.to_string() } else { node.path.name().to_string() };
+        let filled = (node.progress.clamp(0.0, 1.0) * 20.0).round() as usize;
+        let units = match node.total {
+            Some(total) => format!("{}/{}", node.done, total),
+            None if node.done > 0.0 => format!("{}", node.done),
+            None => String::new(),
+        };
+        let _ = write!(
+            out,
+            "{:<32} {:<9} [{}{}] {:>4.0}%  {}",
+            format!("{indent}{label}"),
+            node.status.as_str(),
+            "#".repeat(filled),
+            "-".repeat(20 - filled),
+            node.progress * 100.0,
+            units
+        );
+        if let Some(message) = &node.message {
+            let _ = write!(out, "  {message}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn seconds(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC, from milliseconds since the epoch.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(seconds(59_999), "59s");
+        assert_eq!(seconds(61_000), "1m01s");
+        assert_eq!(seconds(3_700_000), "1h01m");
+    }
+}

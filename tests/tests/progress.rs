@@ -1,0 +1,93 @@
+//! Reporting and viewing progress with the real binary, with and without a
+//! running host, and across a `kill -9` of the host.
+
+use std::time::Duration;
+
+use monitor_tests::Sandbox;
+
+fn ok(sandbox: &Sandbox, args: &[&str]) -> String {
+    let out = sandbox.monitor(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The same pipeline of reports, then the tree as `monitor status RUN --json` shows it.
+fn report_a_pipeline(sandbox: &Sandbox) -> serde_json::Value {
+    ok(sandbox, &["progress", "start", "train-42/build", "--total", "10"]);
+    ok(sandbox, &["progress", "update", "train-42/build", "--advance", "4", "--message", "compiling"]);
+    ok(sandbox, &["progress", "update", "train-42/build", "--advance", "6"]);
+    ok(sandbox, &["progress", "finish", "train-42/build"]);
+    ok(sandbox, &["progress", "start", "train-42/test", "--total", "5"]);
+    ok(sandbox, &["progress", "update", "train-42/test", "--percent", "20", "--metadata", "{\"epoch\": 3}"]);
+    serde_json::from_str(&ok(sandbox, &["status", "train-42", "--json"])).unwrap()
+}
+
+fn check_pipeline(tree: &serde_json::Value) {
+    let nodes = tree.as_array().unwrap();
+    let paths: Vec<&str> = nodes.iter().map(|n| n["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["train-42", "train-42/build", "train-42/test"]);
+    assert_eq!(nodes[1]["status"], "completed");
+    assert_eq!(nodes[1]["done"], 10.0);
+    assert_eq!(nodes[2]["metadata"]["epoch"], 3);
+    // The run is the children's progress weighted by their totals: (10 + 1) / 15.
+    assert_eq!(nodes[0]["status"], "running");
+    assert!((nodes[0]["progress"].as_f64().unwrap() - 11.0 / 15.0).abs() < 1e-9, "{}", nodes[0]);
+}
+
+#[test]
+fn progress_is_reported_and_shown_without_a_host() {
+    let sandbox = Sandbox::new();
+    check_pipeline(&report_a_pipeline(&sandbox));
+    let text = ok(&sandbox, &["status", "train-42"]);
+    let build = text.lines().find(|l| l.trim_start().starts_with("build")).unwrap();
+    assert!(
+        build.contains("completed") && build.contains("[####################]") && build.contains("100%"),
+        "{text}"
+    );
+    let list = ok(&sandbox, &["list"]);
+    assert!(list.lines().any(|l| l.starts_with("train-42") && l.contains("running") && l.contains("73%")), "{list}");
+}
+
+#[test]
+fn progress_is_reported_through_the_host_and_survives_kill_9() {
+    let sandbox = Sandbox::new();
+    let mut host = sandbox.start(&[]);
+    check_pipeline(&report_a_pipeline(&sandbox));
+    // Every update above was acknowledged; a host killed now loses none of them.
+    host.signal("KILL");
+    host.wait_exit(Duration::from_secs(10));
+    let tree: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["status", "train-42", "--json"])).unwrap();
+    check_pipeline(&tree);
+    let _host = sandbox.start(&[]);
+    ok(&sandbox, &["progress", "finish", "train-42/test"]);
+    let runs: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["list", "--json"])).unwrap();
+    assert_eq!(runs[0]["status"], "completed", "{runs}");
+}
+
+#[test]
+fn bad_reports_are_refused_with_the_fix_and_store_nothing() {
+    let sandbox = Sandbox::new();
+    ok(&sandbox, &["progress", "start", "job/step"]);
+    let long = format!("job/{}", "x".repeat(300));
+    let cases: [(&[&str], &str); 5] = [
+        (&["progress", "update", "job//x", "--done", "1"], "node id 'job//x' has an empty segment"),
+        (&["progress", "update", "job/step", "--percent", "150"], "percent of 150 is outside 0..=100"),
+        (&["progress", "update", "job/step", "--done", "-3"], "-3"),
+        (&["progress", "update", "job/step", "--done", "1", "--metadata", "[1]"], "is not a JSON object"),
+        (&["progress", "start", &long], "too long"),
+    ];
+    for (args, expected) in cases {
+        let out = sandbox.monitor(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(message.contains(expected) && message.lines().count() == 1, "{args:?}: {message}");
+    }
+    let out = sandbox.monitor(&["progress", "update", "job/step", "--done", "abc"]);
+    assert_eq!(out.status.code(), Some(2), "non-numeric units are refused by the parser");
+    let tree: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["status", "job", "--json"])).unwrap();
+    assert_eq!(tree.as_array().unwrap().len(), 2, "nothing else was stored: {tree}");
+    assert_eq!(tree[1]["done"], 0.0);
+    let out = sandbox.monitor(&["status", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run named 'nope'; runs: job"));
+}
