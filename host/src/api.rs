@@ -14,13 +14,14 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::UsageError;
-use crate::client::local::{apply_progress, tree};
+use crate::client::local::{apply_progress, history, tree};
 use crate::metrics::{Board, Sample};
 use crate::plugin::{Grant, Listing, Manager, ManagerError, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
 use crate::sampler::SharedSnapshot;
 use crate::status;
 use crate::store::Store;
+use crate::store::progress::ProgressEvent;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/progress/{*path}", post(report))
         .route("/v1/runs", get(runs))
         .route("/v1/runs/{run}", get(run_tree))
+        .route("/v1/runs/{run}/events", get(run_events))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new().route("/v1/health", get(health)).merge(guarded).with_state(state)
 }
@@ -206,4 +208,18 @@ async fn runs(State(state): State<AppState>) -> Result<Json<Vec<Node>>, Response
 
 async fn run_tree(State(state): State<AppState>, Path(run): Path<String>) -> Result<Json<Vec<Node>>, Response> {
     on_store(&state, StatusCode::NOT_FOUND, move |store| tree(store, &run)).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    pub since: u64,
+}
+
+async fn run_events(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Vec<ProgressEvent>>, Response> {
+    on_store(&state, StatusCode::NOT_FOUND, move |store| history(store, &run, query.since)).await
 }

@@ -38,6 +38,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A run's timeline: every update in order, then how long each node took.
+    History {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// A run's progress tree; without RUN, one line of host status.
     Status {
         /// The run to show.
@@ -67,6 +73,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(data, args),
         Command::Plugins(command) => plugins::run(&data, command),
         Command::Progress(command) => progress::run(&*crate::client::connect(&data, None)?, command),
+        Command::History { run, json } => progress::history(&*crate::client::connect(&data, None)?, &run, json),
         Command::List { json } => progress::list(&*crate::client::connect(&data, None)?, json),
         Command::Status { run: Some(run), json, .. } => {
             progress::tree(&*crate::client::connect(&data, None)?, &run, json)

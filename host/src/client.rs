@@ -12,6 +12,7 @@ use crate::cli::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
+use crate::store::progress::ProgressEvent;
 
 pub mod local;
 
@@ -33,6 +34,8 @@ pub trait Client {
     fn runs(&self) -> anyhow::Result<Vec<Node>>;
     /// A run's nodes, root first, in path order.
     fn tree(&self, run: &str) -> anyhow::Result<Vec<Node>>;
+    /// A run's events after `since` (a sequence number; 0 for all).
+    fn history(&self, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>>;
 }
 
 /// What the daemon writes to `daemon.json` so other commands can find it.
@@ -159,6 +162,10 @@ impl Client for Remote {
 
     fn tree(&self, run: &str) -> anyhow::Result<Vec<Node>> {
         self.get(&format!("/v1/runs/{run}"))
+    }
+
+    fn history(&self, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>> {
+        self.get(&format!("/v1/runs/{run}/events?since={since}"))
     }
 
     fn status(&self, format: Option<&str>) -> anyhow::Result<String> {

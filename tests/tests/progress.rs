@@ -46,6 +46,17 @@ fn progress_is_reported_and_shown_without_a_host() {
     );
     let list = ok(&sandbox, &["list"]);
     assert!(list.lines().any(|l| l.starts_with("train-42") && l.contains("running") && l.contains("73%")), "{list}");
+
+    // A late update to a finished node changes nothing and shows in the history as ignored.
+    ok(&sandbox, &["progress", "update", "train-42/build", "--done", "3"]);
+    check_pipeline(&serde_json::from_str(&ok(&sandbox, &["status", "train-42", "--json"])).unwrap());
+    let history = ok(&sandbox, &["history", "train-42"]);
+    let ops: Vec<&str> = history.lines().take(7).map(|l| l.split_whitespace().nth(3).unwrap_or_default()).collect();
+    assert_eq!(ops, ["start", "advance", "advance", "finish", "start", "percent", "done"], "{history}");
+    assert!(history.lines().nth(6).unwrap().ends_with("units=3.0 (ignored)"), "{history}");
+    assert!(history.contains("\"compiling\""), "{history}");
+    let durations: Vec<&str> = history.lines().skip(8).map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(durations, ["train-42", "train-42/build", "train-42/test"], "{history}");
 }
 
 #[test]

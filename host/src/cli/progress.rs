@@ -147,6 +147,44 @@ pub fn tree(client: &dyn Client, run: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `monitor history RUN`: the updates in order, then each node's duration.
+pub fn history(client: &dyn Client, run: &str, json: bool) -> anyhow::Result<()> {
+    let events = client.history(run, 0)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+        return Ok(());
+    }
+    for event in &events {
+        let op = serde_json::to_value(&event.update.op)?;
+        let name = op["op"].as_str().unwrap_or_default().to_string();
+        let args: Vec<String> = op
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| *k != "op" && !v.is_null())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let outcome = serde_json::to_value(event.applied)?;
+        let mut line = format!("{}  {:<28} {:<8} {}", utc(event.at_ms), event.path.to_string(), name, args.join(" "));
+        if outcome != "applied" {
+            let _ = write!(line, " ({})", outcome.as_str().unwrap_or_default());
+        }
+        if let Some(message) = &event.update.message {
+            let _ = write!(line, "  {message:?}");
+        }
+        println!("{}", line.trim_end());
+    }
+    println!();
+    let now = crate::sampler::now_ms();
+    for node in client.tree(run)? {
+        let Some(started) = node.started_ms else { continue };
+        let took = node.finished_ms.unwrap_or(now).saturating_sub(started);
+        let so_far = if node.finished_ms.is_none() { " so far" } else { "" };
+        println!("{:<32} {:<9} {}{so_far}", node.path.to_string(), node.status.as_str(), seconds(took));
+    }
+    Ok(())
+}
+
 fn render(nodes: &[Node]) -> String {
     let mut out = String::new();
     let base = nodes.first().map_or(1, |n| n.path.depth());

@@ -14,6 +14,7 @@ use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime};
 use crate::progress::{Node, NodePath, Update};
 use crate::sampler::Sampler;
 use crate::store::Store;
+use crate::store::progress::ProgressEvent;
 
 pub struct Local {
     store: Store,
@@ -128,6 +129,10 @@ impl Client for Local {
         tree(&self.store, run)
     }
 
+    fn history(&self, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>> {
+        history(&self.store, run, since)
+    }
+
     fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
         if let Some(plugin) = format {
             bail!("formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'");
@@ -156,4 +161,10 @@ pub fn tree(store: &Store, run: &str) -> anyhow::Result<Vec<Node>> {
         bail!("no run named '{run}'; runs: {runs}");
     }
     Ok(nodes)
+}
+
+/// A run's events after `since`, or an error naming the runs there are.
+pub fn history(store: &Store, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>> {
+    tree(store, run)?;
+    Ok(store.progress_events(run, since)?)
 }
