@@ -38,6 +38,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A run's tree, redrawn as it changes, until the run ends (Ctrl-C leaves the run as it is).
+    Watch {
+        run: String,
+        /// How often to look, in milliseconds.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+        interval_ms: u64,
+    },
     /// A run's timeline: every update in order, then how long each node took.
     History {
         run: String,
@@ -73,6 +80,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(data, args),
         Command::Plugins(command) => plugins::run(&data, command),
         Command::Progress(command) => progress::run(&*crate::client::connect(&data, None)?, command),
+        Command::Watch { run, interval_ms } => {
+            progress::watch(&data, &run, std::time::Duration::from_millis(interval_ms))
+        }
         Command::History { run, json } => progress::history(&*crate::client::connect(&data, None)?, &run, json),
         Command::List { json } => progress::list(&*crate::client::connect(&data, None)?, json),
         Command::Status { run: Some(run), json, .. } => {

@@ -102,3 +102,61 @@ fn bad_reports_are_refused_with_the_fix_and_store_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run named 'nope'; runs: job"));
 }
+
+/// Kills the child when the test ends, however it ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn watch_follows_a_run_until_it_ends() {
+    let sandbox = Sandbox::new();
+    ok(&sandbox, &["progress", "start", "etl/extract", "--total", "4"]);
+    let output = sandbox.root.path().join("watch.out");
+    let mut watcher = Reaped(
+        std::process::Command::new(monitor_tests::monitor_bin())
+            .args(["watch", "etl", "--interval-ms", "50"])
+            .env("MONITOR_DATA_DIR", sandbox.data())
+            .stdout(std::fs::File::create(&output).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    ok(&sandbox, &["progress", "update", "etl/extract", "--done", "2"]);
+    ok(&sandbox, &["progress", "finish", "etl/extract"]);
+    let status =
+        monitor_tests::wait_for("watch to end with the run", Duration::from_secs(30), || watcher.0.try_wait().unwrap());
+    assert!(status.success());
+    let text = std::fs::read_to_string(&output).unwrap();
+    let last = text.split("\n\n").last().unwrap();
+    assert!(last.starts_with("etl ") && last.contains("completed") && last.contains("100%"), "{text}");
+}
+
+#[test]
+fn concurrent_reporters_without_a_host_all_get_through() {
+    let sandbox = Sandbox::new();
+    ok(&sandbox, &["progress", "start", "job/step", "--total", "100"]);
+    let reporters: Vec<Reaped> = (0..8)
+        .map(|_| {
+            Reaped(
+                std::process::Command::new(monitor_tests::monitor_bin())
+                    .args(["progress", "update", "job/step", "--advance", "1"])
+                    .env("MONITOR_DATA_DIR", sandbox.data())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for mut reporter in reporters {
+        let status =
+            monitor_tests::wait_for("a reporter to finish", Duration::from_secs(30), || reporter.0.try_wait().unwrap());
+        assert!(status.success(), "each waits its turn for the database instead of failing");
+    }
+    let tree: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["status", "job", "--json"])).unwrap();
+    assert_eq!(tree[1]["done"], 8.0, "no update is lost");
+}

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::UsageError;
 use crate::client::Client;
+use crate::paths::DataDir;
 use crate::progress::{Node, NodePath, Op, Update};
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +146,35 @@ pub fn tree(client: &dyn Client, run: &str, json: bool) -> anyhow::Result<()> {
         print!("{}", render(&nodes));
     }
     Ok(())
+}
+
+/// `monitor watch RUN`: redraws the tree when it changes; returns when the run ends.
+/// It connects anew for every look, so without a host it holds the database only
+/// while reading and reporters can write in between.
+pub fn watch(data: &DataDir, run: &str, every: std::time::Duration) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let terminal = std::io::stdout().is_terminal();
+    let mut shown = String::new();
+    loop {
+        let nodes = crate::client::connect(data, None)?.tree(run)?;
+        let text = render(&nodes);
+        if text != shown {
+            let mut out = std::io::stdout().lock();
+            if terminal {
+                // Home and clear: redraw in place.
+                write!(out, "\x1b[H\x1b[2J")?;
+            } else if !shown.is_empty() {
+                writeln!(out)?;
+            }
+            write!(out, "{text}")?;
+            out.flush()?;
+            shown = text;
+        }
+        if nodes.first().is_some_and(|root| root.status.is_terminal()) {
+            return Ok(());
+        }
+        std::thread::sleep(every);
+    }
 }
 
 /// `monitor history RUN`: the updates in order, then each node's duration.

@@ -13,7 +13,10 @@ use crate::plugin::sandbox::SandboxSpec;
 use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime};
 use crate::progress::{Node, NodePath, Update};
 use crate::sampler::Sampler;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+/// How long an offline command waits for another one to let go of the database.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 use crate::store::progress::ProgressEvent;
 
 pub struct Local {
@@ -23,10 +26,20 @@ pub struct Local {
 }
 
 impl Local {
+    /// Opens the database. Another command may hold it for a moment (offline,
+    /// each command opens it in turn), so a busy database is retried for a while.
     pub fn open(data: &DataDir, plugins_dir: Option<PathBuf>) -> anyhow::Result<Local> {
         data.create().with_context(|| format!("cannot create data directory {}", data.root.display()))?;
-        let store = Store::open(&data.database())?;
-        Ok(Local { store, data: data.clone(), plugins_dir })
+        let deadline = std::time::Instant::now() + BUSY_WAIT;
+        loop {
+            match Store::open(&data.database()) {
+                Ok(store) => return Ok(Local { store, data: data.clone(), plugins_dir }),
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn known(&self) -> anyhow::Result<String> {
