@@ -539,19 +539,7 @@ mod tests {
     }
 
     fn any_op() -> impl Strategy<Value = Op> {
-        let units = prop_oneof![Just(0.0), 0.0..1e3f64, 0.0..1e12f64];
-        prop_oneof![
-            (proptest::option::of(units.clone()), proptest::option::of(0.0..10.0f64))
-                .prop_map(|(total, weight)| Op::Start { total, weight }),
-            units.clone().prop_map(|units| Op::Done { units }),
-            units.prop_map(|units| Op::Advance { units }),
-            (0.0..=100.0f64).prop_map(|percent| Op::Percent { percent }),
-            Just(Op::Finish),
-            Just(Op::Fail),
-            Just(Op::Cancel),
-            Just(Op::Pause),
-            Just(Op::Resume),
-        ]
+        op_strategy(prop_oneof![Just(0.0), 0.0..1e3f64, 0.0..1e12f64], 0.0..=100.0)
     }
 
     proptest! {
@@ -584,4 +572,25 @@ mod tests {
             }
         }
     }
+}
+
+/// Random operations for property tests here and in the store.
+#[cfg(test)]
+pub(crate) fn op_strategy(
+    units: impl proptest::strategy::Strategy<Value = f64> + Clone + 'static,
+    percent: std::ops::RangeInclusive<f64>,
+) -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (proptest::option::of(units.clone()), proptest::option::of(0.0..10.0f64))
+            .prop_map(|(total, weight)| Op::Start { total, weight }),
+        units.clone().prop_map(|units| Op::Done { units }),
+        units.prop_map(|units| Op::Advance { units }),
+        percent.prop_map(|percent| Op::Percent { percent }),
+        Just(Op::Finish),
+        Just(Op::Fail),
+        Just(Op::Cancel),
+        Just(Op::Pause),
+        Just(Op::Resume),
+    ]
 }

@@ -502,18 +502,8 @@ mod tests {
 
     fn any_update() -> impl Strategy<Value = (NodePath, Update)> {
         let units = prop_oneof![Just(0.0), 0.0..100.0f64, Just(-1.0)];
-        let op = prop_oneof![
-            (proptest::option::of(units.clone()), proptest::option::of(0.0..5.0f64))
-                .prop_map(|(total, weight)| Op::Start { total, weight }),
-            units.clone().prop_map(|units| Op::Done { units }),
-            units.prop_map(|units| Op::Advance { units }),
-            (0.0..=110.0f64).prop_map(|percent| Op::Percent { percent }),
-            Just(Op::Finish),
-            Just(Op::Fail),
-            Just(Op::Cancel),
-            Just(Op::Pause),
-            Just(Op::Resume),
-        ];
+        // Units and percentages a little out of range, so refusals are covered too.
+        let op = crate::progress::node::op_strategy(units, 0.0..=110.0);
         (0..PATHS.len(), op).prop_map(|(i, op)| up(PATHS[i], op))
     }
 
