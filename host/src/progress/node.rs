@@ -359,6 +359,27 @@ impl Node {
     }
 }
 
+/// Random operations for property tests here and in the store.
+#[cfg(test)]
+pub(crate) fn op_strategy(
+    units: impl proptest::strategy::Strategy<Value = f64> + Clone + 'static,
+    percent: std::ops::RangeInclusive<f64>,
+) -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (proptest::option::of(units.clone()), proptest::option::of(0.0..10.0f64))
+            .prop_map(|(total, weight)| Op::Start { total, weight }),
+        units.clone().prop_map(|units| Op::Done { units }),
+        units.prop_map(|units| Op::Advance { units }),
+        percent.prop_map(|percent| Op::Percent { percent }),
+        Just(Op::Finish),
+        Just(Op::Fail),
+        Just(Op::Cancel),
+        Just(Op::Pause),
+        Just(Op::Resume),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -572,25 +593,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Random operations for property tests here and in the store.
-#[cfg(test)]
-pub(crate) fn op_strategy(
-    units: impl proptest::strategy::Strategy<Value = f64> + Clone + 'static,
-    percent: std::ops::RangeInclusive<f64>,
-) -> impl proptest::strategy::Strategy<Value = Op> {
-    use proptest::prelude::*;
-    prop_oneof![
-        (proptest::option::of(units.clone()), proptest::option::of(0.0..10.0f64))
-            .prop_map(|(total, weight)| Op::Start { total, weight }),
-        units.clone().prop_map(|units| Op::Done { units }),
-        units.prop_map(|units| Op::Advance { units }),
-        percent.prop_map(|percent| Op::Percent { percent }),
-        Just(Op::Finish),
-        Just(Op::Fail),
-        Just(Op::Cancel),
-        Just(Op::Pause),
-        Just(Op::Resume),
-    ]
 }
