@@ -19,7 +19,7 @@
 //!   `Pause`/`Resume` create it pending. Missing ancestors are created pending.
 //!   A refused update creates nothing and records no event.
 //! - **Aggregation.** A node with at least one child takes its `progress` and
-//!   `status` from [`aggregate`] over its direct children with
+//!   `status` from [`aggregate()`] over its direct children with
 //!   [`FailurePolicy::default()`]; its own `done`, `total`, `weight`, message and
 //!   metadata stay as reported, but its own progress or status reports are
 //!   overwritten by the aggregate. When the aggregate changes the node,
