@@ -130,14 +130,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 async fn sample_plugins(manager: &Manager, board: &Mutex<Board>) {
     let results = manager.collect().await;
     let now = sampler::now_ms();
-    let listing = manager.listing().map(|l| l.plugins).unwrap_or_default();
+    let live = manager.live_stats();
     let mut board = board.lock().expect("board lock");
     for (plugin, metrics) in results {
         for why in board.put_plugin(&plugin, metrics, now) {
             tracing::warn!(plugin = %plugin, "metric refused: {why}");
         }
     }
-    board.put_host(metrics::plugin_self_metrics(&listing, now));
+    board.put_host(metrics::plugin_self_metrics(&live, now));
 }
 
 /// Sends a message on every change in the plugin directory.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::bindings::types;
-use crate::plugin::{PluginRecord, State};
+use crate::plugin::manager::LiveStats;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -88,9 +88,9 @@ impl Board {
 }
 
 /// Plugins' self-metrics as host series.
-pub fn plugin_self_metrics(plugins: &[PluginRecord], now_ms: u64) -> Vec<Sample> {
+pub fn plugin_self_metrics(plugins: &[LiveStats], now_ms: u64) -> Vec<Sample> {
     let mut out = Vec::new();
-    for p in plugins.iter().filter(|p| p.state != State::Absent) {
+    for p in plugins {
         let labels = BTreeMap::from([("plugin".to_string(), p.name.clone())]);
         let mut put = |name: &str, value: f64, unit: &str| {
             out.push(Sample {
@@ -106,7 +106,7 @@ pub fn plugin_self_metrics(plugins: &[PluginRecord], now_ms: u64) -> Vec<Sample>
         put("monitor_plugin_call_latency_p50_seconds", p.stats.p50_us / 1e6, "seconds");
         put("monitor_plugin_call_latency_p99_seconds", p.stats.p99_us / 1e6, "seconds");
         put("monitor_plugin_memory_peak_bytes", p.stats.memory_peak_bytes as f64, "bytes");
-        put("monitor_plugin_running", f64::from(u8::from(p.state == State::Running)), "");
+        put("monitor_plugin_running", f64::from(u8::from(p.running)), "");
     }
     out
 }

@@ -46,6 +46,14 @@ pub enum ManagerError {
     Store(#[from] StoreError),
 }
 
+/// A loaded plugin's self-metrics, read from memory.
+#[derive(Debug, Clone)]
+pub struct LiveStats {
+    pub name: String,
+    pub running: bool,
+    pub stats: super::stats::StatsSnapshot,
+}
+
 /// A file in the plugin directory that could not be loaded.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Problem {
@@ -356,6 +364,20 @@ impl Manager {
             })
             .collect();
         Ok(Listing { plugins, problems })
+    }
+
+    /// Every loaded plugin's self-metrics, without touching the database: what
+    /// each sampling tick publishes.
+    pub fn live_stats(&self) -> Vec<LiveStats> {
+        self.inner()
+            .plugins
+            .iter()
+            .map(|(name, e)| LiveStats {
+                name: name.clone(),
+                running: e.actor.is_some(),
+                stats: e.stats.lock().expect("stats lock").snapshot(),
+            })
+            .collect()
     }
 
     /// Writes every plugin's self-metrics to its record, in one transaction.
