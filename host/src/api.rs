@@ -14,14 +14,15 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::UsageError;
-use crate::client::local::{apply_progress, history, tree};
+use crate::client::local::{history, tree};
 use crate::metrics::{Board, Sample};
 use crate::plugin::{Grant, Listing, Manager, ManagerError, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
 use crate::sampler::SharedSnapshot;
 use crate::status;
 use crate::store::Store;
-use crate::store::progress::ProgressEvent;
+use crate::store::progress::{Outcome, ProgressEvent};
+use crate::writer::{MAX_BATCH, Writer};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -30,6 +31,7 @@ pub struct AppState {
     pub board: Arc<Mutex<Board>>,
     pub snapshot: SharedSnapshot,
     pub token: Arc<str>,
+    pub writer: Writer,
 }
 
 /// The body of every error answer.
@@ -72,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins/{name}/revoke", post(revoke))
         .route("/v1/metrics", get(metrics))
         .route("/v1/status", get(status_line))
+        .route("/v1/progress", post(report_batch))
         .route("/v1/progress/{*path}", post(report))
         .route("/v1/runs", get(runs))
         .route("/v1/runs/{run}", get(run_tree))
@@ -199,7 +202,79 @@ async fn report(
     Json(update): Json<Update>,
 ) -> Result<Json<Node>, Response> {
     let path = NodePath::parse(&path).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
-    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, move |store| apply_progress(store, &path, &update)).await
+    let mut replies = state
+        .writer
+        .apply(vec![(path.clone(), update)], true)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    match replies.pop().expect("one reply per update") {
+        Ok((_, Some(node))) => Ok(Json(node)),
+        Ok((_, None)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("{path}: node unreadable after update"))),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, format!("{path}: {e}"))),
+    }
+}
+
+/// One update of a batch: the node's path and the update's fields.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchItem {
+    pub path: String,
+    #[serde(flatten)]
+    pub update: Update,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub updates: Vec<BatchItem>,
+}
+
+/// Per update, in order: what it did, or why it was refused.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub results: Vec<BatchResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchResult {
+    Done { applied: Outcome },
+    Refused { error: String },
+}
+
+/// Applies many updates with one request; each is accepted or refused on its
+/// own, and the answer comes once the accepted ones are committed.
+async fn report_batch(
+    State(state): State<AppState>,
+    Json(batch): Json<BatchRequest>,
+) -> Result<Json<BatchResponse>, Response> {
+    if batch.updates.len() > MAX_BATCH {
+        let n = batch.updates.len();
+        return Err(error(StatusCode::BAD_REQUEST, format!("{n} updates in one request; send at most {MAX_BATCH}")));
+    }
+    let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(batch.updates.len());
+    let mut valid = Vec::with_capacity(batch.updates.len());
+    for item in batch.updates {
+        match NodePath::parse(&item.path) {
+            Ok(path) => {
+                valid.push((path, item.update));
+                results.push(None);
+            }
+            Err(e) => results.push(Some(BatchResult::Refused { error: e.to_string() })),
+        }
+    }
+    let paths: Vec<NodePath> = valid.iter().map(|(p, _)| p.clone()).collect();
+    let replies = state.writer.apply(valid, false).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let mut replies = replies.into_iter().zip(paths);
+    let results = results
+        .into_iter()
+        .map(|slot| {
+            slot.unwrap_or_else(|| match replies.next().expect("one reply per valid update") {
+                (Ok((applied, _)), _) => BatchResult::Done { applied: applied.into() },
+                (Err(e), path) => BatchResult::Refused { error: format!("{path}: {e}") },
+            })
+        })
+        .collect();
+    Ok(Json(BatchResponse { results }))
 }
 
 async fn runs(State(state): State<AppState>) -> Result<Json<Vec<Node>>, Response> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiError, EnableRequest, Health, RevokeRequest};
+use crate::api::{ApiError, BatchItem, BatchRequest, BatchResponse, BatchResult, EnableRequest, Health, RevokeRequest};
 use crate::cli::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
@@ -106,6 +106,12 @@ impl Remote {
             Ok(e) => bail!("{}", e.error),
             Err(_) => bail!("the daemon answered {status}"),
         }
+    }
+
+    /// Sends many progress updates in one request; one result per update.
+    pub fn progress_batch(&self, updates: Vec<BatchItem>) -> anyhow::Result<Vec<BatchResult>> {
+        let answer: BatchResponse = self.post("/v1/progress", &BatchRequest { updates })?;
+        Ok(answer.results)
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::plugin::{Limits, Settings};
+use crate::store::progress::Retention;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -16,6 +17,22 @@ pub struct HostConfig {
     pub sample_interval_ms: u64,
     pub api: ApiConfig,
     pub plugins: PluginsConfig,
+    pub progress: ProgressConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProgressConfig {
+    /// How long progress events (the history of runs) are kept, like `30d` or `12h`.
+    pub keep_events: String,
+    /// At most this many events per run; the oldest go first.
+    pub max_events_per_run: u64,
+}
+
+impl Default for ProgressConfig {
+    fn default() -> Self {
+        ProgressConfig { keep_events: "30d".into(), max_events_per_run: 1_000_000 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -40,7 +57,12 @@ pub struct PluginsConfig {
 
 impl Default for HostConfig {
     fn default() -> Self {
-        HostConfig { sample_interval_ms: 1000, api: ApiConfig::default(), plugins: PluginsConfig::default() }
+        HostConfig {
+            sample_interval_ms: 1000,
+            api: ApiConfig::default(),
+            plugins: PluginsConfig::default(),
+            progress: ProgressConfig::default(),
+        }
     }
 }
 
@@ -73,6 +95,8 @@ pub enum ConfigError {
     Range { path: PathBuf, field: &'static str, value: u64, range: &'static str },
     #[error("config file {path}: api.listen = '{value}' is not an address like 127.0.0.1:8750")]
     Listen { path: PathBuf, value: String },
+    #[error("config file {path}: {field} = '{value}' is not a duration; write one like 30d, 12h or 90m")]
+    Duration { path: PathBuf, field: &'static str, value: String },
 }
 
 impl HostConfig {
@@ -93,13 +117,14 @@ impl HostConfig {
             ConfigError::Parse { path: path.into(), message }
         })?;
         let p = &config.plugins;
-        let checks: [(&'static str, u64, u64, u64, &'static str); 6] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 7] = [
             ("sample_interval_ms", config.sample_interval_ms, 100, 3_600_000, "100 to 3600000"),
             ("plugins.memory_limit_mib", p.memory_limit_mib, 1, 4096, "1 to 4096"),
             ("plugins.call_timeout_ms", p.call_timeout_ms, 1, 60_000, "1 to 60000"),
             ("plugins.max_output_kib", p.max_output_kib, 1, 1 << 20, "1 to 1048576"),
             ("plugins.max_metrics", p.max_metrics, 1, 1_000_000, "1 to 1000000"),
             ("plugins.quarantine_after", p.quarantine_after.into(), 1, 1000, "1 to 1000"),
+            ("progress.max_events_per_run", config.progress.max_events_per_run, 1, u64::MAX, "1 or more"),
         ];
         for (field, value, min, max, range) in checks {
             if !(min..=max).contains(&value) {
@@ -109,7 +134,20 @@ impl HostConfig {
         if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Listen { path: path.into(), value: config.api.listen.clone() });
         }
+        if humantime::parse_duration(&config.progress.keep_events).is_err() {
+            let value = config.progress.keep_events.clone();
+            return Err(ConfigError::Duration { path: path.into(), field: "progress.keep_events", value });
+        }
         Ok(config)
+    }
+
+    /// Which progress events the daemon keeps.
+    pub fn retention(&self) -> Retention {
+        let age = humantime::parse_duration(&self.progress.keep_events).expect("validated on load");
+        Retention {
+            max_age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
+            max_events_per_run: self.progress.max_events_per_run,
+        }
     }
 
     pub fn sample_interval(&self) -> Duration {
@@ -151,6 +189,8 @@ mod tests {
         assert_eq!(c.plugins.call_timeout_ms, 50);
         assert_eq!(c.plugins.dir.as_deref(), Some(Path::new("/p")));
         assert_eq!(c.plugins.quarantine_after, 3);
+        let c = parse("[progress]\nkeep_events = \"2h\"\nmax_events_per_run = 10").unwrap();
+        assert_eq!(c.retention(), Retention { max_age_ms: 7_200_000, max_events_per_run: 10 });
     }
 
     #[test]
@@ -160,6 +200,8 @@ mod tests {
             ("[plugins]\ntimeout = 5", "line 2: unknown field `timeout`"),
             ("sample_interval_ms = \"fast\"", "line 1: invalid type: string \"fast\", expected u64"),
             ("[api]\nlisten = \"localhost\"", "api.listen = 'localhost' is not an address"),
+            ("[progress]\nkeep_events = \"a while\"", "progress.keep_events = 'a while' is not a duration"),
+            ("[progress]\nmax_events_per_run = 0", "progress.max_events_per_run = 0 is out of range"),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();

@@ -20,6 +20,7 @@ use crate::paths::DataDir;
 use crate::plugin::{Manager, Runtime};
 use crate::sampler::{self, Sampler, SharedSnapshot};
 use crate::store::Store;
+use crate::writer::{PRUNE_EVERY, Writer};
 
 /// How long the plugin directory must be quiet before a reload.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
@@ -62,12 +63,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
     let addr = listener.local_addr()?;
     let board = Arc::new(Mutex::new(Board::default()));
+    let writer = Writer::start(store.clone()).context("cannot start the progress writer")?;
     let state = AppState {
         manager: manager.clone(),
         store,
         board: board.clone(),
         snapshot: snapshot.clone(),
         token: token.into(),
+        writer: writer.clone(),
     };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -89,6 +92,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(config.sample_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let retention = config.retention();
     // Streams made once, so a signal that lands during a tick is not lost.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -110,6 +115,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 if let Err(e) = manager.persist_stats() {
                     tracing::error!("saving plugin self-metrics: {e}");
                 }
+            }
+            _ = prune.tick() => {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = writer.prune(retention).await {
+                        tracing::error!("pruning progress events: {e}");
+                    }
+                });
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,

@@ -17,3 +17,4 @@ pub mod progress;
 pub mod sampler;
 pub mod status;
 pub mod store;
+pub mod writer;

@@ -1,9 +1,15 @@
 //! Reporting and viewing progress with the real binary, with and without a
 //! running host, and across a `kill -9` of the host.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use monitor_host::api::{BatchItem, BatchResult};
+use monitor_host::client::Remote;
+use monitor_host::paths::DataDir;
 use monitor_tests::Sandbox;
+use serde_json::json;
 
 fn ok(sandbox: &Sandbox, args: &[&str]) -> String {
     let out = sandbox.monitor(args);
@@ -159,4 +165,100 @@ fn concurrent_reporters_without_a_host_all_get_through() {
     }
     let tree: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["status", "job", "--json"])).unwrap();
     assert_eq!(tree[1]["done"], 8.0, "no update is lost");
+}
+
+fn remote(sandbox: &Sandbox) -> Remote {
+    Remote::find(&DataDir::new(&sandbox.data())).unwrap().expect("the host answers")
+}
+
+fn item(path: &str, update: serde_json::Value) -> BatchItem {
+    let mut object = update;
+    object["path"] = path.into();
+    serde_json::from_value(object).unwrap()
+}
+
+#[test]
+fn a_batch_applies_each_update_on_its_own() {
+    let sandbox = Sandbox::new();
+    let _host = sandbox.start(&[]);
+    let results = remote(&sandbox)
+        .progress_batch(vec![
+            item("etl/load", json!({"op": "start", "total": 10})),
+            item("etl//load", json!({"op": "advance", "units": 1})),
+            item("etl/load", json!({"op": "advance", "units": -1})),
+            item("etl/load", json!({"op": "done", "units": 12})),
+            item("etl/load", json!({"op": "finish"})),
+            item("etl/load", json!({"op": "advance", "units": 1})),
+        ])
+        .unwrap();
+    let outcome = |r: &BatchResult| match r {
+        BatchResult::Done { applied } => serde_json::to_value(applied).unwrap().as_str().unwrap().to_string(),
+        BatchResult::Refused { error } => error.clone(),
+    };
+    let got: Vec<String> = results.iter().map(outcome).collect();
+    assert_eq!(got[0], "applied");
+    assert!(got[1].contains("node id 'etl//load' has an empty segment"), "{got:?}");
+    assert!(got[2].starts_with("etl/load: advance of -1 is invalid"), "{got:?}");
+    assert_eq!(got[3..], ["clamped", "applied", "ignored"]);
+    let tree: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["status", "etl", "--json"])).unwrap();
+    assert_eq!((tree[1]["status"].as_str(), tree[1]["done"].as_f64()), (Some("completed"), Some(10.0)), "{tree}");
+}
+
+/// Reporters send batches as fast as the host takes them; the host is killed
+/// mid-burst. Every update it acknowledged must be in the database afterwards.
+#[test]
+fn every_acknowledged_update_survives_kill_9_mid_burst() {
+    const REPORTERS: usize = 4;
+    const PER_BATCH: u64 = 50;
+    let sandbox = Sandbox::new();
+    let mut host = sandbox.start(&[]);
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..REPORTERS).map(|_| AtomicU64::new(0)).collect());
+    let reporters: Vec<_> = (0..REPORTERS)
+        .map(|r| {
+            let (client, acked) = (remote(&sandbox), acked.clone());
+            std::thread::spawn(move || {
+                for batch in 0u64.. {
+                    let updates = (1..=PER_BATCH)
+                        .map(|i| item(&format!("burst/r{r}"), json!({"op": "done", "units": batch * PER_BATCH + i})))
+                        .collect();
+                    // The host dies mid-burst: from then on requests fail.
+                    let Ok(results) = client.progress_batch(updates) else { return };
+                    assert!(results.iter().all(|r| matches!(r, BatchResult::Done { .. })), "{results:?}");
+                    acked[r].store((batch + 1) * PER_BATCH, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    monitor_tests::wait_for("a burst under way", Duration::from_secs(60), || {
+        (acked.iter().map(|a| a.load(Ordering::SeqCst)).sum::<u64>() >= 5_000).then_some(())
+    });
+    host.signal("KILL");
+    host.wait_exit(Duration::from_secs(10));
+    for reporter in reporters {
+        reporter.join().unwrap();
+    }
+
+    // The database opens cleanly without the host, and holds every acknowledged update.
+    let tree: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["status", "burst", "--json"])).unwrap();
+    let history: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&sandbox, &["history", "burst", "--json"])).unwrap();
+    for (r, acked) in acked.iter().enumerate() {
+        let acked = acked.load(Ordering::SeqCst);
+        let path = format!("burst/r{r}");
+        let node = tree.as_array().unwrap().iter().find(|n| n["path"] == path.as_str()).unwrap();
+        assert!(node["done"].as_f64().unwrap() >= acked as f64, "{path}: {node} lost updates up to {acked}");
+        let recorded: std::collections::HashSet<u64> = history
+            .iter()
+            .filter(|e| e["path"] == path.as_str())
+            .map(|e| e["update"]["units"].as_f64().unwrap() as u64)
+            .collect();
+        let missing: Vec<u64> = (1..=acked).filter(|u| !recorded.contains(u)).collect();
+        assert!(missing.is_empty(), "{path}: acknowledged but not in history: {} of them", missing.len());
+    }
+    let seqs: Vec<u64> = history.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "events numbered without gaps");
+
+    // And the host starts again on it and goes on.
+    let _host = sandbox.start(&[]);
+    ok(&sandbox, &["progress", "finish", "burst"]);
 }

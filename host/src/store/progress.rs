@@ -209,6 +209,67 @@ impl Store {
     }
 }
 
+/// Which events are kept; older ones are removed by [`Store::progress_prune`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Events older than this go.
+    pub max_age_ms: u64,
+    /// Per run, only the newest this many stay.
+    pub max_events_per_run: u64,
+}
+
+/// Most events one prune removes, so a large backlog cannot hold the write lock for long.
+const PRUNE_LIMIT: usize = 100_000;
+
+impl Store {
+    /// Removes the events `retention` does not keep (at most [`PRUNE_LIMIT`] per
+    /// call); nodes stay. Returns how many were removed.
+    pub fn progress_prune(&self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
+        let cutoff = now_ms.saturating_sub(retention.max_age_ms);
+        let runs = self.progress_runs()?;
+        let tx = self.db.begin_write().map_err(db)?;
+        let mut removed = 0u64;
+        {
+            let mut events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
+            for run in runs {
+                let run = run.path.as_str();
+                let Some(last) = events.range((run, 0)..=(run, u64::MAX)).map_err(db)?.next_back() else {
+                    continue;
+                };
+                let last = last.map_err(db)?.0.value().1;
+                let keep_from = last.saturating_sub(retention.max_events_per_run.saturating_sub(1));
+                let mut doomed = Vec::new();
+                for entry in events.range((run, 0)..=(run, last)).map_err(db)? {
+                    let (key, json) = entry.map_err(db)?;
+                    let seq = key.value().1;
+                    let at_ms = serde_json::from_str::<AtMs>(json.value()).map_or(0, |e| e.at_ms);
+                    // The newest event stays, so sequence numbers never start over.
+                    if seq == last || (seq >= keep_from && at_ms >= cutoff) || removed as usize + doomed.len() >= PRUNE_LIMIT {
+                        break;
+                    }
+                    doomed.push(seq);
+                }
+                for seq in &doomed {
+                    events.remove((run, *seq)).map_err(db)?;
+                }
+                removed += doomed.len() as u64;
+            }
+        }
+        if removed > 0 {
+            tx.commit().map_err(db)?;
+        } else {
+            tx.abort().map_err(db)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// Just the time of an event, read without decoding the rest.
+#[derive(Deserialize)]
+struct AtMs {
+    at_ms: u64,
+}
+
 /// Re-aggregates every touched node and all their ancestors, deepest first, so
 /// each parent sees its children's final state for this batch.
 fn reaggregate(

@@ -1,0 +1,137 @@
+//! Group commit: the daemon's one writer of progress updates.
+//!
+//! Every API request hands its updates to one thread, which applies whatever has
+//! queued up meanwhile in a single write transaction (one commit, one fsync for
+//! all of them) and only then answers each request. With one reporter a batch is
+//! one request and the latency is one commit; with many, batches grow and share
+//! the fsync, so throughput rises with load while every update the API
+//! acknowledged is already on disk.
+//!
+//! The same thread prunes old events between batches, so pruning never races a
+//! write.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::progress::{Applied, Node, NodePath, Update, UpdateError};
+use crate::store::Store;
+use crate::store::progress::Retention;
+
+/// Most updates applied in one transaction; more wait for the next one.
+pub const MAX_BATCH: usize = 8192;
+/// Requests that may wait for the writer before senders wait too.
+const QUEUE: usize = 1024;
+
+/// One update's fate: what it did and, when asked for, the node afterwards.
+pub type Reply = Result<(Applied, Option<Node>), UpdateError>;
+
+enum Job {
+    Apply { updates: Vec<(NodePath, Update)>, read_back: bool, reply: oneshot::Sender<Result<Vec<Reply>, String>> },
+    Prune { retention: Retention, reply: oneshot::Sender<Result<u64, String>> },
+}
+
+/// A handle on the writer thread; clones share it. The thread ends when the
+/// last handle is dropped, after finishing what was queued.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub fn start(store: Store) -> std::io::Result<Writer> {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        std::thread::Builder::new().name("progress-writer".into()).spawn(move || run(&store, jobs))?;
+        Ok(Writer { queue })
+    }
+
+    /// Applies `updates` in order and answers once they are committed. With
+    /// `read_back`, each accepted update also returns its node as committed.
+    pub async fn apply(&self, updates: Vec<(NodePath, Update)>, read_back: bool) -> Result<Vec<Reply>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Apply { updates, read_back, reply }, answer).await?
+    }
+
+    /// Removes events that `retention` no longer keeps; how many went.
+    pub async fn prune(&self, retention: Retention) -> Result<u64, String> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Prune { retention, reply }, answer).await?
+    }
+
+    async fn send<T>(&self, job: Job, answer: oneshot::Receiver<T>) -> Result<T, String> {
+        self.queue.send(job).await.map_err(|_| "the progress writer has stopped".to_string())?;
+        answer.await.map_err(|_| "the progress writer stopped before answering".to_string())
+    }
+}
+
+fn run(store: &Store, mut jobs: mpsc::Receiver<Job>) {
+    let mut waiting = None;
+    loop {
+        let Some(first) = waiting.take().or_else(|| jobs.blocking_recv()) else {
+            return;
+        };
+        let (updates, read_back, reply) = match first {
+            Job::Prune { retention, reply } => {
+                let _ = reply.send(prune(store, &retention));
+                continue;
+            }
+            Job::Apply { updates, read_back, reply } => (updates, read_back, reply),
+        };
+        // Take everything else already queued, up to the batch size.
+        let mut batch = updates;
+        let mut requests = vec![(0..batch.len(), read_back, reply)];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(Job::Apply { updates, read_back, reply }) => {
+                    let start = batch.len();
+                    batch.extend(updates);
+                    requests.push((start..batch.len(), read_back, reply));
+                }
+                Ok(prune) => {
+                    waiting = Some(prune);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        commit(store, &batch, requests);
+    }
+}
+
+type Request = (std::ops::Range<usize>, bool, oneshot::Sender<Result<Vec<Reply>, String>>);
+
+fn commit(store: &Store, batch: &[(NodePath, Update)], requests: Vec<Request>) {
+    let now = crate::sampler::now_ms();
+    let results = match store.progress_apply(batch, now) {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::error!("progress commit of {} updates failed: {e}", batch.len());
+            for (_, _, reply) in requests {
+                let _ = reply.send(Err(format!("the database refused the update: {e}")));
+            }
+            return;
+        }
+    };
+    for (range, read_back, reply) in requests {
+        let answer = range
+            .map(|i| {
+                let applied = results[i].clone()?;
+                let node = if read_back { store.progress_node(&batch[i].0).ok().flatten() } else { None };
+                Ok((applied, node))
+            })
+            .collect();
+        let _ = reply.send(Ok(answer));
+    }
+}
+
+fn prune(store: &Store, retention: &Retention) -> Result<u64, String> {
+    let now = crate::sampler::now_ms();
+    let removed = store.progress_prune(retention, now).map_err(|e| e.to_string())?;
+    if removed > 0 {
+        tracing::info!(removed, "old progress events pruned");
+    }
+    Ok(removed)
+}
+
+/// How often the daemon asks the writer to prune.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
