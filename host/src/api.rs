@@ -175,7 +175,11 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
             .map(|l| l.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count());
         return status::plain(&snapshot, running.unwrap_or(0)).into_response();
     };
-    match state.manager.format(&plugin, status::view(&snapshot)).await {
+    let runs = match on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, |store| Ok(store.progress_runs()?)).await {
+        Ok(Json(runs)) => runs,
+        Err(response) => return response,
+    };
+    match state.manager.format(&plugin, status::view(&snapshot, &runs)).await {
         Ok(text) => text.into_response(),
         Err(e) => e.into_response(),
     }
@@ -281,8 +285,18 @@ async fn runs(State(state): State<AppState>) -> Result<Json<Vec<Node>>, Response
     on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, |store| Ok(store.progress_runs()?)).await
 }
 
-async fn run_tree(State(state): State<AppState>, Path(run): Path<String>) -> Result<Json<Vec<Node>>, Response> {
-    on_store(&state, StatusCode::NOT_FOUND, move |store| tree(store, &run)).await
+/// A run's nodes as JSON, or as text rendered by `?format=PLUGIN`.
+async fn run_tree(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+    Query(query): Query<StatusQuery>,
+) -> Result<Response, Response> {
+    let Json(nodes) = on_store(&state, StatusCode::NOT_FOUND, move |store| tree(store, &run)).await?;
+    let Some(plugin) = query.format else {
+        return Ok(Json(nodes).into_response());
+    };
+    let view = crate::plugin::bindings::types::View::Progress(nodes.iter().map(Into::into).collect());
+    state.manager.format(&plugin, view).await.map(IntoResponse::into_response).map_err(IntoResponse::into_response)
 }
 
 #[derive(Debug, Default, Deserialize)]

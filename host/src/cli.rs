@@ -37,6 +37,8 @@ pub enum Command {
     List {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        filter: progress::RunFilter,
     },
     /// A run's tree, redrawn as it changes, until the run ends (Ctrl-C leaves the run as it is).
     Watch {
@@ -57,8 +59,8 @@ pub enum Command {
         run: Option<String>,
         #[arg(long)]
         json: bool,
-        /// A display-formatter plugin to render the host status line (needs the running host).
-        #[arg(long, value_name = "PLUGIN", conflicts_with_all = ["run", "json"])]
+        /// A display-formatter plugin to render the run, or the host status line (needs the running host).
+        #[arg(long, value_name = "PLUGIN", conflicts_with = "json")]
         format: Option<String>,
     },
 }
@@ -84,9 +86,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             progress::watch(&data, &run, std::time::Duration::from_millis(interval_ms))
         }
         Command::History { run, json } => progress::history(&*crate::client::connect(&data, None)?, &run, json),
-        Command::List { json } => progress::list(&*crate::client::connect(&data, None)?, json),
-        Command::Status { run: Some(run), json, .. } => {
-            progress::tree(&*crate::client::connect(&data, None)?, &run, json)
+        Command::List { json, filter } => progress::list(&*crate::client::connect(&data, None)?, json, &filter),
+        Command::Status { run: Some(run), json, format } => {
+            progress::tree(&*crate::client::connect(&data, None)?, &run, json, format.as_deref())
         }
         Command::Status { run: None, format, .. } => {
             let client = crate::client::connect(&data, None)?;

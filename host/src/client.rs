@@ -36,6 +36,8 @@ pub trait Client {
     fn tree(&self, run: &str) -> anyhow::Result<Vec<Node>>;
     /// A run's events after `since` (a sequence number; 0 for all).
     fn history(&self, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>>;
+    /// A run's tree rendered by a display-formatter plugin.
+    fn format_run(&self, run: &str, plugin: &str) -> anyhow::Result<String>;
 }
 
 /// What the daemon writes to `daemon.json` so other commands can find it.
@@ -175,10 +177,19 @@ impl Client for Remote {
     }
 
     fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
-        let mut request = self
-            .agent
-            .get(format!("{}/v1/status", self.base))
-            .header("Authorization", format!("Bearer {}", self.token));
+        self.text("/v1/status", format)
+    }
+
+    fn format_run(&self, run: &str, plugin: &str) -> anyhow::Result<String> {
+        self.text(&format!("/v1/runs/{run}"), Some(plugin))
+    }
+}
+
+impl Remote {
+    /// `GET path`, as text rendered by the display formatter `format`.
+    fn text(&self, path: &str, format: Option<&str>) -> anyhow::Result<String> {
+        let mut request =
+            self.agent.get(format!("{}{path}", self.base)).header("Authorization", format!("Bearer {}", self.token));
         if let Some(plugin) = format {
             request = request.query("format", plugin);
         }

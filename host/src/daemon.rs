@@ -20,7 +20,7 @@ use crate::paths::DataDir;
 use crate::plugin::{Manager, Runtime};
 use crate::sampler::{self, Sampler, SharedSnapshot};
 use crate::store::Store;
-use crate::writer::{PRUNE_EVERY, Writer};
+use crate::writer::{PRUNE_EVERY, PluginCalculator, Writer};
 
 /// How long the plugin directory must be quiet before a reload.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
@@ -63,7 +63,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
     let addr = listener.local_addr()?;
     let board = Arc::new(Mutex::new(Board::default()));
-    let writer = Writer::start(store.clone()).context("cannot start the progress writer")?;
+    let calculator = PluginCalculator::new(manager.clone(), tokio::runtime::Handle::current());
+    let writer =
+        Writer::start(store.clone(), Some(Box::new(calculator))).context("cannot start the progress writer")?;
     let state = AppState {
         manager: manager.clone(),
         store,

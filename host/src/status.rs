@@ -1,13 +1,16 @@
 //! The one-line status of the host, plain or through a display formatter.
 
 use crate::plugin::bindings::types;
+use crate::progress::{Node, Status};
 use crate::sampler::Snapshot;
 
-/// The view a display formatter renders for `monitor status`.
-pub fn view(snapshot: &Snapshot) -> types::View {
+/// The view a display formatter renders for `monitor status`: the machine and
+/// the runs still going.
+pub fn view(snapshot: &Snapshot, runs: &[Node]) -> types::View {
+    let live = runs.iter().filter(|r| matches!(r.status, Status::Running | Status::Paused));
     types::View::Status(types::StatusView {
         system: types::SystemSnapshot::from(snapshot),
-        runs: Vec::new(),
+        runs: live.map(Into::into).collect(),
         firing: Vec::new(),
     })
 }

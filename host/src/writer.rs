@@ -10,13 +10,16 @@
 //! The same thread prunes old events between batches, so pruning never races a
 //! write.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::plugin::Manager;
 use crate::progress::{Applied, Node, NodePath, Update, UpdateError};
 use crate::store::Store;
-use crate::store::progress::Retention;
+use crate::store::progress::{Calculator, Retention};
 
 /// Most updates applied in one transaction; more wait for the next one.
 pub const MAX_BATCH: usize = 8192;
@@ -39,9 +42,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(store: Store) -> std::io::Result<Writer> {
+    /// Starts the writer; `calculator` runs the progress-calculator plugins.
+    pub fn start(store: Store, calculator: Option<Box<dyn Calculator + Send>>) -> std::io::Result<Writer> {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        std::thread::Builder::new().name("progress-writer".into()).spawn(move || run(&store, jobs))?;
+        std::thread::Builder::new()
+            .name("progress-writer".into())
+            .spawn(move || run(&store, calculator.as_deref().map(|c| c as &dyn Calculator), jobs))?;
         Ok(Writer { queue })
     }
 
@@ -64,7 +70,7 @@ impl Writer {
     }
 }
 
-fn run(store: &Store, mut jobs: mpsc::Receiver<Job>) {
+fn run(store: &Store, calculator: Option<&dyn Calculator>, mut jobs: mpsc::Receiver<Job>) {
     let mut waiting = None;
     loop {
         let Some(first) = waiting.take().or_else(|| jobs.blocking_recv()) else {
@@ -94,15 +100,15 @@ fn run(store: &Store, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit(store, &batch, requests);
+        commit(store, calculator, &batch, requests);
     }
 }
 
 type Request = (std::ops::Range<usize>, bool, oneshot::Sender<Result<Vec<Reply>, String>>);
 
-fn commit(store: &Store, batch: &[(NodePath, Update)], requests: Vec<Request>) {
+fn commit(store: &Store, calculator: Option<&dyn Calculator>, batch: &[(NodePath, Update)], requests: Vec<Request>) {
     let now = crate::sampler::now_ms();
-    let results = match store.progress_apply(batch, now) {
+    let results = match store.progress_apply_with(batch, now, calculator) {
         Ok(results) => results,
         Err(e) => {
             tracing::error!("progress commit of {} updates failed: {e}", batch.len());
@@ -135,3 +141,37 @@ fn prune(store: &Store, retention: &Retention) -> Result<u64, String> {
 
 /// How often the daemon asks the writer to prune.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs the progress-calculator plugins of the daemon's manager from the writer
+/// thread. A plugin that cannot be called is reported once, not on every update.
+pub struct PluginCalculator {
+    manager: Arc<Manager>,
+    runtime: tokio::runtime::Handle,
+    failing: Mutex<HashSet<String>>,
+}
+
+impl PluginCalculator {
+    pub fn new(manager: Arc<Manager>, runtime: tokio::runtime::Handle) -> PluginCalculator {
+        PluginCalculator { manager, runtime, failing: Mutex::default() }
+    }
+}
+
+impl Calculator for PluginCalculator {
+    fn compute(&self, plugin: &str, parent: &Node, children: &[Node]) -> Option<(f64, Option<f64>)> {
+        let (parent, children) = (parent.into(), children.iter().map(Into::into).collect());
+        let result = self.runtime.block_on(self.manager.compute(plugin, parent, children));
+        let mut failing = self.failing.lock().expect("failing lock");
+        match result {
+            Ok(estimate) => {
+                failing.remove(plugin);
+                Some((estimate.progress, estimate.eta_secs))
+            }
+            Err(e) => {
+                if failing.insert(plugin.to_string()) {
+                    tracing::warn!(plugin, "progress calculator unavailable, using the default aggregation: {e}");
+                }
+                None
+            }
+        }
+    }
+}

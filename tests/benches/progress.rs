@@ -1,11 +1,15 @@
-//! Progress storage: durable updates one per commit against many per commit (what
-//! group commit will do), and `monitor status` end to end on a 1,000-node tree.
+//! Progress storage: durable updates one per commit against many per commit, the
+//! same through the running host's API (group commit), and `monitor status` end
+//! to end on a 1,000-node tree.
 //! Prints a table for BENCHMARKS.md.
 //!
 //! `cargo bench -p monitor-tests --bench progress`
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use monitor_host::api::{BatchItem, BatchResult};
+use monitor_host::client::{Client, Remote};
+use monitor_host::paths::DataDir;
 use monitor_host::progress::{NodePath, Op, Update};
 use monitor_host::store::Store;
 use monitor_tests::Sandbox;
@@ -62,6 +66,8 @@ fn main() {
     }
     latencies.sort_by(f64::total_cmp);
 
+    let api = through_the_host(&sandbox);
+
     println!("progress storage (redb file on this machine's disk)");
     println!("| measure | result |");
     println!("| --- | --- |");
@@ -73,4 +79,65 @@ fn main() {
         latencies[0],
         latencies[latencies.len() - 1]
     );
+    for (what, rate) in api {
+        println!("| through the host's API: {what} | {rate:.0} updates/s |");
+    }
+}
+
+/// Updates/s through the running host's HTTP API, each acknowledged only once
+/// committed: one reporter one update at a time, many reporters side by side
+/// (group commit shares each commit among them), and batches. Every node's
+/// `done` is checked against the acknowledged updates at the end.
+fn through_the_host(sandbox: &Sandbox) -> Vec<(String, f64)> {
+    let mut host = sandbox.start(&[]);
+    let remote = || Remote::find(&DataDir::new(&sandbox.data())).unwrap().expect("the host answers");
+    let mut out = Vec::new();
+    let mut expected: Vec<(String, u64)> = Vec::new();
+
+    let mut run = |name: &str, reporters: usize, per_request: usize| -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let started = Instant::now();
+        let counts: Vec<u64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..reporters)
+                .map(|r| {
+                    let client = remote();
+                    let path = format!("{name}/r{r}");
+                    scope.spawn(move || {
+                        let mut acked = 0u64;
+                        while Instant::now() < deadline {
+                            if per_request == 1 {
+                                client.progress(&NodePath::parse(&path).unwrap(), &advance()).unwrap();
+                            } else {
+                                let batch = (0..per_request)
+                                    .map(|_| BatchItem { path: path.clone(), update: advance() })
+                                    .collect();
+                                let results = client.progress_batch(batch).unwrap();
+                                assert!(results.iter().all(|r| matches!(r, BatchResult::Done { .. })));
+                            }
+                            acked += per_request as u64;
+                        }
+                        acked
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let rate = counts.iter().sum::<u64>() as f64 / started.elapsed().as_secs_f64();
+        for (r, count) in counts.into_iter().enumerate() {
+            expected.push((format!("{name}/r{r}"), count));
+        }
+        rate
+    };
+    out.push(("1 reporter, 1 update per request".to_string(), run("serial", 1, 1)));
+    out.push(("16 reporters, 1 update per request".to_string(), run("concurrent", 16, 1)));
+    out.push(("4 reporters, 500 updates per request".to_string(), run("batched", 4, 500)));
+
+    host.signal("TERM");
+    host.wait_exit(Duration::from_secs(10));
+    let store = Store::open(&sandbox.data().join("monitor.redb")).unwrap();
+    for (path, acked) in expected {
+        let node = store.progress_node(&NodePath::parse(&path).unwrap()).unwrap().expect("node stored");
+        assert_eq!(node.done, acked as f64, "{path}: every acknowledged update counted once");
+    }
+    out
 }

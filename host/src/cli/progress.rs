@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use super::UsageError;
 use crate::client::Client;
 use crate::paths::DataDir;
-use crate::progress::{Node, NodePath, Op, Update};
+use crate::progress::{FailurePolicy, Node, NodePath, Op, Status, Update};
 
 #[derive(Debug, Subcommand)]
 pub enum ProgressCommand {
@@ -20,6 +20,12 @@ pub enum ProgressCommand {
         /// The node's share of its parent when totals are not comparable.
         #[arg(long, allow_negative_numbers = true)]
         weight: Option<f64>,
+        /// A progress-calculator plugin that computes this node and the parents below it.
+        #[arg(long, value_name = "PLUGIN")]
+        calculator: Option<String>,
+        /// What a failed child does to this node and the parents below it.
+        #[arg(long, value_enum, value_name = "POLICY")]
+        on_failure: Option<FailurePolicy>,
         #[command(flatten)]
         note: Note,
     },
@@ -80,8 +86,12 @@ fn path(text: &str) -> Result<NodePath, UsageError> {
 }
 
 pub fn run(client: &dyn Client, command: ProgressCommand) -> anyhow::Result<()> {
+    let mut setup = (None, None);
     let (target, op, note) = match command {
-        ProgressCommand::Start { path, total, weight, note } => (path, Op::Start { total, weight }, note),
+        ProgressCommand::Start { path, total, weight, calculator, on_failure, note } => {
+            setup = (calculator, on_failure);
+            (path, Op::Start { total, weight }, note)
+        }
         ProgressCommand::Update { path, amount, note } => {
             let op = match (amount.done, amount.advance, amount.percent) {
                 (Some(units), _, _) => Op::Done { units },
@@ -97,6 +107,7 @@ pub fn run(client: &dyn Client, command: ProgressCommand) -> anyhow::Result<()> 
     };
     let target = path(&target)?;
     let mut update = Update::new(op);
+    (update.calculator, update.on_failure) = setup;
     update.message = note.message;
     if let Some(json) = note.metadata {
         let value = serde_json::from_str(&json).map_err(|e| {
@@ -109,41 +120,70 @@ pub fn run(client: &dyn Client, command: ProgressCommand) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Which runs `monitor list` shows; with several flags, a run that matches any.
+#[derive(Debug, Default, Args)]
+pub struct RunFilter {
+    /// Runs still going (running or paused).
+    #[arg(long)]
+    running: bool,
+    /// Runs that failed.
+    #[arg(long)]
+    failed: bool,
+    /// Runs that changed within this long, like 90m, 12h or 2d.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    since: Option<std::time::Duration>,
+}
+
+impl RunFilter {
+    fn keeps(&self, run: &Node, now_ms: u64) -> bool {
+        let by_status = (!self.running && !self.failed)
+            || (self.running && matches!(run.status, Status::Running | Status::Paused))
+            || (self.failed && run.status == Status::Failed);
+        let recent = self.since.is_none_or(|d| run.updated_ms >= now_ms.saturating_sub(d.as_millis() as u64));
+        by_status && recent
+    }
+}
+
 /// `monitor list`: one line per run.
-pub fn list(client: &dyn Client, json: bool) -> anyhow::Result<()> {
-    let runs = client.runs()?;
+pub fn list(client: &dyn Client, json: bool, filter: &RunFilter) -> anyhow::Result<()> {
+    let now = crate::sampler::now_ms();
+    let runs: Vec<Node> = client.runs()?.into_iter().filter(|r| filter.keeps(r, now)).collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(());
     }
     if runs.is_empty() {
-        println!("no runs yet");
+        println!("no runs");
         return Ok(());
     }
-    println!("{:<24} {:<10} {:>8}  {:<20} {:>10}", "RUN", "STATUS", "PROGRESS", "STARTED (UTC)", "DURATION");
-    let now = crate::sampler::now_ms();
+    println!("{:<24} {:<10} {:>8}  {:<20} {:>10} {:>8}", "RUN", "STATUS", "PROGRESS", "STARTED (UTC)", "DURATION", "ETA");
     for run in runs {
         let started = run.started_ms.map_or("-".into(), utc);
         let duration = run.started_ms.map_or("-".into(), |s| seconds(run.finished_ms.unwrap_or(now).saturating_sub(s)));
         println!(
-            "{:<24} {:<10} {:>7.0}%  {:<20} {:>10}",
+            "{:<24} {:<10} {:>7.0}%  {:<20} {:>10} {:>8}",
             run.path.to_string(),
             run.status.as_str(),
             run.progress * 100.0,
             started,
-            duration
+            duration,
+            eta(&run, now)
         );
     }
     Ok(())
 }
 
-/// `monitor status RUN`: the tree with bars.
-pub fn tree(client: &dyn Client, run: &str, json: bool) -> anyhow::Result<()> {
+/// `monitor status RUN`: the tree with bars, or rendered by a display formatter.
+pub fn tree(client: &dyn Client, run: &str, json: bool, format: Option<&str>) -> anyhow::Result<()> {
+    if let Some(plugin) = format {
+        print!("{}", client.format_run(run, plugin)?);
+        return Ok(());
+    }
     let nodes = client.tree(run)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&nodes)?);
     } else {
-        print!("{}", render(&nodes));
+        print!("{}", render(&nodes, crate::sampler::now_ms()));
     }
     Ok(())
 }
@@ -157,7 +197,7 @@ pub fn watch(data: &DataDir, run: &str, every: std::time::Duration) -> anyhow::R
     let mut shown = String::new();
     loop {
         let nodes = crate::client::connect(data, None)?.tree(run)?;
-        let text = render(&nodes);
+        let text = render(&nodes, crate::sampler::now_ms());
         if text != shown {
             let mut out = std::io::stdout().lock();
             if terminal {
@@ -215,34 +255,60 @@ pub fn history(client: &dyn Client, run: &str, json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-fn render(nodes: &[Node]) -> String {
+fn render(nodes: &[Node], now_ms: u64) -> String {
     let mut out = String::new();
     let base = nodes.first().map_or(1, |n| n.path.depth());
     for node in nodes {
         let indent = "  ".repeat(node.path.depth() - base);
         let label = if node.path.depth() == base { node.path.to_string() } else { node.path.name().to_string() };
         let filled = (node.progress.clamp(0.0, 1.0) * 20.0).round() as usize;
-        let units = match node.total {
+        let mut units = match node.total {
             Some(total) => format!("{}/{}", node.done, total),
             None if node.done > 0.0 => format!("{}", node.done),
             None => String::new(),
         };
+        if !node.status.is_terminal()
+            && let Some(per_sec) = node.rate.units_per_sec().filter(|r| *r > 0.0 && node.done > 0.0)
+        {
+            let _ = write!(units, " {}/s", significant(per_sec));
+        }
         let _ = write!(
             out,
-            "{:<32} {:<9} [{}{}] {:>4.0}%  {}",
+            "{:<32} {:<9} [{}{}] {:>4.0}% {:>8}  {}",
             format!("{indent}{label}"),
             node.status.as_str(),
             "#".repeat(filled),
             "-".repeat(20 - filled),
             node.progress * 100.0,
-            units
+            eta(node, now_ms),
+            units.trim_start()
         );
         if let Some(message) = &node.message {
             let _ = write!(out, "  {message}");
         }
+        let trimmed = out.trim_end_matches(' ').len();
+        out.truncate(trimmed);
         out.push('\n');
     }
     out
+}
+
+/// `eta 1m05s` while a node is moving, blank otherwise.
+fn eta(node: &Node, now_ms: u64) -> String {
+    match node.eta_secs(now_ms) {
+        Some(secs) if !node.status.is_terminal() => format!("eta {}", seconds((secs * 1000.0) as u64)),
+        _ => String::new(),
+    }
+}
+
+/// A rate with three significant digits at most: 1234, 12.3, 0.123.
+fn significant(value: f64) -> String {
+    match value {
+        v if v >= 100.0 => format!("{v:.0}"),
+        v if v >= 10.0 => format!("{v:.1}"),
+        v if v >= 1.0 => format!("{v:.2}"),
+        v => format!("{v:.3}"),
+    }
 }
 
 fn seconds(ms: u64) -> String {

@@ -146,6 +146,11 @@ impl Client for Local {
         history(&self.store, run, since)
     }
 
+    fn format_run(&self, run: &str, plugin: &str) -> anyhow::Result<String> {
+        tree(&self.store, run)?;
+        bail!("formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'");
+    }
+
     fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
         if let Some(plugin) = format {
             bail!("formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'");

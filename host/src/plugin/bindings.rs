@@ -36,3 +36,34 @@ impl From<&crate::sampler::Snapshot> for types::SystemSnapshot {
         }
     }
 }
+
+impl From<crate::progress::Status> for types::NodeStatus {
+    fn from(s: crate::progress::Status) -> Self {
+        use crate::progress::Status;
+        match s {
+            Status::Pending => types::NodeStatus::Pending,
+            Status::Running => types::NodeStatus::Running,
+            Status::Completed => types::NodeStatus::Completed,
+            Status::Failed => types::NodeStatus::Failed,
+            Status::Cancelled => types::NodeStatus::Cancelled,
+            Status::Paused => types::NodeStatus::Paused,
+        }
+    }
+}
+
+impl From<&crate::progress::Node> for types::ProgressNode {
+    fn from(n: &crate::progress::Node) -> Self {
+        types::ProgressNode {
+            id: n.path.to_string(),
+            name: n.path.name().to_string(),
+            status: n.status.into(),
+            done: n.done,
+            total: n.total,
+            weight: n.weight,
+            progress: n.progress,
+            started_ms: n.started_ms,
+            updated_ms: n.updated_ms,
+            message: n.message.clone(),
+        }
+    }
+}

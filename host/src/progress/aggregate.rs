@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::node::{Node, Status};
 
 /// How a failed child affects its parent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailurePolicy {
     /// The parent fails as soon as any child fails. Otherwise it completes when

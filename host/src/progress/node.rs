@@ -33,7 +33,11 @@
 //!    message and metadata still apply.
 //! 9. `message` replaces the node's message (an empty one clears it); `metadata`
 //!    keys merge into the node's object, a `null` value deleting the key.
-//! 10. Every update that is not refused or ignored sets `updated_ms` to now.
+//!    `calculator` names the progress-calculator plugin for the node's subtree
+//!    (an empty name goes back to the default aggregation) and `on_failure` its
+//!    [`FailurePolicy`]; both ride along with any update, usually `Start`.
+//! 10. Every update that is not refused or ignored sets `updated_ms` to now and
+//!    adds a sample to the node's [`Rate`].
 
 use std::fmt;
 
@@ -41,6 +45,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::path::NodePath;
+use super::aggregate::FailurePolicy;
+use super::rate::Rate;
 
 /// The longest message a node keeps, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -103,6 +109,18 @@ pub struct Node {
     pub message: Option<String>,
     #[serde(default)]
     pub metadata: Map<String, Value>,
+    /// The progress-calculator plugin named for this subtree, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calculator: Option<String>,
+    /// Set for this subtree; parents below without their own inherit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<FailurePolicy>,
+    /// When a calculator's estimate says this node finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_at_ms: Option<u64>,
+    /// Recent samples for speed and ETA; see [`Rate`].
+    #[serde(default, skip_serializing_if = "Rate::is_empty")]
+    pub rate: Rate,
 }
 
 /// What a reporter asks a node to do.
@@ -141,11 +159,18 @@ pub struct Update {
     /// Must be a JSON object; its keys merge into the node's metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// A progress-calculator plugin that computes this node and the parents
+    /// below it, instead of the default aggregation; empty to go back to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calculator: Option<String>,
+    /// What a failed child does to this node and the parents below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<FailurePolicy>,
 }
 
 impl Update {
     pub fn new(op: Op) -> Update {
-        Update { op, message: None, metadata: None }
+        Update { op, message: None, metadata: None, calculator: None, on_failure: None }
     }
 
     pub fn with_message(mut self, message: impl Into<String>) -> Update {
@@ -187,6 +212,8 @@ pub enum UpdateError {
     MetadataNotObject(String),
     #[error("message of {0} bytes is too long; the limit is {MAX_MESSAGE_BYTES}")]
     MessageTooLong(usize),
+    #[error("calculator '{0}' is not a plugin name; use letters, digits, '-' and '_' (at most 64)")]
+    BadCalculator(String),
 }
 
 fn check_number(field: &'static str, value: f64) -> Result<(), UpdateError> {
@@ -217,6 +244,24 @@ impl Node {
             finished_ms: None,
             message: None,
             metadata: Map::new(),
+            calculator: None,
+            on_failure: None,
+            eta_at_ms: None,
+            rate: Rate::default(),
+        }
+    }
+
+    /// Seconds until the node completes: 0 once completed; a calculator's
+    /// estimate if it gave one, else from the node's recent pace; `None` when
+    /// finished otherwise, or not moving.
+    pub fn eta_secs(&self, now_ms: u64) -> Option<f64> {
+        match self.status {
+            Status::Completed => Some(0.0),
+            Status::Failed | Status::Cancelled => None,
+            _ => match self.eta_at_ms {
+                Some(at) => Some(at.saturating_sub(now_ms) as f64 / 1000.0),
+                None => self.rate.eta_secs(self.progress),
+            },
         }
     }
 
@@ -246,6 +291,11 @@ impl Node {
         {
             return Err(UpdateError::MessageTooLong(message.len()));
         }
+        if let Some(name) = &update.calculator
+            && (name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(UpdateError::BadCalculator(name.chars().take(40).collect()));
+        }
         match &update.metadata {
             None | Some(Value::Object(_)) => Ok(()),
             Some(other) => Err(UpdateError::MetadataNotObject(excerpt(other))),
@@ -265,6 +315,7 @@ impl Node {
                 if self.status.is_terminal() {
                     self.done = 0.0;
                     self.progress = 0.0;
+                    self.rate.clear();
                     self.started_ms = Some(now_ms);
                     self.finished_ms = None;
                 }
@@ -316,6 +367,13 @@ impl Node {
         if let Some(message) = update.message {
             self.message = (!message.is_empty()).then_some(message);
         }
+        if let Some(name) = update.calculator {
+            self.calculator = (!name.is_empty()).then_some(name);
+            self.eta_at_ms = None;
+        }
+        if let Some(policy) = update.on_failure {
+            self.on_failure = Some(policy);
+        }
         if let Some(Value::Object(changes)) = update.metadata {
             for (key, value) in changes {
                 if value.is_null() {
@@ -326,6 +384,7 @@ impl Node {
             }
         }
         self.updated_ms = now_ms;
+        self.rate.record(now_ms, self.done, self.progress);
         Ok(if clamped { Applied::Clamped } else { Applied::Changed })
     }
 

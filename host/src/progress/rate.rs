@@ -1,54 +1,56 @@
-//! Speed and time left, from recent samples of a node's `done`.
+//! Speed and time left, from recent samples of a node's `done` and `progress`.
 //!
-//! The rate is measured over a sliding window (at most [`MAX_SAMPLES`] samples,
-//! none older than the window) so that it follows the current pace rather than
-//! the average since the start. When `done` goes down the work was restarted or
-//! corrected and the old samples describe other work, so the window starts over.
+//! A node keeps a few `(time, done, progress)` samples (at most [`MAX_SAMPLES`],
+//! at least [`WINDOW_MS`] / [`MAX_SAMPLES`] apart, the newest replacing the last
+//! one when they come quicker) and is stored with them, so the rate survives
+//! restarts. The rate is measured from the oldest sample to the newest, and the
+//! oldest is the last one at or beyond the window: the rate follows the current
+//! pace rather than the average since the start, and work that reports only
+//! every few minutes still has one. When `done` or `progress` goes down the work
+//! was restarted or corrected, the old samples describe other work, and the
+//! window starts over.
 
-use std::collections::VecDeque;
+use serde::{Deserialize, Serialize};
 
-/// Most samples a window keeps; the oldest go first.
-pub const MAX_SAMPLES: usize = 64;
-/// The default window, in milliseconds.
-pub const DEFAULT_WINDOW_MS: u64 = 60_000;
+/// Most samples kept.
+pub const MAX_SAMPLES: usize = 8;
+/// How far back the rate looks, in milliseconds.
+pub const WINDOW_MS: u64 = 60_000;
+const SPACING_MS: u64 = WINDOW_MS / MAX_SAMPLES as u64;
 
-/// Recent `(timestamp_ms, done)` samples of one node.
-#[derive(Debug, Clone, PartialEq)]
+/// Recent `[timestamp_ms, done, progress]` samples of one node, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Rate {
-    window_ms: u64,
-    samples: VecDeque<(u64, f64)>,
-}
-
-impl Default for Rate {
-    fn default() -> Rate {
-        Rate::new(DEFAULT_WINDOW_MS)
-    }
+    samples: Vec<(u64, f64, f64)>,
 }
 
 impl Rate {
-    pub fn new(window_ms: u64) -> Rate {
-        Rate { window_ms, samples: VecDeque::with_capacity(MAX_SAMPLES) }
-    }
-
-    /// Adds a sample. Non-finite values are ignored; a sample at the same time
-    /// as the last one replaces it; `done` going down or the clock going back
-    /// starts the window over.
-    pub fn record(&mut self, at_ms: u64, done: f64) {
-        if !done.is_finite() {
+    /// Adds a sample. Non-finite values are ignored; `done` or `progress` going
+    /// down, or the clock going back, starts the window over.
+    pub fn record(&mut self, at_ms: u64, done: f64, progress: f64) {
+        if !done.is_finite() || !progress.is_finite() {
             return;
         }
-        if let Some(&(last_ms, last_done)) = self.samples.back() {
-            if done < last_done || at_ms < last_ms {
-                self.samples.clear();
-            } else if at_ms == last_ms {
-                self.samples.pop_back();
-            }
+        if let Some(&(last_ms, last_done, last_progress)) = self.samples.last()
+            && (done < last_done || progress < last_progress || at_ms < last_ms)
+        {
+            self.samples.clear();
         }
-        self.samples.push_back((at_ms, done));
-        let oldest = at_ms.saturating_sub(self.window_ms);
-        while self.samples.len() > MAX_SAMPLES || self.samples.front().is_some_and(|&(t, _)| t < oldest) {
-            self.samples.pop_front();
+        // Too close to the one before the newest: the newest moves instead.
+        let n = self.samples.len();
+        if n >= 2 && at_ms - self.samples[n - 2].0 < SPACING_MS {
+            self.samples.pop();
         }
+        self.samples.push((at_ms, done, progress));
+        let edge = at_ms.saturating_sub(WINDOW_MS);
+        while self.samples.len() > MAX_SAMPLES || (self.samples.len() > 2 && self.samples[1].0 <= edge) {
+            self.samples.remove(0);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.samples.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -59,22 +61,26 @@ impl Rate {
         self.samples.is_empty()
     }
 
-    /// Units per second across the window; `None` with fewer than two samples.
+    /// Units per second across the window; `None` with less than two samples.
     pub fn units_per_sec(&self) -> Option<f64> {
-        let (&(first_ms, first), &(last_ms, last)) = (self.samples.front()?, self.samples.back()?);
-        let elapsed_ms = last_ms.checked_sub(first_ms).filter(|ms| *ms > 0)?;
-        Some((last - first) / (elapsed_ms as f64 / 1000.0))
+        let ((first_ms, first, _), (last_ms, last, _)) = self.ends()?;
+        Some((last - first) / ((last_ms - first_ms) as f64 / 1000.0))
     }
 
-    /// Seconds until `done` reaches `total` at the current rate: 0 once it has,
-    /// `None` when the total is unknown or nothing is moving.
-    pub fn eta_secs(&self, done: f64, total: Option<f64>) -> Option<f64> {
-        let total = total?;
-        if done >= total {
+    /// Seconds until `progress` reaches 1 at the current pace: 0 once it has,
+    /// `None` when it is not moving or there is too little to tell.
+    pub fn eta_secs(&self, progress: f64) -> Option<f64> {
+        if progress >= 1.0 {
             return Some(0.0);
         }
-        let rate = self.units_per_sec().filter(|r| *r > 0.0)?;
-        Some((total - done) / rate)
+        let ((first_ms, _, first), (last_ms, _, last)) = self.ends()?;
+        let per_sec = (last - first) / ((last_ms - first_ms) as f64 / 1000.0);
+        (per_sec > 0.0).then(|| (1.0 - progress) / per_sec)
+    }
+
+    fn ends(&self) -> Option<((u64, f64, f64), (u64, f64, f64))> {
+        let (first, last) = (*self.samples.first()?, *self.samples.last()?);
+        (last.0 > first.0).then_some((first, last))
     }
 }
 
@@ -86,82 +92,88 @@ mod tests {
     fn needs_two_samples_and_elapsed_time() {
         let mut rate = Rate::default();
         assert_eq!(rate.units_per_sec(), None);
-        rate.record(1_000, 5.0);
+        rate.record(1_000, 5.0, 0.05);
         assert_eq!(rate.units_per_sec(), None);
-        rate.record(1_000, 6.0);
-        assert_eq!((rate.len(), rate.units_per_sec()), (1, None), "same instant replaces, no elapsed time");
-        rate.record(1_500, 7.0);
-        assert_eq!(rate.units_per_sec(), Some(2.0));
-        rate.record(2_000, f64::NAN);
-        assert_eq!(rate.len(), 2, "non-finite samples are ignored");
+        rate.record(1_000, 6.0, 0.06);
+        assert_eq!(rate.units_per_sec(), None, "no time has passed");
+        rate.record(1_500, 7.0, 0.07);
+        assert_eq!(rate.units_per_sec(), Some(4.0), "from 5 at 1.0 s to 7 at 1.5 s");
+        rate.record(2_000, f64::NAN, 0.5);
+        assert_eq!(rate.units_per_sec(), Some(4.0), "non-finite samples are ignored");
     }
 
     #[test]
     fn steady_rate_gives_rate_and_eta() {
         let mut rate = Rate::default();
         for s in 0..=10u64 {
-            rate.record(s * 1_000, s as f64 * 4.0);
+            rate.record(s * 1_000, s as f64 * 4.0, s as f64 * 0.04);
         }
-        assert_eq!(rate.units_per_sec(), Some(4.0));
-        assert_eq!(rate.eta_secs(40.0, Some(100.0)), Some(15.0));
-        assert_eq!(rate.eta_secs(40.0, None), None);
-        assert_eq!(rate.eta_secs(100.0, Some(100.0)), Some(0.0));
-        assert_eq!(rate.eta_secs(120.0, Some(100.0)), Some(0.0));
+        assert!((rate.units_per_sec().unwrap() - 4.0).abs() < 1e-9);
+        let eta = rate.eta_secs(0.4).unwrap();
+        assert!((eta - 15.0).abs() < 1e-6, "0.6 left at 0.04/s: {eta}");
+        assert_eq!(rate.eta_secs(1.0), Some(0.0));
+        assert!(rate.len() <= MAX_SAMPLES);
     }
 
     #[test]
-    fn a_burst_is_averaged_over_the_window_then_forgotten() {
-        let mut rate = Rate::new(10_000);
-        for s in 0..=10u64 {
-            rate.record(s * 1_000, s as f64);
+    fn follows_the_current_pace_and_keeps_an_anchor_for_slow_work() {
+        let mut rate = Rate::default();
+        for s in 0..=60u64 {
+            rate.record(s * 1_000, s as f64, s as f64 / 1e4);
         }
-        rate.record(11_000, 111.0);
-        // Window 1s..11s: from 1 to 111 over 10 s.
-        assert_eq!(rate.units_per_sec(), Some(11.0));
-        for s in 12..=22u64 {
-            rate.record(s * 1_000, 111.0 + (s - 11) as f64);
+        for s in 61..=180u64 {
+            let done = 60.0 + (s - 60) as f64 * 10.0;
+            rate.record(s * 1_000, done, done / 1e4);
         }
-        assert_eq!(rate.units_per_sec(), Some(1.0), "the burst left the window");
+        let per_sec = rate.units_per_sec().unwrap();
+        assert!((per_sec - 10.0).abs() < 1e-9, "the slow start left the window: {per_sec}");
+
+        let mut slow = Rate::default();
+        for m in 0..5u64 {
+            slow.record(m * 300_000, m as f64, m as f64 / 10.0);
+        }
+        assert_eq!(slow.len(), 2, "one sample beyond the window stays as the anchor");
+        let per_sec = slow.units_per_sec().unwrap();
+        assert!((per_sec - 1.0 / 300.0).abs() < 1e-12, "{per_sec}");
+        assert!((slow.eta_secs(0.4).unwrap() - 1800.0).abs() < 1e-6);
     }
 
     #[test]
-    fn a_stall_drives_the_rate_to_zero_and_the_eta_away() {
-        let mut rate = Rate::new(10_000);
-        for s in 0..=5u64 {
-            rate.record(s * 1_000, s as f64 * 10.0);
-        }
-        for s in 6..=20u64 {
-            rate.record(s * 1_000, 50.0);
-        }
-        assert_eq!(rate.units_per_sec(), Some(0.0));
-        assert_eq!(rate.eta_secs(50.0, Some(100.0)), None);
-        assert_eq!(rate.eta_secs(100.0, Some(100.0)), Some(0.0), "done is done even when stalled");
-    }
-
-    #[test]
-    fn done_going_down_restarts_the_window() {
+    fn a_stall_has_no_eta() {
         let mut rate = Rate::default();
         for s in 0..=5u64 {
-            rate.record(s * 1_000, 100.0 + s as f64 * 50.0);
+            rate.record(s * 10_000, s as f64 * 10.0, s as f64 * 0.1);
         }
-        rate.record(6_000, 0.0);
+        for s in 6..=20u64 {
+            rate.record(s * 10_000, 50.0, 0.5);
+        }
+        assert_eq!(rate.units_per_sec(), Some(0.0));
+        assert_eq!(rate.eta_secs(0.5), None);
+    }
+
+    #[test]
+    fn going_down_restarts_the_window() {
+        let mut rate = Rate::default();
+        for s in 0..=5u64 {
+            rate.record(s * 10_000, 100.0 + s as f64 * 50.0, 0.5);
+        }
+        rate.record(60_000, 0.0, 0.0);
         assert_eq!((rate.len(), rate.units_per_sec()), (1, None));
-        rate.record(8_000, 6.0);
+        rate.record(70_000, 30.0, 0.1);
         assert_eq!(rate.units_per_sec(), Some(3.0));
-        rate.record(7_000, 7.0);
+        rate.record(69_000, 31.0, 0.1);
         assert_eq!((rate.len(), rate.units_per_sec()), (1, None), "a clock going back restarts too");
     }
 
     #[test]
-    fn keeps_at_most_max_samples() {
+    fn stays_small_and_serialises_as_samples() {
         let mut rate = Rate::default();
-        for i in 0..200u64 {
-            rate.record(i * 100, i as f64);
+        for i in 0..10_000u64 {
+            rate.record(i * 10, i as f64, 0.0);
         }
-        assert_eq!(rate.len(), MAX_SAMPLES);
-        let per_sec = rate.units_per_sec().unwrap();
-        assert!((per_sec - 10.0).abs() < 1e-9, "{per_sec}");
-        rate.record(1_000_000, 500.0);
-        assert_eq!(rate.len(), 1, "samples older than the window are dropped");
+        assert!(rate.len() <= MAX_SAMPLES);
+        let json = serde_json::to_string(&rate).unwrap();
+        assert!(json.starts_with("[[") && json.len() < 200, "{json}");
+        assert_eq!(serde_json::from_str::<Rate>(&json).unwrap(), rate);
     }
 }

@@ -40,7 +40,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::{PROGRESS_EVENTS, PROGRESS_NODES, Store, StoreError, db};
-use crate::progress::{Applied, FailurePolicy, Node, NodePath, Status, Update, UpdateError, aggregate};
+use crate::progress::{Aggregate, Applied, FailurePolicy, Node, NodePath, Status, Update, UpdateError, aggregate};
 
 /// What an accepted update did, as recorded in an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,13 +73,32 @@ pub struct ProgressEvent {
     pub applied: Outcome,
 }
 
+/// Runs progress-calculator plugins while a batch is applied.
+pub trait Calculator {
+    /// The parent's progress (0..1) and, if the plugin can tell, seconds left;
+    /// `None` when the plugin cannot run or failed, so the default applies.
+    fn compute(&self, plugin: &str, parent: &Node, children: &[Node]) -> Option<(f64, Option<f64>)>;
+}
+
 impl Store {
     /// Applies a batch of updates in one write transaction; one result per
     /// update, in order. A refused update changes nothing; the others still apply.
+    /// Parents named for a calculator get the default aggregation here.
     pub fn progress_apply(
         &self,
         batch: &[(NodePath, Update)],
         now_ms: u64,
+    ) -> Result<Vec<Result<Applied, UpdateError>>, StoreError> {
+        self.progress_apply_with(batch, now_ms, None)
+    }
+
+    /// [`Store::progress_apply`], with `calculator` running the plugins that
+    /// parents are named for.
+    pub fn progress_apply_with(
+        &self,
+        batch: &[(NodePath, Update)],
+        now_ms: u64,
+        calculator: Option<&dyn Calculator>,
     ) -> Result<Vec<Result<Applied, UpdateError>>, StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         let mut results = Vec::with_capacity(batch.len());
@@ -134,7 +153,7 @@ impl Store {
                 }
                 results.push(result);
             }
-            reaggregate(&mut nodes, &touched, now_ms)?;
+            reaggregate(&mut nodes, &touched, now_ms, calculator)?;
         }
         if accepted {
             tx.commit().map_err(db)?;
@@ -276,6 +295,7 @@ fn reaggregate(
     nodes: &mut redb::Table<&'static str, &'static str>,
     touched: &BTreeSet<NodePath>,
     now_ms: u64,
+    calculator: Option<&dyn Calculator>,
 ) -> Result<(), StoreError> {
     let mut affected: BTreeSet<NodePath> = BTreeSet::new();
     for path in touched {
@@ -299,21 +319,56 @@ fn reaggregate(
         let Some(mut parent) = load(nodes, path.as_str())? else {
             continue;
         };
-        if recompute_parent(&mut parent, &children, now_ms) {
+        let (plugin, policy) = inherited(nodes, &parent)?;
+        let mut computed = aggregate(&children, policy);
+        let mut eta_at_ms = None;
+        if let Some(plugin) = plugin {
+            if let Some((progress, eta)) = calculator.and_then(|c| c.compute(&plugin, &parent, &children)) {
+                if progress.is_finite() {
+                    computed.progress = progress.clamp(0.0, 1.0);
+                }
+                eta_at_ms = eta.filter(|s| s.is_finite() && *s >= 0.0).map(|s| now_ms + (s * 1000.0) as u64);
+            }
+            if computed.status == Status::Completed {
+                computed.progress = 1.0;
+            }
+        }
+        if recompute_parent(&mut parent, computed, eta_at_ms, now_ms) {
             put(nodes, &parent)?;
         }
     }
     Ok(())
 }
 
-/// Sets a parent's progress and status from its children; true if it changed.
-fn recompute_parent(parent: &mut Node, children: &[Node], now_ms: u64) -> bool {
-    let computed = aggregate(children, FailurePolicy::default());
+/// The calculator and failure policy for a parent: its own, else the nearest
+/// ancestor's.
+fn inherited(
+    nodes: &redb::Table<&'static str, &'static str>,
+    parent: &Node,
+) -> Result<(Option<String>, FailurePolicy), StoreError> {
+    let (mut plugin, mut policy) = (parent.calculator.clone(), parent.on_failure);
+    let mut next = parent.path.parent();
+    while let Some(path) = next.filter(|_| plugin.is_none() || policy.is_none()) {
+        if let Some(node) = load(nodes, path.as_str())? {
+            plugin = plugin.or(node.calculator);
+            policy = policy.or(node.on_failure);
+        }
+        next = path.parent();
+    }
+    Ok((plugin, policy.unwrap_or_default()))
+}
+
+/// Sets a parent's computed progress and status; true if it changed.
+fn recompute_parent(parent: &mut Node, computed: Aggregate, eta_at_ms: Option<u64>, now_ms: u64) -> bool {
     // serde_json (without its `float_roundtrip` feature) may read a stored f64
     // back one ULP off, so an exact comparison would see a change every time.
-    if (parent.progress - computed.progress).abs() <= 1e-12 && parent.status == computed.status {
+    if (parent.progress - computed.progress).abs() <= 1e-12
+        && parent.status == computed.status
+        && parent.eta_at_ms == eta_at_ms
+    {
         return false;
     }
+    parent.eta_at_ms = eta_at_ms;
     let was_finished = parent.status.is_terminal();
     parent.progress = computed.progress;
     parent.status = computed.status;
@@ -326,6 +381,7 @@ fn recompute_parent(parent: &mut Node, children: &[Node], now_ms: u64) -> bool {
         parent.started_ms.get_or_insert(now_ms);
     }
     parent.updated_ms = now_ms;
+    parent.rate.record(now_ms, parent.done, parent.progress);
     true
 }
 
@@ -412,6 +468,77 @@ mod tests {
         assert_eq!((events[2].at_ms, events[2].applied), (2, Outcome::Applied));
         assert_eq!(store.progress_events("r", 4).unwrap().len(), 2, "since is exclusive");
         assert!(store.progress_events("q", 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failure_policy_holds_for_the_subtree_below() {
+        let (_dir, store) = open();
+        let mut start = Update::new(Op::Start { total: None, weight: None });
+        start.on_failure = Some(FailurePolicy::Continue);
+        store.progress_apply(&[(p("r"), start), up("r/sweep/a", Op::Fail), up("r/sweep/b", Op::Advance { units: 1.0 })], 1)
+            .unwrap();
+        assert_eq!(node(&store, "r/sweep").status, Status::Running, "inherited from r: keep going");
+        assert_eq!(node(&store, "r").status, Status::Running);
+        store.progress_apply(&[up("r/sweep/b", Op::Finish)], 2).unwrap();
+        assert_eq!(node(&store, "r/sweep").status, Status::Failed, "all finished, one failed");
+
+        store.progress_apply(&[up("s/x", Op::Fail), up("s/y", Op::Advance { units: 1.0 })], 3).unwrap();
+        assert_eq!(node(&store, "s").status, Status::Failed, "the default fails fast");
+    }
+
+    /// Says every parent is 42% done, with 10 s to go, unless it is asked for
+    /// a plugin it does not have.
+    struct Fixed;
+
+    impl Calculator for Fixed {
+        fn compute(&self, plugin: &str, _parent: &Node, children: &[Node]) -> Option<(f64, Option<f64>)> {
+            assert!(!children.is_empty());
+            (plugin == "fixed").then_some((0.42, Some(10.0)))
+        }
+    }
+
+    #[test]
+    fn a_calculator_replaces_the_default_for_its_subtree() {
+        let (_dir, store) = open();
+        let named = |name: &str| {
+            let mut u = Update::new(Op::Start { total: None, weight: None });
+            u.calculator = Some(name.into());
+            u
+        };
+        let batch = [(p("r"), named("fixed")), up("r/a/x", Op::Done { units: 0.0 }), up("r/b", Op::Finish)];
+        store.progress_apply_with(&batch, 1_000, Some(&Fixed)).unwrap();
+        for parent in ["r", "r/a"] {
+            let n = node(&store, parent);
+            assert_eq!((n.progress, n.eta_at_ms), (0.42, Some(11_000)), "{parent}");
+            assert_eq!(n.eta_secs(6_000), Some(5.0));
+        }
+        store.progress_apply_with(&[(p("r/a"), named("missing"))], 2_000, Some(&Fixed)).unwrap();
+        store.progress_apply_with(&[up("r/a/x", Op::Finish)], 3_000, Some(&Fixed)).unwrap();
+        let a = node(&store, "r/a");
+        assert_eq!((a.status, a.progress, a.eta_at_ms), (Status::Completed, 1.0, None), "unavailable: the default");
+        store.progress_apply(&[up("r/c", Op::Done { units: 0.0 })], 4_000).unwrap();
+        assert_eq!(node(&store, "r").progress, 2.0 / 3.0, "without a host to run it: the default");
+    }
+
+    #[test]
+    fn pruning_keeps_recent_events_and_the_newest() {
+        let (_dir, store) = open();
+        for t in 1..=10u64 {
+            store.progress_apply(&[up("r/a", Op::Advance { units: 1.0 }), up("q", Op::Pause)], t * 1_000).unwrap();
+        }
+        let by_age = Retention { max_age_ms: 3_500, max_events_per_run: 1_000 };
+        assert_eq!(store.progress_prune(&by_age, 10_000).unwrap(), 12, "r and q: times 1 to 6 go");
+        let seqs: Vec<u64> = store.progress_events("r", 0).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [7, 8, 9, 10]);
+        let by_count = Retention { max_age_ms: u64::MAX, max_events_per_run: 2 };
+        assert_eq!(store.progress_prune(&by_count, 10_000).unwrap(), 4);
+        assert_eq!(store.progress_events("q", 0).unwrap().len(), 2);
+        let everything = Retention { max_age_ms: 0, max_events_per_run: 1 };
+        store.progress_prune(&everything, 1_000_000).unwrap();
+        assert_eq!(store.progress_events("r", 0).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [10]);
+        store.progress_apply(&[up("r/a", Op::Advance { units: 1.0 })], 11_000).unwrap();
+        assert_eq!(store.progress_events("r", 10).unwrap()[0].seq, 11, "numbering goes on");
+        assert_eq!(node(&store, "r/a").done, 11.0, "nodes are not pruned");
     }
 
     #[test]
@@ -539,7 +666,7 @@ mod tests {
                     continue;
                 }
                 let mut node = self.nodes[parent.as_str()].clone();
-                if recompute_parent(&mut node, &children, now_ms) {
+                if recompute_parent(&mut node, aggregate(&children, FailurePolicy::default()), None, now_ms) {
                     self.nodes.insert(parent.to_string(), stored(&node));
                 }
             }
