@@ -8,7 +8,7 @@ use std::time::Duration;
 use monitor_host::api::{BatchItem, BatchResult};
 use monitor_host::client::Remote;
 use monitor_host::paths::DataDir;
-use monitor_tests::Sandbox;
+use monitor_tests::{Sandbox, install};
 use serde_json::json;
 
 fn ok(sandbox: &Sandbox, args: &[&str]) -> String {
@@ -261,4 +261,89 @@ fn every_acknowledged_update_survives_kill_9_mid_burst() {
     // And the host starts again on it and goes on.
     let _host = sandbox.start(&[]);
     ok(&sandbox, &["progress", "finish", "burst"]);
+}
+
+fn tree_of(sandbox: &Sandbox, run: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str(&ok(sandbox, &["status", run, "--json"])).unwrap()
+}
+
+fn progress_of(tree: &[serde_json::Value], path: &str) -> f64 {
+    tree.iter().find(|n| n["path"] == path).unwrap_or_else(|| panic!("no {path}"))["progress"].as_f64().unwrap()
+}
+
+#[test]
+fn a_run_named_for_the_weighted_phases_plugin_is_computed_by_it() {
+    let sandbox = Sandbox::new();
+    install("weighted-phases", &sandbox.plugins(), "weighted-phases.wasm");
+    install("compact-status", &sandbox.plugins(), "compact-status.wasm");
+    let _host = sandbox.start(&[]);
+    ok(&sandbox, &["progress", "start", "build-7", "--calculator", "weighted-phases"]);
+    ok(&sandbox, &["progress", "finish", "build-7/init"]);
+    ok(&sandbox, &["progress", "update", "build-7/build", "--percent", "50"]);
+    // init weighs 5 and build 40 by default: (5 × 1 + 40 × 0.5) / 45; the
+    // default aggregation would say (1 + 0.5) / 2.
+    let got = progress_of(&tree_of(&sandbox, "build-7"), "build-7");
+    assert!((got - 25.0 / 45.0).abs() < 1e-9, "{got}");
+
+    ok(&sandbox, &["progress", "start", "plain/init"]);
+    ok(&sandbox, &["progress", "finish", "plain/init"]);
+    ok(&sandbox, &["progress", "update", "plain/build", "--percent", "50"]);
+    assert_eq!(progress_of(&tree_of(&sandbox, "plain"), "plain"), 0.75, "other runs keep the default");
+
+    // The same run, rendered by a display formatter: one line for a tmux status bar.
+    let line = ok(&sandbox, &["status", "build-7", "--format", "compact-status"]);
+    assert_eq!(line, "build-7 55%", "the plugin rounds down: {line:?}");
+    let line = ok(&sandbox, &["status", "--format", "compact-status"]);
+    assert!(line.contains("| build-7 55%, plain 75%"), "the host line shows running runs: {line:?}");
+}
+
+#[test]
+fn a_run_that_goes_on_after_a_failure_and_one_that_stops() {
+    let sandbox = Sandbox::new();
+    ok(&sandbox, &["progress", "start", "sweep", "--on-failure", "continue"]);
+    ok(&sandbox, &["progress", "fail", "sweep/lr-0.1"]);
+    ok(&sandbox, &["progress", "update", "sweep/lr-0.01", "--percent", "10"]);
+    ok(&sandbox, &["progress", "fail", "strict/a"]);
+    ok(&sandbox, &["progress", "start", "strict/b"]);
+    let status = |run: &str| tree_of(&sandbox, run)[0]["status"].as_str().unwrap().to_string();
+    assert_eq!((status("sweep"), status("strict")), ("running".into(), "failed".into()));
+    let out = sandbox.monitor(&["progress", "start", "x", "--on-failure", "later"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: fail-fast, continue"));
+}
+
+#[test]
+fn list_filters_runs_and_status_shows_rate_and_eta() {
+    let sandbox = Sandbox::new();
+    ok(&sandbox, &["progress", "start", "done-run"]);
+    ok(&sandbox, &["progress", "finish", "done-run"]);
+    ok(&sandbox, &["progress", "fail", "bad-run/step"]);
+    ok(&sandbox, &["progress", "start", "live-run/copy", "--total", "1000"]);
+    let names = |args: &[&str]| -> Vec<String> {
+        let runs: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(&sandbox, &[&["list", "--json"], args].concat())).unwrap();
+        runs.iter().map(|r| r["path"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(names(&[]), ["bad-run", "done-run", "live-run"]);
+    assert_eq!(names(&["--running"]), ["live-run"]);
+    assert_eq!(names(&["--failed"]), ["bad-run"]);
+    assert_eq!(names(&["--running", "--failed"]), ["bad-run", "live-run"]);
+    assert_eq!(names(&["--since", "1h"]).len(), 3);
+    let out = sandbox.monitor(&["list", "--since", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'soon' for '--since <DURATION>'"));
+
+    // Two reports some time apart give the step a rate, and the run an ETA.
+    ok(&sandbox, &["progress", "update", "live-run/copy", "--done", "100"]);
+    let first = tree_of(&sandbox, "live-run")[1]["updated_ms"].as_u64().unwrap();
+    monitor_tests::wait_for("the clock to move", Duration::from_secs(5), || {
+        (monitor_host::sampler::now_ms() > first + 20).then_some(())
+    });
+    ok(&sandbox, &["progress", "update", "live-run/copy", "--done", "200"]);
+    let text = ok(&sandbox, &["status", "live-run"]);
+    let copy = text.lines().find(|l| l.trim_start().starts_with("copy")).unwrap();
+    assert!(copy.contains(" eta ") && copy.contains("200/1000 ") && copy.ends_with("/s"), "{text}");
+    assert!(text.lines().next().unwrap().contains(" eta "), "the run has one too: {text}");
+    let list = ok(&sandbox, &["list", "--running"]);
+    assert!(list.lines().nth(1).unwrap().contains("eta "), "{list}");
 }
