@@ -104,6 +104,21 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(ApiError { error: message })).into_response()
 }
 
+/// A JSON body whose rejection (not JSON, wrong types, unknown fields, too
+/// large) is an [`ApiError`] like every other error.
+pub struct Input<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Input<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Input(value)),
+            Err(rejection) => Err(error(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
 impl IntoResponse for ManagerError {
     fn into_response(self) -> Response {
         let status = match &self {
@@ -145,7 +160,7 @@ async fn info(State(state): State<AppState>, Path(name): Path<String>) -> Result
 async fn enable(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Json(body): Json<EnableRequest>,
+    Input(body): Input<EnableRequest>,
 ) -> Result<Json<PluginRecord>, Response> {
     blocking(&state, move |m| m.enable(&name, &body.grants)).await
 }
@@ -157,7 +172,7 @@ async fn disable(State(state): State<AppState>, Path(name): Path<String>) -> Res
 async fn revoke(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Json(body): Json<RevokeRequest>,
+    Input(body): Input<RevokeRequest>,
 ) -> Result<Json<PluginRecord>, Response> {
     blocking(&state, move |m| m.revoke(&name, &body.grant)).await
 }
@@ -203,7 +218,7 @@ async fn on_store<T: Send + 'static>(
 async fn report(
     State(state): State<AppState>,
     Path(path): Path<String>,
-    Json(update): Json<Update>,
+    Input(update): Input<Update>,
 ) -> Result<Json<Node>, Response> {
     let path = NodePath::parse(&path).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     let mut replies = state
@@ -249,7 +264,7 @@ pub enum BatchResult {
 /// own, and the answer comes once the accepted ones are committed.
 async fn report_batch(
     State(state): State<AppState>,
-    Json(batch): Json<BatchRequest>,
+    Input(batch): Input<BatchRequest>,
 ) -> Result<Json<BatchResponse>, Response> {
     if batch.updates.len() > MAX_BATCH {
         let n = batch.updates.len();

@@ -190,12 +190,26 @@ impl Sandbox {
 
     /// `GET path` on the running host's API with its token: the status line and body.
     pub fn api_get(&self, path: &str, token: Option<&str>) -> (String, String) {
+        self.api("GET", path, token, "")
+    }
+
+    /// `POST path` with a JSON `body` and the host's token: the status line and body.
+    pub fn api_post(&self, path: &str, body: &str) -> (String, String) {
+        self.api("POST", path, Some(&self.token()), body)
+    }
+
+    fn api(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (String, String) {
         use std::io::{Read, Write};
         let info: serde_json::Value =
             serde_json::from_slice(&std::fs::read(self.data().join("daemon.json")).expect("daemon.json")).unwrap();
         let mut stream = std::net::TcpStream::connect(info["addr"].as_str().unwrap()).expect("connecting to the API");
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: monitor\r\n{auth}Connection: close\r\n\r\n").unwrap();
+        let length = body.len();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: monitor\r\n{auth}Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{body}"
+        )
+        .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));

@@ -202,6 +202,26 @@ fn a_batch_applies_each_update_on_its_own() {
     assert_eq!(got[3..], ["clamped", "applied", "ignored"]);
     let tree: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["status", "etl", "--json"])).unwrap();
     assert_eq!((tree[1]["status"].as_str(), tree[1]["done"].as_f64()), (Some("completed"), Some(10.0)), "{tree}");
+
+    // Malformed bodies are refused whole, with a JSON error that says why.
+    let too_many = json!({"updates": vec![json!({"path": "etl/x", "op": "finish"}); 8193]}).to_string();
+    let cases = [
+        ("/v1/progress", "{\"updates\": [", "400", "EOF while parsing"),
+        ("/v1/progress", "{\"updates\": [], \"extra\": 1}", "422", "unknown field `extra`"),
+        ("/v1/progress/etl/load", "{\"op\": \"advance\", \"units\": \"x\"}", "422", "invalid type: string \"x\""),
+        ("/v1/progress/etl/load", "{\"op\": \"jump\"}", "422", "unknown variant `jump`"),
+        ("/v1/progress/etl/load", "{\"op\": \"start\", \"metadata\": [1]}", "400", "metadata [1] is not a JSON object"),
+        ("/v1/progress/etl/load", "{\"op\": \"start\", \"calculator\": \"../x\"}", "400", "calculator '../x'"),
+        ("/v1/progress", too_many.as_str(), "400", "8193 updates in one request; send at most 8192"),
+    ];
+    for (path, body, status, expected) in cases {
+        let (line, answer) = sandbox.api_post(path, body);
+        let error: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|_| panic!("{body}: {answer}"));
+        let message = error["error"].as_str().unwrap();
+        assert!(line.contains(status) && message.contains(expected), "{body}: {line} {message}");
+    }
+    let after: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["status", "etl", "--json"])).unwrap();
+    assert_eq!(after, tree, "nothing refused was stored");
 }
 
 /// Reporters send batches as fast as the host takes them; the host is killed
@@ -240,8 +260,7 @@ fn every_acknowledged_update_survives_kill_9_mid_burst() {
 
     // The database opens cleanly without the host, and holds every acknowledged update.
     let tree: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["status", "burst", "--json"])).unwrap();
-    let history: Vec<serde_json::Value> =
-        serde_json::from_str(&ok(&sandbox, &["history", "burst", "--json"])).unwrap();
+    let history: Vec<serde_json::Value> = serde_json::from_str(&ok(&sandbox, &["history", "burst", "--json"])).unwrap();
     for (r, acked) in acked.iter().enumerate() {
         let acked = acked.load(Ordering::SeqCst);
         let path = format!("burst/r{r}");
@@ -346,4 +365,26 @@ fn list_filters_runs_and_status_shows_rate_and_eta() {
     assert!(text.lines().next().unwrap().contains(" eta "), "the run has one too: {text}");
     let list = ok(&sandbox, &["list", "--running"]);
     assert!(list.lines().nth(1).unwrap().contains("eta "), "{list}");
+}
+
+#[test]
+fn the_host_prunes_history_past_its_retention() {
+    let sandbox = Sandbox::new();
+    for units in ["1", "2", "3"] {
+        ok(&sandbox, &["progress", "update", "old/step", "--done", units]);
+    }
+    let last = tree_of(&sandbox, "old")[1]["updated_ms"].as_u64().unwrap();
+    monitor_tests::wait_for("the events to be a second old", Duration::from_secs(5), || {
+        (monitor_host::sampler::now_ms() > last + 1_000).then_some(())
+    });
+    let config = sandbox.root.path().join("host.toml");
+    std::fs::write(&config, "[progress]\nkeep_events = \"1s\"\n").unwrap();
+    let _host = sandbox.start(&["--config", config.to_str().unwrap()]);
+    let history = monitor_tests::wait_for("the host to prune", Duration::from_secs(30), || {
+        let events: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(&sandbox, &["history", "old", "--json"])).unwrap();
+        (events.len() == 1).then_some(events)
+    });
+    assert_eq!(history[0]["seq"], 3, "the newest event stays");
+    assert_eq!(tree_of(&sandbox, "old")[1]["done"], 3.0, "nodes stay");
 }

@@ -156,12 +156,12 @@ pub fn list(client: &dyn Client, json: bool, filter: &RunFilter) -> anyhow::Resu
         println!("no runs");
         return Ok(());
     }
-    println!("{:<24} {:<10} {:>8}  {:<20} {:>10} {:>8}", "RUN", "STATUS", "PROGRESS", "STARTED (UTC)", "DURATION", "ETA");
+    println!("{:<24} {:<10} {:>8}  {:<20} {:>10}  ETA", "RUN", "STATUS", "PROGRESS", "STARTED (UTC)", "DURATION");
     for run in runs {
         let started = run.started_ms.map_or("-".into(), utc);
         let duration = run.started_ms.map_or("-".into(), |s| seconds(run.finished_ms.unwrap_or(now).saturating_sub(s)));
-        println!(
-            "{:<24} {:<10} {:>7.0}%  {:<20} {:>10} {:>8}",
+        let line = format!(
+            "{:<24} {:<10} {:>7.0}%  {:<20} {:>10}  {}",
             run.path.to_string(),
             run.status.as_str(),
             run.progress * 100.0,
@@ -169,6 +169,7 @@ pub fn list(client: &dyn Client, json: bool, filter: &RunFilter) -> anyhow::Resu
             duration,
             eta(&run, now)
         );
+        println!("{}", line.trim_end());
     }
     Ok(())
 }

@@ -44,8 +44,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::path::NodePath;
 use super::aggregate::FailurePolicy;
+use super::path::NodePath;
 use super::rate::Rate;
 
 /// The longest message a node keeps, in bytes.

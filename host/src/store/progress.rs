@@ -263,7 +263,10 @@ impl Store {
                     let seq = key.value().1;
                     let at_ms = serde_json::from_str::<AtMs>(json.value()).map_or(0, |e| e.at_ms);
                     // The newest event stays, so sequence numbers never start over.
-                    if seq == last || (seq >= keep_from && at_ms >= cutoff) || removed as usize + doomed.len() >= PRUNE_LIMIT {
+                    if seq == last
+                        || (seq >= keep_from && at_ms >= cutoff)
+                        || removed as usize + doomed.len() >= PRUNE_LIMIT
+                    {
                         break;
                     }
                     doomed.push(seq);
@@ -475,7 +478,11 @@ mod tests {
         let (_dir, store) = open();
         let mut start = Update::new(Op::Start { total: None, weight: None });
         start.on_failure = Some(FailurePolicy::Continue);
-        store.progress_apply(&[(p("r"), start), up("r/sweep/a", Op::Fail), up("r/sweep/b", Op::Advance { units: 1.0 })], 1)
+        store
+            .progress_apply(
+                &[(p("r"), start), up("r/sweep/a", Op::Fail), up("r/sweep/b", Op::Advance { units: 1.0 })],
+                1,
+            )
             .unwrap();
         assert_eq!(node(&store, "r/sweep").status, Status::Running, "inherited from r: keep going");
         assert_eq!(node(&store, "r").status, Status::Running);
