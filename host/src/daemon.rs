@@ -64,7 +64,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let board = Arc::new(Mutex::new(Board::default()));
     let calculator = PluginCalculator::new(manager.clone(), tokio::runtime::Handle::current());
-    let writer =
+    let (writer, writer_thread) =
         Writer::start(store.clone(), Some(Box::new(calculator))).context("cannot start the progress writer")?;
     let state = AppState {
         manager: manager.clone(),
@@ -134,6 +134,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     tracing::info!("stopping");
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    // The writer ends once the last handle is gone, after what was queued.
+    drop(writer);
+    let _ =
+        tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(move || writer_thread.join())).await;
     manager.shutdown()?;
     let _ = std::fs::remove_file(data.daemon_info());
     tracing::info!("stopped");

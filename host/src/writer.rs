@@ -43,12 +43,16 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer; `calculator` runs the progress-calculator plugins.
-    pub fn start(store: Store, calculator: Option<Box<dyn Calculator + Send>>) -> std::io::Result<Writer> {
+    /// The thread's handle lets a clean stop wait for the last commit.
+    pub fn start(
+        store: Store,
+        calculator: Option<Box<dyn Calculator + Send>>,
+    ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("progress-writer".into())
             .spawn(move || run(&store, calculator.as_deref().map(|c| c as &dyn Calculator), jobs))?;
-        Ok(Writer { queue })
+        Ok((Writer { queue }, thread))
     }
 
     /// Applies `updates` in order and answers once they are committed. With

@@ -37,7 +37,7 @@
 //!    (an empty name goes back to the default aggregation) and `on_failure` its
 //!    [`FailurePolicy`]; both ride along with any update, usually `Start`.
 //! 10. Every update that is not refused or ignored sets `updated_ms` to now and
-//!    adds a sample to the node's [`Rate`].
+//!     adds a sample to the node's [`Rate`].
 
 use std::fmt;
 

@@ -18,11 +18,14 @@ pub const MAX_SAMPLES: usize = 8;
 pub const WINDOW_MS: u64 = 60_000;
 const SPACING_MS: u64 = WINDOW_MS / MAX_SAMPLES as u64;
 
+/// `(timestamp_ms, done, progress)`.
+type Sample = (u64, f64, f64);
+
 /// Recent `[timestamp_ms, done, progress]` samples of one node, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Rate {
-    samples: Vec<(u64, f64, f64)>,
+    samples: Vec<Sample>,
 }
 
 impl Rate {
@@ -78,7 +81,7 @@ impl Rate {
         (per_sec > 0.0).then(|| (1.0 - progress) / per_sec)
     }
 
-    fn ends(&self) -> Option<((u64, f64, f64), (u64, f64, f64))> {
+    fn ends(&self) -> Option<(Sample, Sample)> {
         let (first, last) = (*self.samples.first()?, *self.samples.last()?);
         (last.0 > first.0).then_some((first, last))
     }
