@@ -3,6 +3,7 @@
 //! Every route but `/v1/health` needs `Authorization: Bearer TOKEN`, the token
 //! being the content of `api-token` in the data directory.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, Request, State};
@@ -14,13 +15,16 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::UsageError;
-use crate::client::local::{history, tree};
+use crate::cli::metrics::parse_labels;
+use crate::client::local::{history, series_listing, tree};
 use crate::metrics::{Board, Sample};
+use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, Manager, ManagerError, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
 use crate::sampler::SharedSnapshot;
 use crate::status;
 use crate::store::Store;
+use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::{Outcome, ProgressEvent};
 use crate::writer::{MAX_BATCH, Writer};
 
@@ -32,6 +36,7 @@ pub struct AppState {
     pub snapshot: SharedSnapshot,
     pub token: Arc<str>,
     pub writer: Writer,
+    pub data: DataDir,
 }
 
 /// The body of every error answer.
@@ -73,6 +78,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins/{name}/disable", post(disable))
         .route("/v1/plugins/{name}/revoke", post(revoke))
         .route("/v1/metrics", get(metrics))
+        .route("/v1/metrics/series", get(metric_series))
+        .route("/v1/metrics/history", get(metric_history))
+        .route("/metrics", get(prometheus))
         .route("/v1/status", get(status_line))
         .route("/v1/progress", post(report_batch))
         .route("/v1/progress/{*path}", post(report))
@@ -181,6 +189,12 @@ async fn metrics(State(state): State<AppState>) -> Json<Vec<Sample>> {
     Json(state.board.lock().expect("board lock").samples())
 }
 
+/// The board in the Prometheus (OpenMetrics) text format, for scrapers.
+async fn prometheus(State(state): State<AppState>) -> Response {
+    let samples = state.board.lock().expect("board lock").samples();
+    ([(header::CONTENT_TYPE, crate::exposition::CONTENT_TYPE)], crate::exposition::scrape(&samples)).into_response()
+}
+
 async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQuery>) -> Response {
     let snapshot = state.snapshot.read().expect("snapshot lock").clone();
     let Some(plugin) = query.format else {
@@ -198,6 +212,36 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
         Ok(text) => text.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+async fn metric_series(State(state): State<AppState>) -> Result<Json<SeriesListing>, Response> {
+    let data = state.data.clone();
+    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, move |store| series_listing(store, &data)).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    pub name: String,
+    #[serde(default)]
+    pub since_ms: u64,
+    /// `k=v,k2=v2`.
+    #[serde(default)]
+    pub labels: String,
+}
+
+async fn metric_history(
+    State(state): State<AppState>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<Vec<History>>, Response> {
+    let labels = match query.labels.as_str() {
+        "" => BTreeMap::new(),
+        text => parse_labels(text).map_err(|e| error(StatusCode::BAD_REQUEST, e))?,
+    };
+    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, move |store| {
+        Ok(store.metrics_query(&query.name, &labels, query.since_ms)?)
+    })
+    .await
 }
 
 /// Runs blocking database work off the async workers; bad input is a 400.

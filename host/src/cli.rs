@@ -6,8 +6,10 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::{DataDir, default_data_dir};
 
+pub mod metrics;
 pub mod plugins;
 pub mod progress;
+pub mod resources;
 mod run;
 
 /// A monitoring host for long-running work, extended with sandboxed WebAssembly plugins.
@@ -30,6 +32,9 @@ pub enum Command {
     /// Manage plugins: list, inspect, check, enable, disable, revoke grants.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// The metric history: list the series, query one metric.
+    #[command(subcommand)]
+    Metrics(metrics::MetricsCommand),
     /// Report progress of a run: start, update, finish, fail or cancel a node.
     #[command(subcommand)]
     Progress(progress::ProgressCommand),
@@ -63,6 +68,8 @@ pub enum Command {
         #[arg(long, value_name = "PLUGIN", conflicts_with = "json")]
         format: Option<String>,
     },
+    /// The machine now: CPU, memory, disks, network and, with --processes, the top processes.
+    Resources(resources::ResourcesArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while doing it.
@@ -81,6 +88,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(data, args),
         Command::Plugins(command) => plugins::run(&data, command),
+        Command::Metrics(command) => metrics::run(&*crate::client::connect(&data, None)?, command),
         Command::Progress(command) => progress::run(&*crate::client::connect(&data, None)?, command),
         Command::Watch { run, interval_ms } => {
             progress::watch(&data, &run, std::time::Duration::from_millis(interval_ms))
@@ -95,5 +103,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{}", client.status(format.as_deref())?);
             Ok(())
         }
+        Command::Resources(args) => resources::run(&args),
     }
 }

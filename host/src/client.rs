@@ -1,6 +1,7 @@
 //! One interface for every command: it talks to the running daemon over its API,
 //! or, when no daemon runs, works on the database directly.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::cli::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
+use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
 
 pub mod local;
@@ -38,6 +40,15 @@ pub trait Client {
     fn history(&self, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>>;
     /// A run's tree rendered by a display-formatter plugin.
     fn format_run(&self, run: &str, plugin: &str) -> anyhow::Result<String>;
+    /// Every series in the metric history.
+    fn metric_series(&self) -> anyhow::Result<SeriesListing>;
+    /// The history since `since_ms` of the series named `name` with all of `labels`.
+    fn metric_history(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        since_ms: u64,
+    ) -> anyhow::Result<Vec<History>>;
 }
 
 /// What the daemon writes to `daemon.json` so other commands can find it.
@@ -182,6 +193,28 @@ impl Client for Remote {
 
     fn format_run(&self, run: &str, plugin: &str) -> anyhow::Result<String> {
         self.text(&format!("/v1/runs/{run}"), Some(plugin))
+    }
+
+    fn metric_series(&self) -> anyhow::Result<SeriesListing> {
+        self.get("/v1/metrics/series")
+    }
+
+    fn metric_history(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        since_ms: u64,
+    ) -> anyhow::Result<Vec<History>> {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let response = self
+            .agent
+            .get(format!("{}/v1/metrics/history", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .query("name", name)
+            .query("since_ms", since_ms.to_string())
+            .query("labels", labels.join(","))
+            .call();
+        self.answer(response)
     }
 }
 

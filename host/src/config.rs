@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::plugin::{Limits, Settings};
+use crate::store::metrics::MetricRetention;
 use crate::store::progress::Retention;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -18,6 +19,24 @@ pub struct HostConfig {
     pub api: ApiConfig,
     pub plugins: PluginsConfig,
     pub progress: ProgressConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// How long every sample is kept as it was taken, like `1h`.
+    pub keep_raw: String,
+    /// How long one-minute aggregates (min, max, mean, last) are kept, like `7d`.
+    pub keep_minutes: String,
+    /// Most series one plugin may add to the history; samples of more are dropped.
+    pub max_series_per_plugin: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { keep_raw: "1h".into(), keep_minutes: "7d".into(), max_series_per_plugin: 1000 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -62,6 +81,7 @@ impl Default for HostConfig {
             api: ApiConfig::default(),
             plugins: PluginsConfig::default(),
             progress: ProgressConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -117,7 +137,7 @@ impl HostConfig {
             ConfigError::Parse { path: path.into(), message }
         })?;
         let p = &config.plugins;
-        let checks: [(&'static str, u64, u64, u64, &'static str); 7] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 8] = [
             ("sample_interval_ms", config.sample_interval_ms, 100, 3_600_000, "100 to 3600000"),
             ("plugins.memory_limit_mib", p.memory_limit_mib, 1, 4096, "1 to 4096"),
             ("plugins.call_timeout_ms", p.call_timeout_ms, 1, 60_000, "1 to 60000"),
@@ -125,6 +145,7 @@ impl HostConfig {
             ("plugins.max_metrics", p.max_metrics, 1, 1_000_000, "1 to 1000000"),
             ("plugins.quarantine_after", p.quarantine_after.into(), 1, 1000, "1 to 1000"),
             ("progress.max_events_per_run", config.progress.max_events_per_run, 1, u64::MAX, "1 or more"),
+            ("metrics.max_series_per_plugin", config.metrics.max_series_per_plugin, 1, 1_000_000, "1 to 1000000"),
         ];
         for (field, value, min, max, range) in checks {
             if !(min..=max).contains(&value) {
@@ -134,20 +155,30 @@ impl HostConfig {
         if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Listen { path: path.into(), value: config.api.listen.clone() });
         }
-        if humantime::parse_duration(&config.progress.keep_events).is_err() {
-            let value = config.progress.keep_events.clone();
-            return Err(ConfigError::Duration { path: path.into(), field: "progress.keep_events", value });
+        let durations = [
+            ("progress.keep_events", &config.progress.keep_events),
+            ("metrics.keep_raw", &config.metrics.keep_raw),
+            ("metrics.keep_minutes", &config.metrics.keep_minutes),
+        ];
+        for (field, value) in durations {
+            if humantime::parse_duration(value).is_err() {
+                return Err(ConfigError::Duration { path: path.into(), field, value: value.clone() });
+            }
         }
         Ok(config)
     }
 
     /// Which progress events the daemon keeps.
     pub fn retention(&self) -> Retention {
-        let age = humantime::parse_duration(&self.progress.keep_events).expect("validated on load");
         Retention {
-            max_age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
+            max_age_ms: millis(&self.progress.keep_events),
             max_events_per_run: self.progress.max_events_per_run,
         }
+    }
+
+    /// How long metric history is kept.
+    pub fn metric_retention(&self) -> MetricRetention {
+        MetricRetention { raw_ms: millis(&self.metrics.keep_raw), minutes_ms: millis(&self.metrics.keep_minutes) }
     }
 
     pub fn sample_interval(&self) -> Duration {
@@ -167,6 +198,12 @@ impl HostConfig {
             quarantine_after: p.quarantine_after,
         }
     }
+}
+
+/// A duration checked on load, in milliseconds.
+fn millis(text: &str) -> u64 {
+    let duration = humantime::parse_duration(text).expect("validated on load");
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -191,6 +228,8 @@ mod tests {
         assert_eq!(c.plugins.quarantine_after, 3);
         let c = parse("[progress]\nkeep_events = \"2h\"\nmax_events_per_run = 10").unwrap();
         assert_eq!(c.retention(), Retention { max_age_ms: 7_200_000, max_events_per_run: 10 });
+        let c = parse("[metrics]\nkeep_raw = \"10m\"").unwrap();
+        assert_eq!(c.metric_retention(), MetricRetention { raw_ms: 600_000, minutes_ms: 7 * 86_400_000 });
     }
 
     #[test]
@@ -202,6 +241,7 @@ mod tests {
             ("[api]\nlisten = \"localhost\"", "api.listen = 'localhost' is not an address"),
             ("[progress]\nkeep_events = \"a while\"", "progress.keep_events = 'a while' is not a duration"),
             ("[progress]\nmax_events_per_run = 0", "progress.max_events_per_run = 0 is out of range"),
+            ("[metrics]\nkeep_minutes = \"1 week-ish\"", "metrics.keep_minutes = '1 week-ish' is not a duration"),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();

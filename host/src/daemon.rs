@@ -17,6 +17,7 @@ use crate::config::HostConfig;
 use crate::lock::InstanceLock;
 use crate::metrics::{self, Board};
 use crate::paths::DataDir;
+use crate::plugin::stats::Latencies;
 use crate::plugin::{Manager, Runtime};
 use crate::sampler::{self, Sampler, SharedSnapshot};
 use crate::store::Store;
@@ -68,11 +69,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         Writer::start(store.clone(), Some(Box::new(calculator))).context("cannot start the progress writer")?;
     let state = AppState {
         manager: manager.clone(),
-        store,
+        store: store.clone(),
         board: board.clone(),
         snapshot: snapshot.clone(),
         token: token.into(),
         writer: writer.clone(),
+        data: data.clone(),
     };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -94,16 +96,36 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(config.sample_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
+    let mut ticks = Latencies::default();
+    let max_series = config.metrics.max_series_per_plugin;
+    let mut flooding = std::collections::HashSet::new();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let retention = config.retention();
+    let metric_retention = config.metric_retention();
     // Streams made once, so a signal that lands during a tick is not lost.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                *snapshot.write().expect("snapshot lock") = Arc::new(sampler.sample());
-                sample_plugins(&manager, &board).await;
+                let started = Instant::now();
+                let now = Arc::new(sampler.sample());
+                *snapshot.write().expect("snapshot lock") = now.clone();
+                sample_plugins(&manager, &board, &ticks, &now).await;
+                let samples = board.lock().expect("board lock").samples();
+                let history = store.clone();
+                match tokio::task::spawn_blocking(move || history.metrics_record(&samples, max_series)).await {
+                    Ok(Ok(refused)) => {
+                        for (plugin, n) in refused {
+                            if flooding.insert(plugin.clone()) {
+                                tracing::warn!(plugin = %plugin, "{n} samples of new series not kept in the history: the plugin has {max_series} series, the most metrics.max_series_per_plugin allows; its known series go on being kept");
+                            }
+                        }
+                    }
+                    Ok(Err(e)) => tracing::error!("recording metric history: {e}"),
+                    Err(e) => tracing::error!("recording metric history: {e}"),
+                }
+                ticks.record(started.elapsed());
             }
             Some(()) = changes.recv() => {
                 // Let a burst of events (a copy, an editor's save) settle first.
@@ -125,6 +147,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                         tracing::error!("pruning progress events: {e}");
                     }
                 });
+                let history = store.clone();
+                tokio::task::spawn_blocking(move || {
+                    match history.metrics_compact(&metric_retention, sampler::now_ms()) {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::debug!(removed, "metric history compacted"),
+                        Err(e) => tracing::error!("compacting metric history: {e}"),
+                    }
+                });
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -144,9 +174,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Calls the metric providers and refreshes the board with their metrics and
-/// every plugin's self-metrics.
-async fn sample_plugins(manager: &Manager, board: &Mutex<Board>) {
+/// Calls the metric providers and refreshes the board with their metrics, the
+/// machine's, and the host's own (plugins' self-metrics, tick times).
+async fn sample_plugins(manager: &Manager, board: &Mutex<Board>, ticks: &Latencies, machine: &sampler::Snapshot) {
     let results = manager.collect().await;
     let now = sampler::now_ms();
     let live = manager.live_stats();
@@ -156,7 +186,10 @@ async fn sample_plugins(manager: &Manager, board: &Mutex<Board>) {
             tracing::warn!(plugin = %plugin, "metric refused: {why}");
         }
     }
-    board.put_host(metrics::plugin_self_metrics(&live, now));
+    let mut host = sampler::samples(machine);
+    host.extend(metrics::plugin_self_metrics(&live, now));
+    host.extend(metrics::tick_metrics(ticks, now));
+    board.put_host(host);
 }
 
 /// Sends a message on every change in the plugin directory.

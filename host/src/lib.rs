@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod exposition;
 pub mod lock;
 pub mod metrics;
 pub mod paths;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plugin::bindings::types;
 use crate::plugin::manager::LiveStats;
+use crate::plugin::stats::Latencies;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -109,6 +110,22 @@ pub fn plugin_self_metrics(plugins: &[LiveStats], now_ms: u64) -> Vec<Sample> {
         put("monitor_plugin_running", f64::from(u8::from(p.running)), "");
     }
     out
+}
+
+/// How long the host's ticks take (sampling, plugins, the history commit), as
+/// host series.
+pub fn tick_metrics(ticks: &Latencies, now_ms: u64) -> Vec<Sample> {
+    let (p50_us, p99_us) = ticks.p50_p99_us();
+    [("monitor_tick_duration_p50_seconds", p50_us), ("monitor_tick_duration_p99_seconds", p99_us)]
+        .into_iter()
+        .map(|(name, us)| Sample {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            value: us / 1e6,
+            unit: "seconds".into(),
+            timestamp_ms: now_ms,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub mod metrics;
 pub mod plugins;
 pub mod progress;
 
@@ -73,6 +74,11 @@ impl Store {
             tx.open_table(PLUGIN_KV).map_err(db)?;
             tx.open_table(PROGRESS_NODES).map_err(db)?;
             tx.open_table(PROGRESS_EVENTS).map_err(db)?;
+            tx.open_table(metrics::SERIES_IDS).map_err(db)?;
+            tx.open_table(metrics::SERIES_INFO).map_err(db)?;
+            tx.open_table(metrics::POINTS).map_err(db)?;
+            tx.open_table(metrics::MINUTES).map_err(db)?;
+            tx.open_table(metrics::SERIES_PER_PLUGIN).map_err(db)?;
         }
         tx.commit().map_err(db)?;
         Ok(store)

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use monitor_tests::{Sandbox, install, wait_for};
 
-const EXAMPLES: [&str; 5] =
-    ["derived-metrics", "textfile-collector", "weighted-phases", "jsonl-alerts", "compact-status"];
 const STARTS: usize = 10;
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -32,25 +30,7 @@ fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
     let sandbox = Sandbox::new();
     let dir = sandbox.plugins();
-    for p in EXAMPLES {
-        install(p, &dir, &format!("{p}.wasm"));
-    }
-    let prom = sandbox.root.path().join("prom");
-    let alerts = sandbox.root.path().join("alerts");
-    std::fs::create_dir_all(&prom).unwrap();
-    std::fs::create_dir_all(&alerts).unwrap();
-    std::fs::write(prom.join("a.prom"), "queue_depth{queue=\"ingest\"} 42\n").unwrap();
-    std::fs::write(dir.join("textfile-collector.toml"), format!("directory = \"{}\"\n", prom.display())).unwrap();
-    std::fs::write(dir.join("jsonl-alerts.toml"), format!("path = \"{}/a.jsonl\"\n", alerts.display())).unwrap();
-    let dir_arg = dir.to_str().unwrap();
-    for (plugin, grant) in [
-        ("textfile-collector", format!("fs-read:{}", prom.display())),
-        ("jsonl-alerts", format!("fs-write:{}", alerts.display())),
-    ] {
-        let out = sandbox.monitor(&["plugins", "enable", plugin, "--grant", &grant, "--plugins", dir_arg]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-
+    sandbox.install_examples();
     // Warm the compile cache.
     let mut host = sandbox.start(&[]);
     host.signal("TERM");

@@ -145,6 +145,10 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut condition: impl FnMut() -> O
 }
 
 /// A data directory and a plugin directory in a fresh temporary directory.
+/// The example plugins in `plugins/`.
+pub const EXAMPLES: [&str; 5] =
+    ["derived-metrics", "textfile-collector", "weighted-phases", "jsonl-alerts", "compact-status"];
+
 pub struct Sandbox {
     pub root: tempfile::TempDir,
 }
@@ -228,6 +232,13 @@ impl Sandbox {
         samples.iter().find(|s| s["name"] == name && s["labels"]["plugin"] == plugin)?["value"].as_f64()
     }
 
+    /// The latest value of the host's own series `name` (no labels), if it has one.
+    pub fn metric_host(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.api_get("/v1/metrics", Some(&self.token()));
+        let samples: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        samples.iter().find(|s| s["name"] == name)?["value"].as_f64()
+    }
+
     /// The state word of plugin `name` (`running`, `quarantined`, ...), if listed.
     pub fn state(&self, name: &str) -> Option<String> {
         let listing = self.listing();
@@ -236,6 +247,30 @@ impl Sandbox {
             .iter()
             .find(|p| p["name"] == name)
             .map(|p| p["state"]["state"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Installs the five example plugins, configured and granted what they need
+    /// (a textfile directory with one series, a directory for alert lines).
+    pub fn install_examples(&self) {
+        let dir = self.plugins();
+        for p in EXAMPLES {
+            install(p, &dir, &format!("{p}.wasm"));
+        }
+        let prom = self.root.path().join("prom");
+        let alerts = self.root.path().join("alerts");
+        std::fs::create_dir_all(&prom).unwrap();
+        std::fs::create_dir_all(&alerts).unwrap();
+        std::fs::write(prom.join("a.prom"), "queue_depth{queue=\"ingest\"} 42\n").unwrap();
+        std::fs::write(dir.join("textfile-collector.toml"), format!("directory = \"{}\"\n", prom.display())).unwrap();
+        std::fs::write(dir.join("jsonl-alerts.toml"), format!("path = \"{}/a.jsonl\"\n", alerts.display())).unwrap();
+        let dir_arg = dir.to_str().unwrap();
+        for (plugin, grant) in [
+            ("textfile-collector", format!("fs-read:{}", prom.display())),
+            ("jsonl-alerts", format!("fs-write:{}", alerts.display())),
+        ] {
+            let out = self.monitor(&["plugins", "enable", plugin, "--grant", &grant, "--plugins", dir_arg]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 
     /// Starts `monitor run` on this sandbox and waits until its API answers.

@@ -1,6 +1,7 @@
 //! The client used when no daemon runs: changes go straight to the database and
 //! take effect when the host next starts.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -17,6 +18,7 @@ use crate::store::{Store, StoreError};
 
 /// How long an offline command waits for another one to let go of the database.
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
 
 pub struct Local {
@@ -146,6 +148,19 @@ impl Client for Local {
         history(&self.store, run, since)
     }
 
+    fn metric_series(&self) -> anyhow::Result<SeriesListing> {
+        series_listing(&self.store, &self.data)
+    }
+
+    fn metric_history(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        since_ms: u64,
+    ) -> anyhow::Result<Vec<History>> {
+        Ok(self.store.metrics_query(name, labels, since_ms)?)
+    }
+
     fn format_run(&self, run: &str, plugin: &str) -> anyhow::Result<String> {
         tree(&self.store, run)?;
         bail!("formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'");
@@ -179,6 +194,12 @@ pub fn tree(store: &Store, run: &str) -> anyhow::Result<Vec<Node>> {
         bail!("no run named '{run}'; runs: {runs}");
     }
     Ok(nodes)
+}
+
+/// Every series, and how much disk the database takes.
+pub fn series_listing(store: &Store, data: &DataDir) -> anyhow::Result<SeriesListing> {
+    let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
+    Ok(SeriesListing { series: store.metrics_series()?, database_bytes })
 }
 
 /// A run's events after `since`, or an error naming the runs there are.

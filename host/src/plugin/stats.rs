@@ -15,8 +15,33 @@ pub struct Stats {
     pub consecutive_faults: u32,
     pub last_error: Option<String>,
     pub memory_peak_bytes: u64,
-    latencies_ns: Vec<u64>,
+    latencies: Latencies,
+}
+
+/// The most recent durations of something (at most [`WINDOW`]), for percentiles.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    ns: Vec<u64>,
     next: usize,
+}
+
+impl Latencies {
+    pub fn record(&mut self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        if self.ns.len() < WINDOW {
+            self.ns.push(ns);
+        } else {
+            self.ns[self.next] = ns;
+        }
+        self.next = (self.next + 1) % WINDOW;
+    }
+
+    /// Median and 99th percentile, in microseconds; 0 before anything was recorded.
+    pub fn p50_p99_us(&self) -> (f64, f64) {
+        let mut sorted = self.ns.clone();
+        sorted.sort_unstable();
+        (percentile(&sorted, 0.50), percentile(&sorted, 0.99))
+    }
 }
 
 /// A copy of the counters with percentiles computed, for display and storage.
@@ -40,20 +65,13 @@ impl Stats {
             consecutive_faults: previous.consecutive_faults,
             last_error: previous.last_error.clone(),
             memory_peak_bytes: previous.memory_peak_bytes,
-            latencies_ns: Vec::with_capacity(WINDOW),
-            next: 0,
+            latencies: Latencies::default(),
         }
     }
 
     pub fn record_call(&mut self, took: Duration) {
         self.calls += 1;
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        if self.latencies_ns.len() < WINDOW {
-            self.latencies_ns.push(ns);
-        } else {
-            self.latencies_ns[self.next] = ns;
-        }
-        self.next = (self.next + 1) % WINDOW;
+        self.latencies.record(took);
     }
 
     pub fn record_success(&mut self) {
@@ -67,15 +85,14 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        let mut sorted = self.latencies_ns.clone();
-        sorted.sort_unstable();
+        let (p50_us, p99_us) = self.latencies.p50_p99_us();
         StatsSnapshot {
             calls: self.calls,
             faults: self.faults,
             consecutive_faults: self.consecutive_faults,
             last_error: self.last_error.clone(),
-            p50_us: percentile(&sorted, 0.50),
-            p99_us: percentile(&sorted, 0.99),
+            p50_us,
+            p99_us,
             memory_peak_bytes: self.memory_peak_bytes,
         }
     }

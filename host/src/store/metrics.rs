@@ -1,0 +1,406 @@
+//! Metric history: every sample the host keeps, then one-minute aggregates.
+//!
+//! A series (a name plus a label set) gets a number the first time it is seen
+//! (`metric_series`: canonical key → id; `metric_series_info`: id → JSON
+//! [`SeriesInfo`]). Raw points live in `metric_points` keyed by `(id, ms)`; once
+//! older than the raw window, [`Store::metrics_compact`] folds them into
+//! `metric_minutes` (`(id, minute_ms)` → min, max, sum, last, count) and removes
+//! them, and removes aggregates older than the aggregate window. A tick's samples
+//! are written in one transaction ([`Store::metrics_record`]).
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{META, Store, StoreError, db};
+use crate::metrics::Sample;
+
+pub(super) const SERIES_IDS: TableDefinition<&str, u64> = TableDefinition::new("metric_series");
+pub(super) const SERIES_INFO: TableDefinition<u64, &str> = TableDefinition::new("metric_series_info");
+pub(super) const POINTS: TableDefinition<(u64, u64), f64> = TableDefinition::new("metric_points");
+/// How many series each plugin has in the history, for [`Store::metrics_record`]'s cap.
+pub(super) const SERIES_PER_PLUGIN: TableDefinition<&str, u64> = TableDefinition::new("metric_series_per_plugin");
+/// A minute's min, max, sum, last and count.
+type Minute = (f64, f64, f64, f64, u64);
+pub(super) const MINUTES: TableDefinition<(u64, u64), Minute> = TableDefinition::new("metric_minutes");
+
+const MINUTE_MS: u64 = 60_000;
+/// Most raw points one compaction folds, so it never holds the write lock long.
+const COMPACT_LIMIT: usize = 200_000;
+
+/// What a series is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesInfo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub unit: String,
+}
+
+impl SeriesInfo {
+    /// `name{a="1",b="2"}`: one key per series, labels in order.
+    pub fn key(&self) -> String {
+        let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        format!("{}{{{}}}", self.name, labels.join(","))
+    }
+}
+
+/// One point of a series' history: a raw sample, or a minute's aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub at_ms: u64,
+    /// The sample, or the minute's mean.
+    pub value: f64,
+    /// For a minute's aggregate: its lowest, highest and last sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<f64>,
+}
+
+/// A series with the points asked for, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    #[serde(flatten)]
+    pub series: SeriesInfo,
+    pub points: Vec<Point>,
+}
+
+/// What `monitor metrics list` shows: the series and the database's size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeriesListing {
+    pub series: Vec<SeriesInfo>,
+    pub database_bytes: u64,
+}
+
+/// How long raw points and minute aggregates are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricRetention {
+    pub raw_ms: u64,
+    pub minutes_ms: u64,
+}
+
+impl Store {
+    /// Stores one tick's samples in one transaction. A plugin (a sample's
+    /// `plugin` label) may have at most `max_series_per_plugin` series; samples
+    /// of further new series are not stored. Returns those refused, by plugin.
+    pub fn metrics_record(
+        &self,
+        samples: &[Sample],
+        max_series_per_plugin: u64,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut refused = BTreeMap::new();
+        if samples.is_empty() {
+            return Ok(refused);
+        }
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut per_plugin = tx.open_table(SERIES_PER_PLUGIN).map_err(db)?;
+            let mut ids = tx.open_table(SERIES_IDS).map_err(db)?;
+            let mut infos = tx.open_table(SERIES_INFO).map_err(db)?;
+            let mut points = tx.open_table(POINTS).map_err(db)?;
+            let mut meta = tx.open_table(META).map_err(db)?;
+            for sample in samples {
+                let info =
+                    SeriesInfo { name: sample.name.clone(), labels: sample.labels.clone(), unit: sample.unit.clone() };
+                let key = info.key();
+                let known = ids.get(key.as_str()).map_err(db)?.map(|v| v.value());
+                let id = match known {
+                    Some(id) => id,
+                    None => {
+                        if let Some(plugin) = sample.labels.get("plugin") {
+                            let held = per_plugin.get(plugin.as_str()).map_err(db)?.map_or(0, |v| v.value());
+                            if held >= max_series_per_plugin {
+                                *refused.entry(plugin.clone()).or_default() += 1;
+                                continue;
+                            }
+                            per_plugin.insert(plugin.as_str(), held + 1).map_err(db)?;
+                        }
+                        let id = meta.get("next_series_id").map_err(db)?.map_or(1, |v| v.value());
+                        meta.insert("next_series_id", id + 1).map_err(db)?;
+                        ids.insert(key.as_str(), id).map_err(db)?;
+                        let json = serde_json::to_string(&info).expect("series info serialises");
+                        infos.insert(id, json.as_str()).map_err(db)?;
+                        id
+                    }
+                };
+                points.insert((id, sample.timestamp_ms), sample.value).map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(refused)
+    }
+
+    /// Every series, by key.
+    pub fn metrics_series(&self) -> Result<Vec<SeriesInfo>, StoreError> {
+        Ok(self.series_with_ids()?.into_iter().map(|(_, info)| info).collect())
+    }
+
+    fn series_with_ids(&self) -> Result<Vec<(u64, SeriesInfo)>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let infos = tx.open_table(SERIES_INFO).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in infos.iter().map_err(db)? {
+            let (id, json) = entry.map_err(db)?;
+            let info: SeriesInfo = serde_json::from_str(json.value())
+                .map_err(|source| StoreError::Corrupt { key: format!("series #{}", id.value()), source })?;
+            out.push((id.value(), info));
+        }
+        out.sort_by_key(|(_, info)| info.key());
+        Ok(out)
+    }
+
+    /// The history since `since_ms` of every series named `name` whose labels
+    /// include all of `matchers`: minute aggregates where raw points are gone.
+    pub fn metrics_query(
+        &self,
+        name: &str,
+        matchers: &BTreeMap<String, String>,
+        since_ms: u64,
+    ) -> Result<Vec<History>, StoreError> {
+        let wanted: Vec<(u64, SeriesInfo)> = self
+            .series_with_ids()?
+            .into_iter()
+            .filter(|(_, s)| s.name == name && matchers.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+            .collect();
+        let tx = self.db.begin_read().map_err(db)?;
+        let points = tx.open_table(POINTS).map_err(db)?;
+        let minutes = tx.open_table(MINUTES).map_err(db)?;
+        let mut out = Vec::with_capacity(wanted.len());
+        for (id, series) in wanted {
+            let mut raw = Vec::new();
+            for entry in points.range((id, since_ms)..=(id, u64::MAX)).map_err(db)? {
+                let (key, value) = entry.map_err(db)?;
+                raw.push(Point { at_ms: key.value().1, value: value.value(), min: None, max: None, last: None });
+            }
+            // Aggregates only before the first raw point: no minute is counted twice.
+            let until = raw.first().map_or(u64::MAX, |p| p.at_ms);
+            let mut history = Vec::new();
+            for entry in minutes.range((id, since_ms / MINUTE_MS * MINUTE_MS)..(id, until)).map_err(db)? {
+                let (key, agg) = entry.map_err(db)?;
+                let (min, max, sum, last, count) = agg.value();
+                history.push(Point {
+                    at_ms: key.value().1,
+                    value: sum / count.max(1) as f64,
+                    min: Some(min),
+                    max: Some(max),
+                    last: Some(last),
+                });
+            }
+            history.extend(raw);
+            out.push(History { series, points: history });
+        }
+        Ok(out)
+    }
+
+    /// Folds raw points older than the raw window into minute aggregates and
+    /// removes aggregates older than theirs; returns how many rows went.
+    pub fn metrics_compact(&self, retention: &MetricRetention, now_ms: u64) -> Result<u64, StoreError> {
+        // Only whole minutes are folded, so a minute is never aggregated in two parts.
+        let raw_cutoff = now_ms.saturating_sub(retention.raw_ms) / MINUTE_MS * MINUTE_MS;
+        let minute_cutoff = now_ms.saturating_sub(retention.minutes_ms);
+        let ids: Vec<u64> = self.series_with_ids()?.into_iter().map(|(id, _)| id).collect();
+        let tx = self.db.begin_write().map_err(db)?;
+        let mut removed = 0u64;
+        {
+            let mut points = tx.open_table(POINTS).map_err(db)?;
+            let mut minutes = tx.open_table(MINUTES).map_err(db)?;
+            for id in ids {
+                let mut folded: BTreeMap<u64, Minute> = BTreeMap::new();
+                let mut doomed = Vec::new();
+                for entry in points.range((id, 0)..(id, raw_cutoff)).map_err(db)? {
+                    if removed as usize + doomed.len() >= COMPACT_LIMIT {
+                        break;
+                    }
+                    let (key, value) = entry.map_err(db)?;
+                    let (at, value) = (key.value().1, value.value());
+                    doomed.push(at);
+                    let minute = at / MINUTE_MS * MINUTE_MS;
+                    let agg = folded.entry(minute).or_insert((value, value, 0.0, value, 0));
+                    agg.0 = agg.0.min(value);
+                    agg.1 = agg.1.max(value);
+                    agg.2 += value;
+                    agg.3 = value;
+                    agg.4 += 1;
+                }
+                for (minute, (min, max, sum, last, count)) in folded {
+                    let before = minutes.get((id, minute)).map_err(db)?.map(|v| v.value());
+                    let merged = match before {
+                        Some((m0, m1, s, _, c)) => (m0.min(min), m1.max(max), s + sum, last, c + count),
+                        None => (min, max, sum, last, count),
+                    };
+                    minutes.insert((id, minute), merged).map_err(db)?;
+                }
+                for at in &doomed {
+                    points.remove((id, *at)).map_err(db)?;
+                }
+                removed += doomed.len() as u64;
+                let old: Vec<u64> = minutes
+                    .range((id, 0)..(id, minute_cutoff))
+                    .map_err(db)?
+                    .map(|e| e.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()
+                    .map_err(db)?;
+                for minute in &old {
+                    minutes.remove((id, *minute)).map_err(db)?;
+                }
+                removed += old.len() as u64;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str, labels: &[(&str, &str)], value: f64, at: u64) -> Sample {
+        Sample {
+            name: name.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            value,
+            unit: "percent".into(),
+            timestamp_ms: at,
+        }
+    }
+
+    impl Store {
+        fn metrics_record_all(&self, samples: &[Sample]) -> Result<(), StoreError> {
+            assert!(self.metrics_record(samples, u64::MAX)?.is_empty());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_plugin_cannot_flood_the_history_with_series() {
+        let (_dir, store) = open();
+        let tick = |t: u64| -> Vec<Sample> {
+            let mut batch: Vec<Sample> =
+                (0..5).map(|i| sample("req", &[("plugin", "flood"), ("id", &format!("{t}-{i}"))], 1.0, t)).collect();
+            batch.push(sample("ok", &[("plugin", "calm")], 1.0, t));
+            batch
+        };
+        assert!(store.metrics_record(&tick(1), 8).unwrap().is_empty());
+        let refused = store.metrics_record(&tick(2), 8).unwrap();
+        assert_eq!(refused, BTreeMap::from([("flood".to_string(), 2)]), "5 + 3 new series fit, 2 do not");
+        assert_eq!(store.metrics_record(&tick(3), 8).unwrap()["flood"], 5);
+        let series = store.metrics_series().unwrap();
+        assert_eq!(series.iter().filter(|s| s.labels["plugin"] == "flood").count(), 8);
+        assert_eq!(store.metrics_query("ok", &BTreeMap::new(), 0).unwrap()[0].points.len(), 3, "others go on");
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.redb")).unwrap();
+        (dir, store)
+    }
+
+    fn values(history: &History) -> Vec<(u64, f64)> {
+        history.points.iter().map(|p| (p.at_ms, p.value)).collect()
+    }
+
+    #[test]
+    fn records_series_and_queries_by_name_and_labels() {
+        let (_dir, store) = open();
+        for t in 0..3u64 {
+            let at = 1_000 + t * 1_000;
+            store
+                .metrics_record_all(&[
+                    sample("cpu", &[("core", "0")], t as f64, at),
+                    sample("cpu", &[("core", "1")], 10.0 + t as f64, at),
+                    sample("mem", &[], 5.0, at),
+                ])
+                .unwrap();
+        }
+        let keys: Vec<String> = store.metrics_series().unwrap().iter().map(SeriesInfo::key).collect();
+        assert_eq!(keys, [r#"cpu{core="0"}"#, r#"cpu{core="1"}"#, "mem{}"]);
+        let all = store.metrics_query("cpu", &BTreeMap::new(), 0).unwrap();
+        assert_eq!(all.len(), 2);
+        let one = store.metrics_query("cpu", &[("core".into(), "1".into())].into(), 2_000).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(values(&one[0]), [(2_000, 11.0), (3_000, 12.0)]);
+        assert!(store.metrics_query("nope", &BTreeMap::new(), 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn old_points_become_minute_aggregates_then_go() {
+        let (_dir, store) = open();
+        // Four minutes of samples every 10 s: 0..=5 in minute 0, 6..=11 in minute 1, ...
+        let batch: Vec<Sample> = (0..24u64).map(|i| sample("x", &[], i as f64, i * 10_000)).collect();
+        for s in &batch {
+            store.metrics_record_all(std::slice::from_ref(s)).unwrap();
+        }
+        let retention = MetricRetention { raw_ms: 60_000, minutes_ms: 3_600_000 };
+        // At 2:30, raw points before 1:00 (whole minutes only) are folded.
+        assert_eq!(store.metrics_compact(&retention, 150_000).unwrap(), 6);
+        let history = &store.metrics_query("x", &BTreeMap::new(), 0).unwrap()[0];
+        let first = &history.points[0];
+        assert_eq!(
+            (first.at_ms, first.value, first.min, first.max, first.last),
+            (0, 2.5, Some(0.0), Some(5.0), Some(5.0))
+        );
+        assert_eq!(history.points.len(), 1 + 18, "minute 0 aggregated, the rest raw");
+        assert_eq!(store.metrics_compact(&retention, 150_000).unwrap(), 0, "nothing left to fold");
+
+        // Much later, the aggregates expire too; the series stays listed.
+        let later = retention.minutes_ms + 200_000;
+        assert_eq!(store.metrics_compact(&retention, later).unwrap(), 18 + 4, "18 points folded, 4 minutes gone");
+        assert!(store.metrics_query("x", &BTreeMap::new(), 0).unwrap()[0].points.is_empty());
+        assert_eq!(store.metrics_series().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_minute_folded_in_two_compactions_merges() {
+        let (_dir, store) = open();
+        let retention = MetricRetention { raw_ms: 0, minutes_ms: u64::MAX };
+        store.metrics_record_all(&[sample("x", &[], 4.0, 1_000)]).unwrap();
+        store.metrics_compact(&retention, 60_000).unwrap();
+        store.metrics_record_all(&[sample("x", &[], 2.0, 2_000)]).unwrap();
+        store.metrics_compact(&retention, 60_000).unwrap();
+        let point = store.metrics_query("x", &BTreeMap::new(), 0).unwrap()[0].points[0].clone();
+        assert_eq!((point.value, point.min, point.max, point.last), (3.0, Some(2.0), Some(4.0), Some(2.0)));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        /// However often compaction runs in between, each minute ends up with
+        /// the min, max, mean and last of exactly its own samples.
+        #[test]
+        fn aggregates_match_the_samples(
+            points in proptest::collection::btree_map(0..300_000u64, -1e6..1e6f64, 1..60),
+            stops in proptest::collection::vec(0..400_000u64, 0..4),
+        ) {
+            let (_dir, store) = open();
+            let retention = MetricRetention { raw_ms: 0, minutes_ms: u64::MAX };
+            let mut stops = stops;
+            stops.sort();
+            let mut stops = stops.into_iter().peekable();
+            for (&at, &value) in &points {
+                while let Some(now) = stops.next_if(|now| *now <= at) {
+                    store.metrics_compact(&retention, now).unwrap();
+                }
+                store.metrics_record_all(&[sample("x", &[], value, at)]).unwrap();
+            }
+            store.metrics_compact(&retention, 1_000_000).unwrap();
+            let got = store.metrics_query("x", &BTreeMap::new(), 0).unwrap().remove(0).points;
+            let mut expected: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+            for (&at, &value) in &points {
+                expected.entry(at / MINUTE_MS * MINUTE_MS).or_default().push(value);
+            }
+            proptest::prop_assert_eq!(got.len(), expected.len());
+            for (point, (minute, values)) in got.iter().zip(&expected) {
+                let mean = values.iter().sum::<f64>() / values.len() as f64;
+                proptest::prop_assert_eq!(point.at_ms, *minute);
+                proptest::prop_assert!((point.value - mean).abs() <= 1e-6 * mean.abs().max(1.0));
+                proptest::prop_assert_eq!(point.min, values.iter().copied().reduce(f64::min));
+                proptest::prop_assert_eq!(point.max, values.iter().copied().reduce(f64::max));
+                proptest::prop_assert_eq!(point.last, values.last().copied());
+            }
+        }
+    }
+}
