@@ -16,12 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::UsageError;
 use crate::cli::metrics::parse_labels;
+use crate::cli::resources::{SortKey, sort};
 use crate::client::local::{history, series_listing, tree};
 use crate::metrics::{Board, Sample};
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, Manager, ManagerError, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
-use crate::sampler::SharedSnapshot;
+use crate::sampler::{ProcessFilter, ProcessSample, SharedProcesses, SharedSnapshot, Snapshot};
 use crate::status;
 use crate::store::Store;
 use crate::store::metrics::{History, SeriesListing};
@@ -34,6 +35,7 @@ pub struct AppState {
     pub store: Store,
     pub board: Arc<Mutex<Board>>,
     pub snapshot: SharedSnapshot,
+    pub processes: SharedProcesses,
     pub token: Arc<str>,
     pub writer: Writer,
     pub data: DataDir,
@@ -82,6 +84,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/metrics/history", get(metric_history))
         .route("/metrics", get(prometheus))
         .route("/v1/status", get(status_line))
+        .route("/v1/resources", get(resources))
+        .route("/v1/processes", get(processes))
         .route("/v1/progress", post(report_batch))
         .route("/v1/progress/{*path}", post(report))
         .route("/v1/runs", get(runs))
@@ -193,6 +197,31 @@ async fn metrics(State(state): State<AppState>) -> Json<Vec<Sample>> {
 async fn prometheus(State(state): State<AppState>) -> Response {
     let samples = state.board.lock().expect("board lock").samples();
     ([(header::CONTENT_TYPE, crate::exposition::CONTENT_TYPE)], crate::exposition::scrape(&samples)).into_response()
+}
+
+async fn resources(State(state): State<AppState>) -> Json<Snapshot> {
+    Json(Snapshot::clone(&state.snapshot.read().expect("snapshot lock")))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessQuery {
+    /// A name or command substring, or `user:NAME`.
+    pub filter: Option<String>,
+    pub sort: Option<SortKey>,
+    pub limit: Option<usize>,
+}
+
+/// The process table as of the last process tick, filtered and sorted.
+async fn processes(State(state): State<AppState>, Query(query): Query<ProcessQuery>) -> Json<Vec<ProcessSample>> {
+    let table = state.processes.read().expect("processes lock").clone();
+    let mut out: Vec<ProcessSample> = match &query.filter {
+        Some(text) => ProcessFilter::parse(text).apply(table.to_vec()),
+        None => table.to_vec(),
+    };
+    sort(&mut out, query.sort.unwrap_or(SortKey::Cpu));
+    out.truncate(query.limit.unwrap_or(usize::MAX));
+    Json(out)
 }
 
 async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQuery>) -> Response {

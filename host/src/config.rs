@@ -16,6 +16,8 @@ use crate::store::progress::Retention;
 pub struct HostConfig {
     /// How often the machine is sampled and metric providers are called.
     pub sample_interval_ms: u64,
+    /// How often the process table is sampled (it costs ~30 µs per process).
+    pub processes_interval_ms: u64,
     pub api: ApiConfig,
     pub plugins: PluginsConfig,
     pub progress: ProgressConfig,
@@ -78,6 +80,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             sample_interval_ms: 1000,
+            processes_interval_ms: 5000,
             api: ApiConfig::default(),
             plugins: PluginsConfig::default(),
             progress: ProgressConfig::default(),
@@ -137,8 +140,9 @@ impl HostConfig {
             ConfigError::Parse { path: path.into(), message }
         })?;
         let p = &config.plugins;
-        let checks: [(&'static str, u64, u64, u64, &'static str); 8] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 9] = [
             ("sample_interval_ms", config.sample_interval_ms, 100, 3_600_000, "100 to 3600000"),
+            ("processes_interval_ms", config.processes_interval_ms, 500, 3_600_000, "500 to 3600000"),
             ("plugins.memory_limit_mib", p.memory_limit_mib, 1, 4096, "1 to 4096"),
             ("plugins.call_timeout_ms", p.call_timeout_ms, 1, 60_000, "1 to 60000"),
             ("plugins.max_output_kib", p.max_output_kib, 1, 1 << 20, "1 to 1048576"),

@@ -19,7 +19,7 @@ use crate::metrics::{self, Board};
 use crate::paths::DataDir;
 use crate::plugin::stats::Latencies;
 use crate::plugin::{Manager, Runtime};
-use crate::sampler::{self, Sampler, SharedSnapshot};
+use crate::sampler::{self, Sampler, SharedProcesses, SharedSnapshot};
 use crate::store::Store;
 use crate::writer::{PRUNE_EVERY, PluginCalculator, Writer};
 
@@ -49,6 +49,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let runtime = Arc::new(Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?);
     let mut sampler = Sampler::new();
     let snapshot: SharedSnapshot = Arc::new(RwLock::new(Arc::new(sampler.sample())));
+    let processes: SharedProcesses = Arc::default();
     let manager =
         Arc::new(Manager::new(runtime, store.clone(), snapshot.clone(), config.plugin_settings(plugins_dir.clone())));
     {
@@ -72,6 +73,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         store: store.clone(),
         board: board.clone(),
         snapshot: snapshot.clone(),
+        processes: processes.clone(),
         token: token.into(),
         writer: writer.clone(),
         data: data.clone(),
@@ -95,6 +97,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     let mut tick = tokio::time::interval(config.sample_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut process_tick = tokio::time::interval(Duration::from_millis(config.processes_interval_ms));
+    process_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut ticks = Latencies::default();
     let max_series = config.metrics.max_series_per_plugin;
@@ -126,6 +130,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     Err(e) => tracing::error!("recording metric history: {e}"),
                 }
                 ticks.record(started.elapsed());
+            }
+            _ = process_tick.tick() => {
+                *processes.write().expect("processes lock") = Arc::new(sampler.processes());
             }
             Some(()) = changes.recv() => {
                 // Let a burst of events (a copy, an editor's save) settle first.

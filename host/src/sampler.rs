@@ -54,6 +54,9 @@ pub struct Snapshot {
 /// The latest snapshot, shared read-only with plugins and views.
 pub type SharedSnapshot = Arc<RwLock<Arc<Snapshot>>>;
 
+/// The latest process table, sampled less often than the rest.
+pub type SharedProcesses = Arc<RwLock<Arc<Vec<ProcessSample>>>>;
+
 /// Samples the machine; rates and CPU shares are measured since the previous call.
 pub struct Sampler {
     system: System,

@@ -167,3 +167,31 @@ fn a_running_host_changes_nothing() {
     assert!(number(&s, "memory_total_bytes") > 0.0, "{s}");
     assert_eq!(s["processes"].as_array().map(Vec::len), Some(3), "{s}");
 }
+
+#[test]
+fn the_host_serves_the_machine_and_its_processes() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.root.path().join("host.toml");
+    std::fs::write(&config, "processes_interval_ms = 500\n").unwrap();
+    let _host = sandbox.start(&["--config", config.to_str().unwrap()]);
+    let sleeper = Sleeper::start();
+    let pid = sleeper.child.id();
+    let found =
+        monitor_tests::wait_for("the sleeper in the host's process table", std::time::Duration::from_secs(30), || {
+            let (_, body) = sandbox.api_get("/v1/processes?filter=sleep&sort=pid", Some(&sandbox.token()));
+            let table: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+            table.into_iter().find(|p| p["pid"] == pid)
+        });
+    assert_eq!(found["name"], "sleep");
+    let (_, body) = sandbox.api_get("/v1/processes?sort=mem&limit=3", Some(&sandbox.token()));
+    let table: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let memory: Vec<u64> = table.iter().map(|p| p["memory_bytes"].as_u64().unwrap()).collect();
+    assert!(memory.len() == 3 && memory.windows(2).all(|w| w[0] >= w[1]), "{memory:?}");
+    let (status, _) = sandbox.api_get("/v1/processes?sort=bogus", Some(&sandbox.token()));
+    assert!(status.contains("400"), "{status}");
+
+    let (_, body) = sandbox.api_get("/v1/resources", Some(&sandbox.token()));
+    let machine: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(machine["memory_total_bytes"].as_u64().unwrap() > 0, "{machine}");
+    assert!(machine["footprint"]["rss_bytes"].as_u64().unwrap() > 0, "the host's own: {machine}");
+}
