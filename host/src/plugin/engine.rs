@@ -1,8 +1,10 @@
 //! The process-wide wasmtime engine: configuration, the epoch ticker that bounds
-//! every call, the linker with the host's imports, and the on-disk compile cache.
+//! every call (and sleeps while no call runs), the linker with the host's
+//! imports, and the on-disk compile cache.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -84,16 +86,51 @@ fn store_artifact(component: &Component, dir: &Path, path: &Path) -> anyhow::Res
     Ok(())
 }
 
-/// Advances the engine's epoch until the engine is dropped.
+/// How many plugin calls are running in this process, and a wake-up for the
+/// tickers when one starts: an idle host does not wake every tick.
+static ACTIVE_CALLS: Mutex<usize> = Mutex::new(0);
+static CALL_STARTED: Condvar = Condvar::new();
+
+/// Held for the length of a plugin call so that the epoch advances meanwhile.
+pub struct Ticking(());
+
+impl Ticking {
+    pub fn start() -> Ticking {
+        *ACTIVE_CALLS.lock().expect("call count lock") += 1;
+        CALL_STARTED.notify_all();
+        Ticking(())
+    }
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        *ACTIVE_CALLS.lock().expect("call count lock") -= 1;
+    }
+}
+
+/// Advances the engine's epoch while any call runs, until the engine is dropped.
 fn spawn_ticker(engine: &Engine) {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("epoch-ticker".into())
         .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
+            loop {
+                {
+                    let active = ACTIVE_CALLS.lock().expect("call count lock");
+                    // Wake now and then to notice a dropped engine.
+                    let (active, _) = CALL_STARTED
+                        .wait_timeout_while(active, Duration::from_secs(1), |n| *n == 0)
+                        .expect("call count lock");
+                    if *active == 0 {
+                        if weak.upgrade().is_none() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
                 std::thread::sleep(EPOCH_TICK);
+                let Some(engine) = weak.upgrade() else { return };
+                engine.increment_epoch();
             }
         })
         .expect("spawning the epoch ticker");

@@ -8,7 +8,7 @@ use wasmtime::Store;
 
 use super::bindings::{guest, types};
 use super::capability::{Kind, Request};
-use super::engine::EPOCH_TICK;
+use super::engine::{EPOCH_TICK, Ticking};
 use super::load::Loaded;
 use super::record::Description;
 use super::sandbox::{Sandbox, SandboxSpec};
@@ -200,7 +200,9 @@ fn guarded<R>(
     let ticks = limits.call_timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
     store.set_epoch_deadline(ticks);
     store.set_hostcall_fuel(limits.max_output_bytes);
+    let ticking = Ticking::start();
     let result = f(store);
+    drop(ticking);
     result.map_err(|e| {
         let sandbox = store.data();
         if let Some(detail) = sandbox.denied.clone() {
