@@ -111,7 +111,8 @@ fn demo() -> Result<(), String> {
     println!("  export MONITOR_DATA_DIR={}", data.display());
     println!("  {} plugins list", monitor.display());
     println!("  {} status --format compact-status", monitor.display());
-    println!("  {} progress start demo/build --total 10 --calculator weighted-phases", monitor.display());
+    println!("  {} progress start demo --calculator weighted-phases", monitor.display());
+    println!("  {} progress start demo/build --total 10", monitor.display());
     println!("  {} progress update demo/build --advance 4", monitor.display());
     println!("  {} status demo", monitor.display());
     println!("  {} resources --processes --limit 10", monitor.display());
