@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::{DataDir, default_data_dir};
 
+pub mod alerts;
 pub mod metrics;
 pub mod plugins;
 pub mod progress;
@@ -32,6 +33,9 @@ pub enum Command {
     /// Manage plugins: list, inspect, check, enable, disable, revoke grants.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Alert rules: check them.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// The metric history: list the series, query one metric.
     #[command(subcommand)]
     Metrics(metrics::MetricsCommand),
@@ -88,6 +92,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(data, args),
         Command::Plugins(command) => plugins::run(&data, command),
+        Command::Alerts(command) => alerts::run(command),
         Command::Metrics(command) => metrics::run(&*crate::client::connect(&data, None)?, command),
         Command::Progress(command) => progress::run(&*crate::client::connect(&data, None)?, command),
         Command::Watch { run, interval_ms } => {

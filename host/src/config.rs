@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::alerts::AlertsConfig;
 use crate::plugin::{Limits, Settings};
 use crate::store::metrics::MetricRetention;
 use crate::store::progress::Retention;
@@ -22,6 +23,8 @@ pub struct HostConfig {
     pub plugins: PluginsConfig,
     pub progress: ProgressConfig,
     pub metrics: MetricsConfig,
+    /// Alert rules; see [`crate::alerts`].
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -85,6 +88,7 @@ impl Default for HostConfig {
             plugins: PluginsConfig::default(),
             progress: ProgressConfig::default(),
             metrics: MetricsConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -118,6 +122,8 @@ pub enum ConfigError {
     Range { path: PathBuf, field: &'static str, value: u64, range: &'static str },
     #[error("config file {path}: api.listen = '{value}' is not an address like 127.0.0.1:8750")]
     Listen { path: PathBuf, value: String },
+    #[error("config file {path}: {}", errors.join("; "))]
+    Alerts { path: PathBuf, errors: Vec<String> },
     #[error("config file {path}: {field} = '{value}' is not a duration; write one like 30d, 12h or 90m")]
     Duration { path: PathBuf, field: &'static str, value: String },
 }
@@ -168,6 +174,10 @@ impl HostConfig {
             if humantime::parse_duration(value).is_err() {
                 return Err(ConfigError::Duration { path: path.into(), field, value: value.clone() });
             }
+        }
+        if let Err(errors) = crate::alerts::validate(&config.alerts) {
+            let errors = errors.iter().map(ToString::to_string).collect();
+            return Err(ConfigError::Alerts { path: path.into(), errors });
         }
         Ok(config)
     }
@@ -246,6 +256,10 @@ mod tests {
             ("[progress]\nkeep_events = \"a while\"", "progress.keep_events = 'a while' is not a duration"),
             ("[progress]\nmax_events_per_run = 0", "progress.max_events_per_run = 0 is out of range"),
             ("[metrics]\nkeep_minutes = \"1 week-ish\"", "metrics.keep_minutes = '1 week-ish' is not a duration"),
+            (
+                "[[alerts.rule]]\nname = \"hot\"\nlevel = \"warning\"\nkind = \"threshold\"\nmetric = \"x\"\nop = \"=>\"\nvalue = 1",
+                "rule 'hot': op '=>' is not one of >, >=, <, <=",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();

@@ -4,6 +4,7 @@
 //! manager; every other command goes through one [`client::Client`], which talks
 //! to the daemon's [`api`] when it runs and to the [`store`] when it does not.
 
+pub mod alerts;
 pub mod api;
 pub mod cli;
 pub mod client;

@@ -1,0 +1,377 @@
+//! The engine: rules plus the state of their alert instances, advanced one
+//! evaluation at a time by whoever holds it (the daemon, a test).
+//!
+//! Per evaluation the samples are indexed by name once, so a rule costs one
+//! lookup plus its matching series; an instance is allocated only when its
+//! condition first holds, and a transition only when something changes.
+//!
+//! Which instances a rule has, and what happens when their input goes away:
+//!
+//! - threshold: one per matching series. A series that is no longer among the
+//!   inputs counts as "condition false": its alert resolves (with no value)
+//!   rather than staying firing forever on data that is gone.
+//! - absence: one. The clock starts at the rule's first evaluation, so a metric
+//!   never seen fires `after` the engine started; a sample counts at its
+//!   timestamp (capped at now).
+//! - stalled: one per running node with no running node below it (the step
+//!   actually working, not every parent above it), not updated for `after`.
+//! - progress_failed: one per failed node with no failed node below it (the
+//!   cause, not the parents that failed with it). A failed node stays failed,
+//!   so its alert stays firing until it is acknowledged, resolved by hand, or
+//!   the node is re-run or no longer fed in.
+//! - plugin_quarantined: one per quarantined plugin.
+
+use std::collections::{HashMap, HashSet};
+
+use super::derive::derive;
+use super::lifecycle::{Ack, Alert, Instance, State, Step, Transition};
+use super::rule::{Kind, Labels, Rule};
+use super::silence::Silence;
+use crate::metrics::Sample;
+use crate::progress::{NodePath, Status};
+
+/// A progress node as the rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInput {
+    pub path: NodePath,
+    pub status: Status,
+    pub updated_ms: u64,
+}
+
+/// What one evaluation looks at: the latest samples, the progress nodes and
+/// the names of the quarantined plugins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inputs<'a> {
+    pub samples: &'a [Sample],
+    pub nodes: &'a [NodeInput],
+    pub quarantined: &'a [String],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertError {
+    #[error("no alert '{0}'; 'monitor alerts list' shows the ids")]
+    Unknown(String),
+    #[error("alert '{id}' is {state}; only a firing alert can be {action}")]
+    NotFiring { id: String, state: State, action: &'static str },
+    #[error("alert '{id}' is already acknowledged by {by}")]
+    AlreadyAcknowledged { id: String, by: String },
+    #[error("a silence needs at least one matcher, like rule=cpu-hot")]
+    NoMatchers,
+    #[error("a silence until {until_ms} ends before now ({now_ms}); give a time in the future")]
+    Past { until_ms: u64, now_ms: u64 },
+}
+
+/// One rule and its instances.
+#[derive(Debug)]
+struct Slot {
+    rule: Rule,
+    /// Threshold instances, by their series' labels.
+    series: HashMap<Labels, Instance>,
+    /// Other instances, by node path, plugin name, or `""` for absence.
+    named: HashMap<String, Instance>,
+    /// Absence: the newest sample seen so far.
+    last_seen_ms: Option<u64>,
+}
+
+/// Rule evaluation and alert lifecycle; see the [module docs](super).
+#[derive(Debug)]
+pub struct Engine {
+    slots: Vec<Slot>,
+    silences: Vec<Silence>,
+    next_silence: u64,
+    generation: u64,
+}
+
+/// What every rule of one evaluation shares.
+struct Tick<'a> {
+    index: &'a HashMap<&'a str, Vec<&'a Sample>>,
+    inputs: &'a Inputs<'a>,
+    /// Paths with a running (failed) node below them.
+    running_below: HashSet<&'a str>,
+    failed_below: HashSet<&'a str>,
+    now_ms: u64,
+    generation: u64,
+    silences: &'a [Silence],
+}
+
+impl Engine {
+    pub fn new(rules: Vec<Rule>) -> Engine {
+        let slots = rules
+            .into_iter()
+            .map(|rule| Slot { rule, series: HashMap::new(), named: HashMap::new(), last_seen_ms: None })
+            .collect();
+        Engine { slots, silences: Vec::new(), next_silence: 1, generation: 0 }
+    }
+
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.slots.iter().map(|s| &s.rule)
+    }
+
+    /// Advances every rule to `now_ms`; the transitions come per rule in rule
+    /// order, and within a rule by alert id.
+    pub fn evaluate(&mut self, inputs: &Inputs, now_ms: u64) -> Vec<Transition> {
+        self.generation += 1;
+        self.silences.retain(|s| s.is_active(now_ms));
+        let mut index: HashMap<&str, Vec<&Sample>> = HashMap::with_capacity(inputs.samples.len().min(256));
+        for sample in inputs.samples {
+            index.entry(sample.name.as_str()).or_default().push(sample);
+        }
+        let derived = derive(&index);
+        for sample in &derived {
+            index.entry(sample.name.as_str()).or_default().push(sample);
+        }
+        let uses = |f: fn(&Kind) -> bool| self.slots.iter().any(|s| f(&s.rule.kind));
+        let below = |status: Status| -> HashSet<&str> {
+            let mut set = HashSet::new();
+            for node in inputs.nodes.iter().filter(|n| n.status == status) {
+                let path = node.path.as_str();
+                set.extend(path.match_indices('/').map(|(i, _)| &path[..i]));
+            }
+            set
+        };
+        let running_below =
+            if uses(|k| matches!(k, Kind::Stalled { .. })) { below(Status::Running) } else { HashSet::new() };
+        let failed_below =
+            if uses(|k| matches!(k, Kind::ProgressFailed { .. })) { below(Status::Failed) } else { HashSet::new() };
+        let tick = Tick {
+            index: &index,
+            inputs,
+            running_below,
+            failed_below,
+            now_ms,
+            generation: self.generation,
+            silences: &self.silences,
+        };
+        let mut out = Vec::new();
+        for slot in &mut self.slots {
+            let start = out.len();
+            slot.evaluate(&tick, &mut out);
+            if out.len() - start > 1 {
+                out[start..].sort_by(|a, b| a.id.cmp(&b.id));
+            }
+        }
+        out
+    }
+
+    /// Acknowledges a firing alert until it resolves; stops its repeats.
+    pub fn ack(&mut self, id: &str, by: &str, note: &str, now_ms: u64) -> Result<Transition, AlertError> {
+        let silences = &self.silences;
+        let (rule, inst) = find(&mut self.slots, id)?;
+        match inst.state {
+            State::Firing => {}
+            State::Acknowledged => {
+                let by = inst.ack.as_ref().map(|a| a.by.clone()).unwrap_or_default();
+                return Err(AlertError::AlreadyAcknowledged { id: id.into(), by });
+            }
+            state => return Err(AlertError::NotFiring { id: id.into(), state, action: "acknowledged" }),
+        }
+        inst.ack = Some(Ack { by: by.into(), note: note.into(), at_ms: now_ms });
+        let mut out = Vec::with_capacity(1);
+        inst.emit(State::Acknowledged, &Step { rule, now_ms, silences }, &mut out);
+        Ok(out.remove(0))
+    }
+
+    /// Resolves a firing alert by hand. If its condition still holds it stays
+    /// resolved until the condition is false once, then may fire again.
+    pub fn resolve(&mut self, id: &str, now_ms: u64) -> Result<Transition, AlertError> {
+        let silences = &self.silences;
+        let (rule, inst) = find(&mut self.slots, id)?;
+        if !matches!(inst.state, State::Firing | State::Acknowledged) {
+            return Err(AlertError::NotFiring { id: id.into(), state: inst.state, action: "resolved" });
+        }
+        let mut out = Vec::with_capacity(1);
+        inst.emit(State::Resolved, &Step { rule, now_ms, silences }, &mut out);
+        inst.ack = None;
+        Ok(out.remove(0))
+    }
+
+    /// Silences alerts matching `matchers` until `until_ms`; returns its id.
+    pub fn silence(&mut self, matchers: Labels, until_ms: u64, now_ms: u64) -> Result<u64, AlertError> {
+        if matchers.is_empty() {
+            return Err(AlertError::NoMatchers);
+        }
+        if until_ms <= now_ms {
+            return Err(AlertError::Past { until_ms, now_ms });
+        }
+        let id = self.next_silence;
+        self.next_silence += 1;
+        self.silences.push(Silence { id, matchers, created_ms: now_ms, until_ms });
+        Ok(id)
+    }
+
+    /// Ends a silence early; false if there is none with that id.
+    pub fn unsilence(&mut self, id: u64) -> bool {
+        let before = self.silences.len();
+        self.silences.retain(|s| s.id != id);
+        self.silences.len() != before
+    }
+
+    /// The silences not expired at the last evaluation.
+    pub fn silences(&self) -> &[Silence] {
+        &self.silences
+    }
+
+    /// Every pending, firing, acknowledged (or latched resolved) alert, by rule then id.
+    pub fn alerts(&self, now_ms: u64) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for slot in &self.slots {
+            let start = out.len();
+            let ctx = Step { rule: &slot.rule, now_ms, silences: &self.silences };
+            out.extend(slot.series.values().chain(slot.named.values()).map(|i| i.snapshot(&ctx)));
+            out[start..].sort_by(|a: &Alert, b| a.id.cmp(&b.id));
+        }
+        out
+    }
+}
+
+fn find<'a>(slots: &'a mut [Slot], id: &str) -> Result<(&'a Rule, &'a mut Instance), AlertError> {
+    for slot in slots {
+        let Slot { rule, series, named, .. } = slot;
+        if let Some(inst) = series.values_mut().chain(named.values_mut()).find(|i| i.id == id) {
+            return Ok((rule, inst));
+        }
+    }
+    Err(AlertError::Unknown(id.into()))
+}
+
+impl Slot {
+    fn evaluate(&mut self, tick: &Tick, out: &mut Vec<Transition>) {
+        let Slot { rule, series, named, last_seen_ms } = self;
+        let step = Step { rule, now_ms: tick.now_ms, silences: tick.silences };
+        let now = tick.now_ms;
+        let samples = |metric: &str| tick.index.get(metric).map_or(&[][..], Vec::as_slice);
+        match &rule.kind {
+            Kind::Threshold { metric, matchers, op, threshold, clear } => {
+                for sample in samples(metric).iter().filter(|s| matches(matchers, &s.labels)) {
+                    let v = sample.value;
+                    let cond = |active: bool| match clear {
+                        Some(clear) if active => {
+                            if op.is_upper() {
+                                v >= *clear
+                            } else {
+                                v <= *clear
+                            }
+                        }
+                        _ => op.holds(v, *threshold),
+                    };
+                    if let Some(inst) = series.get_mut(&sample.labels) {
+                        inst.seen = tick.generation;
+                        inst.value = Some(v);
+                        if !inst.step(cond(inst.is_active()), &step, out) {
+                            series.remove(&sample.labels);
+                        }
+                    } else if cond(false) {
+                        let mut inst = Instance::new(rule, sample.labels.clone(), now, tick.generation);
+                        inst.value = Some(v);
+                        if inst.step(true, &step, out) {
+                            series.insert(sample.labels.clone(), inst);
+                        }
+                    }
+                }
+                sweep(series, tick.generation, &step, out);
+            }
+            Kind::Absence { metric, matchers, after_ms } => {
+                let mut last = last_seen_ms.unwrap_or(now);
+                for sample in samples(metric).iter().filter(|s| matches(matchers, &s.labels)) {
+                    last = last.max(sample.timestamp_ms.min(now));
+                }
+                *last_seen_ms = Some(last);
+                let age = now - last;
+                let key = || matchers.clone();
+                visit(named, "", age >= *after_ms, Some(age), &step, tick.generation, key, out);
+                sweep(named, tick.generation, &step, out);
+            }
+            Kind::Stalled { prefix, after_ms } => {
+                for node in tick.inputs.nodes {
+                    let path = node.path.as_str();
+                    if node.status != Status::Running || tick.running_below.contains(path) || !under(prefix, path) {
+                        continue;
+                    }
+                    let age = now.saturating_sub(node.updated_ms);
+                    let key = || Labels::from([("path".to_string(), path.to_string())]);
+                    visit(named, path, age >= *after_ms, Some(age), &step, tick.generation, key, out);
+                }
+                sweep(named, tick.generation, &step, out);
+            }
+            Kind::ProgressFailed { prefix } => {
+                for node in tick.inputs.nodes {
+                    let path = node.path.as_str();
+                    if node.status != Status::Failed || tick.failed_below.contains(path) || !under(prefix, path) {
+                        continue;
+                    }
+                    let key = || Labels::from([("path".to_string(), path.to_string())]);
+                    visit(named, path, true, None, &step, tick.generation, key, out);
+                }
+                sweep(named, tick.generation, &step, out);
+            }
+            Kind::PluginQuarantined { plugin } => {
+                for name in tick.inputs.quarantined {
+                    if plugin.as_ref().is_some_and(|p| p != name) {
+                        continue;
+                    }
+                    let key = || Labels::from([("plugin".to_string(), name.clone())]);
+                    visit(named, name, true, None, &step, tick.generation, key, out);
+                }
+                sweep(named, tick.generation, &step, out);
+            }
+        }
+    }
+}
+
+/// Steps the instance `name` (creating it, with labels from `key`, only when
+/// the condition holds). `age_ms` is the value of absence and stalled alerts, in seconds.
+#[allow(clippy::too_many_arguments)]
+fn visit(
+    named: &mut HashMap<String, Instance>,
+    name: &str,
+    cond: bool,
+    age_ms: Option<u64>,
+    step: &Step,
+    generation: u64,
+    key: impl FnOnce() -> Labels,
+    out: &mut Vec<Transition>,
+) {
+    let value = age_ms.map(|ms| ms as f64 / 1000.0);
+    if let Some(inst) = named.get_mut(name) {
+        inst.seen = generation;
+        inst.value = value;
+        inst.age_ms = age_ms;
+        if !inst.step(cond, step, out) {
+            named.remove(name);
+        }
+    } else if cond {
+        let mut inst = Instance::new(step.rule, key(), step.now_ms, generation);
+        inst.value = value;
+        inst.age_ms = age_ms;
+        if inst.step(true, step, out) {
+            named.insert(name.to_string(), inst);
+        }
+    }
+}
+
+/// Instances whose input was not seen this evaluation: condition false, no value.
+fn sweep<K>(instances: &mut HashMap<K, Instance>, generation: u64, step: &Step, out: &mut Vec<Transition>) {
+    if instances.is_empty() {
+        return;
+    }
+    instances.retain(|_, inst| {
+        if inst.seen == generation {
+            return true;
+        }
+        inst.value = None;
+        inst.age_ms = None;
+        inst.step(false, step, out)
+    });
+}
+
+fn matches(matchers: &Labels, labels: &Labels) -> bool {
+    matchers.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// `path` is `prefix` or below it.
+fn under(prefix: &Option<NodePath>, path: &str) -> bool {
+    prefix.as_ref().is_none_or(|p| {
+        let p = p.as_str();
+        path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
