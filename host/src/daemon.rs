@@ -115,7 +115,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 let started = Instant::now();
                 let now = Arc::new(sampler.sample());
                 *snapshot.write().expect("snapshot lock") = now.clone();
-                sample_plugins(&manager, &board, &ticks, &now).await;
+                let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
+                let host = metrics::host_metrics(&ticks, database_bytes, sampler::now_ms());
+                sample_plugins(&manager, &board, host, &now).await;
                 let samples = board.lock().expect("board lock").samples();
                 let history = store.clone();
                 match tokio::task::spawn_blocking(move || history.metrics_record(&samples, max_series)).await {
@@ -182,8 +184,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 }
 
 /// Calls the metric providers and refreshes the board with their metrics, the
-/// machine's, and the host's own (plugins' self-metrics, tick times).
-async fn sample_plugins(manager: &Manager, board: &Mutex<Board>, ticks: &Latencies, machine: &sampler::Snapshot) {
+/// machine's, and the host's own (plugins' self-metrics, `own`).
+async fn sample_plugins(
+    manager: &Manager,
+    board: &Mutex<Board>,
+    own: Vec<metrics::Sample>,
+    machine: &sampler::Snapshot,
+) {
     let results = manager.collect().await;
     let now = sampler::now_ms();
     let live = manager.live_stats();
@@ -195,7 +202,7 @@ async fn sample_plugins(manager: &Manager, board: &Mutex<Board>, ticks: &Latenci
     }
     let mut host = sampler::samples(machine);
     host.extend(metrics::plugin_self_metrics(&live, now));
-    host.extend(metrics::tick_metrics(ticks, now));
+    host.extend(own);
     board.put_host(host);
 }
 

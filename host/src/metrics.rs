@@ -112,20 +112,24 @@ pub fn plugin_self_metrics(plugins: &[LiveStats], now_ms: u64) -> Vec<Sample> {
     out
 }
 
-/// How long the host's ticks take (sampling, plugins, the history commit), as
-/// host series.
-pub fn tick_metrics(ticks: &Latencies, now_ms: u64) -> Vec<Sample> {
+/// How long the host's ticks take (sampling, plugins, the history commit) and
+/// how much disk its database takes, as host series.
+pub fn host_metrics(ticks: &Latencies, database_bytes: u64, now_ms: u64) -> Vec<Sample> {
     let (p50_us, p99_us) = ticks.p50_p99_us();
-    [("monitor_tick_duration_p50_seconds", p50_us), ("monitor_tick_duration_p99_seconds", p99_us)]
-        .into_iter()
-        .map(|(name, us)| Sample {
-            name: name.into(),
-            labels: BTreeMap::new(),
-            value: us / 1e6,
-            unit: "seconds".into(),
-            timestamp_ms: now_ms,
-        })
-        .collect()
+    [
+        ("monitor_tick_duration_p50_seconds", p50_us / 1e6, "seconds"),
+        ("monitor_tick_duration_p99_seconds", p99_us / 1e6, "seconds"),
+        ("monitor_database_bytes", database_bytes as f64, "bytes"),
+    ]
+    .into_iter()
+    .map(|(name, value, unit)| Sample {
+        name: name.into(),
+        labels: BTreeMap::new(),
+        value,
+        unit: unit.into(),
+        timestamp_ms: now_ms,
+    })
+    .collect()
 }
 
 #[cfg(test)]

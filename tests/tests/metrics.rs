@@ -40,6 +40,10 @@ fn every_tick_is_recorded_and_can_be_queried_live_and_later() {
         (values.len() >= 3).then_some(values)
     });
     assert!(live.windows(2).all(|w| w[1] >= w[0]), "a call counter never goes down: {live:?}");
+    let database = sandbox.metric_host("monitor_database_bytes").expect("the host reports its database size");
+    let on_disk = std::fs::metadata(sandbox.data().join("monitor.redb")).unwrap().len() as f64;
+    assert!(database > 0.0 && database <= on_disk, "{database} vs {on_disk}");
+    assert!(sandbox.metric_host("monitor_tick_duration_p99_seconds").is_some_and(|s| s > 0.0));
 
     let (code, out, _) = run(&sandbox, &["metrics", "list"]);
     assert_eq!(code, Some(0));
