@@ -3,7 +3,8 @@
 //! plugins at 1 s ticks (sampling, plugins, one history commit per tick),
 //! `prometheus-node-exporter` scraped every second (it collects on scrape), and
 //! `collectd` at a 1 s interval writing CSV. CPU is the process's user + system
-//! time over the minute, as a percentage of one core; RSS is read at the end.
+//! time over the minute, as a percentage of one core; RSS is read at the end,
+//! split into anonymous memory and file-backed pages (code, mapped files).
 //! Enough `sleep` processes are started to bring the machine to ~150 processes.
 //!
 //! `cargo bench -p monitor-tests --bench footprint` (the Debian packages
@@ -26,9 +27,10 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks / 100.0 // USER_HZ
 }
 
-fn rss_mib(pid: u32) -> f64 {
+/// A `/proc/PID/status` memory field (`VmRSS:`, `RssAnon:`, `RssFile:`), in MiB.
+fn mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
     line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
 }
 
@@ -127,11 +129,12 @@ fn main() {
     let tick_p50 = sandbox.metric_host("monitor_tick_duration_p50_seconds").map(|s| s * 1e3);
 
     println!("one minute side by side on this machine ({} processes running)", process_count());
-    println!("| collector | CPU, % of one core | RSS at the end, MiB |");
-    println!("| --- | --- | --- |");
+    println!("| collector | CPU, % of one core | RSS at the end, MiB | of which anonymous / file-backed |");
+    println!("| --- | --- | --- | --- |");
     for (name, pid, before) in &measured {
         let cpu = (cpu_secs(*pid) - before) / elapsed * 100.0;
-        println!("| {name} | {cpu:.2} | {:.1} |", rss_mib(*pid));
+        let (rss, anon, file) = (mib(*pid, "VmRSS:"), mib(*pid, "RssAnon:"), mib(*pid, "RssFile:"));
+        println!("| {name} | {cpu:.2} | {rss:.1} | {anon:.1} / {file:.1} |");
     }
     println!("node-exporter scrapes answered: {scrapes}");
     println!(
