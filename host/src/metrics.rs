@@ -29,7 +29,7 @@ pub struct Board {
 
 /// Why one metric from a plugin was not kept.
 pub fn check(metric: &types::Metric) -> Result<(), String> {
-    if !valid_name(&metric.name) {
+    if !valid_metric_name(&metric.name) || metric.name.len() > MAX_NAME_BYTES {
         return Err(format!("metric name '{}' is not valid ([a-zA-Z_:][a-zA-Z0-9_:]*)", metric.name.escape_debug()));
     }
     if metric.name.starts_with(HOST_PREFIX) {
@@ -39,18 +39,28 @@ pub fn check(metric: &types::Metric) -> Result<(), String> {
         return Err(format!("metric '{}' has value {}, not a finite number", metric.name, metric.value));
     }
     for label in &metric.labels {
-        if !valid_name(&label.key) || label.key.contains(':') || label.key == "plugin" {
+        if !valid_label_name(&label.key) || label.key.len() > MAX_NAME_BYTES || label.key == "plugin" {
             return Err(format!("metric '{}' has label '{}', which is not a valid label name", metric.name, label.key));
         }
     }
     Ok(())
 }
 
-fn valid_name(name: &str) -> bool {
+/// The longest metric or label name a plugin may use.
+const MAX_NAME_BYTES: usize = 200;
+
+/// A Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn valid_metric_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || b == b':')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
-        && name.len() <= 200
+}
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 impl Board {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::RuleConfig;
 use super::template::{Field, Template};
+use crate::metrics::{valid_label_name, valid_metric_name};
 use crate::progress::NodePath;
 
 pub type Labels = BTreeMap<String, String>;
@@ -376,16 +377,4 @@ fn check_labels(err: &mut impl FnMut(&'static str, String), field: &'static str,
 
 fn valid_rule_name(name: &str) -> bool {
     name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn valid_metric_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || b == b':')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
-}
-
-fn valid_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }

@@ -136,12 +136,6 @@ mod tests {
             .find(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
     }
 
-    fn valid_name(name: &str, colons: bool) -> bool {
-        let mut bytes = name.bytes();
-        bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || (colons && b == b':'))
-            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || (colons && b == b':'))
-    }
-
     #[test]
     fn a_snapshot_becomes_named_series_with_values_and_labels() {
         let samples = samples(&snapshot());
@@ -182,8 +176,12 @@ mod tests {
         let samples = samples(&snapshot());
         let mut seen = std::collections::HashSet::new();
         for s in &samples {
-            assert!(s.name.starts_with(crate::metrics::HOST_PREFIX) && valid_name(&s.name, true), "{}", s.name);
-            assert!(s.labels.keys().all(|k| valid_name(k, false) && !k.starts_with("__")), "{s:?}");
+            assert!(
+                s.name.starts_with(crate::metrics::HOST_PREFIX) && crate::metrics::valid_metric_name(&s.name),
+                "{}",
+                s.name
+            );
+            assert!(s.labels.keys().all(|k| crate::metrics::valid_label_name(k) && !k.starts_with("__")), "{s:?}");
             assert!(s.unit.is_empty() || s.name.ends_with(&format!("_{}", s.unit)), "the unit ends the name: {s:?}");
             assert_eq!(s.timestamp_ms, 1_700_000_000_000);
             assert!(seen.insert((s.name.clone(), s.labels.clone())), "duplicate series {s:?}");
