@@ -33,16 +33,23 @@
 
 pub mod config;
 pub mod derive;
+pub mod dispatch;
 pub mod eval;
 pub mod lifecycle;
+pub mod route;
 pub mod rule;
+pub mod saved;
+pub mod service;
 pub mod silence;
 pub mod template;
 
 pub use config::{AlertsConfig, BUILTIN, RuleConfig, builtin, validate};
 pub use eval::{AlertError, Engine, Inputs, NodeInput};
 pub use lifecycle::{Ack, Alert, State, Transition, alert_id};
+pub use route::{Routing, Target};
 pub use rule::{Kind, Labels, Level, Op, Rule, RuleError};
+pub use saved::Saved;
+pub use service::Alerting;
 pub use silence::Silence;
 pub use template::Template;
 

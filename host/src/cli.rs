@@ -33,7 +33,7 @@ pub enum Command {
     /// Manage plugins: list, inspect, check, enable, disable, revoke grants.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
-    /// Alert rules: check them.
+    /// Alerts: check the rules; list, acknowledge, resolve, silence, test; history.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
     /// The metric history: list the series, query one metric.
@@ -92,7 +92,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(data, args),
         Command::Plugins(command) => plugins::run(&data, command),
-        Command::Alerts(command) => alerts::run(command),
+        Command::Alerts(command) => alerts::run(&data, command),
         Command::Metrics(command) => metrics::run(&*crate::client::connect(&data, None)?, command),
         Command::Progress(command) => progress::run(&*crate::client::connect(&data, None)?, command),
         Command::Watch { run, interval_ms } => {

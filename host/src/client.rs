@@ -8,11 +8,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::{Alert, Labels, Silence, State as AlertState};
+use crate::api::alerts::{AckRequest, Removed, ResolveRequest, SilenceRequest, TestRequest, TestResult};
 use crate::api::{ApiError, BatchItem, BatchRequest, BatchResponse, BatchResult, EnableRequest, Health, RevokeRequest};
 use crate::cli::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
+use crate::store::alerts::HistoryEntry;
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
 
@@ -49,6 +52,18 @@ pub trait Client {
         labels: &BTreeMap<String, String>,
         since_ms: u64,
     ) -> anyhow::Result<Vec<History>>;
+    /// The alerts as they stand, optionally only those in one state.
+    fn alerts(&self, state: Option<AlertState>) -> anyhow::Result<Vec<Alert>>;
+    /// Alert transitions at or after `since_ms`, oldest first.
+    fn alert_history(&self, since_ms: u64) -> anyhow::Result<Vec<HistoryEntry>>;
+    fn ack(&self, id: &str, by: &str, note: &str) -> anyhow::Result<HistoryEntry>;
+    fn resolve(&self, id: &str) -> anyhow::Result<HistoryEntry>;
+    /// Silences alerts matching `matchers` for `duration` (like `2h`).
+    fn silence(&self, matchers: &Labels, duration: &str) -> anyhow::Result<Silence>;
+    fn unsilence(&self, id: u64) -> anyhow::Result<()>;
+    fn silences(&self) -> anyhow::Result<Vec<Silence>>;
+    /// Sends a synthetic alert of `rule` through the routes; each handler's outcome.
+    fn test_alert(&self, rule: &str) -> anyhow::Result<Vec<TestResult>>;
 }
 
 /// What the daemon writes to `daemon.json` so other commands can find it.
@@ -215,6 +230,47 @@ impl Client for Remote {
             .query("labels", labels.join(","))
             .call();
         self.answer(response)
+    }
+
+    fn alerts(&self, state: Option<AlertState>) -> anyhow::Result<Vec<Alert>> {
+        match state {
+            Some(state) => self.get(&format!("/v1/alerts?state={state}")),
+            None => self.get("/v1/alerts"),
+        }
+    }
+
+    fn alert_history(&self, since_ms: u64) -> anyhow::Result<Vec<HistoryEntry>> {
+        self.get(&format!("/v1/alerts/history?since_ms={since_ms}"))
+    }
+
+    fn ack(&self, id: &str, by: &str, note: &str) -> anyhow::Result<HistoryEntry> {
+        self.post("/v1/alerts/ack", &AckRequest { id: id.into(), by: by.into(), note: note.into() })
+    }
+
+    fn resolve(&self, id: &str) -> anyhow::Result<HistoryEntry> {
+        self.post("/v1/alerts/resolve", &ResolveRequest { id: id.into() })
+    }
+
+    fn silence(&self, matchers: &Labels, duration: &str) -> anyhow::Result<Silence> {
+        let request = SilenceRequest { matchers: matchers.clone(), for_: Some(duration.into()), until_ms: None };
+        self.post("/v1/alerts/silences", &request)
+    }
+
+    fn unsilence(&self, id: u64) -> anyhow::Result<()> {
+        let response = self
+            .agent
+            .delete(format!("{}/v1/alerts/silences/{id}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        self.answer::<Removed>(response).map(drop)
+    }
+
+    fn silences(&self) -> anyhow::Result<Vec<Silence>> {
+        self.get("/v1/alerts/silences")
+    }
+
+    fn test_alert(&self, rule: &str) -> anyhow::Result<Vec<TestResult>> {
+        self.post("/v1/alerts/test", &TestRequest { rule: rule.into() })
     }
 }
 

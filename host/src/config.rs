@@ -176,7 +176,6 @@ impl HostConfig {
             }
         }
         if let Err(errors) = crate::alerts::validate(&config.alerts) {
-            let errors = errors.iter().map(ToString::to_string).collect();
             return Err(ConfigError::Alerts { path: path.into(), errors });
         }
         Ok(config)

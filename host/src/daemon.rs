@@ -11,6 +11,7 @@ use notify::Watcher;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::alerts::Alerting;
 use crate::api::{self, AppState};
 use crate::client::DaemonInfo;
 use crate::config::HostConfig;
@@ -68,6 +69,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let calculator = PluginCalculator::new(manager.clone(), tokio::runtime::Handle::current());
     let (writer, writer_thread) =
         Writer::start(store.clone(), Some(Box::new(calculator))).context("cannot start the progress writer")?;
+    let alerting = Arc::new(
+        Alerting::start(&config.alerts, store.clone(), Some(manager.clone()), tokio::runtime::Handle::current())
+            .context("cannot start alerting")?,
+    );
     let state = AppState {
         manager: manager.clone(),
         store: store.clone(),
@@ -77,6 +82,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         token: token.into(),
         writer: writer.clone(),
         data: data.clone(),
+        alerting: alerting.clone(),
     };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -118,7 +124,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
                 let host = metrics::host_metrics(&ticks, database_bytes, sampler::now_ms());
                 sample_plugins(&manager, &board, host, &now).await;
-                let samples = board.lock().expect("board lock").samples();
+                let samples = Arc::new(board.lock().expect("board lock").samples());
+                let (alerts, seen, commits) = (alerting.clone(), samples.clone(), writer.commits());
+                let quarantined = manager.quarantined().unwrap_or_else(|e| {
+                    tracing::error!("reading plugin states for the alert rules: {e}");
+                    Vec::new()
+                });
+                // Alerts first: their latency counts from the sample.
+                let evaluated = tokio::task::spawn_blocking(move || {
+                    alerts.evaluate(&seen, commits, &quarantined, sampler::now_ms(), started);
+                });
+                if let Err(e) = evaluated.await {
+                    tracing::error!("evaluating alert rules: {e}");
+                }
                 let history = store.clone();
                 match tokio::task::spawn_blocking(move || history.metrics_record(&samples, max_series)).await {
                     Ok(Ok(refused)) => {
@@ -155,6 +173,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     if let Err(e) = writer.prune(retention).await {
                         tracing::error!("pruning progress events: {e}");
                     }
+                });
+                let alerts = alerting.clone();
+                tokio::task::spawn_blocking(move || match alerts.prune(sampler::now_ms()) {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "old alert history pruned"),
+                    Err(e) => tracing::error!("pruning alert history: {e}"),
                 });
                 let history = store.clone();
                 tokio::task::spawn_blocking(move || {

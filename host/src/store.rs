@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub mod alerts;
 pub mod metrics;
 pub mod plugins;
 pub mod progress;
@@ -79,6 +80,8 @@ impl Store {
             tx.open_table(metrics::POINTS).map_err(db)?;
             tx.open_table(metrics::MINUTES).map_err(db)?;
             tx.open_table(metrics::SERIES_PER_PLUGIN).map_err(db)?;
+            tx.open_table(alerts::HISTORY).map_err(db)?;
+            tx.open_table(alerts::STATE).map_err(db)?;
         }
         tx.commit().map_err(db)?;
         Ok(store)

@@ -11,6 +11,7 @@
 //! write.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ enum Job {
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Job>,
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -49,10 +51,18 @@ impl Writer {
         calculator: Option<Box<dyn Calculator + Send>>,
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, jobs) = mpsc::channel(QUEUE);
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
         let thread = std::thread::Builder::new()
             .name("progress-writer".into())
-            .spawn(move || run(&store, calculator.as_deref().map(|c| c as &dyn Calculator), jobs))?;
-        Ok((Writer { queue }, thread))
+            .spawn(move || run(&store, calculator.as_deref().map(|c| c as &dyn Calculator), jobs, &counter))?;
+        Ok((Writer { queue, commits }, thread))
+    }
+
+    /// How many commits changed progress so far: readers that cache the tree
+    /// re-read it only when this moved.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Acquire)
     }
 
     /// Applies `updates` in order and answers once they are committed. With
@@ -74,7 +84,7 @@ impl Writer {
     }
 }
 
-fn run(store: &Store, calculator: Option<&dyn Calculator>, mut jobs: mpsc::Receiver<Job>) {
+fn run(store: &Store, calculator: Option<&dyn Calculator>, mut jobs: mpsc::Receiver<Job>, commits: &AtomicU64) {
     let mut waiting = None;
     loop {
         let Some(first) = waiting.take().or_else(|| jobs.blocking_recv()) else {
@@ -104,16 +114,25 @@ fn run(store: &Store, calculator: Option<&dyn Calculator>, mut jobs: mpsc::Recei
                 Err(_) => break,
             }
         }
-        commit(store, calculator, &batch, requests);
+        commit(store, calculator, &batch, requests, commits);
     }
 }
 
 type Request = (std::ops::Range<usize>, bool, oneshot::Sender<Result<Vec<Reply>, String>>);
 
-fn commit(store: &Store, calculator: Option<&dyn Calculator>, batch: &[(NodePath, Update)], requests: Vec<Request>) {
+fn commit(
+    store: &Store,
+    calculator: Option<&dyn Calculator>,
+    batch: &[(NodePath, Update)],
+    requests: Vec<Request>,
+    commits: &AtomicU64,
+) {
     let now = crate::sampler::now_ms();
     let results = match store.progress_apply_with(batch, now, calculator) {
-        Ok(results) => results,
+        Ok(results) => {
+            commits.fetch_add(1, Ordering::Release);
+            results
+        }
         Err(e) => {
             tracing::error!("progress commit of {} updates failed: {e}", batch.len());
             for (_, _, reply) in requests {

@@ -1,6 +1,12 @@
 //! `monitor alerts check` and alert rules in the host's config, with the real binary.
 
-use monitor_tests::Sandbox;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use monitor_tests::{Sandbox, wait_for};
 
 const BAD: &str = r#"
 [[alerts.rule]]
@@ -50,6 +56,305 @@ fn check_names_every_bad_field_and_lists_good_rules() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    assert_eq!(names, ["disk-almost-full", "step-stalled", "plugin-quarantined", "cpu-hot", "4"], "{text}");
+    assert_eq!(names, ["disk-almost-full", "step-stalled", "plugin-quarantined", "cpu-hot", "4", "0"], "{text}");
     assert!(text.contains("cpu-hot                      error     threshold for 1m"), "{text}");
+}
+
+/// A webhook receiver that answers 500 to the first `failures` requests, then
+/// 200; it keeps every body it was sent, with the status it answered.
+struct Webhook {
+    url: String,
+    received: Arc<Mutex<Vec<(u16, serde_json::Value)>>>,
+}
+
+impl Webhook {
+    fn start(failures: usize) -> Webhook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let status = if n < failures { 500 } else { 200 };
+                sink.lock().unwrap().push((status, serde_json::from_slice(&body).unwrap()));
+                let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        Webhook { url, received }
+    }
+
+    fn delivered(&self) -> Vec<serde_json::Value> {
+        self.received.lock().unwrap().iter().filter(|(s, _)| *s == 200).map(|(_, b)| b.clone()).collect()
+    }
+}
+
+/// Lines of a JSON-lines file, parsed; none while it does not exist.
+fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Waits until the JSON-lines file has a line with `key` = `value` (`state` for
+/// the plugin's lines, `to` for the command's).
+fn wait_line(path: &Path, key: &str, value: &str) -> Vec<serde_json::Value> {
+    wait_for(&format!("{key}={value} in {}", path.display()), Duration::from_secs(20), || {
+        let lines = json_lines(path);
+        lines.iter().any(|l| l[key] == value).then_some(lines)
+    })
+}
+
+/// A sandbox with the example plugins and a config: a threshold rule on the
+/// textfile collector's `queue_depth`, a rule on failed steps, and a command
+/// and a webhook handler next to the default routes.
+fn alerting_sandbox(hook: &Webhook, command: &[&str]) -> (Sandbox, std::path::PathBuf) {
+    let sandbox = Sandbox::new();
+    sandbox.install_examples();
+    let config = sandbox.root.path().join("host.toml");
+    let command: Vec<String> = command.iter().map(|a| format!("{a:?}")).collect();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+sample_interval_ms = 100
+
+[[alerts.rule]]
+name = "queue-deep"
+level = "error"
+kind = "threshold"
+metric = "queue_depth"
+matchers = {{ queue = "ingest" }}
+op = ">"
+value = 100
+clear = 50
+message = "queue {{labels.queue}} holds {{value}} items"
+
+[[alerts.rule]]
+name = "step-failed"
+level = "critical"
+kind = "progress_failed"
+
+[[alerts.handler]]
+name = "cmd"
+kind = "command"
+command = [{}]
+timeout = "5s"
+
+[[alerts.handler]]
+name = "hook"
+kind = "webhook"
+url = "{}"
+backoff = "50ms"
+"#,
+            command.join(", "),
+            hook.url
+        ),
+    )
+    .unwrap();
+    (sandbox, config)
+}
+
+fn queue_depth(sandbox: &Sandbox, value: u32) {
+    let prom = sandbox.root.path().join("prom");
+    std::fs::write(prom.join("a.tmp"), format!("queue_depth{{queue=\"ingest\"}} {value}\n")).unwrap();
+    std::fs::rename(prom.join("a.tmp"), prom.join("a.prom")).unwrap();
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_threshold_crossing_reaches_every_handler_and_ack_and_resolve_are_kept() {
+    let hook = Webhook::start(2);
+    let sandbox_dir = tempfile::tempdir().unwrap();
+    let command_out = sandbox_dir.path().join("command.jsonl");
+    let (sandbox, config) = alerting_sandbox(&hook, &["tee", "-a", command_out.to_str().unwrap()]);
+    let jsonl = sandbox.root.path().join("alerts/a.jsonl");
+    let mut daemon = sandbox.start(&["--config", config.to_str().unwrap()]);
+
+    queue_depth(&sandbox, 150);
+    let lines = wait_line(&jsonl, "state", "firing");
+    assert_eq!(lines[0]["rule"], "queue-deep");
+    assert_eq!(lines[0]["level"], "error");
+    assert_eq!(lines[0]["value"], 150.0);
+    assert_eq!(lines[0]["message"], "queue ingest holds 150 items");
+    let id = lines[0]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("queue-deep{"), "{id}");
+    let commanded = wait_line(&command_out, "to", "firing");
+    assert_eq!(
+        (&commanded[0]["id"], &commanded[0]["from"], commanded[0]["seq"].as_u64()),
+        (&lines[0]["id"], &"inactive".into(), Some(1))
+    );
+    // The webhook failed twice, then took the alert.
+    let delivered = wait_for("the webhook delivery", Duration::from_secs(20), || {
+        let d = hook.delivered();
+        (!d.is_empty()).then_some(d)
+    });
+    assert_eq!(delivered[0]["to"], "firing");
+    assert_eq!(hook.received.lock().unwrap().iter().filter(|(s, _)| *s == 500).count(), 2);
+    daemon.wait_log("the log handler", "inactive → firing: queue ingest holds 150 items");
+
+    let list = ok(&sandbox.monitor(&["alerts", "list", "--state", "firing"]));
+    assert!(list.contains(&id) && list.contains("queue ingest holds 150 items"), "{list}");
+
+    // Acknowledge by a prefix of the id: every handler hears of it.
+    let acked = ok(&sandbox.monitor(&["alerts", "ack", "queue-deep", "--note", "draining it", "--by", "ann"]));
+    assert!(acked.contains("firing → acknowledged") && acked.contains("(by ann: draining it)"), "{acked}");
+    wait_line(&jsonl, "state", "acknowledged");
+    wait_line(&command_out, "to", "acknowledged");
+    let list = ok(&sandbox.monitor(&["alerts", "list"]));
+    assert!(list.contains("acknowledged by ann") && list.contains("draining it"), "{list}");
+
+    // Below the clear value it resolves by itself.
+    queue_depth(&sandbox, 10);
+    wait_line(&jsonl, "state", "resolved");
+    wait_line(&command_out, "to", "resolved");
+
+    // Again over the threshold; resolved by hand this time.
+    queue_depth(&sandbox, 170);
+    wait_for("a second firing", Duration::from_secs(20), || {
+        (json_lines(&jsonl).iter().filter(|l| l["state"] == "firing").count() == 2).then_some(())
+    });
+    let resolved = ok(&sandbox.monitor(&["alerts", "resolve", &id]));
+    assert!(resolved.contains("firing → resolved"), "{resolved}");
+
+    let history: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&sandbox.monitor(&["alerts", "history", "--json"]))).unwrap();
+    let changes: Vec<(u64, &str, &str)> = history
+        .iter()
+        .filter(|e| e["id"] == id.as_str())
+        .map(|e| (e["seq"].as_u64().unwrap(), e["from"].as_str().unwrap(), e["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        changes.iter().map(|(_, f, t)| (*f, *t)).collect::<Vec<_>>(),
+        [
+            ("inactive", "firing"),
+            ("firing", "acknowledged"),
+            ("acknowledged", "resolved"),
+            ("inactive", "firing"),
+            ("firing", "resolved")
+        ]
+    );
+    assert!(changes.windows(2).all(|w| w[0].0 < w[1].0), "numbered in order: {changes:?}");
+    assert_eq!(history.iter().find(|e| e["to"] == "acknowledged").unwrap()["ack"]["note"], "draining it");
+    let text = ok(&sandbox.monitor(&["alerts", "history"]));
+    assert_eq!(text.lines().count(), 5, "{text}");
+
+    let (_, body) = sandbox.api_get("/v1/alerts/handlers", Some(&sandbox.token()));
+    let handlers: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let hook_stats = handlers.iter().find(|h| h["name"] == "hook").unwrap();
+    assert_eq!((hook_stats["retries"].as_u64(), hook_stats["failed"].as_u64()), (Some(2), Some(0)), "{body}");
+    wait_for("every delivery to the webhook", Duration::from_secs(20), || (hook.delivered().len() == 5).then_some(()));
+    for name in ["cmd", "plugin:jsonl-alerts", "log"] {
+        let h = handlers.iter().find(|h| h["name"] == name).unwrap_or_else(|| panic!("{name} in {body}"));
+        assert_eq!(h["failed"], 0, "{body}");
+    }
+}
+
+#[test]
+fn alerts_survive_a_restart_and_silences_keep_them_quiet() {
+    let hook = Webhook::start(0);
+    let (sandbox, config) = alerting_sandbox(&hook, &["true"]);
+    let jsonl = sandbox.root.path().join("alerts/a.jsonl");
+    let config = config.to_str().unwrap();
+    let mut daemon = sandbox.start(&["--config", config]);
+    queue_depth(&sandbox, 150);
+    wait_line(&jsonl, "state", "firing");
+    ok(&sandbox.monitor(&["alerts", "ack", "queue-deep", "--note", "known"]));
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).0.success());
+
+    // With the host stopped, the list shows what was stored.
+    let list = ok(&sandbox.monitor(&["alerts", "list"]));
+    assert!(list.contains("acknowledged") && list.contains("as last stored"), "{list}");
+    let refused = sandbox.monitor(&["alerts", "resolve", "queue-deep"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("needs the running host"));
+
+    let _daemon = sandbox.start(&["--config", config]);
+    let list = ok(&sandbox.monitor(&["alerts", "list", "--json"]));
+    let alerts: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        (alerts.len(), &alerts[0]["state"], &alerts[0]["ack"]["note"]),
+        (1, &"acknowledged".into(), &"known".into())
+    );
+
+    let silenced = ok(&sandbox.monitor(&["alerts", "silence", "rule=queue-deep", "--for", "1h"]));
+    assert!(silenced.starts_with("silence 1 until"), "{silenced}");
+    assert!(ok(&sandbox.monitor(&["alerts", "silences"])).contains("rule=queue-deep"));
+    queue_depth(&sandbox, 10);
+    let history = wait_for("the silenced resolve", Duration::from_secs(20), || {
+        let text = ok(&sandbox.monitor(&["alerts", "history"]));
+        text.contains("acknowledged → resolved").then_some(text)
+    });
+    assert!(history.contains("[silenced]"), "{history}");
+    // Stored, not sent: the plugin's file has the firing and the ack only.
+    let states: Vec<String> = json_lines(&jsonl).iter().map(|l| l["state"].as_str().unwrap().to_string()).collect();
+    assert_eq!(states, ["firing", "acknowledged"]);
+
+    ok(&sandbox.monitor(&["alerts", "unsilence", "1"]));
+    assert!(ok(&sandbox.monitor(&["alerts", "silences"])).contains("no active silences"));
+    let missing = sandbox.monitor(&["alerts", "unsilence", "1"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no silence 1"), "{missing:?}");
+}
+
+#[test]
+fn a_failed_step_alerts_and_alerts_test_checks_the_wiring() {
+    let hook = Webhook::start(0);
+    let (sandbox, config) = alerting_sandbox(&hook, &["sh", "-c", "echo no pager here >&2; exit 3"]);
+    let jsonl = sandbox.root.path().join("alerts/a.jsonl");
+    let _daemon = sandbox.start(&["--config", config.to_str().unwrap()]);
+
+    ok(&sandbox.monitor(&["progress", "start", "build/compile", "--total", "3"]));
+    ok(&sandbox.monitor(&["progress", "fail", "build/compile", "--message", "cc exited 1"]));
+    let lines = wait_line(&jsonl, "state", "firing");
+    assert_eq!(
+        (&lines[0]["id"], &lines[0]["level"]),
+        (&r#"step-failed{path="build/compile"}"#.into(), &"critical".into())
+    );
+    // Run again, the step is no longer failed: resolved.
+    ok(&sandbox.monitor(&["progress", "start", "build/compile"]));
+    wait_line(&jsonl, "state", "resolved");
+
+    let out = sandbox.monitor(&["alerts", "test", "queue-deep"]);
+    assert_eq!(out.status.code(), Some(1), "the command handler fails");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("hook                     delivered"), "{text}");
+    assert!(text.contains("plugin:jsonl-alerts      delivered"), "{text}");
+    assert!(text.contains("cmd                      FAILED: sh exit status: 3: no pager here"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 of 4 handlers failed"));
+    let test_line = wait_line(&jsonl, "id", r#"queue-deep{test="true"}"#);
+    assert!(test_line.iter().any(|l| l["labels"]["test"] == "true"));
+    assert_eq!(hook.delivered().last().unwrap()["seq"], 0, "a test alert is not stored");
+
+    let unknown = sandbox.monitor(&["alerts", "test", "nope"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no rule 'nope'; the rules are"), "{unknown:?}");
+}
+
+#[test]
+fn check_names_bad_routes_and_handlers() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.root.path().join("host.toml");
+    let text = "[[alerts.handler]]\nname = \"hook\"\nkind = \"webhook\"\n\n[[alerts.route]]\nhandlers = [\"pager\"]\n";
+    std::fs::write(&config, text).unwrap();
+    let out = sandbox.monitor(&["alerts", "check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("handler 'hook': url is missing"), "{err}");
+    assert!(err.contains("route 1: handler 'pager' is not defined"), "{err}");
 }

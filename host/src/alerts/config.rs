@@ -26,16 +26,35 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::route::{HandlerConfig, RouteConfig, Routing};
 use super::rule::{Labels, Rule, RuleError};
 
 /// The `[alerts]` table of the host config.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Rules (built-in or not) to leave out, by name.
     pub disable: Vec<String>,
     /// `[[alerts.rule]]` entries.
     pub rule: Vec<RuleConfig>,
+    /// `[[alerts.route]]` entries; see [`super::route`].
+    pub route: Vec<RouteConfig>,
+    /// `[[alerts.handler]]` entries.
+    pub handler: Vec<HandlerConfig>,
+    /// How long alert history is kept, like `30d`.
+    pub keep_history: String,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            disable: Vec::new(),
+            rule: Vec::new(),
+            route: Vec::new(),
+            handler: Vec::new(),
+            keep_history: "30d".into(),
+        }
+    }
 }
 
 /// One `[[alerts.rule]]`. Words and durations are kept as written, so that a
@@ -135,12 +154,26 @@ pub fn builtin() -> Vec<RuleConfig> {
     toml::from_str::<File>(BUILTIN).expect("the built-in rules parse").rule
 }
 
-/// Checks every rule and the `disable` list; one error per bad field.
-pub fn validate(config: &AlertsConfig) -> Result<(), Vec<RuleError>> {
-    config.rules().map(drop)
+/// Checks every rule, the `disable` list, routes, handlers and retention; one
+/// message per bad field.
+pub fn validate(config: &AlertsConfig) -> Result<(), Vec<String>> {
+    let mut errors: Vec<String> = config.rules().err().unwrap_or_default().iter().map(ToString::to_string).collect();
+    errors.extend(config.routing().err().unwrap_or_default());
+    if config.keep_history_ms().is_none() {
+        errors.push(format!("keep_history '{}' is not a duration; write one like 30d or 12h", config.keep_history));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 impl AlertsConfig {
+    pub fn routing(&self) -> Result<Routing, Vec<String>> {
+        Routing::build(&self.route, &self.handler)
+    }
+
+    pub fn keep_history_ms(&self) -> Option<u64> {
+        humantime::parse_duration(&self.keep_history).ok().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
     /// The rules to run: built-ins (unless replaced or disabled), then the user's.
     pub fn rules(&self) -> Result<Vec<Rule>, Vec<RuleError>> {
         let mut errors = Vec::new();
@@ -379,7 +412,7 @@ mod tests {
         let names: Vec<(&str, Level)> = rules.iter().map(|r| (r.name.as_str(), r.level)).collect();
         assert_eq!(names, [("memory-pressure", Level::Warning), ("step-stalled", Level::Critical)]);
 
-        let config = AlertsConfig { disable: vec!["disk-full".into()], rule: Vec::new() };
+        let config = AlertsConfig { disable: vec!["disk-full".into()], ..AlertsConfig::default() };
         assert_eq!(
             validate(&config).unwrap_err()[0].to_string(),
             "rule 'disk-full': disable names no rule; the built-in ones are disk-almost-full, memory-pressure, \

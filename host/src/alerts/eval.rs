@@ -51,6 +51,8 @@ pub struct Inputs<'a> {
 pub enum AlertError {
     #[error("no alert '{0}'; 'monitor alerts list' shows the ids")]
     Unknown(String),
+    #[error("'{id}' could be any of {candidates}; give more of the id")]
+    Ambiguous { id: String, candidates: String },
     #[error("alert '{id}' is {state}; only a firing alert can be {action}")]
     NotFiring { id: String, state: State, action: &'static str },
     #[error("alert '{id}' is already acknowledged by {by}")]
@@ -63,23 +65,23 @@ pub enum AlertError {
 
 /// One rule and its instances.
 #[derive(Debug)]
-struct Slot {
-    rule: Rule,
+pub(super) struct Slot {
+    pub rule: Rule,
     /// Threshold instances, by their series' labels.
-    series: HashMap<Labels, Instance>,
+    pub series: HashMap<Labels, Instance>,
     /// Other instances, by node path, plugin name, or `""` for absence.
-    named: HashMap<String, Instance>,
+    pub named: HashMap<String, Instance>,
     /// Absence: the newest sample seen so far.
-    last_seen_ms: Option<u64>,
+    pub last_seen_ms: Option<u64>,
 }
 
 /// Rule evaluation and alert lifecycle; see the [module docs](super).
 #[derive(Debug)]
 pub struct Engine {
-    slots: Vec<Slot>,
-    silences: Vec<Silence>,
-    next_silence: u64,
-    generation: u64,
+    pub(super) slots: Vec<Slot>,
+    pub(super) silences: Vec<Silence>,
+    pub(super) next_silence: u64,
+    pub(super) generation: u64,
 }
 
 /// What every rule of one evaluation shares.
@@ -224,14 +226,31 @@ impl Engine {
     }
 }
 
+/// The instance named `id`, or the only one whose id starts with it (so
+/// `cpu-hot` finds `cpu-hot{core="0"}` when that is the rule's one alert).
 fn find<'a>(slots: &'a mut [Slot], id: &str) -> Result<(&'a Rule, &'a mut Instance), AlertError> {
+    let ids = || slots.iter().flat_map(|s| s.series.values().chain(s.named.values())).map(|i| i.id.as_str());
+    let full = if ids().any(|i| i == id) {
+        id.to_string()
+    } else {
+        let mut candidates: Vec<&str> = ids().filter(|i| i.starts_with(id)).collect();
+        match candidates.len() {
+            0 => return Err(AlertError::Unknown(id.into())),
+            1 => candidates[0].to_string(),
+            _ => {
+                candidates.sort_unstable();
+                let candidates = candidates.join(", ");
+                return Err(AlertError::Ambiguous { id: id.into(), candidates });
+            }
+        }
+    };
     for slot in slots {
         let Slot { rule, series, named, .. } = slot;
-        if let Some(inst) = series.values_mut().chain(named.values_mut()).find(|i| i.id == id) {
+        if let Some(inst) = series.values_mut().chain(named.values_mut()).find(|i| i.id == full) {
             return Ok((rule, inst));
         }
     }
-    Err(AlertError::Unknown(id.into()))
+    unreachable!("the id was just found")
 }
 
 impl Slot {

@@ -111,6 +111,9 @@ pub(crate) struct Step<'a> {
 #[derive(Debug)]
 pub(crate) struct Instance {
     pub id: String,
+    /// What names the instance within its rule (series labels, path, plugin).
+    pub key: Labels,
+    /// `key` with the rule's labels over it.
     pub labels: Labels,
     pub state: State,
     pub since_ms: u64,
@@ -130,10 +133,11 @@ impl Instance {
     /// A new, inactive instance: `key` names it within the rule, the rule's labels go over it.
     pub fn new(rule: &Rule, key: Labels, now_ms: u64, seen: u64) -> Instance {
         let id = alert_id(&rule.name, &key);
-        let mut labels = key;
+        let mut labels = key.clone();
         labels.extend(rule.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         Instance {
             id,
+            key,
             labels,
             state: State::Inactive,
             since_ms: now_ms,

@@ -597,3 +597,88 @@ proptest! {
         }
     }
 }
+
+/// Saves the engine as the daemon does, through JSON, into a new engine.
+fn restart(engine: &Engine, rules_text: &str, at_s: u64) -> (Engine, Vec<String>) {
+    let json = serde_json::to_string(&engine.save()).unwrap();
+    let mut next = Engine::new(rules(rules_text));
+    let orphans = next.restore(serde_json::from_str(&json).unwrap(), at_s * 1000);
+    (next, orphans.iter().map(line).collect())
+}
+
+const TWO_CPUS: &str = r#"
+[[rule]]
+name = "core-hot"
+level = "warning"
+kind = "threshold"
+metric = "core"
+op = ">"
+value = 90
+repeat = "20s"
+
+[[rule]]
+name = "gone"
+level = "info"
+kind = "absence"
+metric = "heartbeat"
+after = "30s"
+"#;
+
+fn cores(values: [f64; 2], at_s: u64) -> Vec<Sample> {
+    (0..2).map(|i| sample("core", &Labels::from([("core".into(), i.to_string())]), values[i], at_s * 1000)).collect()
+}
+
+#[test]
+fn a_restart_keeps_firing_alerts_acks_silences_and_absence_clocks() {
+    let mut engine = Engine::new(rules(TWO_CPUS));
+    let go = |e: &mut Engine, v, at| eval(e, &Inputs { samples: &cores(v, at), ..Inputs::default() }, at);
+    assert_eq!(
+        go(&mut engine, [95.0, 95.0], 0),
+        [r#"0 core-hot{core="0"} inactive->firing"#, r#"0 core-hot{core="1"} inactive->firing"#]
+    );
+    engine.ack(r#"core-hot{core="1"}"#, "ann", "on it", 1_000).unwrap();
+    engine.silence(Labels::from([("rule".into(), "gone".into())]), 100_000, 1_000).unwrap();
+
+    let (mut engine, orphans) = restart(&engine, TWO_CPUS, 10);
+    assert!(orphans.is_empty());
+    assert_eq!(go(&mut engine, [95.0, 95.0], 10), Vec::<String>::new(), "not sent again after the restart");
+    assert_eq!(
+        go(&mut engine, [95.0, 95.0], 20),
+        [r#"20 core-hot{core="0"} firing->firing"#],
+        "repeats keep their clock"
+    );
+    let alerts = engine.alerts(20_000);
+    assert_eq!(alerts[1].ack.as_ref().map(|a| a.note.as_str()), Some("on it"));
+    // The absence clock started at 0, not at the restart; the silence holds.
+    assert_eq!(
+        go(&mut engine, [50.0, 50.0], 30),
+        [
+            r#"30 core-hot{core="0"} firing->resolved"#,
+            r#"30 core-hot{core="1"} acknowledged->resolved"#,
+            "30 gone inactive->firing silenced",
+        ]
+    );
+    assert_eq!(engine.silences().len(), 1);
+    assert_eq!(engine.silence(Labels::from([("level".into(), "info".into())]), 200_000, 30_000).unwrap(), 2);
+}
+
+#[test]
+fn a_rule_gone_after_a_restart_resolves_its_alerts() {
+    let mut engine = Engine::new(rules(TWO_CPUS));
+    eval(&mut engine, &Inputs { samples: &cores([95.0, 10.0], 0), ..Inputs::default() }, 0);
+    let only_absence = &TWO_CPUS[TWO_CPUS.find("[[rule]]\nname = \"gone\"").unwrap()..];
+    let (engine, orphans) = restart(&engine, only_absence, 5);
+    assert_eq!(orphans, [r#"5 core-hot{core="0"} firing->resolved"#]);
+    assert!(engine.alerts(5_000).is_empty());
+}
+
+#[test]
+fn an_id_prefix_names_one_alert_or_says_which_it_could_be() {
+    let mut engine = Engine::new(rules(TWO_CPUS));
+    eval(&mut engine, &Inputs { samples: &cores([95.0, 95.0], 0), ..Inputs::default() }, 0);
+    assert_eq!(
+        engine.ack("core", "ann", "", 1).unwrap_err().to_string(),
+        r#"'core' could be any of core-hot{core="0"}, core-hot{core="1"}; give more of the id"#
+    );
+    assert_eq!(engine.ack(r#"core-hot{core="1"#, "ann", "", 1).unwrap().id, r#"core-hot{core="1"}"#);
+}

@@ -1,24 +1,201 @@
-//! `monitor alerts ...`.
+//! `monitor alerts ...`: check the rules; list, acknowledge, resolve, silence
+//! and test alerts of the running host; read the history.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Subcommand;
 
 use super::UsageError;
+use super::progress::{seconds, utc};
+use crate::alerts::{Alert, Labels, State};
+use crate::client::Client;
 use crate::config::{ConfigError, HostConfig};
+use crate::paths::DataDir;
+use crate::sampler::now_ms;
+use crate::store::alerts::HistoryEntry;
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
-    /// Validate the alert rules (the built-in ones and the config file's) without running them.
+    /// Validate the alert rules, routes and handlers without running them.
     Check {
         /// The host configuration (TOML); without it, the built-in rules are checked.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The alerts as they stand: firing, acknowledged, pending.
+    List {
+        /// Only alerts in this state.
+        #[arg(long, value_parser = parse_state)]
+        state: Option<State>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge a firing alert: it stays until resolved, but is not sent again.
+    Ack {
+        /// The alert's id, or a prefix naming one alert (like the rule's name).
+        id: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Who acknowledges [default: $USER].
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Resolve a firing alert by hand.
+    Resolve { id: String },
+    /// Silence alerts matching every MATCHER (rule=NAME, level=LEVEL or a label=value) for a while.
+    Silence {
+        #[arg(required = true, value_name = "MATCHER", value_parser = parse_matcher)]
+        matchers: Vec<(String, String)>,
+        /// How long, like 30m, 2h or 1d.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+    },
+    /// The active silences.
+    Silences {
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence early.
+    Unsilence { id: u64 },
+    /// Every transition (fired, acknowledged, resolved, repeated), oldest first.
+    History {
+        /// How far back, like 1h or 7d.
+        #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
+        since: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a synthetic alert of RULE through the routes and show what each handler did.
+    Test { rule: String },
 }
 
-pub fn run(command: AlertsCommand) -> anyhow::Result<()> {
-    let AlertsCommand::Check { config } = command;
+fn parse_state(text: &str) -> Result<State, String> {
+    serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| format!("'{text}' is not a state; use pending, firing, acknowledged or resolved"))
+}
+
+fn parse_matcher(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.into(), v.into())),
+        _ => Err(format!("'{text}' is not a matcher; write key=value, like rule=cpu-hot or mount=/data")),
+    }
+}
+
+pub fn run(data: &DataDir, command: AlertsCommand) -> anyhow::Result<()> {
+    let client = match command {
+        AlertsCommand::Check { config } => return check(config),
+        _ => crate::client::connect(data, None)?,
+    };
+    let client: &dyn Client = &*client;
+    match command {
+        AlertsCommand::Check { .. } => unreachable!("handled above"),
+        AlertsCommand::List { state, json } => {
+            let alerts = client.alerts(state)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&alerts)?);
+            } else {
+                print_alerts(&alerts, client.is_live());
+            }
+        }
+        AlertsCommand::Ack { id, note, by } => {
+            let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+            print_entry(&client.ack(&id, &by, &note)?);
+        }
+        AlertsCommand::Resolve { id } => print_entry(&client.resolve(&id)?),
+        AlertsCommand::Silence { matchers, duration } => {
+            let matchers: Labels = matchers.into_iter().collect();
+            let silence = client.silence(&matchers, &duration)?;
+            println!(
+                "silence {} until {} UTC: {}",
+                silence.id,
+                utc(silence.until_ms),
+                matchers_text(&silence.matchers)
+            );
+        }
+        AlertsCommand::Silences { json } => {
+            let silences = client.silences()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&silences)?);
+            } else if silences.is_empty() {
+                println!("no active silences");
+            }
+            for s in silences.iter().filter(|_| !json) {
+                println!("{:<4} until {} UTC  {}", s.id, utc(s.until_ms), matchers_text(&s.matchers));
+            }
+        }
+        AlertsCommand::Unsilence { id } => {
+            client.unsilence(id)?;
+            println!("silence {id} ended");
+        }
+        AlertsCommand::History { since, json } => {
+            let since_ms = now_ms().saturating_sub(since.as_millis() as u64);
+            let entries = client.alert_history(since_ms)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else if entries.is_empty() {
+                println!("no alert transitions in the last {}", humantime::format_duration(since));
+            }
+            for entry in entries.iter().filter(|_| !json) {
+                print_entry(entry);
+            }
+        }
+        AlertsCommand::Test { rule } => {
+            let results = client.test_alert(&rule)?;
+            if results.is_empty() {
+                println!("no route sends rule '{rule}' (level and matchers) to a handler");
+            }
+            let failed = results.iter().filter(|r| !r.ok).count();
+            for r in &results {
+                match &r.error {
+                    None => println!("{:<24} delivered", r.handler),
+                    Some(e) => println!("{:<24} FAILED: {e}", r.handler),
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} handlers failed", results.len());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_alerts(alerts: &[Alert], live: bool) {
+    if alerts.is_empty() {
+        println!("no alerts{}", if live { "" } else { " (the host is not running; as last stored)" });
+        return;
+    }
+    let now = now_ms();
+    println!("{:<13} {:<9} {:<8} {:<40} MESSAGE", "STATE", "LEVEL", "FOR", "ID");
+    for a in alerts {
+        let state = if a.silenced { format!("{} (s)", a.state) } else { a.state.to_string() };
+        let age = seconds(now.saturating_sub(a.fired_ms.unwrap_or(a.since_ms)));
+        println!("{state:<13} {:<9} {age:<8} {:<40} {}", a.level.as_str(), a.id, a.message);
+        if let Some(ack) = &a.ack {
+            let note = if ack.note.is_empty() { String::new() } else { format!(": {}", ack.note) };
+            println!("{:<13} acknowledged by {} {} ago{note}", "", ack.by, seconds(now.saturating_sub(ack.at_ms)));
+        }
+    }
+    if !live {
+        println!("(the host is not running; alerts as last stored)");
+    }
+}
+
+fn print_entry(entry: &HistoryEntry) {
+    let t = &entry.transition;
+    let change = if t.is_repeat() { "firing (repeat)".to_string() } else { format!("{} → {}", t.from, t.to) };
+    let silenced = if t.silenced { " [silenced]" } else { "" };
+    let by = t.ack.as_ref().filter(|_| t.to == State::Acknowledged).map_or(String::new(), |a| {
+        if a.note.is_empty() { format!(" (by {})", a.by) } else { format!(" (by {}: {})", a.by, a.note) }
+    });
+    println!("{} UTC  {:<9} {:<26} {}{silenced}{by}  {}", utc(t.at_ms), t.level.as_str(), change, t.id, t.message);
+}
+
+fn matchers_text(matchers: &Labels) -> String {
+    matchers.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+fn check(config: Option<PathBuf>) -> anyhow::Result<()> {
     let config = match &config {
         Some(path) => match HostConfig::load(path) {
             Ok(config) => config,
@@ -45,5 +222,19 @@ pub fn run(command: AlertsCommand) -> anyhow::Result<()> {
         println!("{:<28} {:<9} {}{after}", rule.name, rule.level.as_str(), rule.kind.name());
     }
     println!("{} rules OK", rules.len());
+    let routing = config.alerts.routing().map_err(|errors| UsageError(errors.join("; ")))?;
+    for handler in &routing.handlers {
+        let action = match &handler.action {
+            crate::alerts::route::Action::Command(argv) => format!("command {}", argv.join(" ")),
+            crate::alerts::route::Action::Webhook(url) => format!("webhook {url}"),
+        };
+        println!("handler {:<20} {action}", handler.name);
+    }
+    let routes = config.alerts.route.len();
+    println!(
+        "{} handlers, {} OK",
+        routing.handlers.len(),
+        if routes == 0 { "default routes".into() } else { format!("{routes} routes") }
+    );
     Ok(())
 }

@@ -312,7 +312,7 @@ fn significant(value: f64) -> String {
     }
 }
 
-fn seconds(ms: u64) -> String {
+pub(crate) fn seconds(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..60 => format!("{s}s"),
@@ -322,7 +322,7 @@ fn seconds(ms: u64) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC, from milliseconds since the epoch.
-fn utc(ms: u64) -> String {
+pub(crate) fn utc(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rest) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

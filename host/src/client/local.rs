@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use super::Client;
+use crate::alerts::service::stored_alerts;
+use crate::alerts::{Alert, Labels, Silence, State as AlertState};
+use crate::api::alerts::{HISTORY_LIMIT, TestResult};
 use crate::cli::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::manager::inspect;
@@ -14,6 +17,8 @@ use crate::plugin::sandbox::SandboxSpec;
 use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime};
 use crate::progress::{Node, NodePath, Update};
 use crate::sampler::Sampler;
+use crate::sampler::now_ms;
+use crate::store::alerts::HistoryEntry;
 use crate::store::{Store, StoreError};
 
 /// How long an offline command waits for another one to let go of the database.
@@ -174,6 +179,41 @@ impl Client for Local {
         // CPU use is measured between two samples.
         std::thread::sleep(std::time::Duration::from_millis(250));
         Ok(crate::status::plain(&sampler.sample(), 0))
+    }
+
+    fn alerts(&self, state: Option<AlertState>) -> anyhow::Result<Vec<Alert>> {
+        let mut alerts = stored_alerts(&self.store, now_ms())?;
+        alerts.retain(|a| state.is_none_or(|s| a.state == s));
+        Ok(alerts)
+    }
+
+    fn alert_history(&self, since_ms: u64) -> anyhow::Result<Vec<HistoryEntry>> {
+        Ok(self.store.alerts_history(since_ms, 0, HISTORY_LIMIT)?)
+    }
+
+    fn ack(&self, _: &str, _: &str, _: &str) -> anyhow::Result<HistoryEntry> {
+        bail!("acknowledging an alert needs the running host; start it with 'monitor run'")
+    }
+
+    fn resolve(&self, _: &str) -> anyhow::Result<HistoryEntry> {
+        bail!("resolving an alert needs the running host; start it with 'monitor run'")
+    }
+
+    fn silence(&self, _: &Labels, _: &str) -> anyhow::Result<Silence> {
+        bail!("silencing alerts needs the running host; start it with 'monitor run'")
+    }
+
+    fn unsilence(&self, _: u64) -> anyhow::Result<()> {
+        bail!("ending a silence needs the running host; start it with 'monitor run'")
+    }
+
+    fn silences(&self) -> anyhow::Result<Vec<Silence>> {
+        let now = now_ms();
+        Ok(self.store.alerts_saved()?.silences.into_iter().filter(|s| s.is_active(now)).collect())
+    }
+
+    fn test_alert(&self, _: &str) -> anyhow::Result<Vec<TestResult>> {
+        bail!("testing the alert routes needs the running host (it runs the handlers); start it with 'monitor run'")
     }
 }
 

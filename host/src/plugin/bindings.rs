@@ -67,3 +67,30 @@ impl From<&crate::progress::Node> for types::ProgressNode {
         }
     }
 }
+
+impl From<&crate::alerts::Transition> for types::Alert {
+    fn from(t: &crate::alerts::Transition) -> Self {
+        use crate::alerts::{Level, State};
+        types::Alert {
+            id: t.id.clone(),
+            rule: t.rule.clone(),
+            level: match t.level {
+                Level::Info => types::Level::Info,
+                Level::Warning => types::Level::Warning,
+                Level::Error => types::Level::Error,
+                Level::Critical => types::Level::Critical,
+            },
+            state: match t.to {
+                _ if t.silenced => types::AlertState::Silenced,
+                State::Inactive | State::Pending => types::AlertState::Pending,
+                State::Firing => types::AlertState::Firing,
+                State::Acknowledged => types::AlertState::Acknowledged,
+                State::Resolved => types::AlertState::Resolved,
+            },
+            message: t.message.clone(),
+            labels: t.labels.iter().map(|(k, v)| types::Label { key: k.clone(), value: v.clone() }).collect(),
+            value: t.value,
+            at_ms: t.at_ms,
+        }
+    }
+}

@@ -491,6 +491,29 @@ impl Manager {
         out
     }
 
+    /// The running alert-handler plugins.
+    pub fn alert_handlers(&self) -> Vec<String> {
+        self.actors(Role::AlertHandler).into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// Hands an alert to one alert-handler plugin.
+    pub async fn handle_alert(&self, name: &str, alert: types::Alert) -> Result<(), ManagerError> {
+        let actor = self.actor(name, Role::AlertHandler)?;
+        let result = actor.run(move |w| w.call(|i| i.handle(&alert))).await;
+        self.finish(name, result)
+    }
+
+    /// The quarantined plugins, by name.
+    pub fn quarantined(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .plugins()?
+            .into_iter()
+            .filter(|r| matches!(r.state, State::Quarantined { .. }))
+            .map(|r| r.name)
+            .collect())
+    }
+
     pub async fn format(&self, name: &str, view: types::View) -> Result<String, ManagerError> {
         let actor = self.actor(name, Role::DisplayFormatter)?;
         let result = actor.run(move |w| w.call(|i| i.format(&view))).await;

@@ -1,0 +1,249 @@
+//! The daemon's alerting: the engine, fed on every tick, whose transitions are
+//! stored in the database and only then routed to the handlers.
+//!
+//! Rules see the tick's samples, the running and failed progress nodes (of runs
+//! still running, or failed in the last day: an old failure does not alert for
+//! ever), and the quarantined plugins. The engine's state is stored with every
+//! change and taken up again at start, so a restart neither loses nor re-sends
+//! a firing alert, and acknowledgements and silences hold.
+//!
+//! If the database refuses a commit, the transitions are still routed (an alert
+//! about a broken host matters more than its record) and the error is logged.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::dispatch::{Dispatcher, HandlerStatus, Outcome};
+use super::eval::{AlertError, Engine, Inputs, NodeInput};
+use super::lifecycle::{Alert, State, Transition};
+use super::rule::Labels;
+use super::silence::Silence;
+use super::{AlertsConfig, alert_id};
+use crate::metrics::Sample;
+use crate::plugin::Manager;
+use crate::progress::Status;
+use crate::store::alerts::HistoryEntry;
+use crate::store::{Store, StoreError};
+
+/// A failed run's nodes are looked at for this long after its last update.
+const FAILED_FRESH_MS: u64 = 24 * 3600 * 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertingError {
+    #[error(transparent)]
+    Alert(#[from] AlertError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no rule '{rule}'; the rules are {known}")]
+    UnknownRule { rule: String, known: String },
+    #[error("the alert configuration is invalid: {0}")]
+    Config(String),
+}
+
+/// See the [module docs](self).
+pub struct Alerting {
+    engine: Mutex<Engine>,
+    store: Store,
+    dispatcher: Dispatcher,
+    nodes: Mutex<Nodes>,
+    keep_history_ms: u64,
+}
+
+/// The running and failed nodes, re-read only when progress was written.
+#[derive(Default)]
+struct Nodes {
+    commits: Option<u64>,
+    inputs: Arc<Vec<NodeInput>>,
+}
+
+impl Alerting {
+    /// Builds the engine from the (validated) config and takes up the stored state.
+    pub fn start(
+        config: &AlertsConfig,
+        store: Store,
+        manager: Option<Arc<Manager>>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Alerting, AlertingError> {
+        let rules = config
+            .rules()
+            .map_err(|e| AlertingError::Config(e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+        let routing = config.routing().map_err(|e| AlertingError::Config(e.join("; ")))?;
+        let mut engine = Engine::new(rules);
+        let orphans = engine.restore(store.alerts_saved()?, crate::sampler::now_ms());
+        let alerting = Alerting {
+            engine: Mutex::new(engine),
+            store,
+            dispatcher: Dispatcher::new(routing, manager, runtime),
+            nodes: Mutex::default(),
+            keep_history_ms: config.keep_history_ms().unwrap_or(u64::MAX),
+        };
+        if !orphans.is_empty() {
+            let engine = alerting.engine.lock().expect("engine lock");
+            alerting.record(&engine, orphans, Instant::now());
+        }
+        Ok(alerting)
+    }
+
+    /// One evaluation at `now_ms` of what the tick that began at `since` saw;
+    /// `progress_commits` is the progress writer's count (see
+    /// [`crate::writer::Writer::commits`]). Returns the transitions, as stored.
+    /// Blocks on a database commit when something changed.
+    pub fn evaluate(
+        &self,
+        samples: &[Sample],
+        progress_commits: u64,
+        quarantined: &[String],
+        now_ms: u64,
+        since: Instant,
+    ) -> Vec<HistoryEntry> {
+        let nodes = self.nodes(progress_commits, now_ms);
+        let mut engine = self.engine.lock().expect("engine lock");
+        let transitions = engine.evaluate(&Inputs { samples, nodes: &nodes, quarantined }, now_ms);
+        if transitions.is_empty() {
+            return Vec::new();
+        }
+        self.record(&engine, transitions, since)
+    }
+
+    pub fn ack(&self, id: &str, by: &str, note: &str, now_ms: u64) -> Result<HistoryEntry, AlertingError> {
+        let mut engine = self.engine.lock().expect("engine lock");
+        let transition = engine.ack(id, by, note, now_ms)?;
+        Ok(self.record(&engine, vec![transition], Instant::now()).remove(0))
+    }
+
+    pub fn resolve(&self, id: &str, now_ms: u64) -> Result<HistoryEntry, AlertingError> {
+        let mut engine = self.engine.lock().expect("engine lock");
+        let transition = engine.resolve(id, now_ms)?;
+        Ok(self.record(&engine, vec![transition], Instant::now()).remove(0))
+    }
+
+    pub fn silence(&self, matchers: Labels, until_ms: u64, now_ms: u64) -> Result<Silence, AlertingError> {
+        let mut engine = self.engine.lock().expect("engine lock");
+        let id = engine.silence(matchers, until_ms, now_ms)?;
+        self.store.alerts_record(&[], &engine.save())?;
+        Ok(engine.silences().iter().find(|s| s.id == id).cloned().expect("just added"))
+    }
+
+    /// Ends a silence; false if there is none with that id.
+    pub fn unsilence(&self, id: u64) -> Result<bool, AlertingError> {
+        let mut engine = self.engine.lock().expect("engine lock");
+        if !engine.unsilence(id) {
+            return Ok(false);
+        }
+        self.store.alerts_record(&[], &engine.save())?;
+        Ok(true)
+    }
+
+    pub fn silences(&self, now_ms: u64) -> Vec<Silence> {
+        let engine = self.engine.lock().expect("engine lock");
+        engine.silences().iter().filter(|s| s.is_active(now_ms)).cloned().collect()
+    }
+
+    pub fn alerts(&self, now_ms: u64) -> Vec<Alert> {
+        self.engine.lock().expect("engine lock").alerts(now_ms)
+    }
+
+    /// Sends a synthetic firing alert of `rule` through the routes (silences do
+    /// not apply; nothing is stored) and waits for every handler's outcome.
+    pub async fn test(&self, rule: &str, now_ms: u64) -> Result<Vec<(String, Outcome)>, AlertingError> {
+        let transition = {
+            let engine = self.engine.lock().expect("engine lock");
+            let Some(r) = engine.rules().find(|r| r.name == rule) else {
+                let known: Vec<&str> = engine.rules().map(|r| r.name.as_str()).collect();
+                return Err(AlertingError::UnknownRule { rule: rule.into(), known: known.join(", ") });
+            };
+            let key = Labels::from([("test".to_string(), "true".to_string())]);
+            let mut labels = r.labels.clone();
+            labels.extend(key.clone());
+            Transition {
+                id: alert_id(rule, &key),
+                rule: rule.into(),
+                level: r.level,
+                labels,
+                from: State::Inactive,
+                to: State::Firing,
+                value: None,
+                message: format!("test alert of rule '{rule}' from 'monitor alerts test'"),
+                at_ms: now_ms,
+                silenced: false,
+                ack: None,
+            }
+        };
+        Ok(self.dispatcher.test(HistoryEntry { seq: 0, transition }).await)
+    }
+
+    pub fn handlers(&self) -> Vec<HandlerStatus> {
+        self.dispatcher.status()
+    }
+
+    /// Removes history older than `alerts.keep_history`.
+    pub fn prune(&self, now_ms: u64) -> Result<u64, StoreError> {
+        self.store.alerts_prune(self.keep_history_ms, now_ms)
+    }
+
+    /// Stores, then routes. Called with the engine locked, so history keeps
+    /// the engine's order.
+    fn record(&self, engine: &Engine, transitions: Vec<Transition>, since: Instant) -> Vec<HistoryEntry> {
+        let entries = match self.store.alerts_record(&transitions, &engine.save()) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::error!("{} alert transitions not stored, routed anyway: {e}", transitions.len());
+                transitions.into_iter().map(|transition| HistoryEntry { seq: 0, transition }).collect()
+            }
+        };
+        self.dispatcher.dispatch(&entries, since);
+        entries
+    }
+
+    fn nodes(&self, commits: u64, now_ms: u64) -> Arc<Vec<NodeInput>> {
+        let mut nodes = self.nodes.lock().expect("nodes lock");
+        if nodes.commits != Some(commits) {
+            match self.read_nodes(now_ms) {
+                Ok(inputs) => *nodes = Nodes { commits: Some(commits), inputs: Arc::new(inputs) },
+                Err(e) => tracing::error!("reading progress for the alert rules: {e}"),
+            }
+        }
+        nodes.inputs.clone()
+    }
+
+    fn read_nodes(&self, now_ms: u64) -> Result<Vec<NodeInput>, StoreError> {
+        let mut out = Vec::new();
+        for run in self.store.progress_runs()? {
+            let fresh_failure = run.status == Status::Failed && now_ms.saturating_sub(run.updated_ms) < FAILED_FRESH_MS;
+            if run.status != Status::Running && !fresh_failure {
+                continue;
+            }
+            out.extend(
+                self.store
+                    .progress_tree(run.path.as_str())?
+                    .into_iter()
+                    .filter(|n| matches!(n.status, Status::Running | Status::Failed))
+                    .map(|n| NodeInput { path: n.path, status: n.status, updated_ms: n.updated_ms }),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Alerts as the CLI lists them when no host runs: the stored state.
+pub fn stored_alerts(store: &Store, now_ms: u64) -> Result<Vec<Alert>, StoreError> {
+    let saved = store.alerts_saved()?;
+    let silences = saved.silences;
+    Ok(saved
+        .instances
+        .into_iter()
+        .map(|s| Alert {
+            silenced: super::silence::silenced(&silences, now_ms, &s.rule, s.level, &s.labels),
+            id: s.id,
+            rule: s.rule,
+            level: s.level,
+            labels: s.labels,
+            state: s.state,
+            since_ms: s.since_ms,
+            fired_ms: s.fired_ms,
+            value: s.value,
+            message: s.message,
+            ack: s.ack,
+        })
+        .collect())
+}

@@ -1,0 +1,166 @@
+//! Alert history and the alert engine's state.
+//!
+//! `alert_history` holds every transition, keyed by a sequence number that
+//! only grows (the newest entry is never pruned, so numbering never starts
+//! over); `alert_state` holds the engine's [`Saved`] state under one key. Both
+//! change in one transaction ([`Store::alerts_record`]), and the daemon routes a
+//! transition only after that commit: nothing is sent that is not on disk.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, db};
+use crate::alerts::{Saved, Transition};
+
+pub(super) const HISTORY: TableDefinition<u64, &str> = TableDefinition::new("alert_history");
+pub(super) const STATE: TableDefinition<&str, &str> = TableDefinition::new("alert_state");
+const ENGINE: &str = "engine";
+/// Most entries one prune removes, so a backlog cannot hold the write lock for long.
+const PRUNE_LIMIT: usize = 100_000;
+
+/// One stored transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub transition: Transition,
+}
+
+impl Store {
+    /// Appends `transitions` to the history and replaces the engine's state,
+    /// in one durable commit; returns the entries as numbered.
+    pub fn alerts_record(&self, transitions: &[Transition], saved: &Saved) -> Result<Vec<HistoryEntry>, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let mut out = Vec::with_capacity(transitions.len());
+        {
+            let mut history = tx.open_table(HISTORY).map_err(db)?;
+            let mut seq = history.last().map_err(db)?.map_or(0, |(k, _)| k.value());
+            for t in transitions {
+                seq += 1;
+                let json = serde_json::to_string(t).expect("a transition serializes");
+                history.insert(seq, json.as_str()).map_err(db)?;
+                out.push(HistoryEntry { seq, transition: t.clone() });
+            }
+            let state = serde_json::to_string(saved).expect("the engine state serializes");
+            tx.open_table(STATE).map_err(db)?.insert(ENGINE, state.as_str()).map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    /// The engine's state as last recorded; empty on a new database.
+    pub fn alerts_saved(&self) -> Result<Saved, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(STATE).map_err(db)?;
+        match table.get(ENGINE).map_err(db)? {
+            Some(json) => serde_json::from_str(json.value())
+                .map_err(|source| StoreError::Corrupt { key: "alert_state/engine".into(), source }),
+            None => Ok(Saved::default()),
+        }
+    }
+
+    /// Transitions at or after `since_ms` with a sequence number above
+    /// `after_seq`, oldest first, at most `limit` (the newest ones).
+    pub fn alerts_history(&self, since_ms: u64, after_seq: u64, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(HISTORY).map_err(db)?;
+        let mut out = Vec::new();
+        // Entries are appended in time order, so walk back from the newest.
+        for entry in table.range(after_seq.saturating_add(1)..).map_err(db)?.rev() {
+            let (key, json) = entry.map_err(db)?;
+            let seq = key.value();
+            let transition: Transition = serde_json::from_str(json.value())
+                .map_err(|source| StoreError::Corrupt { key: format!("alert_history/{seq}"), source })?;
+            if transition.at_ms < since_ms || out.len() >= limit {
+                break;
+            }
+            out.push(HistoryEntry { seq, transition });
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Removes history older than `keep_ms` (at most [`PRUNE_LIMIT`] entries per
+    /// call; never the newest). Returns how many went.
+    pub fn alerts_prune(&self, keep_ms: u64, now_ms: u64) -> Result<u64, StoreError> {
+        #[derive(Deserialize)]
+        struct AtMs {
+            at_ms: u64,
+        }
+        let cutoff = now_ms.saturating_sub(keep_ms);
+        let tx = self.db.begin_write().map_err(db)?;
+        let mut doomed = Vec::new();
+        {
+            let mut history = tx.open_table(HISTORY).map_err(db)?;
+            let last = history.last().map_err(db)?.map_or(0, |(k, _)| k.value());
+            for entry in history.range(..last).map_err(db)? {
+                let (key, json) = entry.map_err(db)?;
+                let at_ms = serde_json::from_str::<AtMs>(json.value()).map_or(0, |e| e.at_ms);
+                if at_ms >= cutoff || doomed.len() >= PRUNE_LIMIT {
+                    break;
+                }
+                doomed.push(key.value());
+            }
+            for seq in &doomed {
+                history.remove(*seq).map_err(db)?;
+            }
+        }
+        if doomed.is_empty() {
+            tx.abort().map_err(db)?;
+        } else {
+            tx.commit().map_err(db)?;
+        }
+        Ok(doomed.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::{Level, State};
+
+    fn transition(id: &str, to: State, at_ms: u64) -> Transition {
+        Transition {
+            id: id.into(),
+            rule: id.into(),
+            level: Level::Warning,
+            labels: Default::default(),
+            from: State::Pending,
+            to,
+            value: Some(1.5),
+            message: "m".into(),
+            at_ms,
+            silenced: false,
+            ack: None,
+        }
+    }
+
+    #[test]
+    fn history_and_state_survive_reopen_and_prune_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.redb");
+        let saved = Saved { next_silence: 7, ..Saved::default() };
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.alerts_saved().unwrap(), Saved::default());
+            let entries = store
+                .alerts_record(&[transition("a", State::Firing, 10), transition("a", State::Resolved, 20)], &saved)
+                .unwrap();
+            assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+            store.alerts_record(&[transition("b", State::Firing, 30)], &saved).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.alerts_saved().unwrap(), saved);
+        let all = store.alerts_history(0, 0, usize::MAX).unwrap();
+        assert_eq!(all.iter().map(|e| (e.seq, e.transition.at_ms)).collect::<Vec<_>>(), [(1, 10), (2, 20), (3, 30)]);
+        assert_eq!(all[1].transition, transition("a", State::Resolved, 20));
+        assert_eq!(store.alerts_history(20, 0, usize::MAX).unwrap().len(), 2);
+        assert_eq!(store.alerts_history(0, 2, usize::MAX).unwrap()[0].seq, 3);
+        assert_eq!(store.alerts_history(0, 0, 1).unwrap()[0].seq, 3, "the newest within the limit");
+
+        assert_eq!(store.alerts_prune(5, 1_000).unwrap(), 2, "everything is old, but the newest stays");
+        assert_eq!(store.alerts_history(0, 0, usize::MAX).unwrap()[0].seq, 3);
+        let next = store.alerts_record(&[transition("c", State::Firing, 1_000)], &saved).unwrap();
+        assert_eq!(next[0].seq, 4, "numbering goes on after a prune");
+    }
+}
