@@ -235,13 +235,18 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
             .manager
             .listing()
             .map(|l| l.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count());
-        return status::plain(&snapshot, running.unwrap_or(0)).into_response();
+        return status::plain(&snapshot, running.unwrap_or(0), &state.alerting.alerts(crate::sampler::now_ms()))
+            .into_response();
     };
     let runs = match on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, |store| Ok(store.progress_runs()?)).await {
         Ok(Json(runs)) => runs,
         Err(response) => return response,
     };
-    match state.manager.format(&plugin, status::view(&snapshot, &runs)).await {
+    match state
+        .manager
+        .format(&plugin, status::view(&snapshot, &runs, &state.alerting.alerts(crate::sampler::now_ms())))
+        .await
+    {
         Ok(text) => text.into_response(),
         Err(e) => e.into_response(),
     }

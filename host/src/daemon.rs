@@ -122,7 +122,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 let now = Arc::new(sampler.sample());
                 *snapshot.write().expect("snapshot lock") = now.clone();
                 let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
-                let host = metrics::host_metrics(&ticks, database_bytes, sampler::now_ms());
+                let mut host = metrics::host_metrics(&ticks, database_bytes, sampler::now_ms());
+                host.extend(alerting.metrics(sampler::now_ms()));
                 sample_plugins(&manager, &board, host, &now).await;
                 let samples = Arc::new(board.lock().expect("board lock").samples());
                 let (alerts, seen, commits) = (alerting.clone(), samples.clone(), writer.commits());

@@ -2,7 +2,8 @@
 //! drives the real `monitor` binary. Nothing here waits a fixed time: every wait
 //! polls for a condition until a deadline.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -443,5 +444,48 @@ pub mod host {
             self.manager.shutdown().unwrap();
             self.sandbox
         }
+    }
+}
+
+/// A webhook receiver that answers 500 to the first `failures` requests, then
+/// 200; it keeps every body it was sent, with the status it answered.
+pub struct Webhook {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<(u16, serde_json::Value)>>>,
+}
+
+impl Webhook {
+    pub fn start(failures: usize) -> Webhook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let status = if n < failures { 500 } else { 200 };
+                sink.lock().unwrap().push((status, serde_json::from_slice(&body).unwrap()));
+                let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        Webhook { url, received }
+    }
+
+    /// The bodies answered with 200.
+    pub fn delivered(&self) -> Vec<serde_json::Value> {
+        self.received.lock().unwrap().iter().filter(|(s, _)| *s == 200).map(|(_, b)| b.clone()).collect()
     }
 }

@@ -1,12 +1,9 @@
 //! `monitor alerts check` and alert rules in the host's config, with the real binary.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use monitor_tests::{Sandbox, wait_for};
+use monitor_tests::{Sandbox, Webhook, wait_for};
 
 const BAD: &str = r#"
 [[alerts.rule]]
@@ -58,48 +55,6 @@ fn check_names_every_bad_field_and_lists_good_rules() {
     let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(names, ["disk-almost-full", "step-stalled", "plugin-quarantined", "cpu-hot", "4", "0"], "{text}");
     assert!(text.contains("cpu-hot                      error     threshold for 1m"), "{text}");
-}
-
-/// A webhook receiver that answers 500 to the first `failures` requests, then
-/// 200; it keeps every body it was sent, with the status it answered.
-struct Webhook {
-    url: String,
-    received: Arc<Mutex<Vec<(u16, serde_json::Value)>>>,
-}
-
-impl Webhook {
-    fn start(failures: usize) -> Webhook {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = received.clone();
-        std::thread::spawn(move || {
-            for (n, stream) in listener.incoming().enumerate() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                let status = if n < failures { 500 } else { 200 };
-                sink.lock().unwrap().push((status, serde_json::from_slice(&body).unwrap()));
-                let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            }
-        });
-        Webhook { url, received }
-    }
-
-    fn delivered(&self) -> Vec<serde_json::Value> {
-        self.received.lock().unwrap().iter().filter(|(s, _)| *s == 200).map(|(_, b)| b.clone()).collect()
-    }
 }
 
 /// Lines of a JSON-lines file, parsed; none while it does not exist.
@@ -211,6 +166,22 @@ fn a_threshold_crossing_reaches_every_handler_and_ack_and_resolve_are_kept() {
 
     let list = ok(&sandbox.monitor(&["alerts", "list", "--state", "firing"]));
     assert!(list.contains(&id) && list.contains("queue ingest holds 150 items"), "{list}");
+    assert!(ok(&sandbox.monitor(&["status"])).contains("plugins running, 1 alert firing"));
+    let line = ok(&sandbox.monitor(&["status", "--format", "compact-status"]));
+    assert!(line.trim_end().ends_with("| 1 firing (error)"), "{line}");
+    wait_for("monitor_alerts{state=firing,level=error} 1", Duration::from_secs(20), || {
+        let (_, body) = sandbox.api_get("/v1/metrics", Some(&sandbox.token()));
+        let samples: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        samples
+            .iter()
+            .any(|s| {
+                s["name"] == "monitor_alerts"
+                    && s["labels"]["state"] == "firing"
+                    && s["labels"]["level"] == "error"
+                    && s["value"] == 1.0
+            })
+            .then_some(())
+    });
 
     // Acknowledge by a prefix of the id: every handler hears of it.
     let acked = ok(&sandbox.monitor(&["alerts", "ack", "queue-deep", "--note", "draining it", "--by", "ann"]));

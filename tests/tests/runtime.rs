@@ -145,7 +145,7 @@ fn jsonl_alerts_appends_one_json_line_per_alert_in_the_granted_directory() {
 fn compact_status_renders_one_line() {
     let host = Host::with(Sandbox::new(), &["compact-status"]);
     let snapshot = monitor_host::sampler::Sampler::new().sample();
-    let mut view = monitor_host::status::view(&snapshot, &[]);
+    let mut view = monitor_host::status::view(&snapshot, &[], &[]);
     if let types::View::Status(status) = &mut view {
         status.runs.push(node("train-42", types::NodeStatus::Running, 0.63));
     }

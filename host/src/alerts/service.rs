@@ -16,7 +16,7 @@ use std::time::Instant;
 use super::dispatch::{Dispatcher, HandlerStatus, Outcome};
 use super::eval::{AlertError, Engine, Inputs, NodeInput};
 use super::lifecycle::{Alert, State, Transition};
-use super::rule::Labels;
+use super::rule::{Labels, Level};
 use super::silence::Silence;
 use super::{AlertsConfig, alert_id};
 use crate::metrics::Sample;
@@ -174,6 +174,36 @@ impl Alerting {
 
     pub fn handlers(&self) -> Vec<HandlerStatus> {
         self.dispatcher.status()
+    }
+
+    /// The host's alert series: alerts by state and level, deliveries by handler and result.
+    pub fn metrics(&self, now_ms: u64) -> Vec<Sample> {
+        let mut counts: std::collections::HashMap<(State, Level), u64> = Default::default();
+        for a in self.alerts(now_ms) {
+            *counts.entry((a.state, a.level)).or_default() += 1;
+        }
+        let sample = |name: &str, labels: &[(&str, &str)], value: f64| Sample {
+            name: name.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            value,
+            unit: String::new(),
+            timestamp_ms: now_ms,
+        };
+        let mut out = Vec::new();
+        for state in [State::Pending, State::Firing, State::Acknowledged] {
+            for level in Level::ALL {
+                let n = counts.get(&(state, level)).copied().unwrap_or(0);
+                out.push(sample("monitor_alerts", &[("state", state.as_str()), ("level", level.as_str())], n as f64));
+            }
+        }
+        for h in self.handlers() {
+            for (result, n) in [("delivered", h.delivered), ("failed", h.failed), ("dropped", h.dropped)] {
+                let labels = [("handler", h.name.as_str()), ("result", result)];
+                out.push(sample("monitor_alert_deliveries_total", &labels, n as f64));
+            }
+            out.push(sample("monitor_alert_delivery_retries_total", &[("handler", h.name.as_str())], h.retries as f64));
+        }
+        out
     }
 
     /// Removes history older than `alerts.keep_history`.

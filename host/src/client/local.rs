@@ -178,7 +178,7 @@ impl Client for Local {
         let mut sampler = Sampler::new();
         // CPU use is measured between two samples.
         std::thread::sleep(std::time::Duration::from_millis(250));
-        Ok(crate::status::plain(&sampler.sample(), 0))
+        Ok(crate::status::plain(&sampler.sample(), 0, &stored_alerts(&self.store, now_ms())?))
     }
 
     fn alerts(&self, state: Option<AlertState>) -> anyhow::Result<Vec<Alert>> {

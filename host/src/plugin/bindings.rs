@@ -70,27 +70,51 @@ impl From<&crate::progress::Node> for types::ProgressNode {
 
 impl From<&crate::alerts::Transition> for types::Alert {
     fn from(t: &crate::alerts::Transition) -> Self {
-        use crate::alerts::{Level, State};
-        types::Alert {
-            id: t.id.clone(),
-            rule: t.rule.clone(),
-            level: match t.level {
-                Level::Info => types::Level::Info,
-                Level::Warning => types::Level::Warning,
-                Level::Error => types::Level::Error,
-                Level::Critical => types::Level::Critical,
-            },
-            state: match t.to {
-                _ if t.silenced => types::AlertState::Silenced,
-                State::Inactive | State::Pending => types::AlertState::Pending,
-                State::Firing => types::AlertState::Firing,
-                State::Acknowledged => types::AlertState::Acknowledged,
-                State::Resolved => types::AlertState::Resolved,
-            },
-            message: t.message.clone(),
-            labels: t.labels.iter().map(|(k, v)| types::Label { key: k.clone(), value: v.clone() }).collect(),
-            value: t.value,
-            at_ms: t.at_ms,
-        }
+        let state = if t.silenced { None } else { Some(t.to) };
+        alert(&t.id, &t.rule, t.level, state, &t.message, &t.labels, t.value, t.at_ms)
+    }
+}
+
+impl From<&crate::alerts::Alert> for types::Alert {
+    fn from(a: &crate::alerts::Alert) -> Self {
+        let state = if a.silenced { None } else { Some(a.state) };
+        let at_ms = a.ack.as_ref().map(|ack| ack.at_ms).or(a.fired_ms).unwrap_or(a.since_ms);
+        alert(&a.id, &a.rule, a.level, state, &a.message, &a.labels, a.value, at_ms)
+    }
+}
+
+/// An alert as plugins see it; `state` none means silenced.
+#[allow(clippy::too_many_arguments)]
+fn alert(
+    id: &str,
+    rule: &str,
+    level: crate::alerts::Level,
+    state: Option<crate::alerts::State>,
+    message: &str,
+    labels: &crate::alerts::Labels,
+    value: Option<f64>,
+    at_ms: u64,
+) -> types::Alert {
+    use crate::alerts::{Level, State};
+    types::Alert {
+        id: id.into(),
+        rule: rule.into(),
+        level: match level {
+            Level::Info => types::Level::Info,
+            Level::Warning => types::Level::Warning,
+            Level::Error => types::Level::Error,
+            Level::Critical => types::Level::Critical,
+        },
+        state: match state {
+            None => types::AlertState::Silenced,
+            Some(State::Inactive | State::Pending) => types::AlertState::Pending,
+            Some(State::Firing) => types::AlertState::Firing,
+            Some(State::Acknowledged) => types::AlertState::Acknowledged,
+            Some(State::Resolved) => types::AlertState::Resolved,
+        },
+        message: message.into(),
+        labels: labels.iter().map(|(k, v)| types::Label { key: k.clone(), value: v.clone() }).collect(),
+        value,
+        at_ms,
     }
 }
