@@ -29,6 +29,8 @@ use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::{Outcome, ProgressEvent};
 use crate::writer::{MAX_BATCH, Writer};
 
+mod jobs;
+
 #[derive(Clone)]
 pub struct AppState {
     pub manager: Arc<Manager>,
@@ -39,6 +41,8 @@ pub struct AppState {
     pub token: Arc<str>,
     pub writer: Writer,
     pub data: DataDir,
+    /// The watch jobs (none when the config declares none).
+    pub jobs: Arc<crate::watch::Jobs>,
 }
 
 /// The body of every error answer.
@@ -91,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs", get(runs))
         .route("/v1/runs/{run}", get(run_tree))
         .route("/v1/runs/{run}/events", get(run_events))
+        .merge(jobs::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new().route("/v1/health", get(health)).merge(guarded).with_state(state)
 }

@@ -15,6 +15,7 @@ use crate::plugin::{Grant, Listing, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
+use crate::watch::JobView;
 
 pub mod local;
 
@@ -49,6 +50,22 @@ pub trait Client {
         labels: &BTreeMap<String, String>,
         since_ms: u64,
     ) -> anyhow::Result<Vec<History>>;
+    /// The running host's watch jobs.
+    fn jobs(&self) -> anyhow::Result<Vec<JobView>> {
+        Err(no_host_for_jobs())
+    }
+    /// `pause`, `resume` or `run` a watch job of the running host.
+    fn job_action(&self, name: &str, action: &str) -> anyhow::Result<JobView> {
+        let _ = (name, action);
+        Err(no_host_for_jobs())
+    }
+}
+
+/// Watch jobs live in the running host; without one there is nothing to show or change.
+fn no_host_for_jobs() -> anyhow::Error {
+    anyhow::anyhow!(
+        "no monitor host is running on this data directory; watch jobs run inside it: start it with 'monitor run --config FILE' (jobs are [[watch]] tables)"
+    )
 }
 
 /// What the daemon writes to `daemon.json` so other commands can find it.
@@ -215,6 +232,14 @@ impl Client for Remote {
             .query("labels", labels.join(","))
             .call();
         self.answer(response)
+    }
+
+    fn jobs(&self) -> anyhow::Result<Vec<JobView>> {
+        self.get("/v1/jobs")
+    }
+
+    fn job_action(&self, name: &str, action: &str) -> anyhow::Result<JobView> {
+        self.post(&format!("/v1/jobs/{name}/{action}"), &serde_json::json!({}))
     }
 }
 

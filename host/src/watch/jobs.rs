@@ -60,6 +60,14 @@ pub enum JobsError {
     Lock(#[from] LockError),
 }
 
+impl JobsError {
+    /// A mistake in what the user asked for or configured (exit status 2), as
+    /// opposed to a failure while doing it.
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, JobsError::Lock(LockError::Io { .. }))
+    }
+}
+
 /// How the service runs its jobs.
 #[derive(Default)]
 pub struct Options {
