@@ -45,10 +45,13 @@ use crate::writer::Writer;
 
 /// Progress nodes kept per job: the last this many runs.
 pub const KEEP_EXECUTIONS: u64 = 20;
-/// How often a vanished root is looked for.
+/// How often the roots are checked for having vanished (and looked for again).
 const REWATCH_EVERY: Duration = Duration::from_millis(250);
 /// Most paths named in a progress node's metadata.
 const PATHS_IN_METADATA: usize = 10;
+
+/// A watcher's event, tagged with the watcher's generation.
+type Tagged = (u64, notify::Result<notify::Event>);
 
 /// What a job's loop is told from outside.
 pub(crate) enum Control {
@@ -72,6 +75,13 @@ pub struct Context {
 /// The progress run of a job.
 pub fn progress_run(job: &str) -> NodePath {
     NodePath::parse(&format!("watch-{job}")).expect("job names are validated")
+}
+
+/// A job's watcher and the channel its events come on.
+pub(crate) struct Watching {
+    watcher: notify::RecommendedWatcher,
+    events_tx: mpsc::UnboundedSender<Tagged>,
+    events: mpsc::UnboundedReceiver<Tagged>,
 }
 
 struct Current {
@@ -119,13 +129,16 @@ impl Job {
         }
     }
 
+    /// A watcher on every root whose events carry `generation`, so events of an
+    /// older watcher (of a root that was removed) are told apart.
     fn watch(
         &self,
-        events: &mpsc::UnboundedSender<notify::Result<notify::Event>>,
+        events: &mpsc::UnboundedSender<Tagged>,
+        generation: u64,
     ) -> notify::Result<notify::RecommendedWatcher> {
         let events = events.clone();
         let mut watcher = notify::recommended_watcher(move |e| {
-            let _ = events.send(e);
+            let _ = events.send((generation, e));
         })?;
         let mode =
             if self.spec.recursive { notify::RecursiveMode::Recursive } else { notify::RecursiveMode::NonRecursive };
@@ -135,9 +148,18 @@ impl Job {
         Ok(watcher)
     }
 
-    /// Runs until told to stop; the watcher must already work (see [`Job::check`]).
-    pub async fn run(self, mut control: mpsc::UnboundedReceiver<Control>) {
-        let (events_tx, mut events) = mpsc::unbounded_channel();
+    /// Starts watching every root: done before the job's loop runs, so a job
+    /// that started misses no change and a path that cannot be watched is an
+    /// error at start.
+    pub fn start_watching(&self) -> notify::Result<Watching> {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let watcher = self.watch(&events_tx, 0)?;
+        Ok(Watching { watcher, events_tx, events })
+    }
+
+    /// Runs until told to stop.
+    pub async fn run(self, watching: Watching, mut control: mpsc::UnboundedReceiver<Control>) {
+        let Watching { watcher, events_tx, mut events } = watching;
         let mut filters: Vec<Filter> = self
             .roots
             .iter()
@@ -146,13 +168,9 @@ impl Job {
                     .expect("globs are validated")
             })
             .collect();
-        let mut watcher = match self.watch(&events_tx) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(job = %self.spec.name, "cannot watch yet: {e}; retrying");
-                None
-            }
-        };
+        let mut generation = 0;
+        let mut watcher = Some(watcher);
+        let mut watched = identity(&self.roots);
         let run = progress_run(&self.spec.name);
         let start = Update::new(Op::Start { total: None, weight: None })
             .with_message(format!("watching {}", self.root().display()))
@@ -171,9 +189,12 @@ impl Job {
         let stopped = loop {
             let deadline = (last_at + debounce).min(first_at + max_wait);
             tokio::select! {
-                Some(event) = events.recv() => match event {
+                Some((from, event)) = events.recv() => match event {
                     Ok(event) if event.need_rescan() => self.rescan(&mut pending, "the kernel dropped events (queue overflow)"),
                     Ok(event) => {
+                        if from == generation && gone(&event, &self.roots) && watcher.take().is_some() {
+                            self.say(format!("{} disappeared; watching again when it is back", self.root().display()));
+                        }
                         if event.paths.iter().any(|p| filters.iter().any(|f| f.is_ignore_file(p))) {
                             filters.iter_mut().for_each(Filter::reload);
                         }
@@ -190,19 +211,24 @@ impl Job {
                         |p| std::fs::symlink_metadata(p).ok().map(|m| m.is_dir()),
                         |dir| files_in(dir).into_iter().filter(|f| accepts(&filters, f, false)).collect(),
                     );
-                    if watcher.is_some() && !self.roots.iter().all(|r| r.exists()) {
-                        self.say(format!("{} disappeared; watching again when it is back", self.root().display()));
-                        watcher = None;
-                    }
                     self.submit(work, &mut pending, &mut current);
                 }
                 ran = finished(&mut current) => {
                     let done = current.take().expect("a command was running");
                     self.finish(done, ran, &mut pending).await;
                 }
-                _ = rewatch.tick(), if watcher.is_none() => {
-                    if self.roots.iter().all(|r| r.exists()) && let Ok(w) = self.watch(&events_tx) {
+                _ = rewatch.tick() => {
+                    // A root removed (and maybe made again) leaves the old watch on a dead inode.
+                    if watcher.is_some() && identity(&self.roots) != watched {
+                        self.say(format!("{} disappeared; watching again when it is back", self.root().display()));
+                        watcher = None;
+                    }
+                    if watcher.is_none() && self.roots.iter().all(|r| r.exists())
+                        && let Ok(w) = self.watch(&events_tx, generation + 1)
+                    {
+                        generation += 1;
                         watcher = Some(w);
+                        watched = identity(&self.roots);
                         filters.iter_mut().for_each(Filter::reload);
                         self.rescan(&mut pending, "a watched path came back");
                     }
@@ -259,7 +285,10 @@ impl Job {
             return;
         };
         match self.spec.busy {
-            Busy::Queue => pending.merge(work),
+            Busy::Queue => {
+                self.say(format!("busy: {} changed paths queued for the next run", work.paths()));
+                pending.merge(work);
+            }
             Busy::Skip => {
                 self.state.lock().expect("job state").skipped += 1;
                 let paths = work.paths();
@@ -273,6 +302,7 @@ impl Job {
             Busy::Restart => {
                 pending.merge(work);
                 if let Some(stop) = running.stop.take() {
+                    self.say(format!("busy: restarting #{} for newer changes", running.seq));
                     running.restarting = true;
                     let _ = stop.send("restarted for newer changes".into());
                 }
@@ -465,6 +495,19 @@ async fn finished(current: &mut Option<Current>) -> Result<Ran, tokio::task::Joi
         Some(c) => (&mut c.task).await,
         None => std::future::pending().await,
     }
+}
+
+/// Whether `event` says a root itself was removed or moved away.
+fn gone(event: &notify::Event, roots: &[PathBuf]) -> bool {
+    use notify::event::{ModifyKind, RenameMode};
+    matches!(event.kind, notify::EventKind::Remove(_) | notify::EventKind::Modify(ModifyKind::Name(RenameMode::From)))
+        && event.paths.iter().any(|p| roots.contains(p))
+}
+
+/// Which inodes the roots are, to notice one that was removed and made again.
+fn identity(roots: &[PathBuf]) -> Vec<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    roots.iter().map(|r| std::fs::metadata(r).ok().map(|m| (m.dev(), m.ino()))).collect()
 }
 
 /// Every file below `dir`, ignore files not consulted (the filter decides).

@@ -129,7 +129,12 @@ impl Jobs {
             }));
             let (control, inbox) = mpsc::unbounded_channel();
             let job = Job { spec: spec.clone(), roots: roots.clone(), ctx: ctx.clone(), state: state.clone() };
-            let task = tokio::spawn(job.run(inbox));
+            let watching = job.start_watching().map_err(|e| JobsError::Path {
+                job: spec.name.clone(),
+                path: e.paths.first().cloned().unwrap_or_else(|| roots[0].clone()),
+                reason: e.to_string(),
+            })?;
+            let task = tokio::spawn(job.run(watching, inbox));
             jobs.push(Handle { name: spec.name, roots, state, control, task: Mutex::new(Some(task)) });
         }
         Ok(Jobs { jobs, events, _locks: locks.into_values().collect() })

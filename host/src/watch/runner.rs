@@ -128,12 +128,8 @@ pub fn spawn(invocation: &Invocation) -> std::io::Result<Running> {
     std::thread::Builder::new().name("watch-command".into()).spawn(move || {
         // Wait for the leader without reaping it, kill what it left in its group,
         // then reap it: the group id stays ours until then.
-        loop {
-            match rustix::process::waitid(WaitId::Pid(pid), WaitIdOptions::EXITED | WaitIdOptions::NOWAIT) {
-                Err(rustix::io::Errno::INTR) => continue,
-                _ => break,
-            }
-        }
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+        while let Err(rustix::io::Errno::INTR) = rustix::process::waitid(WaitId::Pid(pid), options) {}
         let _ = kill_process_group(pid, Signal::KILL);
         let status = child.wait();
         let stdout = stdout.join().unwrap_or_default();
