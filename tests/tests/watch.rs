@@ -526,3 +526,85 @@ mod daemon {
         assert_eq!(tree[1]["status"], "cancelled", "{tree}");
     }
 }
+
+mod library {
+    //! The jobs service as the daemon and the alert engine use it, in this process.
+
+    use monitor_host::watch::config::CommandLine;
+    use monitor_host::watch::jobs::Options;
+    use monitor_host::watch::{Busy, JobConfig, JobEvent, Jobs, Outcome, Pass, Reason};
+    use tokio::sync::broadcast;
+
+    use super::*;
+
+    async fn next(events: &mut broadcast::Receiver<JobEvent>) -> JobEvent {
+        tokio::time::timeout(LIMIT, events.recv()).await.expect("an event in time").expect("the jobs run")
+    }
+
+    fn sh(script: String) -> CommandLine {
+        CommandLine::Argv(vec!["sh".into(), "-c".into(), script, "sh".into()])
+    }
+
+    #[test]
+    fn subscribers_see_every_run_and_jobs_pause_by_project() {
+        let project = Project::new();
+        let log = project.out("runs.log").display().to_string();
+        let config = JobConfig {
+            name: "lib".into(),
+            paths: vec![project.root()],
+            recursive: true,
+            include: vec![],
+            exclude: vec![],
+            ignore_files: true,
+            debounce: "50ms".into(),
+            command: sh(format!(r#"echo "start $MONITOR_WATCH_REASON $*" >> {log}; echo out; echo err >&2"#)),
+            on_delete: Some(sh(format!(r#"echo "deleted $*" >> {log}; exit 2"#))),
+            shell: false,
+            pass: Pass::Args,
+            busy: Busy::Queue,
+            timeout: None,
+            grace: "1s".into(),
+            workdir: None,
+        };
+        let spec = config.validate().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let jobs = Jobs::start(vec![spec], Options::default()).unwrap();
+            let mut events = jobs.subscribe();
+            let a = project.file("a");
+            std::fs::write(&a, "").unwrap();
+            let JobEvent::Started { job, seq, reason, paths, .. } = next(&mut events).await else { panic!() };
+            assert_eq!((job.as_str(), seq, reason, paths), ("lib", 1, Reason::Changes, vec![a.clone()]));
+            let JobEvent::Finished(run) = next(&mut events).await else { panic!() };
+            assert_eq!((run.root.clone(), run.outcome.clone()), (project.root(), Outcome::Exited { code: 0 }));
+            assert_eq!((run.stdout_tail.as_str(), run.stderr_tail.as_str()), ("out\n", "err\n"));
+            assert!(run.finished_ms >= run.started_ms);
+
+            // Deletions go to the delete command; its failure is an execution like any other.
+            std::fs::remove_file(&a).unwrap();
+            let JobEvent::Started { reason, .. } = next(&mut events).await else { panic!() };
+            assert_eq!(reason, Reason::Deletions);
+            let JobEvent::Finished(run) = next(&mut events).await else { panic!() };
+            assert_eq!((run.outcome.clone(), run.succeeded()), (Outcome::Exited { code: 2 }, false));
+            assert!(project.runs().contains(&format!("deleted {}", a.display())), "{:?}", project.runs());
+
+            // What the alert engine does on a critical alert for the project.
+            assert_eq!(jobs.pause_project(&project.root()), ["lib"]);
+            assert!(jobs.pause_project(&project.dir.path().join("out")).is_empty());
+            std::fs::write(project.file("b"), "").unwrap();
+            let deadline = std::time::Instant::now() + LIMIT;
+            while jobs.view("lib").unwrap().queued == 0 {
+                assert!(std::time::Instant::now() < deadline, "the change was not queued");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let view = jobs.view("lib").unwrap();
+            assert_eq!((view.state.as_str(), view.runs, view.failures), ("paused", 2, 1));
+            assert!(jobs.run_now("lib").unwrap_err().to_string().contains("is paused"));
+            assert_eq!(jobs.resume_project(&project.root()), ["lib"]);
+            let JobEvent::Started { paths, .. } = next(&mut events).await else { panic!() };
+            assert_eq!(paths, [project.file("b")]);
+            jobs.stop().await;
+            assert!(jobs.pause("nope").unwrap_err().to_string().starts_with("no watch job named 'nope'; jobs: lib"));
+        });
+    }
+}

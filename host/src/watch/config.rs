@@ -320,6 +320,16 @@ mod tests {
     }
 
     #[test]
+    fn the_host_config_reads_watch_tables() {
+        let path = std::path::Path::new("host.toml");
+        let text = "[[watch]]\nname = \"x\"\npaths = [\"/p\"]\ncommand = [\"true\"]\n";
+        let config = crate::config::HostConfig::parse(text, path).unwrap();
+        assert_eq!(config.watch_jobs()[0].name, "x");
+        let err = crate::config::HostConfig::parse(&format!("{text}debounce = \"a\""), path).unwrap_err();
+        assert!(err.to_string().starts_with("config file host.toml: watch job 'x': debounce = 'a' is not"), "{err}");
+    }
+
+    #[test]
     fn errors_name_the_job_the_field_and_the_fix() {
         let base = "[[watch]]\npaths = [\"/p\"]\ncommand = [\"true\"]\n";
         let cases = [
