@@ -30,6 +30,7 @@ use crate::store::progress::{Outcome, ProgressEvent};
 use crate::writer::{MAX_BATCH, Writer};
 
 pub mod alerts;
+mod jobs;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -42,6 +43,8 @@ pub struct AppState {
     pub writer: Writer,
     pub data: DataDir,
     pub alerting: Arc<crate::alerts::Alerting>,
+    /// The watch jobs (none when the config declares none).
+    pub jobs: Arc<crate::watch::Jobs>,
 }
 
 /// The body of every error answer.
@@ -95,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{run}", get(run_tree))
         .route("/v1/runs/{run}/events", get(run_events))
         .merge(alerts::routes())
+        .merge(jobs::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new().route("/v1/health", get(health)).merge(guarded).with_state(state)
 }

@@ -7,11 +7,13 @@ use clap::{Parser, Subcommand};
 use crate::paths::{DataDir, default_data_dir};
 
 pub mod alerts;
+pub mod jobs;
 pub mod metrics;
 pub mod plugins;
 pub mod progress;
 pub mod resources;
 mod run;
+pub mod watch_files;
 
 /// A monitoring host for long-running work, extended with sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -74,6 +76,11 @@ pub enum Command {
     },
     /// The machine now: CPU, memory, disks, network and, with --processes, the top processes.
     Resources(resources::ResourcesArgs),
+    /// The running host's watch jobs: list, pause, resume, run now.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// Watch paths and run a command on each batch of changes, in the foreground (Ctrl-C stops).
+    WatchFiles(watch_files::WatchFilesArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while doing it.
@@ -109,5 +116,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Resources(args) => resources::run(&args),
+        Command::Jobs(command) => jobs::run(&*crate::client::connect(&data, None)?, command),
+        Command::WatchFiles(args) => watch_files::run(data, args),
     }
 }

@@ -18,6 +18,7 @@ use crate::progress::{Node, NodePath, Update};
 use crate::store::alerts::HistoryEntry;
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
+use crate::watch::JobView;
 
 pub mod local;
 
@@ -64,6 +65,22 @@ pub trait Client {
     fn silences(&self) -> anyhow::Result<Vec<Silence>>;
     /// Sends a synthetic alert of `rule` through the routes; each handler's outcome.
     fn test_alert(&self, rule: &str) -> anyhow::Result<Vec<TestResult>>;
+    /// The running host's watch jobs.
+    fn jobs(&self) -> anyhow::Result<Vec<JobView>> {
+        Err(no_host_for_jobs())
+    }
+    /// `pause`, `resume` or `run` a watch job of the running host.
+    fn job_action(&self, name: &str, action: &str) -> anyhow::Result<JobView> {
+        let _ = (name, action);
+        Err(no_host_for_jobs())
+    }
+}
+
+/// Watch jobs live in the running host; without one there is nothing to show or change.
+fn no_host_for_jobs() -> anyhow::Error {
+    anyhow::anyhow!(
+        "no monitor host is running on this data directory; watch jobs run inside it: start it with 'monitor run --config FILE' (jobs are [[watch]] tables)"
+    )
 }
 
 /// What the daemon writes to `daemon.json` so other commands can find it.
@@ -271,6 +288,14 @@ impl Client for Remote {
 
     fn test_alert(&self, rule: &str) -> anyhow::Result<Vec<TestResult>> {
         self.post("/v1/alerts/test", &TestRequest { rule: rule.into() })
+    }
+
+    fn jobs(&self) -> anyhow::Result<Vec<JobView>> {
+        self.get("/v1/jobs")
+    }
+
+    fn job_action(&self, name: &str, action: &str) -> anyhow::Result<JobView> {
+        self.post(&format!("/v1/jobs/{name}/{action}"), &serde_json::json!({}))
     }
 }
 

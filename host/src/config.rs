@@ -25,6 +25,8 @@ pub struct HostConfig {
     pub metrics: MetricsConfig,
     /// Alert rules; see [`crate::alerts`].
     pub alerts: AlertsConfig,
+    /// File-watching jobs (`[[watch]]`); see [`crate::watch`].
+    pub watch: Vec<crate::watch::JobConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -89,6 +91,7 @@ impl Default for HostConfig {
             progress: ProgressConfig::default(),
             metrics: MetricsConfig::default(),
             alerts: AlertsConfig::default(),
+            watch: Vec::new(),
         }
     }
 }
@@ -124,6 +127,8 @@ pub enum ConfigError {
     Listen { path: PathBuf, value: String },
     #[error("config file {path}: {}", errors.join("; "))]
     Alerts { path: PathBuf, errors: Vec<String> },
+    #[error("config file {path}: {source}")]
+    Watch { path: PathBuf, source: crate::watch::ConfigError },
     #[error("config file {path}: {field} = '{value}' is not a duration; write one like 30d, 12h or 90m")]
     Duration { path: PathBuf, field: &'static str, value: String },
 }
@@ -178,7 +183,14 @@ impl HostConfig {
         if let Err(errors) = crate::alerts::validate(&config.alerts) {
             return Err(ConfigError::Alerts { path: path.into(), errors });
         }
+        crate::watch::config::validate_all(&config.watch)
+            .map_err(|source| ConfigError::Watch { path: path.into(), source })?;
         Ok(config)
+    }
+
+    /// The watch jobs, validated on load.
+    pub fn watch_jobs(&self) -> Vec<crate::watch::JobSpec> {
+        crate::watch::config::validate_all(&self.watch).expect("validated on load")
     }
 
     /// Which progress events the daemon keeps.

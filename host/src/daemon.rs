@@ -73,6 +73,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         Alerting::start(&config.alerts, store.clone(), Some(manager.clone()), tokio::runtime::Handle::current())
             .context("cannot start alerting")?,
     );
+    // Jobs start after the writer (each run is a progress node) and stop before it goes.
+    let jobs = Arc::new(crate::watch::Jobs::start(
+        config.watch_jobs(),
+        crate::watch::jobs::Options { progress: Some(writer.clone()), data_dir: Some(data.root.clone()), echo: false },
+    )?);
     let state = AppState {
         manager: manager.clone(),
         store: store.clone(),
@@ -83,6 +88,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         writer: writer.clone(),
         data: data.clone(),
         alerting: alerting.clone(),
+        jobs: jobs.clone(),
     };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -196,6 +202,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
 
     tracing::info!("stopping");
+    jobs.stop().await;
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     // The writer ends once the last handle is gone, after what was queued.

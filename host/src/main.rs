@@ -19,7 +19,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("monitor: {e:#}");
             let usage = e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<LockError>().is_some_and(|l| matches!(l, LockError::Held { .. }));
+                || e.downcast_ref::<LockError>().is_some_and(|l| matches!(l, LockError::Held { .. }))
+                || e.downcast_ref::<monitor_host::watch::JobsError>().is_some_and(|j| j.is_usage());
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

@@ -1,0 +1,291 @@
+//! One command run: its own process group, a timeout, a graceful stop, and the
+//! tail of its output.
+//!
+//! Every command is the leader of a new process group, so everything it starts
+//! (a shell's children, a build's compilers, a `sleep &`) can be signalled at
+//! once. A command is stopped with SIGTERM to the group and, if the group is
+//! still there after the grace period, SIGKILL. When the command itself exits,
+//! whatever it left running in its group is killed too: a job never leaves
+//! orphans behind. (The leader is examined with `waitid(WNOWAIT)` and only
+//! reaped after that kill, so the group id cannot be reused by an unrelated
+//! process in between.)
+//!
+//! Output is read by two threads that keep the last [`TAIL_BYTES`] of each
+//! stream (and, for `watch-files`, copy it through to the terminal).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// How much of each output stream is kept with a run.
+pub const TAIL_BYTES: usize = 64 * 1024;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Outcome {
+    Exited {
+        code: i32,
+    },
+    /// Killed by a signal it did not ask for.
+    Signaled {
+        signal: i32,
+    },
+    /// Ran past the job's timeout; its group was stopped.
+    TimedOut {
+        after_ms: u64,
+    },
+    /// Stopped on purpose: the job restarted for newer changes, or the host stopped.
+    Stopped {
+        why: String,
+    },
+    /// Could not be started at all (no such program, no permission, bad workdir).
+    SpawnFailed {
+        error: String,
+    },
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Outcome::Exited { code: 0 })
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Exited { code } => write!(f, "exit {code}"),
+            Outcome::Signaled { signal } => write!(f, "killed by signal {signal}"),
+            Outcome::TimedOut { after_ms } => {
+                write!(f, "timed out after {}", humantime::format_duration(Duration::from_millis(*after_ms)))
+            }
+            Outcome::Stopped { why } => write!(f, "stopped: {why}"),
+            Outcome::SpawnFailed { error } => write!(f, "could not start: {error}"),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub argv: Vec<String>,
+    pub workdir: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// Written to the command's stdin, then closed; `None` gives it /dev/null.
+    pub stdin: Option<Vec<u8>>,
+    /// Copy the output through to this process's stdout and stderr.
+    pub echo: bool,
+}
+
+/// A run's end: how, and the tails of stdout and stderr.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    pub outcome: Outcome,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+struct Finished {
+    status: std::io::Result<ExitStatus>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// A started command.
+pub struct Running {
+    pid: Pid,
+    done: oneshot::Receiver<Finished>,
+}
+
+/// Starts `invocation` as the leader of a new process group.
+pub fn spawn(invocation: &Invocation) -> std::io::Result<Running> {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(&invocation.argv[0]);
+    command
+        .args(&invocation.argv[1..])
+        .current_dir(&invocation.workdir)
+        .envs(invocation.env.iter().map(|(k, v)| (k, v)))
+        .process_group(0)
+        .stdin(if invocation.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn()?;
+    let pid = Pid::from_raw(child.id() as i32).expect("a child's PID is positive");
+    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), invocation.stdin.clone()) {
+        // A command that does not read its input must not block anyone.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    let stdout = reader(child.stdout.take().expect("piped"), invocation.echo.then(|| Box::new(std::io::stdout()) as _));
+    let stderr = reader(child.stderr.take().expect("piped"), invocation.echo.then(|| Box::new(std::io::stderr()) as _));
+    let (done_tx, done) = oneshot::channel();
+    std::thread::Builder::new().name("watch-command".into()).spawn(move || {
+        // Wait for the leader without reaping it, kill what it left in its group,
+        // then reap it: the group id stays ours until then.
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+        while let Err(rustix::io::Errno::INTR) = rustix::process::waitid(WaitId::Pid(pid), options) {}
+        let _ = kill_process_group(pid, Signal::KILL);
+        let status = child.wait();
+        let stdout = stdout.join().unwrap_or_default();
+        let stderr = stderr.join().unwrap_or_default();
+        let _ = done_tx.send(Finished { status, stdout, stderr });
+    })?;
+    Ok(Running { pid, done })
+}
+
+type Echo = Box<dyn Write + Send>;
+
+fn reader(mut pipe: impl Read + Send + 'static, mut echo: Option<Echo>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut tail = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Some(out) = echo.as_mut() {
+                        let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+                    }
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.len() > 2 * TAIL_BYTES {
+                        tail.drain(..tail.len() - TAIL_BYTES);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if tail.len() > TAIL_BYTES {
+            tail.drain(..tail.len() - TAIL_BYTES);
+        }
+        tail
+    })
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw_nonzero().get() as u32
+    }
+
+    /// Waits for the command to end, stopping its group when `timeout` passes or
+    /// when `stop` says why (a restart, the host stopping).
+    pub async fn wait(mut self, timeout: Option<Duration>, grace: Duration, stop: oneshot::Receiver<String>) -> Ran {
+        let expired = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut stop = stop;
+        let forced = tokio::select! {
+            finished = &mut self.done => return ran(finished, None),
+            () = expired => Outcome::TimedOut { after_ms: timeout.map_or(0, |t| t.as_millis() as u64) },
+            Ok(why) = &mut stop => Outcome::Stopped { why },
+        };
+        let _ = kill_process_group(self.pid, Signal::TERM);
+        let finished = match tokio::time::timeout(grace, &mut self.done).await {
+            Ok(finished) => finished,
+            Err(_) => {
+                let _ = kill_process_group(self.pid, Signal::KILL);
+                self.done.await
+            }
+        };
+        ran(finished, Some(forced))
+    }
+}
+
+fn ran(finished: Result<Finished, oneshot::error::RecvError>, forced: Option<Outcome>) -> Ran {
+    use std::os::unix::process::ExitStatusExt;
+    let Ok(finished) = finished else {
+        let outcome = Outcome::SpawnFailed { error: "the command's waiter thread died".into() };
+        return Ran { outcome, stdout: String::new(), stderr: String::new() };
+    };
+    let outcome = forced.unwrap_or_else(|| match &finished.status {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => Outcome::Exited { code },
+            (None, Some(signal)) => Outcome::Signaled { signal },
+            (None, None) => Outcome::Exited { code: -1 },
+        },
+        Err(e) => Outcome::SpawnFailed { error: e.to_string() },
+    });
+    Ran {
+        outcome,
+        stdout: String::from_utf8_lossy(&finished.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&finished.stderr).into_owned(),
+    }
+}
+
+/// Runs `invocation` to the end (for tests and one-off runs).
+pub async fn run(invocation: &Invocation, timeout: Option<Duration>, grace: Duration) -> Ran {
+    match spawn(invocation) {
+        Ok(running) => running.wait(timeout, grace, oneshot::channel().1).await,
+        Err(e) => Ran {
+            outcome: Outcome::SpawnFailed { error: format!("{}: {e}", invocation.argv[0]) },
+            stdout: String::new(),
+            stderr: String::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Invocation {
+        Invocation {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            workdir: std::env::temp_dir(),
+            env: vec![("WATCH_TEST".into(), "yes".into())],
+            stdin: None,
+            echo: false,
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn exit_codes_signals_and_output_are_recorded() {
+        let ran = block_on(run(&sh("echo out; echo \"$WATCH_TEST\" >&2; exit 3"), None, Duration::from_secs(1)));
+        assert_eq!(
+            (ran.outcome, ran.stdout.as_str(), ran.stderr.as_str()),
+            (Outcome::Exited { code: 3 }, "out\n", "yes\n")
+        );
+        let ran = block_on(run(&sh("kill -SEGV $$"), None, Duration::from_secs(1)));
+        assert_eq!(ran.outcome, Outcome::Signaled { signal: 11 });
+        let mut missing = sh("");
+        missing.argv = vec!["/nonexistent/program".into()];
+        let ran = block_on(run(&missing, None, Duration::from_secs(1)));
+        assert!(ran.outcome.to_string().starts_with("could not start: /nonexistent/program: "), "{}", ran.outcome);
+    }
+
+    #[test]
+    fn only_the_tail_of_a_flood_is_kept() {
+        let ran = block_on(run(&sh("head -c 300000 /dev/zero | tr '\\0' a; echo END"), None, Duration::from_secs(1)));
+        assert_eq!(ran.stdout.len(), TAIL_BYTES);
+        assert!(ran.stdout.ends_with("aEND\n"));
+    }
+
+    #[test]
+    fn stdin_is_written_and_a_timeout_kills_the_group() {
+        let mut cat = sh("cat");
+        cat.stdin = Some(b"{\"paths\":[]}".to_vec());
+        assert_eq!(block_on(run(&cat, None, Duration::from_secs(1))).stdout, "{\"paths\":[]}");
+        // The shell ignores SIGTERM, so the grace period ends in SIGKILL.
+        let started = std::time::Instant::now();
+        let ran = block_on(run(
+            &sh("trap '' TERM; sleep 30 & wait"),
+            Some(Duration::from_millis(100)),
+            Duration::from_millis(100),
+        ));
+        assert_eq!(ran.outcome, Outcome::TimedOut { after_ms: 100 });
+        assert!(started.elapsed() < Duration::from_secs(10), "the background sleep did not hold the run open");
+    }
+}
