@@ -44,7 +44,7 @@ pub mod silence;
 pub mod template;
 
 pub use config::{AlertsConfig, BUILTIN, RuleConfig, builtin, validate};
-pub use eval::{AlertError, Engine, Inputs, NodeInput};
+pub use eval::{AlertError, Engine, Inputs, JobInput, NodeInput};
 pub use lifecycle::{Ack, Alert, State, Transition, alert_id};
 pub use route::{Routing, Target};
 pub use rule::{Kind, Labels, Level, Op, Rule, RuleError};

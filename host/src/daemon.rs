@@ -11,7 +11,7 @@ use notify::Watcher;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::alerts::Alerting;
+use crate::alerts::{Alerting, JobInput};
 use crate::api::{self, AppState};
 use crate::client::DaemonInfo;
 use crate::config::HostConfig;
@@ -69,15 +69,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let calculator = PluginCalculator::new(manager.clone(), tokio::runtime::Handle::current());
     let (writer, writer_thread) =
         Writer::start(store.clone(), Some(Box::new(calculator))).context("cannot start the progress writer")?;
-    let alerting = Arc::new(
-        Alerting::start(&config.alerts, store.clone(), Some(manager.clone()), tokio::runtime::Handle::current())
-            .context("cannot start alerting")?,
-    );
     // Jobs start after the writer (each run is a progress node) and stop before it goes.
     let jobs = Arc::new(crate::watch::Jobs::start(
         config.watch_jobs(),
         crate::watch::jobs::Options { progress: Some(writer.clone()), data_dir: Some(data.root.clone()), echo: false },
     )?);
+    let alerting = Arc::new(
+        Alerting::start(
+            &config.alerts,
+            store.clone(),
+            Some(manager.clone()),
+            Some(jobs.clone()),
+            tokio::runtime::Handle::current(),
+        )
+        .context("cannot start alerting")?,
+    );
     let state = AppState {
         manager: manager.clone(),
         store: store.clone(),
@@ -133,13 +139,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 sample_plugins(&manager, &board, host, &now).await;
                 let samples = Arc::new(board.lock().expect("board lock").samples());
                 let (alerts, seen, commits) = (alerting.clone(), samples.clone(), writer.commits());
+                let job_inputs = job_inputs(&jobs);
                 let quarantined = manager.quarantined().unwrap_or_else(|e| {
                     tracing::error!("reading plugin states for the alert rules: {e}");
                     Vec::new()
                 });
                 // Alerts first: their latency counts from the sample.
                 let evaluated = tokio::task::spawn_blocking(move || {
-                    alerts.evaluate(&seen, commits, &quarantined, sampler::now_ms(), started);
+                    alerts.evaluate(&seen, commits, &quarantined, &job_inputs, sampler::now_ms(), started);
                 });
                 if let Err(e) = evaluated.await {
                     tracing::error!("evaluating alert rules: {e}");
@@ -236,6 +243,24 @@ async fn sample_plugins(
     host.extend(metrics::plugin_self_metrics(&live, now));
     host.extend(own);
     board.put_host(host);
+}
+
+/// How each watch job's last command ended, for the `watch_failed` rules. A
+/// command stopped on purpose (a restart, the host stopping) is no failure.
+fn job_inputs(jobs: &crate::watch::Jobs) -> Vec<JobInput> {
+    jobs.list()
+        .into_iter()
+        .filter_map(|view| {
+            let last = view.last?;
+            let stopped = matches!(last.outcome, crate::watch::Outcome::Stopped { .. });
+            Some(JobInput {
+                job: view.name,
+                project: last.root.display().to_string(),
+                failed: !last.succeeded() && !stopped,
+                outcome: last.outcome.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Sends a message on every change in the plugin directory.

@@ -107,7 +107,7 @@ fn evaluation(rules: usize) {
             s.timestamp_ms = now;
         }
         let started = Instant::now();
-        let transitions = engine.evaluate(&Inputs { samples: &samples, nodes: &nodes, quarantined: &[] }, now);
+        let transitions = engine.evaluate(&Inputs { samples: &samples, nodes: &nodes, quarantined: &[], jobs: &[] }, now);
         took.push(started.elapsed());
         firing += transitions.iter().filter(|t| t.to == monitor_host::alerts::State::Firing).count();
     }

@@ -66,7 +66,7 @@ pub struct RuleConfig {
     pub name: String,
     /// `info`, `warning`, `error` or `critical`.
     pub level: String,
-    /// `threshold`, `absence`, `stalled`, `progress_failed` or `plugin_quarantined`.
+    /// `threshold`, `absence`, `stalled`, `progress_failed`, `plugin_quarantined` or `watch_failed`.
     pub kind: String,
     /// How long the condition must hold before the alert fires, like `1m`; default 0.
     #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
@@ -98,6 +98,9 @@ pub struct RuleConfig {
     /// plugin_quarantined: only this plugin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// watch_failed: only this watch job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     /// Added to every alert of the rule.
     #[serde(skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
@@ -338,7 +341,7 @@ mod tests {
                 format!("rule 'low': message placeholder {{age}} is unknown; use {threshold_fields}"),
                 "rule 'cpu-hot': name is used by an earlier rule too; give each rule its own name".into(),
                 "rule 'cpu-hot': kind 'gauge'; use one of threshold, absence, stalled, progress_failed, \
-                 plugin_quarantined"
+                 plugin_quarantined, watch_failed"
                     .into(),
                 "rule 'nodes': matchers does not apply to kind 'stalled'; remove it".into(),
                 "rule 'nodes': path: node id 'run//x' has an empty segment; write segments separated by single '/'"
@@ -374,7 +377,7 @@ mod tests {
             errors("[[rule]]\nname = \"x\""),
             [
                 "rule 'x': level is missing; use one of info, warning, error, critical",
-                "rule 'x': kind is missing; use one of threshold, absence, stalled, progress_failed, plugin_quarantined",
+                "rule 'x': kind is missing; use one of threshold, absence, stalled, progress_failed, plugin_quarantined, watch_failed",
             ]
         );
         assert_eq!(

@@ -20,6 +20,8 @@
 //!   so its alert stays firing until it is acknowledged, resolved by hand, or
 //!   the node is re-run or no longer fed in.
 //! - plugin_quarantined: one per quarantined plugin.
+//! - watch_failed: one per watch job whose last command failed; it resolves
+//!   when a later run succeeds.
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,13 +40,25 @@ pub struct NodeInput {
     pub updated_ms: u64,
 }
 
-/// What one evaluation looks at: the latest samples, the progress nodes and
-/// the names of the quarantined plugins.
+/// A watch job as the rules see it: how its last command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInput {
+    pub job: String,
+    /// The job's project root.
+    pub project: String,
+    pub failed: bool,
+    /// How the last command ended, in words.
+    pub outcome: String,
+}
+
+/// What one evaluation looks at: the latest samples, the progress nodes, the
+/// names of the quarantined plugins and the watch jobs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Inputs<'a> {
     pub samples: &'a [Sample],
     pub nodes: &'a [NodeInput],
     pub quarantined: &'a [String],
+    pub jobs: &'a [JobInput],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -297,7 +311,7 @@ impl Slot {
                 *last_seen_ms = Some(last);
                 let age = now - last;
                 let key = || matchers.clone();
-                visit(named, "", age >= *after_ms, Some(age), &step, tick.generation, key, out);
+                visit(named, "", age >= *after_ms, (Some(age), None), &step, tick.generation, key, out);
                 sweep(named, tick.generation, &step, out);
             }
             Kind::Stalled { prefix, after_ms } => {
@@ -308,7 +322,7 @@ impl Slot {
                     }
                     let age = now.saturating_sub(node.updated_ms);
                     let key = || Labels::from([("path".to_string(), path.to_string())]);
-                    visit(named, path, age >= *after_ms, Some(age), &step, tick.generation, key, out);
+                    visit(named, path, age >= *after_ms, (Some(age), None), &step, tick.generation, key, out);
                 }
                 sweep(named, tick.generation, &step, out);
             }
@@ -319,7 +333,7 @@ impl Slot {
                         continue;
                     }
                     let key = || Labels::from([("path".to_string(), path.to_string())]);
-                    visit(named, path, true, None, &step, tick.generation, key, out);
+                    visit(named, path, true, (None, None), &step, tick.generation, key, out);
                 }
                 sweep(named, tick.generation, &step, out);
             }
@@ -329,7 +343,23 @@ impl Slot {
                         continue;
                     }
                     let key = || Labels::from([("plugin".to_string(), name.clone())]);
-                    visit(named, name, true, None, &step, tick.generation, key, out);
+                    visit(named, name, true, (None, None), &step, tick.generation, key, out);
+                }
+                sweep(named, tick.generation, &step, out);
+            }
+            Kind::WatchFailed { job } => {
+                for input in tick.inputs.jobs {
+                    if job.as_ref().is_some_and(|j| j != &input.job) {
+                        continue;
+                    }
+                    let key = || {
+                        Labels::from([
+                            ("job".to_string(), input.job.clone()),
+                            ("project".to_string(), input.project.clone()),
+                        ])
+                    };
+                    let detail = Some(input.outcome.as_str());
+                    visit(named, &input.job, input.failed, (None, detail), &step, tick.generation, key, out);
                 }
                 sweep(named, tick.generation, &step, out);
             }
@@ -338,13 +368,14 @@ impl Slot {
 }
 
 /// Steps the instance `name` (creating it, with labels from `key`, only when
-/// the condition holds). `age_ms` is the value of absence and stalled alerts, in seconds.
+/// the condition holds). `age_ms` is the value of absence and stalled alerts,
+/// in seconds; `detail` what a watch job's failure was.
 #[allow(clippy::too_many_arguments)]
 fn visit(
     named: &mut HashMap<String, Instance>,
     name: &str,
     cond: bool,
-    age_ms: Option<u64>,
+    (age_ms, detail): (Option<u64>, Option<&str>),
     step: &Step,
     generation: u64,
     key: impl FnOnce() -> Labels,
@@ -355,6 +386,7 @@ fn visit(
         inst.seen = generation;
         inst.value = value;
         inst.age_ms = age_ms;
+        inst.detail = detail.map(str::to_string);
         if !inst.step(cond, step, out) {
             named.remove(name);
         }
@@ -362,6 +394,7 @@ fn visit(
         let mut inst = Instance::new(step.rule, key(), step.now_ms, generation);
         inst.value = value;
         inst.age_ms = age_ms;
+        inst.detail = detail.map(str::to_string);
         if inst.step(true, step, out) {
             named.insert(name.to_string(), inst);
         }

@@ -124,6 +124,8 @@ pub(crate) struct Instance {
     pub notified: bool,
     pub value: Option<f64>,
     pub age_ms: Option<u64>,
+    /// What happened, in words (a watch job's outcome).
+    pub detail: Option<String>,
     pub ack: Option<Ack>,
     /// The evaluation that last saw the instance's series or node.
     pub seen: u64,
@@ -146,6 +148,7 @@ impl Instance {
             notified: false,
             value: None,
             age_ms: None,
+            detail: None,
             ack: None,
             seen,
         }
@@ -233,6 +236,7 @@ impl Instance {
             for_ms: rule.for_ms,
             value: self.value,
             age_ms: self.age_ms,
+            outcome: self.detail.as_deref(),
             ..Values::default()
         };
         match &rule.kind {
@@ -246,7 +250,7 @@ impl Instance {
                 values.after_ms = Some(*after_ms);
             }
             Kind::Stalled { after_ms, .. } => values.after_ms = Some(*after_ms),
-            Kind::ProgressFailed { .. } | Kind::PluginQuarantined { .. } => {}
+            Kind::ProgressFailed { .. } | Kind::PluginQuarantined { .. } | Kind::WatchFailed { .. } => {}
         }
         rule.message.render(&values, &self.labels)
     }

@@ -104,15 +104,18 @@ pub enum Kind {
     ProgressFailed { prefix: Option<NodePath> },
     /// One alert per quarantined plugin (or only `plugin`).
     PluginQuarantined { plugin: Option<String> },
+    /// One alert per watch job (or only `job`) whose last command failed.
+    WatchFailed { job: Option<String> },
 }
 
 /// The kinds as written in the config, with the fields each one takes.
-pub(crate) const KINDS: [(&str, &[&str]); 5] = [
+pub(crate) const KINDS: [(&str, &[&str]); 6] = [
     ("threshold", &["metric", "matchers", "op", "value", "clear"]),
     ("absence", &["metric", "matchers", "after"]),
     ("stalled", &["path", "after"]),
     ("progress_failed", &["path"]),
     ("plugin_quarantined", &["plugin"]),
+    ("watch_failed", &["job"]),
 ];
 
 impl Kind {
@@ -123,6 +126,7 @@ impl Kind {
             Kind::Stalled { .. } => 2,
             Kind::ProgressFailed { .. } => 3,
             Kind::PluginQuarantined { .. } => 4,
+            Kind::WatchFailed { .. } => 5,
         };
         KINDS[i].0
     }
@@ -134,6 +138,7 @@ impl Kind {
             "threshold" => &[Rule, Level, For, Value, Percent, Metric, Op, Threshold],
             "absence" => &[Rule, Level, For, Value, Age, Metric, After],
             "stalled" => &[Rule, Level, For, Value, Age, After],
+            "watch_failed" => &[Rule, Level, For, Outcome],
             _ => &[Rule, Level, For],
         }
     }
@@ -145,6 +150,7 @@ impl Kind {
             "absence" => "no sample of {metric} for {age}",
             "stalled" => "{labels.path} is running but has not reported for {age}",
             "progress_failed" => "{labels.path} failed",
+            "watch_failed" => "watch job {labels.job} failed: {outcome}",
             _ => "plugin {labels.plugin} is quarantined",
         }
     }
@@ -233,7 +239,7 @@ impl RuleConfig {
     }
 
     /// The kind-specific fields and whether each was written.
-    fn given_kind_fields(&self) -> [(&'static str, bool); 8] {
+    fn given_kind_fields(&self) -> [(&'static str, bool); 9] {
         [
             ("metric", self.metric.is_some()),
             ("matchers", !self.matchers.is_empty()),
@@ -243,6 +249,7 @@ impl RuleConfig {
             ("after", self.after.is_some()),
             ("path", self.path.is_some()),
             ("plugin", self.plugin.is_some()),
+            ("job", self.job.is_some()),
         ]
     }
 
@@ -311,6 +318,13 @@ impl RuleConfig {
                 Some(Kind::Stalled { prefix: prefix?, after_ms: after_ms? })
             }
             "progress_failed" => Some(Kind::ProgressFailed { prefix: self.prefix(err)? }),
+            "watch_failed" => {
+                if self.job.as_deref() == Some("") {
+                    err("job", "job is empty; name a watch job or remove the field".into());
+                    return None;
+                }
+                Some(Kind::WatchFailed { job: self.job.clone() })
+            }
             _ => {
                 if self.plugin.as_deref() == Some("") {
                     err("plugin", "plugin is empty; name a plugin or remove the field".into());

@@ -41,6 +41,8 @@ pub struct SavedInstance {
     pub notified: bool,
     pub value: Option<f64>,
     pub age_ms: Option<u64>,
+    #[serde(default)]
+    pub detail: Option<String>,
     pub ack: Option<Ack>,
     pub message: String,
 }
@@ -75,6 +77,7 @@ impl Engine {
                     notified: inst.notified,
                     value: inst.value,
                     age_ms: inst.age_ms,
+                    detail: inst.detail.clone(),
                     ack: inst.ack.clone(),
                     message: inst.message(&slot.rule),
                 });
@@ -126,6 +129,7 @@ impl Engine {
             inst.notified = s.notified;
             inst.value = s.value;
             inst.age_ms = s.age_ms;
+            inst.detail = s.detail;
             inst.ack = s.ack;
             match s.name {
                 Some(name) => slot.named.insert(name, inst),

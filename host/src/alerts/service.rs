@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::dispatch::{Dispatcher, HandlerStatus, Outcome};
-use super::eval::{AlertError, Engine, Inputs, NodeInput};
+use super::eval::{AlertError, Engine, Inputs, JobInput, NodeInput};
 use super::lifecycle::{Alert, State, Transition};
 use super::rule::{Labels, Level};
 use super::silence::Silence;
@@ -24,6 +24,7 @@ use crate::plugin::Manager;
 use crate::progress::Status;
 use crate::store::alerts::HistoryEntry;
 use crate::store::{Store, StoreError};
+use crate::watch::Jobs;
 
 /// A failed run's nodes are looked at for this long after its last update.
 const FAILED_FRESH_MS: u64 = 24 * 3600 * 1000;
@@ -45,6 +46,8 @@ pub struct Alerting {
     engine: Mutex<Engine>,
     store: Store,
     dispatcher: Dispatcher,
+    /// The watch jobs critical alerts pause.
+    jobs: Option<Arc<Jobs>>,
     nodes: Mutex<Nodes>,
     keep_history_ms: u64,
 }
@@ -62,6 +65,7 @@ impl Alerting {
         config: &AlertsConfig,
         store: Store,
         manager: Option<Arc<Manager>>,
+        jobs: Option<Arc<Jobs>>,
         runtime: tokio::runtime::Handle,
     ) -> Result<Alerting, AlertingError> {
         let rules = config
@@ -74,12 +78,13 @@ impl Alerting {
             engine: Mutex::new(engine),
             store,
             dispatcher: Dispatcher::new(routing, manager, runtime),
+            jobs,
             nodes: Mutex::default(),
             keep_history_ms: config.keep_history_ms().unwrap_or(u64::MAX),
         };
         if !orphans.is_empty() {
             let engine = alerting.engine.lock().expect("engine lock");
-            alerting.record(&engine, orphans, Instant::now());
+            alerting.record(&engine, orphans, Instant::now(), false);
         }
         Ok(alerting)
     }
@@ -88,33 +93,35 @@ impl Alerting {
     /// `progress_commits` is the progress writer's count (see
     /// [`crate::writer::Writer::commits`]). Returns the transitions, as stored.
     /// Blocks on a database commit when something changed.
+    #[allow(clippy::too_many_arguments)]
     pub fn evaluate(
         &self,
         samples: &[Sample],
         progress_commits: u64,
         quarantined: &[String],
+        jobs: &[JobInput],
         now_ms: u64,
         since: Instant,
     ) -> Vec<HistoryEntry> {
         let nodes = self.nodes(progress_commits, now_ms);
         let mut engine = self.engine.lock().expect("engine lock");
-        let transitions = engine.evaluate(&Inputs { samples, nodes: &nodes, quarantined }, now_ms);
+        let transitions = engine.evaluate(&Inputs { samples, nodes: &nodes, quarantined, jobs }, now_ms);
         if transitions.is_empty() {
             return Vec::new();
         }
-        self.record(&engine, transitions, since)
+        self.record(&engine, transitions, since, false)
     }
 
     pub fn ack(&self, id: &str, by: &str, note: &str, now_ms: u64) -> Result<HistoryEntry, AlertingError> {
         let mut engine = self.engine.lock().expect("engine lock");
         let transition = engine.ack(id, by, note, now_ms)?;
-        Ok(self.record(&engine, vec![transition], Instant::now()).remove(0))
+        Ok(self.record(&engine, vec![transition], Instant::now(), true).remove(0))
     }
 
     pub fn resolve(&self, id: &str, now_ms: u64) -> Result<HistoryEntry, AlertingError> {
         let mut engine = self.engine.lock().expect("engine lock");
         let transition = engine.resolve(id, now_ms)?;
-        Ok(self.record(&engine, vec![transition], Instant::now()).remove(0))
+        Ok(self.record(&engine, vec![transition], Instant::now(), true).remove(0))
     }
 
     pub fn silence(&self, matchers: Labels, until_ms: u64, now_ms: u64) -> Result<Silence, AlertingError> {
@@ -211,9 +218,15 @@ impl Alerting {
         self.store.alerts_prune(self.keep_history_ms, now_ms)
     }
 
-    /// Stores, then routes. Called with the engine locked, so history keeps
-    /// the engine's order.
-    fn record(&self, engine: &Engine, transitions: Vec<Transition>, since: Instant) -> Vec<HistoryEntry> {
+    /// Stores, then routes, then acts (`by_hand`: an ack or resolve from a
+    /// person). Called with the engine locked, so history keeps the engine's order.
+    fn record(
+        &self,
+        engine: &Engine,
+        transitions: Vec<Transition>,
+        since: Instant,
+        by_hand: bool,
+    ) -> Vec<HistoryEntry> {
         let entries = match self.store.alerts_record(&transitions, &engine.save()) {
             Ok(entries) => entries,
             Err(e) => {
@@ -222,7 +235,43 @@ impl Alerting {
             }
         };
         self.dispatcher.dispatch(&entries, since);
+        for entry in entries.iter().filter(|e| e.transition.level == Level::Critical) {
+            self.act(&entry.transition, by_hand);
+        }
         entries
+    }
+
+    /// A critical alert pauses the watch jobs it names (label `job`) or those
+    /// of its project (label `project`) from when it fires until a person
+    /// acknowledges or resolves it.
+    fn act(&self, t: &Transition, by_hand: bool) {
+        let Some(jobs) = &self.jobs else { return };
+        let pause = match (t.from, t.to) {
+            (State::Firing, State::Firing) => return,
+            (_, State::Firing) => true,
+            (_, State::Acknowledged) => false,
+            (_, State::Resolved) if by_hand => false,
+            _ => return,
+        };
+        let names = match (t.labels.get("job"), t.labels.get("project")) {
+            (Some(job), _) => {
+                let changed = if pause { jobs.pause(job) } else { jobs.resume(job) };
+                changed.map(|v| vec![v.name]).unwrap_or_default()
+            }
+            (None, Some(root)) => {
+                let root = std::path::Path::new(root);
+                if pause { jobs.pause_project(root) } else { jobs.resume_project(root) }
+            }
+            (None, None) => return,
+        };
+        if names.is_empty() {
+            return;
+        }
+        if pause {
+            tracing::warn!(alert = %t.id, "critical alert: watch jobs {} paused until it is acknowledged", names.join(", "));
+        } else {
+            tracing::info!(alert = %t.id, "watch jobs {} resumed: the critical alert was {}", names.join(", "), t.to);
+        }
     }
 
     fn nodes(&self, commits: u64, now_ms: u64) -> Arc<Vec<NodeInput>> {

@@ -33,10 +33,12 @@ pub enum Field {
     Threshold,
     /// The rule's `after` duration.
     After,
+    /// How a watch job's command ended, like `exit 3`.
+    Outcome,
 }
 
 impl Field {
-    pub const ALL: [Field; 10] = [
+    pub const ALL: [Field; 11] = [
         Field::Rule,
         Field::Level,
         Field::For,
@@ -47,6 +49,7 @@ impl Field {
         Field::Op,
         Field::Threshold,
         Field::After,
+        Field::Outcome,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Field {
             Field::Op => "op",
             Field::Threshold => "threshold",
             Field::After => "after",
+            Field::Outcome => "outcome",
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct Values<'a> {
     pub threshold: Option<f64>,
     pub value: Option<f64>,
     pub age_ms: Option<u64>,
+    pub outcome: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +189,7 @@ fn render_field(out: &mut String, field: Field, v: &Values) {
         Field::Threshold => out.push_str(&v.threshold.map(format_value).unwrap_or_default()),
         Field::Value => out.push_str(&v.value.map(format_value).unwrap_or_default()),
         Field::Percent => out.push_str(&v.value.map(|x| format_value(x * 100.0)).unwrap_or_default()),
+        Field::Outcome => out.push_str(v.outcome.unwrap_or_default()),
     }
 }
 

@@ -531,7 +531,7 @@ fn the_built_in_rules_fire_on_derived_ratios() {
     for (minute, available) in [(0, 50.0), (1, 50.0), (5, 50.0), (10, 140.0), (11, 160.0)] {
         let samples = inputs(minute, available);
         let nodes = [node("job/step", Status::Running, 0)];
-        let inputs = Inputs { samples: &samples, nodes: &nodes, quarantined: &quarantined };
+        let inputs = Inputs { samples: &samples, nodes: &nodes, quarantined: &quarantined, jobs: &[] };
         for t in engine.evaluate(&inputs, at(minute)) {
             lines.push(format!("{} {} {}->{}", t.at_ms / 60_000, t.id, t.from, t.to));
             messages.entry(t.rule.clone()).or_insert(t.message);
@@ -681,4 +681,31 @@ fn an_id_prefix_names_one_alert_or_says_which_it_could_be() {
         r#"'core' could be any of core-hot{core="0"}, core-hot{core="1"}; give more of the id"#
     );
     assert_eq!(engine.ack(r#"core-hot{core="1"#, "ann", "", 1).unwrap().id, r#"core-hot{core="1"}"#);
+}
+
+#[test]
+fn a_failed_watch_job_fires_until_a_run_succeeds() {
+    let mut engine = Engine::new(rules(
+        "[[rule]]\nname = \"job\"\nlevel = \"critical\"\nkind = \"watch_failed\"\njob = \"build\"\n",
+    ));
+    let job = |name: &str, failed: bool, outcome: &str| JobInput {
+        job: name.into(),
+        project: "/p".into(),
+        failed,
+        outcome: outcome.into(),
+    };
+    let mut at = |jobs: &[JobInput], s: u64| {
+        let out = engine.evaluate(&Inputs { jobs, ..Inputs::default() }, s * 1000);
+        out.iter().map(|t| format!("{} {}", line(t), t.message)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        at(&[job("build", true, "exit 3"), job("docs", true, "exit 1")], 0),
+        [r#"0 job{job="build",project="/p"} inactive->firing watch job build failed: exit 3"#],
+        "only the job the rule names"
+    );
+    assert!(at(&[job("build", true, "timed out after 10s")], 1).is_empty(), "still failing: no new alert");
+    assert_eq!(
+        at(&[job("build", false, "exit 0")], 2),
+        [r#"2 job{job="build",project="/p"} firing->resolved watch job build failed: exit 0"#]
+    );
 }
