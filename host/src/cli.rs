@@ -12,6 +12,7 @@ pub mod plugins;
 pub mod progress;
 pub mod resources;
 mod run;
+pub mod top;
 
 /// A monitoring host for long-running work, extended with sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -74,6 +75,8 @@ pub enum Command {
     },
     /// The machine now: CPU, memory, disks, network and, with --processes, the top processes.
     Resources(resources::ResourcesArgs),
+    /// A live view of the machine, processes, runs, alerts and plugins (q quits, ? lists the keys).
+    Top(top::TopArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while doing it.
@@ -109,5 +112,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Resources(args) => resources::run(&args),
+        Command::Top(args) => top::run(&data, args),
     }
 }

@@ -15,6 +15,7 @@ use crate::cli::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
+use crate::sampler::{ProcessSample, Snapshot};
 use crate::store::alerts::HistoryEntry;
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
@@ -64,6 +65,10 @@ pub trait Client {
     fn silences(&self) -> anyhow::Result<Vec<Silence>>;
     /// Sends a synthetic alert of `rule` through the routes; each handler's outcome.
     fn test_alert(&self, rule: &str) -> anyhow::Result<Vec<TestResult>>;
+    /// The machine as last sampled.
+    fn resources(&self) -> anyhow::Result<Snapshot>;
+    /// Every process as last sampled, busiest first.
+    fn processes(&self) -> anyhow::Result<Vec<ProcessSample>>;
 }
 
 /// What the daemon writes to `daemon.json` so other commands can find it.
@@ -271,6 +276,14 @@ impl Client for Remote {
 
     fn test_alert(&self, rule: &str) -> anyhow::Result<Vec<TestResult>> {
         self.post("/v1/alerts/test", &TestRequest { rule: rule.into() })
+    }
+
+    fn resources(&self) -> anyhow::Result<Snapshot> {
+        self.get("/v1/resources")
+    }
+
+    fn processes(&self) -> anyhow::Result<Vec<ProcessSample>> {
+        self.get("/v1/processes")
     }
 }
 

@@ -19,4 +19,5 @@ pub mod progress;
 pub mod sampler;
 pub mod status;
 pub mod store;
+pub mod top;
 pub mod writer;
