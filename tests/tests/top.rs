@@ -147,7 +147,7 @@ fn top_shows_every_panel_resizes_and_restores_the_terminal_on_quit() {
     tmux.keys(&["?"]);
     tmux.wait_text("Keys (? or Esc closes)");
     tmux.keys(&["Escape"]);
-    tmux.wait(&"the help to close".to_string(), |s| !s.contains("Keys (? or Esc closes)"));
+    tmux.wait("the help to close", |s| !s.contains("Keys (? or Esc closes)"));
 
     tmux.resize(80, 24);
     let screen = tmux.wait("a full 80×24 screen", |s| {

@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn progress_keeps_whole_runs_and_orders_live_ones_first() {
-        let mut roots = vec![
+        let mut roots = [
             node("old", Status::Completed, 1, Some(5)),
             node("train", Status::Running, 20, None),
             node("newer", Status::Failed, 2, Some(9)),

@@ -251,7 +251,12 @@ impl Model {
     }
 
     pub fn processes(&self) -> Vec<&ProcessSample> {
-        filter::processes(&self.shown().data.processes, &self.filter, self.sort)
+        let mut rows = filter::processes(&self.shown().data.processes, &self.filter, self.sort);
+        if matches!(self.filter, Filter::Text(_)) && !matches!(self.origin, Some(Origin::Remote(_))) {
+            // `monitor top --filter TEXT` has the text in its own command line: it is no answer.
+            rows.retain(|p| p.pid != std::process::id());
+        }
+        rows
     }
 
     pub fn progress(&self) -> Vec<&Node> {
@@ -334,6 +339,19 @@ mod tests {
         assert_eq!((model.received, model.live.history.cpu.len(), model.shown().history.cpu.len()), (3, 3, 1));
         model.toggle_pause();
         assert_eq!(model.shown().data.snapshot.timestamp_ms, 3, "resuming shows the newest at once");
+    }
+
+    #[test]
+    fn a_text_filter_leaves_out_top_itself_unless_the_host_is_remote() {
+        let me = ProcessSample { pid: std::process::id(), name: "monitor".into(), ..Default::default() };
+        let other = ProcessSample { pid: 1, name: "monitor-agent".into(), ..Default::default() };
+        let data = Data { processes: vec![me, other], ..Default::default() };
+        let filter = Filter::parse("monitor");
+        let mut model = Model::new(Panel::Processes, SortKey::Pid, filter, Theme::plain(), Duration::from_secs(1));
+        model.receive(data.clone(), Origin::Local);
+        assert_eq!(model.processes().iter().map(|p| p.pid).collect::<Vec<_>>(), [1]);
+        model.receive(data, Origin::Remote("http://elsewhere:1".into()));
+        assert_eq!(model.processes().len(), 2, "a PID on another machine is another process");
     }
 
     #[test]
