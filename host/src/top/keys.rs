@@ -20,15 +20,15 @@ pub enum Effect {
 
 /// The keys, for the help overlay and the README: key, what it does.
 pub const HELP: &[(&str, &str)] = &[
-    ("?", "this help (any of ? Esc closes it)"),
-    ("space p", "pause / resume the screen (data keeps coming)"),
-    ("/", "filter: type, Enter applies, Esc cancels; 'active' = doing work"),
-    ("Esc", "clear the filter, close details"),
-    ("s S", "sort processes by the next column / reverse the order"),
-    ("tab S-tab 1-5", "next / previous panel, or go to one"),
+    ("?", "this help; ? or Esc closes it"),
+    ("space p", "pause / resume the screen; data keeps coming"),
+    ("/", "filter: type, Enter applies, Esc cancels"),
+    ("Esc", "clear the filter"),
+    ("s S", "sort processes: next column / reverse"),
+    ("tab S-tab 1-5", "next / previous panel, or panel N"),
     ("↑↓ j k PgUp PgDn g G", "move the selection"),
     ("enter", "details of the selection"),
-    ("a", "acknowledge the selected alert (alerts panel)"),
+    ("a", "acknowledge the selected firing alert"),
     ("q Ctrl-C", "quit"),
 ];
 

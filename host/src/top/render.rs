@@ -37,10 +37,10 @@ pub fn render(model: &Model, frame: &mut Frame) {
     panels::render(model, frame, body);
     render_footer(model, frame, footer);
     if model.details {
-        panels::details(model, frame, centered(area, 70, 60));
+        panels::details(model, frame, centered(area, 70, 60, 60));
     }
     if model.help {
-        render_help(model, frame, centered(area, 72, 80));
+        render_help(model, frame, centered(area, 60, 80, 70));
     }
 }
 
@@ -183,11 +183,13 @@ fn render_help(model: &Model, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(legend_lines).wrap(Wrap { trim: true }), legend);
 }
 
-/// A rectangle `percent_x` by `percent_y` of `area`, in its middle, at least 60×12
-/// where the area allows.
-pub fn centered(area: Rect, percent_x: u16, percent_y: u16) -> Rect {
-    let width = (area.width * percent_x / 100).max(60).min(area.width);
-    let height = (area.height * percent_y / 100).max(12).min(area.height);
+/// A rectangle `percent_x` by `percent_y` of `area`, in its middle, at least
+/// `min_width`×12 where the area allows.
+pub fn centered(area: Rect, percent_x: u16, percent_y: u16, min_width: u16) -> Rect {
+    // In u32: a very wide terminal times a percentage overflows u16.
+    let share = |length: u16, percent: u16| (u32::from(length) * u32::from(percent) / 100) as u16;
+    let width = share(area.width, percent_x).max(min_width).min(area.width);
+    let height = share(area.height, percent_y).max(12).min(area.height);
     Rect::new(area.x + (area.width - width) / 2, area.y + (area.height - height) / 2, width, height)
 }
 

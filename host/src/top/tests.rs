@@ -380,9 +380,14 @@ fn tiny_and_empty_screens_still_draw() {
     let empty = Model::new(Panel::Processes, SortKey::Cpu, Filter::None, Theme::colored(), Duration::from_secs(1));
     assert!(text(&draw(&empty, 80, 24)).contains("waiting for the first sample…"));
     for panel in Panel::ALL {
-        let m = model(panel, Theme::colored());
-        for (w, h) in [(20, 5), (1, 1), (80, 3)] {
+        let mut m = model(panel, Theme::colored());
+        for (w, h) in [(20, 5), (1, 1), (80, 3), (1000, 200)] {
             draw(&m, w, h);
+            (m.help, m.details) = (true, false);
+            draw(&m, w, h);
+            (m.help, m.details) = (false, true);
+            draw(&m, w, h);
+            m.details = false;
         }
     }
 }
