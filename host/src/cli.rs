@@ -13,6 +13,7 @@ pub mod plugins;
 pub mod progress;
 pub mod resources;
 mod run;
+pub mod top;
 pub mod watch_files;
 
 /// A monitoring host for long-running work, extended with sandboxed WebAssembly plugins.
@@ -81,6 +82,8 @@ pub enum Command {
     Jobs(jobs::JobsCommand),
     /// Watch paths and run a command on each batch of changes, in the foreground (Ctrl-C stops).
     WatchFiles(watch_files::WatchFilesArgs),
+    /// A live view of the machine, processes, runs, alerts and plugins (q quits, ? lists the keys).
+    Top(top::TopArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while doing it.
@@ -118,5 +121,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Resources(args) => resources::run(&args),
         Command::Jobs(command) => jobs::run(&*crate::client::connect(&data, None)?, command),
         Command::WatchFiles(args) => watch_files::run(data, args),
+        Command::Top(args) => top::run(&data, args),
     }
 }

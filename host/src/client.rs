@@ -15,6 +15,7 @@ use crate::cli::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
+use crate::sampler::{ProcessSample, Snapshot};
 use crate::store::alerts::HistoryEntry;
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
@@ -65,6 +66,10 @@ pub trait Client {
     fn silences(&self) -> anyhow::Result<Vec<Silence>>;
     /// Sends a synthetic alert of `rule` through the routes; each handler's outcome.
     fn test_alert(&self, rule: &str) -> anyhow::Result<Vec<TestResult>>;
+    /// The machine as last sampled.
+    fn resources(&self) -> anyhow::Result<Snapshot>;
+    /// Every process as last sampled, busiest first.
+    fn processes(&self) -> anyhow::Result<Vec<ProcessSample>>;
     /// The running host's watch jobs.
     fn jobs(&self) -> anyhow::Result<Vec<JobView>> {
         Err(no_host_for_jobs())
@@ -296,6 +301,14 @@ impl Client for Remote {
 
     fn job_action(&self, name: &str, action: &str) -> anyhow::Result<JobView> {
         self.post(&format!("/v1/jobs/{name}/{action}"), &serde_json::json!({}))
+    }
+
+    fn resources(&self) -> anyhow::Result<Snapshot> {
+        self.get("/v1/resources")
+    }
+
+    fn processes(&self) -> anyhow::Result<Vec<ProcessSample>> {
+        self.get("/v1/processes")
     }
 }
 

@@ -19,5 +19,6 @@ pub mod progress;
 pub mod sampler;
 pub mod status;
 pub mod store;
+pub mod top;
 pub mod watch;
 pub mod writer;

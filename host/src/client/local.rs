@@ -16,13 +16,15 @@ use crate::plugin::manager::inspect;
 use crate::plugin::sandbox::SandboxSpec;
 use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime};
 use crate::progress::{Node, NodePath, Update};
-use crate::sampler::Sampler;
 use crate::sampler::now_ms;
+use crate::sampler::{ProcessSample, Sampler, Snapshot};
 use crate::store::alerts::HistoryEntry;
 use crate::store::{Store, StoreError};
 
 /// How long an offline command waits for another one to let go of the database.
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// CPU use and rates are differences between two samples this far apart.
+const SAMPLE_GAP: std::time::Duration = std::time::Duration::from_millis(250);
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
 
@@ -214,6 +216,22 @@ impl Client for Local {
 
     fn test_alert(&self, _: &str) -> anyhow::Result<Vec<TestResult>> {
         bail!("testing the alert routes needs the running host (it runs the handlers); start it with 'monitor run'")
+    }
+
+    fn resources(&self) -> anyhow::Result<Snapshot> {
+        let mut sampler = Sampler::new();
+        // CPU use is measured between two samples.
+        std::thread::sleep(SAMPLE_GAP);
+        Ok(sampler.sample())
+    }
+
+    fn processes(&self) -> anyhow::Result<Vec<ProcessSample>> {
+        let mut sampler = Sampler::new();
+        sampler.processes();
+        std::thread::sleep(SAMPLE_GAP);
+        let mut processes = sampler.processes();
+        processes.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));
+        Ok(processes)
     }
 }
 

@@ -1,0 +1,135 @@
+//! `monitor top`: the options, checked and turned into [`crate::top::Settings`].
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::UsageError;
+use crate::client::Remote;
+use crate::paths::DataDir;
+use crate::top::data::Source;
+use crate::top::filter::Filter;
+use crate::top::model::{Panel, SortKey};
+use crate::top::theme::Theme;
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// How often to fetch and redraw, like 1s, 500ms or 5s (100ms to 1h).
+    #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
+    pub interval: Duration,
+    /// The process column to sort by (largest first for cpu, mem and io).
+    #[arg(long, value_enum, default_value_t = SortKey::Cpu, value_name = "KEY")]
+    pub sort: SortKey,
+    /// Show only rows containing TEXT (`user:NAME` for a user's processes), or `active`:
+    /// processes using CPU or disk, runs still going, alerts firing or pending, running plugins.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// The panel shown first.
+    #[arg(long, value_enum, default_value_t = Panel::Processes, value_name = "PANEL")]
+    pub focus: Panel,
+    /// A host elsewhere, like http://gpu-box-1:8750 (its `api.listen` address); needs its token.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The remote host's API token (the content of api-token in its data directory).
+    #[arg(long, env = "MONITOR_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text)
+        .map_err(|_| format!("'{text}' is not a duration; write one like 1s or 500ms"))?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&interval) {
+        return Err(format!("'{text}' is outside 100ms to 1h; pick an interval within it"));
+    }
+    Ok(interval)
+}
+
+/// `http://host:port`, `host:port` → `host:port`; https is refused (the API speaks plain HTTP).
+fn parse_url(text: &str) -> Result<String, UsageError> {
+    if text.starts_with("https://") {
+        return Err(UsageError(format!(
+            "--url '{text}': the host's API speaks plain HTTP; use http://, through an SSH tunnel off a private network"
+        )));
+    }
+    let addr = text.strip_prefix("http://").unwrap_or(text).trim_end_matches('/');
+    if addr.is_empty() || addr.contains('/') || !addr.contains(':') {
+        return Err(UsageError(format!(
+            "--url '{text}' is not a host's address; write one like http://gpu-box-1:8750"
+        )));
+    }
+    Ok(addr.to_string())
+}
+
+pub fn run(data: &DataDir, args: TopArgs) -> anyhow::Result<()> {
+    let source = match &args.url {
+        Some(url) => {
+            let addr = parse_url(url)?;
+            let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) else {
+                return Err(UsageError(format!(
+                    "--url '{url}' needs the host's API token; pass --token TOKEN or set MONITOR_TOKEN to the content of api-token in its data directory"
+                ))
+                .into());
+            };
+            Source::Remote { url: format!("http://{addr}"), client: Remote::new(&addr, token) }
+        }
+        None => Source::Here(data.clone()),
+    };
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(UsageError(
+            "monitor top needs a terminal; for output to a pipe or file use 'monitor resources --processes' or 'monitor status'"
+                .into(),
+        )
+        .into());
+    }
+    let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "top".into());
+    crate::top::run(crate::top::Settings {
+        source,
+        interval: args.interval,
+        focus: args.focus,
+        sort: args.sort,
+        filter: args.filter.as_deref().map(Filter::parse).unwrap_or_default(),
+        theme: Theme::from_env(),
+        user,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<TopArgs, clap::Error> {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: TopArgs,
+        }
+        Cli::try_parse_from(std::iter::once("top").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn top_options_parse_and_bad_ones_are_refused() {
+        let args = parse(&["--interval", "250ms", "--sort", "io", "--focus", "alerts", "--filter", "active"]).unwrap();
+        assert_eq!((args.interval, args.sort, args.focus), (Duration::from_millis(250), SortKey::Io, Panel::Alerts));
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(
+            (defaults.interval, defaults.sort, defaults.focus),
+            (Duration::from_secs(1), SortKey::Cpu, Panel::Processes)
+        );
+        let err = parse(&["--interval", "fast"]).unwrap_err();
+        assert!(err.to_string().contains("'fast' is not a duration; write one like 1s or 500ms"), "{err}");
+        assert!(parse(&["--interval", "10ms"]).unwrap_err().to_string().contains("outside 100ms to 1h"));
+        assert!(parse(&["--sort", "size"]).is_err());
+        assert!(parse(&["--focus", "disks"]).is_err());
+    }
+
+    #[test]
+    fn top_urls_name_a_host_and_port() {
+        assert_eq!(parse_url("http://gpu-box:8750/").unwrap(), "gpu-box:8750");
+        assert_eq!(parse_url("127.0.0.1:9").unwrap(), "127.0.0.1:9");
+        assert!(parse_url("https://x:1").unwrap_err().0.contains("plain HTTP"));
+        assert!(parse_url("http://x").unwrap_err().0.contains("like http://gpu-box-1:8750"));
+        assert!(parse_url("http://x:1/v1").is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! `monitor top`: a live terminal view of the machine, its processes, the progress of
+//! runs, alerts and plugins.
+//!
+//! The parts, each small and most of them pure:
+//!
+//! - [`data`] fetches on a thread of its own (through the [`crate::client::Client`]
+//!   of the running host, or the machine and the database when none runs) and
+//!   sends what it got over a channel;
+//! - [`model`] holds what the view knows; [`keys`] turns keys into changes of it;
+//! - [`render`] and [`panels`] draw a model into a ratatui frame, with [`theme`]'s
+//!   colours (none under `NO_COLOR`);
+//! - [`terminal`] takes the terminal over and gives it back, also on panic;
+//! - [`run`] ties them together: it redraws at the interval and on every key, and
+//!   never waits on the network.
+
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event};
+
+pub mod data;
+pub mod filter;
+pub mod format;
+pub mod keys;
+pub mod model;
+pub mod panels;
+pub mod render;
+pub mod terminal;
+pub mod theme;
+
+use data::{Message, Request, Source};
+use filter::Filter;
+use keys::Effect;
+use model::{Model, Panel, SortKey};
+use theme::Theme;
+
+/// How long the loop waits for a key before looking for data again.
+const INPUT_WAIT: Duration = Duration::from_millis(100);
+
+/// Everything `top` needs, validated from the command line.
+pub struct Settings {
+    pub source: Source,
+    pub interval: Duration,
+    pub focus: Panel,
+    pub sort: SortKey,
+    pub filter: Filter,
+    pub theme: Theme,
+    /// Who acknowledges alerts from this view.
+    pub user: String,
+}
+
+pub fn run(settings: Settings) -> anyhow::Result<()> {
+    let mut model = Model::new(settings.focus, settings.sort, settings.filter, settings.theme, settings.interval);
+    let (requests, messages) = data::spawn(settings.source, settings.interval, settings.user);
+    let mut screen = terminal::enter()?;
+    let outcome = event_loop(&mut screen.terminal, &mut model, &requests, &messages);
+    drop(screen);
+    outcome
+}
+
+fn event_loop(
+    terminal: &mut ratatui::Terminal<ratatui::backend::CrosstermBackend<std::io::Stdout>>,
+    model: &mut Model,
+    requests: &Sender<Request>,
+    messages: &Receiver<Message>,
+) -> anyhow::Result<()> {
+    let mut dirty = true;
+    let mut drawn = Instant::now();
+    loop {
+        while let Ok(message) = messages.try_recv() {
+            receive(model, message);
+            dirty = true;
+        }
+        // Also at the interval, for a host that went quiet: its age still shows.
+        if dirty || drawn.elapsed() >= model.interval {
+            terminal.draw(|frame| render::render(model, frame))?;
+            dirty = false;
+            drawn = Instant::now();
+        }
+        if !event::poll(INPUT_WAIT)? {
+            continue;
+        }
+        match event::read()? {
+            Event::Key(key) => match keys::handle(model, key) {
+                Effect::Quit => return Ok(()),
+                Effect::Ack(id) => {
+                    // The fetcher ends only when this loop does.
+                    let _ = requests.send(Request::Ack(id));
+                }
+                Effect::None => {}
+            },
+            Event::Resize(..) => terminal.autoresize()?,
+            _ => {}
+        }
+        dirty = true;
+    }
+}
+
+/// Applies one message from the fetching thread.
+pub fn receive(model: &mut Model, message: Message) {
+    match message {
+        Message::Data(data, origin) => model.receive(*data, origin),
+        Message::Failed(error) => model.notify(true, format!("fetching: {error}")),
+        Message::Acked(Ok(id)) => model.notify(false, format!("acknowledged {id}")),
+        Message::Acked(Err(error)) => model.notify(true, format!("not acknowledged: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
