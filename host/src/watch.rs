@@ -121,3 +121,6 @@ pub enum JobEvent {
         paths: usize,
     },
 }
+
+#[cfg(test)]
+mod tests;

@@ -113,13 +113,12 @@ fn main() {
     let root = dir.path().join("latency");
     std::fs::create_dir(&root).unwrap();
     let w = Watcher::start(&root, &dir.path().join("latency-out"), DEBOUNCE_MS);
-    let mut seq = w.runs();
+    let first = w.runs() + 1;
     let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
-    for i in 0..LATENCY_SAMPLES {
+    for (i, seq) in (0..LATENCY_SAMPLES).zip(first..) {
         let path = root.join(format!("f{}", i % 10));
         let written = now_ns();
         std::fs::write(&path, format!("{i}")).unwrap();
-        seq += 1;
         let (started, paths) = wait_for("the command to start", Duration::from_secs(10), || w.record_of(seq));
         assert_eq!(paths, [path.display().to_string()], "one write, one run");
         latencies.push((started - written) as f64 / 1e6);

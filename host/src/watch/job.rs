@@ -51,7 +51,7 @@ const REWATCH_EVERY: Duration = Duration::from_millis(250);
 const PATHS_IN_METADATA: usize = 10;
 
 /// A watcher's event, tagged with the watcher's generation.
-type Tagged = (u64, notify::Result<notify::Event>);
+pub(crate) type Tagged = (u64, notify::Result<notify::Event>);
 
 /// What a job's loop is told from outside.
 pub(crate) enum Control {
@@ -82,6 +82,14 @@ pub(crate) struct Watching {
     watcher: notify::RecommendedWatcher,
     events_tx: mpsc::UnboundedSender<Tagged>,
     events: mpsc::UnboundedReceiver<Tagged>,
+}
+
+impl Watching {
+    /// Another way into the job's event stream (tests inject kernel events with it).
+    #[cfg(test)]
+    pub fn sender(&self) -> mpsc::UnboundedSender<Tagged> {
+        self.events_tx.clone()
+    }
 }
 
 struct Current {
