@@ -25,6 +25,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "MONITOR_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// A host elsewhere, like http://gpu-box-1:8750 (its api.listen address): commands
+    /// read from and act on it instead of the local one. Needs its token.
+    #[arg(long, global = true, env = "MONITOR_URL", value_name = "URL")]
+    pub url: Option<String>,
+
+    /// The remote host's API token (the content of api-token in its data directory).
+    #[arg(long, global = true, env = "MONITOR_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -99,6 +108,15 @@ impl Cli {
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let data = cli.data();
+    if let Some(url) = &cli.url {
+        if matches!(cli.command, Command::Run(_) | Command::WatchFiles(_)) {
+            return Err(UsageError(format!(
+                "--url '{url}' applies to commands that talk to a host; 'run' and 'watch-files' work here only"
+            ))
+            .into());
+        }
+        crate::client::use_remote(url, cli.token.as_deref())?;
+    }
     match cli.command {
         Command::Run(args) => run::run(data, args),
         Command::Plugins(command) => plugins::run(&data, command),

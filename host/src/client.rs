@@ -95,9 +95,49 @@ pub struct DaemonInfo {
     pub addr: String,
 }
 
-/// The daemon if it runs, else the database. `plugins_dir` lets the offline
-/// client find plugins the database does not know yet.
+/// The host named by `--url` (with `--token`), for every command of this process.
+static REMOTE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// Points every command of this process at a host elsewhere: `url` like
+/// `http://gpu-box-1:8750` (its `api.listen`), `token` the content of its `api-token`.
+pub fn use_remote(url: &str, token: Option<&str>) -> Result<(), UsageError> {
+    let addr = parse_url(url)?;
+    let Some(token) = token.filter(|t| !t.trim().is_empty()) else {
+        return Err(UsageError(format!(
+            "--url '{url}' needs the host's API token; pass --token TOKEN or set MONITOR_TOKEN to the content of api-token in its data directory"
+        )));
+    };
+    let _ = REMOTE.set((addr, token.trim().to_string()));
+    Ok(())
+}
+
+/// The host `--url` named, if any.
+pub fn remote() -> Option<Remote> {
+    REMOTE.get().map(|(addr, token)| Remote::new(addr, token))
+}
+
+/// `http://host:port`, `host:port` → `host:port`; https is refused (the API speaks plain HTTP).
+fn parse_url(text: &str) -> Result<String, UsageError> {
+    if text.starts_with("https://") {
+        return Err(UsageError(format!(
+            "--url '{text}': the host's API speaks plain HTTP; use http://, through an SSH tunnel off a private network"
+        )));
+    }
+    let addr = text.strip_prefix("http://").unwrap_or(text).trim_end_matches('/');
+    if addr.is_empty() || addr.contains('/') || !addr.contains(':') {
+        return Err(UsageError(format!(
+            "--url '{text}' is not a host's address; write one like http://gpu-box-1:8750"
+        )));
+    }
+    Ok(addr.to_string())
+}
+
+/// The host `--url` names, else the daemon if it runs, else the database.
+/// `plugins_dir` lets the offline client find plugins the database does not know yet.
 pub fn connect(data: &DataDir, plugins_dir: Option<PathBuf>) -> anyhow::Result<Box<dyn Client>> {
+    if let Some(remote) = remote() {
+        return Ok(Box::new(remote));
+    }
     if let Some(remote) = Remote::find(data)? {
         return Ok(Box::new(remote));
     }
@@ -118,6 +158,11 @@ impl Remote {
             .build()
             .into();
         Remote { base: format!("http://{addr}"), token: token.trim().to_string(), agent }
+    }
+
+    /// Where it sends requests, like `http://127.0.0.1:8750`.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// The daemon named in `daemon.json`, if it answers as that process.
@@ -328,5 +373,20 @@ impl Remote {
             Ok(e) => bail!("{}", e.error),
             Err(_) => bail!("the daemon answered {}", response.status()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_host_and_port() {
+        assert_eq!(parse_url("http://gpu-box:8750/").unwrap(), "gpu-box:8750");
+        assert_eq!(parse_url("127.0.0.1:9").unwrap(), "127.0.0.1:9");
+        assert!(parse_url("https://x:1").unwrap_err().0.contains("plain HTTP"));
+        assert!(parse_url("http://x").unwrap_err().0.contains("like http://gpu-box-1:8750"));
+        assert!(parse_url("http://x:1/v1").is_err());
+        assert!(use_remote("http://x:1", Some(" ")).unwrap_err().0.contains("needs the host's API token"));
     }
 }

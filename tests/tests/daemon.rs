@@ -273,3 +273,36 @@ fn after_kill_9_the_database_opens_and_nothing_acknowledged_is_lost() {
         wait_for("the counter after the restart", LIVE, || sandbox.metric("fx-kv-counter", "kv_counter_calls"));
     assert!(resumed > counted, "the count goes on from what was stored ({counted} then {resumed})");
 }
+
+#[test]
+fn read_commands_reach_a_host_elsewhere_by_url_and_token() {
+    let host = Sandbox::new();
+    let _daemon = host.start(&[]);
+    let started = host.monitor(&["progress", "start", "far-run/step", "--total", "4"]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(host.data().join("daemon.json")).unwrap()).unwrap();
+    let url = format!("http://{}", info["addr"].as_str().unwrap());
+    let token = host.token();
+
+    // Another data directory with no host of its own.
+    let here = Sandbox::new();
+    let list = here.monitor(&["list", "--url", &url, "--token", &token]);
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("far-run"));
+    let tree = here.monitor(&["status", "far-run", "--json", "--url", &url, "--token", &token]);
+    let nodes: serde_json::Value = serde_json::from_slice(&tree.stdout).unwrap();
+    assert_eq!(nodes[1]["path"], "far-run/step");
+    let resources = here.monitor(&["resources", "--json", "--processes", "--url", &url, "--token", &token]);
+    let report: serde_json::Value = serde_json::from_slice(&resources.stdout).unwrap();
+    assert!(report["processes"].as_array().is_some_and(|p| !p.is_empty()), "{report}");
+
+    let no_token = here.monitor(&["list", "--url", &url]);
+    assert_eq!(no_token.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("needs the host's API token"));
+    let wrong = here.monitor(&["list", "--url", &url, "--token", "nope"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("missing or wrong token"));
+    let run = here.monitor(&["run", "--url", &url, "--token", &token]);
+    assert_eq!(run.status.code(), Some(2));
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use crate::client::Client as _;
 use crate::sampler::{ProcessFilter, ProcessSample, Sampler, Snapshot};
 
 /// CPU use and rates are differences between two samples: this far apart.
@@ -59,18 +60,29 @@ struct Report<'a> {
 
 pub fn run(args: &ResourcesArgs) -> anyhow::Result<()> {
     let want_processes = args.processes || args.sort.is_some() || args.filter.is_some() || args.limit.is_some();
+    // With --url, the remote host's last samples; else this machine, sampled now.
+    let remote = crate::client::remote();
     let mut sampler = Sampler::new();
-    if want_processes {
+    if want_processes && remote.is_none() {
         sampler.processes();
     }
-    std::thread::sleep(INTERVAL);
-    let snapshot = sampler.sample();
-    let processes = want_processes.then(|| {
-        let mut processes = sampler.processes();
+    let snapshot = match &remote {
+        Some(remote) => remote.resources()?,
+        None => {
+            std::thread::sleep(INTERVAL);
+            sampler.sample()
+        }
+    };
+    let table = match (&remote, want_processes) {
+        (Some(remote), true) => Some(remote.processes()?),
+        (None, true) => Some(sampler.processes()),
+        (_, false) => None,
+    };
+    let processes = table.map(|mut processes| {
         if let Some(text) = &args.filter {
             let filter = ProcessFilter::parse(text);
             processes = filter.apply(processes);
-            if filter.name.is_some() {
+            if filter.name.is_some() && remote.is_none() {
                 // This command's own arguments hold the text: it is no answer (unlike `ps | grep`).
                 processes.retain(|p| p.pid != std::process::id());
             }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use clap::Args;
 
 use super::UsageError;
-use crate::client::Remote;
 use crate::paths::DataDir;
 use crate::top::data::Source;
 use crate::top::filter::Filter;
@@ -28,12 +27,6 @@ pub struct TopArgs {
     /// The panel shown first.
     #[arg(long, value_enum, default_value_t = Panel::Processes, value_name = "PANEL")]
     pub focus: Panel,
-    /// A host elsewhere, like http://gpu-box-1:8750 (its `api.listen` address); needs its token.
-    #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
-    /// The remote host's API token (the content of api-token in its data directory).
-    #[arg(long, env = "MONITOR_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    pub token: Option<String>,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -45,34 +38,9 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
-/// `http://host:port`, `host:port` → `host:port`; https is refused (the API speaks plain HTTP).
-fn parse_url(text: &str) -> Result<String, UsageError> {
-    if text.starts_with("https://") {
-        return Err(UsageError(format!(
-            "--url '{text}': the host's API speaks plain HTTP; use http://, through an SSH tunnel off a private network"
-        )));
-    }
-    let addr = text.strip_prefix("http://").unwrap_or(text).trim_end_matches('/');
-    if addr.is_empty() || addr.contains('/') || !addr.contains(':') {
-        return Err(UsageError(format!(
-            "--url '{text}' is not a host's address; write one like http://gpu-box-1:8750"
-        )));
-    }
-    Ok(addr.to_string())
-}
-
 pub fn run(data: &DataDir, args: TopArgs) -> anyhow::Result<()> {
-    let source = match &args.url {
-        Some(url) => {
-            let addr = parse_url(url)?;
-            let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) else {
-                return Err(UsageError(format!(
-                    "--url '{url}' needs the host's API token; pass --token TOKEN or set MONITOR_TOKEN to the content of api-token in its data directory"
-                ))
-                .into());
-            };
-            Source::Remote { url: format!("http://{addr}"), client: Remote::new(&addr, token) }
-        }
+    let source = match crate::client::remote() {
+        Some(remote) => Source::Remote { url: remote.base().to_string(), client: remote },
         None => Source::Here(data.clone()),
     };
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
@@ -122,14 +90,5 @@ mod tests {
         assert!(parse(&["--interval", "10ms"]).unwrap_err().to_string().contains("outside 100ms to 1h"));
         assert!(parse(&["--sort", "size"]).is_err());
         assert!(parse(&["--focus", "disks"]).is_err());
-    }
-
-    #[test]
-    fn top_urls_name_a_host_and_port() {
-        assert_eq!(parse_url("http://gpu-box:8750/").unwrap(), "gpu-box:8750");
-        assert_eq!(parse_url("127.0.0.1:9").unwrap(), "127.0.0.1:9");
-        assert!(parse_url("https://x:1").unwrap_err().0.contains("plain HTTP"));
-        assert!(parse_url("http://x").unwrap_err().0.contains("like http://gpu-box-1:8750"));
-        assert!(parse_url("http://x:1/v1").is_err());
     }
 }
