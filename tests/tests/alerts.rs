@@ -53,7 +53,11 @@ fn check_names_every_bad_field_and_lists_good_rules() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    assert_eq!(names, ["disk-almost-full", "step-stalled", "plugin-quarantined", "cpu-hot", "4", "0"], "{text}");
+    assert_eq!(
+        names,
+        ["disk-almost-full", "step-stalled", "plugin-quarantined", "watch-job-failed", "cpu-hot", "5", "0"],
+        "{text}"
+    );
     assert!(text.contains("cpu-hot                      error     threshold for 1m"), "{text}");
 }
 
@@ -361,10 +365,17 @@ kind = "watch_failed"
     let _daemon = sandbox.start(&["--config", config.to_str().unwrap()]);
 
     std::fs::write(project.join("main.c"), "int main;").unwrap();
-    let lines = wait_line(&jsonl, "state", "firing");
     let expected_id = format!(r#"job-failed{{job="build",project="{}"}}"#, project.display());
-    assert_eq!(lines[0]["id"], expected_id.as_str());
-    assert_eq!(lines[0]["message"], "watch job build failed: exit 3");
+    let lines = wait_line(&jsonl, "id", &expected_id);
+    let ours = lines.iter().find(|l| l["id"] == expected_id.as_str()).unwrap();
+    assert_eq!((&ours["state"], &ours["message"]), (&"firing".into(), &"watch job build failed: exit 3".into()));
+    // The built-in rule fires too, at its own level.
+    let builtin = wait_line(&jsonl, "rule", "watch-job-failed");
+    let builtin = builtin.iter().find(|l| l["rule"] == "watch-job-failed").unwrap();
+    assert_eq!(
+        (&builtin["level"], &builtin["message"]),
+        (&"error".into(), &"watch job build failed: exit 3; see 'monitor jobs list'".into())
+    );
 
     // Critical: the job is paused until someone acknowledges.
     let jobs = |sandbox: &Sandbox| -> serde_json::Value {

@@ -146,6 +146,12 @@ name = "plugin-quarantined"
 level = "error"
 kind = "plugin_quarantined"
 message = "plugin {labels.plugin} is quarantined; see 'monitor plugins info {labels.plugin}'"
+
+[[rule]]
+name = "watch-job-failed"
+level = "error"
+kind = "watch_failed"
+message = "watch job {labels.job} failed: {outcome}; see 'monitor jobs list'"
 "#;
 
 /// The built-in rules as configs.
@@ -264,8 +270,8 @@ mod tests {
         assert_eq!(host.alerts.disable, ["memory-pressure"]);
         let rules = host.alerts.rules().unwrap();
         let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["disk-almost-full", "step-stalled", "plugin-quarantined", "cpu-hot"]);
-        let cpu = &rules[3];
+        assert_eq!(names, ["disk-almost-full", "step-stalled", "plugin-quarantined", "watch-job-failed", "cpu-hot"]);
+        let cpu = &rules[4];
         assert_eq!((cpu.for_ms, cpu.repeat_ms, cpu.level), (60_000, Some(3_600_000), Level::Warning));
     }
 
@@ -394,7 +400,10 @@ mod tests {
     fn built_ins_are_valid_and_can_be_disabled_or_replaced() {
         let all = AlertsConfig::default().rules().unwrap();
         let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["disk-almost-full", "memory-pressure", "step-stalled", "plugin-quarantined"]);
+        assert_eq!(
+            names,
+            ["disk-almost-full", "memory-pressure", "step-stalled", "plugin-quarantined", "watch-job-failed"]
+        );
 
         let config: AlertsConfig = toml::from_str(
             r#"
@@ -413,13 +422,20 @@ mod tests {
         .unwrap();
         let rules = config.rules().unwrap();
         let names: Vec<(&str, Level)> = rules.iter().map(|r| (r.name.as_str(), r.level)).collect();
-        assert_eq!(names, [("memory-pressure", Level::Warning), ("step-stalled", Level::Critical)]);
+        assert_eq!(
+            names,
+            [
+                ("memory-pressure", Level::Warning),
+                ("watch-job-failed", Level::Error),
+                ("step-stalled", Level::Critical)
+            ]
+        );
 
         let config = AlertsConfig { disable: vec!["disk-full".into()], ..AlertsConfig::default() };
         assert_eq!(
             validate(&config).unwrap_err()[0].to_string(),
             "rule 'disk-full': disable names no rule; the built-in ones are disk-almost-full, memory-pressure, \
-             step-stalled, plugin-quarantined (or use one of your rule names)"
+             step-stalled, plugin-quarantined, watch-job-failed (or use one of your rule names)"
         );
     }
 
