@@ -3,10 +3,12 @@
 //! Every route but `/v1/health` needs `Authorization: Bearer TOKEN`, the token
 //! being the content of `api-token` in the data directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -40,6 +42,7 @@ pub struct AppState {
     pub snapshot: SharedSnapshot,
     pub processes: SharedProcesses,
     pub token: Arc<str>,
+    pub failures: Arc<AuthFailures>,
     pub writer: Writer,
     pub data: DataDir,
     pub alerting: Arc<crate::alerts::Alerting>,
@@ -112,8 +115,61 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
     if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
         return next.run(request).await;
     }
-    tracing::warn!(path = %request.uri().path(), "API request refused: missing or wrong token");
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let path = request.uri().path();
+    match peer.map(|ip| (ip, state.failures.record(ip, Instant::now()))) {
+        Some((ip, Failed::Limited)) => {
+            let message = format!(
+                "too many failed authentications from {ip}; wait a minute, then send the token from api-token in the data directory"
+            );
+            return error(StatusCode::TOO_MANY_REQUESTS, message);
+        }
+        Some((ip, Failed::LimitReached)) => tracing::warn!(
+            %ip, %path,
+            "API request refused: missing or wrong token; {AUTH_FAILURES} failures from {ip} within a minute, further ones are answered 429 and not logged"
+        ),
+        _ => tracing::warn!(peer = ?peer, %path, "API request refused: missing or wrong token"),
+    }
     error(StatusCode::UNAUTHORIZED, "missing or wrong token; send 'Authorization: Bearer TOKEN' with the token from api-token in the data directory".into())
+}
+
+/// Failed authentications per client address allowed within [`AUTH_WINDOW`].
+pub const AUTH_FAILURES: u32 = 10;
+const AUTH_WINDOW: Duration = Duration::from_secs(60);
+
+/// What a failed authentication counts as.
+#[derive(Debug, PartialEq, Eq)]
+enum Failed {
+    Counted,
+    /// The last one allowed in the window: logged as such.
+    LimitReached,
+    /// Past the limit: answered 429, not logged.
+    Limited,
+}
+
+/// Failed authentications by client address, so that a client guessing tokens
+/// (or misconfigured) is answered 429 and cannot flood the log. A request with
+/// the right token always passes.
+#[derive(Default)]
+pub struct AuthFailures(Mutex<HashMap<IpAddr, (u32, Instant)>>);
+
+impl AuthFailures {
+    fn record(&self, ip: IpAddr, now: Instant) -> Failed {
+        let mut failures = self.0.lock().expect("auth failures lock");
+        if failures.len() > 4096 {
+            failures.retain(|_, (_, since)| now.duration_since(*since) < AUTH_WINDOW);
+        }
+        let entry = failures.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= AUTH_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        match entry.0 {
+            n if n < AUTH_FAILURES => Failed::Counted,
+            n if n == AUTH_FAILURES => Failed::LimitReached,
+            _ => Failed::Limited,
+        }
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -412,4 +468,23 @@ async fn run_events(
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<Vec<ProgressEvent>>, Response> {
     on_store(&state, StatusCode::NOT_FOUND, move |store| history(store, &run, query.since)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_authentications_are_limited_per_address_and_window() {
+        let failures = AuthFailures::default();
+        let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let t0 = Instant::now();
+        for _ in 1..AUTH_FAILURES {
+            assert_eq!(failures.record(a, t0), Failed::Counted);
+        }
+        assert_eq!(failures.record(a, t0), Failed::LimitReached);
+        assert_eq!(failures.record(a, t0 + Duration::from_secs(59)), Failed::Limited);
+        assert_eq!(failures.record(b, t0), Failed::Counted, "another address has its own count");
+        assert_eq!(failures.record(a, t0 + AUTH_WINDOW), Failed::Counted, "a new window starts over");
+    }
 }

@@ -91,6 +91,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         snapshot: snapshot.clone(),
         processes: processes.clone(),
         token: token.into(),
+        failures: Arc::default(),
         writer: writer.clone(),
         data: data.clone(),
         alerting: alerting.clone(),
@@ -98,7 +99,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, api::router(state))
+        axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async {
                 let _ = api_stopped.await;
             })

@@ -306,3 +306,18 @@ fn read_commands_reach_a_host_elsewhere_by_url_and_token() {
     let run = here.monitor(&["run", "--url", &url, "--token", &token]);
     assert_eq!(run.status.code(), Some(2));
 }
+
+#[test]
+fn failed_authentications_are_answered_429_after_ten_and_the_right_token_still_passes() {
+    let sandbox = Sandbox::new();
+    let mut daemon = sandbox.start(&[]);
+    let statuses: Vec<String> = (0..12).map(|_| sandbox.api_get("/v1/plugins", Some("wrong")).0).collect();
+    assert!(statuses[..10].iter().all(|s| s.contains("401")), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| s.contains("429")), "{statuses:?}");
+    let (status, body) = sandbox.api_get("/v1/plugins", Some("wrong"));
+    assert!(status.contains("429") && body.contains("too many failed authentications from 127.0.0.1"), "{body}");
+    assert!(sandbox.api_get("/v1/plugins", Some(&sandbox.token())).0.contains("200"));
+    daemon.wait_log("the limit in the log", "further ones are answered 429 and not logged");
+    let refusals = daemon.log().matches("API request refused").count();
+    assert_eq!(refusals, 10, "the log holds the first ten only");
+}
