@@ -197,15 +197,13 @@ url = "{}"
     )
     .unwrap();
     let _daemon = sandbox.start(&["--config", config.to_str().unwrap()]);
-    let prom = sandbox.root.path().join("prom");
     let jsonl = sandbox.root.path().join("alerts/a.jsonl");
     let crossings = 200;
     let mut seen = Vec::with_capacity(crossings);
     for i in 0..crossings {
         let value = if i % 2 == 0 { 150 } else { 10 };
-        std::fs::write(prom.join("a.tmp"), format!("queue_depth{{queue=\"ingest\"}} {value}\n")).unwrap();
         let written = Instant::now();
-        std::fs::rename(prom.join("a.tmp"), prom.join("a.prom")).unwrap();
+        sandbox.queue_depth(value);
         wait_for("the alert line", Duration::from_secs(20), || {
             let lines = std::fs::read_to_string(&jsonl).unwrap_or_default().lines().count();
             (lines == i + 1).then_some(())

@@ -261,7 +261,7 @@ impl Sandbox {
         let alerts = self.root.path().join("alerts");
         std::fs::create_dir_all(&prom).unwrap();
         std::fs::create_dir_all(&alerts).unwrap();
-        std::fs::write(prom.join("a.prom"), "queue_depth{queue=\"ingest\"} 42\n").unwrap();
+        self.queue_depth(42);
         std::fs::write(dir.join("textfile-collector.toml"), format!("directory = \"{}\"\n", prom.display())).unwrap();
         std::fs::write(dir.join("jsonl-alerts.toml"), format!("path = \"{}/a.jsonl\"\n", alerts.display())).unwrap();
         let dir_arg = dir.to_str().unwrap();
@@ -274,6 +274,14 @@ impl Sandbox {
         }
     }
 
+    /// Sets the textfile collector's one series, `queue_depth{queue="ingest"}`
+    /// (see [`Sandbox::install_examples`]), replacing its file at once.
+    pub fn queue_depth(&self, value: u32) {
+        let prom = self.root.path().join("prom");
+        std::fs::write(prom.join("a.tmp"), format!("queue_depth{{queue=\"ingest\"}} {value}\n")).unwrap();
+        std::fs::rename(prom.join("a.tmp"), prom.join("a.prom")).unwrap();
+    }
+
     /// Starts `monitor run` on this sandbox and waits until its API answers.
     pub fn start(&self, extra: &[&str]) -> Daemon {
         let mut command = Command::new(monitor_bin());
@@ -284,22 +292,8 @@ impl Sandbox {
             .args(extra)
             .env("MONITOR_DATA_DIR", self.data())
             .env("MONITOR_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("starting monitor run");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&strip_ansi(&line));
-                log.push('\n');
-            }
-        });
-        let mut daemon = Daemon { child, log };
+            .env("NO_COLOR", "1");
+        let mut daemon = Daemon::spawn(command);
         daemon.wait_log("the host to be ready", "monitor ready in");
         daemon
     }
@@ -322,13 +316,31 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-/// A running `monitor run`; killed when dropped.
+/// A running `monitor` process (the host, or `watch-files`) whose stderr is
+/// collected; killed when dropped.
 pub struct Daemon {
     pub child: Child,
     log: Arc<Mutex<String>>,
 }
 
 impl Daemon {
+    /// Starts `command` with stdin and stdout closed, collecting its stderr.
+    pub fn spawn(mut command: Command) -> Daemon {
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("starting monitor");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&strip_ansi(&line));
+                log.push('\n');
+            }
+        });
+        Daemon { child, log }
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }

@@ -126,12 +126,6 @@ backoff = "50ms"
     (sandbox, config)
 }
 
-fn queue_depth(sandbox: &Sandbox, value: u32) {
-    let prom = sandbox.root.path().join("prom");
-    std::fs::write(prom.join("a.tmp"), format!("queue_depth{{queue=\"ingest\"}} {value}\n")).unwrap();
-    std::fs::rename(prom.join("a.tmp"), prom.join("a.prom")).unwrap();
-}
-
 fn ok(out: &std::process::Output) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -146,7 +140,7 @@ fn a_threshold_crossing_reaches_every_handler_and_ack_and_resolve_are_kept() {
     let jsonl = sandbox.root.path().join("alerts/a.jsonl");
     let mut daemon = sandbox.start(&["--config", config.to_str().unwrap()]);
 
-    queue_depth(&sandbox, 150);
+    sandbox.queue_depth(150);
     let lines = wait_line(&jsonl, "state", "firing");
     assert_eq!(lines[0]["rule"], "queue-deep");
     assert_eq!(lines[0]["level"], "error");
@@ -196,12 +190,12 @@ fn a_threshold_crossing_reaches_every_handler_and_ack_and_resolve_are_kept() {
     assert!(list.contains("acknowledged by ann") && list.contains("draining it"), "{list}");
 
     // Below the clear value it resolves by itself.
-    queue_depth(&sandbox, 10);
+    sandbox.queue_depth(10);
     wait_line(&jsonl, "state", "resolved");
     wait_line(&command_out, "to", "resolved");
 
     // Again over the threshold; resolved by hand this time.
-    queue_depth(&sandbox, 170);
+    sandbox.queue_depth(170);
     wait_for("a second firing", Duration::from_secs(20), || {
         (json_lines(&jsonl).iter().filter(|l| l["state"] == "firing").count() == 2).then_some(())
     });
@@ -248,7 +242,7 @@ fn alerts_survive_a_restart_and_silences_keep_them_quiet() {
     let jsonl = sandbox.root.path().join("alerts/a.jsonl");
     let config = config.to_str().unwrap();
     let mut daemon = sandbox.start(&["--config", config]);
-    queue_depth(&sandbox, 150);
+    sandbox.queue_depth(150);
     wait_line(&jsonl, "state", "firing");
     ok(&sandbox.monitor(&["alerts", "ack", "queue-deep", "--note", "known"]));
     daemon.signal("TERM");
@@ -271,7 +265,7 @@ fn alerts_survive_a_restart_and_silences_keep_them_quiet() {
     let silenced = ok(&sandbox.monitor(&["alerts", "silence", "rule=queue-deep", "--for", "1h"]));
     assert!(silenced.starts_with("silence 1 until"), "{silenced}");
     assert!(ok(&sandbox.monitor(&["alerts", "silences"])).contains("rule=queue-deep"));
-    queue_depth(&sandbox, 10);
+    sandbox.queue_depth(10);
     let history = wait_for("the silenced resolve", Duration::from_secs(20), || {
         let text = ok(&sandbox.monitor(&["alerts", "history"]));
         text.contains("acknowledged → resolved").then_some(text)

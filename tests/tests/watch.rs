@@ -3,13 +3,11 @@
 //! by `monitor jobs`. Commands write what they were given to a log outside the
 //! watched tree; every wait polls that log (or the process) until a deadline.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
-use monitor_tests::{Sandbox, monitor_bin, wait_for};
+use monitor_tests::{Daemon, Sandbox, monitor_bin, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -70,7 +68,7 @@ impl Project {
     }
 
     /// `monitor watch-files p FLAGS -- sh -c SCRIPT sh`, with `$OUT` the out directory.
-    fn watch_files(&self, flags: &[&str], script: &str) -> Proc {
+    fn watch_files(&self, flags: &[&str], script: &str) -> Daemon {
         let mut command = Command::new(monitor_bin());
         command
             .arg("watch-files")
@@ -79,7 +77,7 @@ impl Project {
             .args(["--", "sh", "-c", script, "sh"])
             .env("MONITOR_DATA_DIR", self.dir.path().join("data"))
             .env("OUT", self.dir.path().join("out"));
-        let mut proc = Proc::spawn(command);
+        let mut proc = Daemon::spawn(command);
         proc.wait_log("watch-files to start", "[monitor watch] watching");
         proc
     }
@@ -89,63 +87,6 @@ impl Project {
 const RECORD: &str = r#"echo "start $MONITOR_WATCH_REASON $*" >> "$OUT/runs.log"; echo end >> "$OUT/runs.log""#;
 /// Records the start, then waits for `$OUT/gate` unless it is already there.
 const GATED: &str = r#"echo "start $MONITOR_WATCH_REASON $*" >> "$OUT/runs.log"; while [ ! -e "$OUT/gate" ]; do sleep 0.02; done; echo end >> "$OUT/runs.log""#;
-
-/// A `monitor` process whose stderr is collected; killed when dropped.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(mut command: Command) -> Proc {
-        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = command.spawn().expect("starting monitor");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Proc { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn wait_log(&mut self, what: &str, needle: &str) {
-        wait_for(what, LIMIT, || {
-            let log = self.log();
-            if log.contains(needle) {
-                return Some(());
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("monitor exited ({status}) while waiting for {what}:\n{log}");
-            }
-            None
-        });
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        wait_for("monitor to exit", LIMIT, || self.child.try_wait().unwrap())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Whether a process runs (a zombie waiting for its reaper does not count).
 fn alive(pid: u32) -> bool {
@@ -328,7 +269,7 @@ fn stopping_watch_files_kills_the_commands_grandchildren() {
         let grandchild = read_pid(&project.out("grandchild"));
         assert!(alive(grandchild));
         w.signal(signal);
-        assert!(w.wait_exit().success(), "a clean stop on SIG{signal}");
+        assert!(w.wait_exit(LIMIT).0.success(), "a clean stop on SIG{signal}");
         wait_for("the grandchild to be gone", LIMIT, || (!alive(grandchild)).then_some(()));
     }
 }

@@ -172,15 +172,19 @@ impl Dispatcher {
         let mut queues = self.queues.lock().expect("queues lock");
         let queue = queues.entry(target.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
+            let handler = match &target {
+                Target::Handler(name) => self.routing.handler(name).cloned(),
+                _ => None,
+            };
+            let timeout = handler.as_ref().map(|h| h.timeout);
+            let agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(timeout).build();
             let delivery = Delivery {
                 target: target.clone(),
-                handler: match &target {
-                    Target::Handler(name) => self.routing.handler(name).cloned(),
-                    _ => None,
-                },
+                handler,
                 manager: self.manager.clone(),
                 host: self.host.clone(),
                 counters: self.counters.clone(),
+                agent: ureq::Agent::new_with_config(agent),
             };
             self.runtime.spawn(delivery.run(rx));
             tx
@@ -211,6 +215,8 @@ struct Delivery {
     manager: Option<Arc<Manager>>,
     host: String,
     counters: Arc<Mutex<BTreeMap<String, Counters>>>,
+    /// One HTTP client per webhook, so its connections are reused.
+    agent: ureq::Agent,
 }
 
 #[derive(Serialize)]
@@ -277,8 +283,8 @@ impl Delivery {
                 let attempt = match &handler.action {
                     Action::Command(argv) => tokio::time::timeout(handler.timeout, command(argv, payload)).await,
                     Action::Webhook(url) => {
-                        let (url, timeout) = (url.clone(), handler.timeout);
-                        let post = tokio::task::spawn_blocking(move || webhook(&url, timeout, &payload));
+                        let (url, agent) = (url.clone(), self.agent.clone());
+                        let post = tokio::task::spawn_blocking(move || webhook(&agent, &url, &payload));
                         tokio::time::timeout(handler.timeout + Duration::from_millis(100), async {
                             post.await.unwrap_or_else(|e| Err(e.to_string()))
                         })
@@ -336,9 +342,7 @@ impl Drop for KillGroup {
     }
 }
 
-fn webhook(url: &str, timeout: Duration, payload: &[u8]) -> Outcome {
-    let agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build();
-    let agent = ureq::Agent::new_with_config(agent);
+fn webhook(agent: &ureq::Agent, url: &str, payload: &[u8]) -> Outcome {
     let response = agent
         .post(url)
         .header("content-type", "application/json")

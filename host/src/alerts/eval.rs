@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::derive::derive;
 use super::lifecycle::{Ack, Alert, Instance, State, Step, Transition};
-use super::rule::{Kind, Labels, Rule};
+use super::rule::{Kind, Labels, Level, Rule};
 use super::silence::Silence;
 use crate::metrics::Sample;
 use crate::progress::{NodePath, Status};
@@ -225,6 +225,17 @@ impl Engine {
     /// The silences not expired at the last evaluation.
     pub fn silences(&self) -> &[Silence] {
         &self.silences
+    }
+
+    /// How many alerts stand in each state and level, without rendering them.
+    pub fn counts(&self) -> HashMap<(State, Level), u64> {
+        let mut counts = HashMap::new();
+        for slot in &self.slots {
+            for inst in slot.series.values().chain(slot.named.values()) {
+                *counts.entry((inst.state, slot.rule.level)).or_default() += 1;
+            }
+        }
+        counts
     }
 
     /// Every pending, firing, acknowledged (or latched resolved) alert, by rule then id.

@@ -108,7 +108,8 @@ pub(crate) struct Step<'a> {
     pub silences: &'a [Silence],
 }
 
-#[derive(Debug)]
+/// Stored as it is (see [`super::saved`]), but for `seen`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Instance {
     pub id: String,
     /// What names the instance within its rule (series labels, path, plugin).
@@ -125,9 +126,11 @@ pub(crate) struct Instance {
     pub value: Option<f64>,
     pub age_ms: Option<u64>,
     /// What happened, in words (a watch job's outcome).
+    #[serde(default)]
     pub detail: Option<String>,
     pub ack: Option<Ack>,
     /// The evaluation that last saw the instance's series or node.
+    #[serde(skip)]
     pub seen: u64,
 }
 

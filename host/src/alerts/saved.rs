@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::eval::Engine;
-use super::lifecycle::{Ack, Instance, State, Transition};
-use super::rule::{Kind, Labels, Level};
+use super::lifecycle::{Alert, Instance, State, Transition};
+use super::rule::{Kind, Level};
 use super::silence::Silence;
 
 /// The engine's state as stored in the database.
@@ -23,28 +23,42 @@ pub struct Saved {
     pub last_seen_ms: BTreeMap<String, u64>,
 }
 
-/// One firing, acknowledged or (by hand) resolved alert.
+/// One firing, acknowledged or (by hand) resolved alert: the instance, with
+/// what it needs to be found again or resolved without its rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedInstance {
-    pub id: String,
     pub rule: String,
     pub level: Level,
     /// The instance's name within a rule that is not a threshold (node path,
     /// plugin, `""`); none for a threshold rule's series.
     pub name: Option<String>,
-    pub key: Labels,
-    pub labels: Labels,
-    pub state: State,
-    pub since_ms: u64,
-    pub fired_ms: Option<u64>,
-    pub sent_ms: u64,
-    pub notified: bool,
-    pub value: Option<f64>,
-    pub age_ms: Option<u64>,
-    #[serde(default)]
-    pub detail: Option<String>,
-    pub ack: Option<Ack>,
     pub message: String,
+    #[serde(flatten)]
+    pub(crate) instance: Instance,
+}
+
+impl SavedInstance {
+    pub fn id(&self) -> &str {
+        &self.instance.id
+    }
+
+    /// The alert as listed, silenced or not.
+    pub fn alert(self, silenced: bool) -> Alert {
+        let i = self.instance;
+        Alert {
+            id: i.id,
+            rule: self.rule,
+            level: self.level,
+            labels: i.labels,
+            state: i.state,
+            since_ms: i.since_ms,
+            fired_ms: i.fired_ms,
+            value: i.value,
+            message: self.message,
+            silenced,
+            ack: i.ack,
+        }
+    }
 }
 
 impl Engine {
@@ -64,26 +78,15 @@ impl Engine {
             let named = slot.named.iter().map(|(name, i)| (Some(name.clone()), i));
             for (name, inst) in series.chain(named).filter(|(_, i)| i.is_active()) {
                 saved.instances.push(SavedInstance {
-                    id: inst.id.clone(),
                     rule: slot.rule.name.clone(),
                     level: slot.rule.level,
                     name,
-                    key: inst.key.clone(),
-                    labels: inst.labels.clone(),
-                    state: inst.state,
-                    since_ms: inst.since_ms,
-                    fired_ms: inst.fired_ms,
-                    sent_ms: inst.sent_ms,
-                    notified: inst.notified,
-                    value: inst.value,
-                    age_ms: inst.age_ms,
-                    detail: inst.detail.clone(),
-                    ack: inst.ack.clone(),
                     message: inst.message(&slot.rule),
+                    instance: inst.clone(),
                 });
             }
         }
-        saved.instances.sort_by(|a, b| a.id.cmp(&b.id));
+        saved.instances.sort_by(|a, b| a.id().cmp(b.id()));
         saved
     }
 
@@ -105,32 +108,27 @@ impl Engine {
                 .iter_mut()
                 .find(|slot| slot.rule.name == s.rule && is_threshold(&slot.rule.kind) == s.name.is_none());
             let Some(slot) = slot else {
-                if matches!(s.state, State::Firing | State::Acknowledged) {
+                let i = s.instance;
+                if matches!(i.state, State::Firing | State::Acknowledged) {
                     orphans.push(Transition {
-                        id: s.id,
+                        id: i.id,
                         rule: s.rule.clone(),
                         level: s.level,
-                        labels: s.labels,
-                        from: s.state,
+                        labels: i.labels,
+                        from: i.state,
                         to: State::Resolved,
-                        value: s.value,
+                        value: i.value,
                         message: format!("{} (rule '{}' is no longer configured)", s.message, s.rule),
                         at_ms: now_ms,
                         silenced: false,
-                        ack: s.ack,
+                        ack: i.ack,
                     });
                 }
                 continue;
             };
-            let mut inst = Instance::new(&slot.rule, s.key, s.since_ms, self.generation);
-            inst.state = s.state;
-            inst.fired_ms = s.fired_ms;
-            inst.sent_ms = s.sent_ms;
-            inst.notified = s.notified;
-            inst.value = s.value;
-            inst.age_ms = s.age_ms;
-            inst.detail = s.detail;
-            inst.ack = s.ack;
+            // Id and labels as the rule now makes them (its labels may have changed).
+            let fresh = Instance::new(&slot.rule, s.instance.key.clone(), 0, self.generation);
+            let inst = Instance { id: fresh.id, labels: fresh.labels, seen: fresh.seen, ..s.instance };
             match s.name {
                 Some(name) => slot.named.insert(name, inst),
                 None => slot.series.insert(inst.key.clone(), inst),

@@ -185,10 +185,7 @@ impl Alerting {
 
     /// The host's alert series: alerts by state and level, deliveries by handler and result.
     pub fn metrics(&self, now_ms: u64) -> Vec<Sample> {
-        let mut counts: std::collections::HashMap<(State, Level), u64> = Default::default();
-        for a in self.alerts(now_ms) {
-            *counts.entry((a.state, a.level)).or_default() += 1;
-        }
+        let counts = self.engine.lock().expect("engine lock").counts();
         let sample = |name: &str, labels: &[(&str, &str)], value: f64| Sample {
             name: name.into(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
@@ -311,18 +308,9 @@ pub fn stored_alerts(store: &Store, now_ms: u64) -> Result<Vec<Alert>, StoreErro
     Ok(saved
         .instances
         .into_iter()
-        .map(|s| Alert {
-            silenced: super::silence::silenced(&silences, now_ms, &s.rule, s.level, &s.labels),
-            id: s.id,
-            rule: s.rule,
-            level: s.level,
-            labels: s.labels,
-            state: s.state,
-            since_ms: s.since_ms,
-            fired_ms: s.fired_ms,
-            value: s.value,
-            message: s.message,
-            ack: s.ack,
+        .map(|s| {
+            let silenced = super::silence::silenced(&silences, now_ms, &s.rule, s.level, &s.instance.labels);
+            s.alert(silenced)
         })
         .collect())
 }
