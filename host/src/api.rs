@@ -33,6 +33,7 @@ use crate::writer::{MAX_BATCH, Writer};
 
 pub mod alerts;
 mod jobs;
+mod stream;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -48,6 +49,7 @@ pub struct AppState {
     pub alerting: Arc<crate::alerts::Alerting>,
     /// The watch jobs (none when the config declares none).
     pub jobs: Arc<crate::watch::Jobs>,
+    pub hub: crate::stream::Hub,
 }
 
 /// The body of every error answer.
@@ -102,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{run}/events", get(run_events))
         .merge(alerts::routes())
         .merge(jobs::routes())
+        .merge(stream::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new().route("/v1/health", get(health)).merge(guarded).with_state(state)
 }

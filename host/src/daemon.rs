@@ -22,6 +22,7 @@ use crate::plugin::stats::Latencies;
 use crate::plugin::{Manager, Runtime};
 use crate::sampler::{self, Sampler, SharedProcesses, SharedSnapshot};
 use crate::store::Store;
+use crate::stream::Hub;
 use crate::writer::{PRUNE_EVERY, PluginCalculator, Writer};
 
 /// How long the plugin directory must be quiet before a reload.
@@ -67,8 +68,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let board = Arc::new(Mutex::new(Board::default()));
     let calculator = PluginCalculator::new(manager.clone(), tokio::runtime::Handle::current());
-    let (writer, writer_thread) =
-        Writer::start(store.clone(), Some(Box::new(calculator))).context("cannot start the progress writer")?;
+    let hub = Hub::default();
+    let (writer, writer_thread) = Writer::start(store.clone(), Some(Box::new(calculator)), hub.clone())
+        .context("cannot start the progress writer")?;
     // Jobs start after the writer (each run is a progress node) and stop before it goes.
     let jobs = Arc::new(crate::watch::Jobs::start(
         config.watch_jobs(),
@@ -81,6 +83,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             Some(manager.clone()),
             Some(jobs.clone()),
             tokio::runtime::Handle::current(),
+            hub.clone(),
         )
         .context("cannot start alerting")?,
     );
@@ -96,7 +99,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         data: data.clone(),
         alerting: alerting.clone(),
         jobs: jobs.clone(),
+        hub: hub.clone(),
     };
+    tokio::spawn(forward_job_events(jobs.subscribe(), hub.clone()));
+    // The plugins' state is on the stream before the first client can connect.
+    let mut plugin_states = Vec::new();
+    publish_plugins(&manager, &hub, &mut plugin_states);
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -120,6 +128,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     process_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut ticks = Latencies::default();
+
     let max_series = config.metrics.max_series_per_plugin;
     let mut flooding = std::collections::HashSet::new();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -137,8 +146,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
                 let mut host = metrics::host_metrics(&ticks, database_bytes, sampler::now_ms());
                 host.extend(alerting.metrics(sampler::now_ms()));
+                host.extend(hub.metrics(sampler::now_ms()));
                 sample_plugins(&manager, &board, host, &now).await;
                 let samples = Arc::new(board.lock().expect("board lock").samples());
+                publish_plugins(&manager, &hub, &mut plugin_states);
+                hub.publish_samples(sampler::now_ms(), &samples);
                 let (alerts, seen, commits) = (alerting.clone(), samples.clone(), writer.commits());
                 let job_inputs = job_inputs(&jobs);
                 let quarantined = manager.quarantined().unwrap_or_else(|e| {
@@ -262,6 +274,32 @@ fn job_inputs(jobs: &crate::watch::Jobs) -> Vec<JobInput> {
             })
         })
         .collect()
+}
+
+/// Puts the plugin listing on the stream when a plugin's state changed
+/// (`last` is what was published before).
+fn publish_plugins(manager: &Manager, hub: &Hub, last: &mut Vec<(String, crate::plugin::State)>) {
+    let listing = match manager.listing() {
+        Ok(listing) => listing,
+        Err(e) => return tracing::error!("reading plugin states for the stream: {e}"),
+    };
+    let states: Vec<_> = listing.plugins.iter().map(|p| (p.name.clone(), p.state.clone())).collect();
+    if states != *last {
+        hub.publish_plugins(&listing);
+        *last = states;
+    }
+}
+
+/// Puts the watch jobs' events on the stream until the jobs stop.
+async fn forward_job_events(mut events: tokio::sync::broadcast::Receiver<crate::watch::JobEvent>, hub: Hub) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(event) => hub.publish_job(&event),
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Sends a message on every change in the plugin directory.

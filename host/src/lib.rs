@@ -19,6 +19,7 @@ pub mod progress;
 pub mod sampler;
 pub mod status;
 pub mod store;
+pub mod stream;
 pub mod top;
 pub mod watch;
 pub mod writer;

@@ -23,6 +23,8 @@ const PLUGINS: TableDefinition<&str, &str> = TableDefinition::new("plugins");
 const PLUGIN_KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("plugin_kv");
 const PROGRESS_NODES: TableDefinition<&str, &str> = TableDefinition::new("progress_nodes");
 const PROGRESS_EVENTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("progress_events");
+/// Every progress event's place in one host-wide order: feed id → (run, seq).
+const PROGRESS_FEED: TableDefinition<u64, (&str, u64)> = TableDefinition::new("progress_feed");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -75,6 +77,7 @@ impl Store {
             tx.open_table(PLUGIN_KV).map_err(db)?;
             tx.open_table(PROGRESS_NODES).map_err(db)?;
             tx.open_table(PROGRESS_EVENTS).map_err(db)?;
+            tx.open_table(PROGRESS_FEED).map_err(db)?;
             tx.open_table(metrics::SERIES_IDS).map_err(db)?;
             tx.open_table(metrics::SERIES_INFO).map_err(db)?;
             tx.open_table(metrics::POINTS).map_err(db)?;

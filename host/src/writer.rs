@@ -21,6 +21,7 @@ use crate::plugin::Manager;
 use crate::progress::{Applied, Node, NodePath, Update, UpdateError};
 use crate::store::Store;
 use crate::store::progress::{Calculator, Retention};
+use crate::stream::Hub;
 
 /// Most updates applied in one transaction; more wait for the next one.
 pub const MAX_BATCH: usize = 8192;
@@ -46,16 +47,20 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer; `calculator` runs the progress-calculator plugins.
     /// The thread's handle lets a clean stop wait for the last commit.
+    /// Each commit's events go to `hub`'s stream once they are on disk.
     pub fn start(
         store: Store,
         calculator: Option<Box<dyn Calculator + Send>>,
+        hub: Hub,
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
-        let thread = std::thread::Builder::new()
-            .name("progress-writer".into())
-            .spawn(move || run(&store, calculator.as_deref().map(|c| c as &dyn Calculator), jobs, &counter))?;
+        let thread = std::thread::Builder::new().name("progress-writer".into()).spawn(move || {
+            let committed =
+                Committed { calculator: calculator.as_deref().map(|c| c as &dyn Calculator), hub, commits: &counter };
+            run(&store, &committed, jobs)
+        })?;
         Ok((Writer { queue, commits }, thread))
     }
 
@@ -84,7 +89,14 @@ impl Writer {
     }
 }
 
-fn run(store: &Store, calculator: Option<&dyn Calculator>, mut jobs: mpsc::Receiver<Job>, commits: &AtomicU64) {
+/// What each commit involves besides the store.
+struct Committed<'a> {
+    calculator: Option<&'a dyn Calculator>,
+    hub: Hub,
+    commits: &'a AtomicU64,
+}
+
+fn run(store: &Store, committed: &Committed, mut jobs: mpsc::Receiver<Job>) {
     let mut waiting = None;
     loop {
         let Some(first) = waiting.take().or_else(|| jobs.blocking_recv()) else {
@@ -114,23 +126,18 @@ fn run(store: &Store, calculator: Option<&dyn Calculator>, mut jobs: mpsc::Recei
                 Err(_) => break,
             }
         }
-        commit(store, calculator, &batch, requests, commits);
+        commit(store, committed, &batch, requests);
     }
 }
 
 type Request = (std::ops::Range<usize>, bool, oneshot::Sender<Result<Vec<Reply>, String>>);
 
-fn commit(
-    store: &Store,
-    calculator: Option<&dyn Calculator>,
-    batch: &[(NodePath, Update)],
-    requests: Vec<Request>,
-    commits: &AtomicU64,
-) {
+fn commit(store: &Store, committed: &Committed, batch: &[(NodePath, Update)], requests: Vec<Request>) {
     let now = crate::sampler::now_ms();
-    let results = match store.progress_apply_with(batch, now, calculator) {
-        Ok(results) => {
-            commits.fetch_add(1, Ordering::Release);
+    let results = match store.progress_apply_logged(batch, now, committed.calculator) {
+        Ok((results, events)) => {
+            committed.commits.fetch_add(1, Ordering::Release);
+            committed.hub.publish_progress(&events);
             results
         }
         Err(e) => {

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod stream;
+
 /// Every plugin crate the tests use: the examples and the hostile fixtures.
 pub const PLUGINS: &[&str] = &[
     "derived-metrics",
@@ -205,9 +207,7 @@ impl Sandbox {
 
     fn api(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (String, String) {
         use std::io::{Read, Write};
-        let info: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(self.data().join("daemon.json")).expect("daemon.json")).unwrap();
-        let mut stream = std::net::TcpStream::connect(info["addr"].as_str().unwrap()).expect("connecting to the API");
+        let mut stream = std::net::TcpStream::connect(self.addr()).expect("connecting to the API");
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
         let length = body.len();
         write!(
@@ -219,6 +219,13 @@ impl Sandbox {
         stream.read_to_string(&mut answer).unwrap();
         let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
         (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    }
+
+    /// The running host's API address (`127.0.0.1:PORT`).
+    pub fn addr(&self) -> String {
+        let info: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.data().join("daemon.json")).expect("daemon.json")).unwrap();
+        info["addr"].as_str().unwrap().to_string()
     }
 
     /// The host's API token.

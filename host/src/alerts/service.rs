@@ -24,6 +24,7 @@ use crate::plugin::Manager;
 use crate::progress::Status;
 use crate::store::alerts::HistoryEntry;
 use crate::store::{Store, StoreError};
+use crate::stream::Hub;
 use crate::watch::Jobs;
 
 /// A failed run's nodes are looked at for this long after its last update.
@@ -50,6 +51,8 @@ pub struct Alerting {
     jobs: Option<Arc<Jobs>>,
     nodes: Mutex<Nodes>,
     keep_history_ms: u64,
+    /// Stored transitions go on the live stream.
+    hub: Hub,
 }
 
 /// The running and failed nodes, re-read only when progress was written.
@@ -67,6 +70,7 @@ impl Alerting {
         manager: Option<Arc<Manager>>,
         jobs: Option<Arc<Jobs>>,
         runtime: tokio::runtime::Handle,
+        hub: Hub,
     ) -> Result<Alerting, AlertingError> {
         let rules = config
             .rules()
@@ -81,6 +85,7 @@ impl Alerting {
             jobs,
             nodes: Mutex::default(),
             keep_history_ms: config.keep_history_ms().unwrap_or(u64::MAX),
+            hub,
         };
         if !orphans.is_empty() {
             let engine = alerting.engine.lock().expect("engine lock");
@@ -231,6 +236,7 @@ impl Alerting {
                 transitions.into_iter().map(|transition| HistoryEntry { seq: 0, transition }).collect()
             }
         };
+        self.hub.publish_alerts(&entries);
         self.dispatcher.dispatch(&entries, since);
         for entry in entries.iter().filter(|e| e.transition.level == Level::Critical) {
             self.act(&entry.transition, by_hand);

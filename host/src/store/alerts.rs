@@ -68,16 +68,36 @@ impl Store {
         // Entries are appended in time order, so walk back from the newest.
         for entry in table.range(after_seq.saturating_add(1)..).map_err(db)?.rev() {
             let (key, json) = entry.map_err(db)?;
-            let seq = key.value();
-            let transition: Transition = serde_json::from_str(json.value())
-                .map_err(|source| StoreError::Corrupt { key: format!("alert_history/{seq}"), source })?;
-            if transition.at_ms < since_ms || out.len() >= limit {
+            let entry = decode(key.value(), json.value())?;
+            if entry.transition.at_ms < since_ms || out.len() >= limit {
                 break;
             }
-            out.push(HistoryEntry { seq, transition });
+            out.push(entry);
         }
         out.reverse();
         Ok(out)
+    }
+
+    /// Entries with a sequence number above `after_seq`, oldest first, at most
+    /// `limit`; and the oldest number still kept (`None` when there is no
+    /// history), by which a reader tells that entries it missed were pruned.
+    pub fn alerts_after(&self, after_seq: u64, limit: usize) -> Result<(Vec<HistoryEntry>, Option<u64>), StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(HISTORY).map_err(db)?;
+        let oldest = table.first().map_err(db)?.map(|(k, _)| k.value());
+        let mut out = Vec::new();
+        for entry in table.range(after_seq.saturating_add(1)..).map_err(db)?.take(limit) {
+            let (key, json) = entry.map_err(db)?;
+            out.push(decode(key.value(), json.value())?);
+        }
+        Ok((out, oldest))
+    }
+
+    /// The newest sequence number (0 when there is no history).
+    pub fn alerts_last_seq(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(HISTORY).map_err(db)?;
+        Ok(table.last().map_err(db)?.map_or(0, |(k, _)| k.value()))
     }
 
     /// Removes history older than `keep_ms` (at most [`PRUNE_LIMIT`] entries per
@@ -112,6 +132,12 @@ impl Store {
         }
         Ok(doomed.len() as u64)
     }
+}
+
+fn decode(seq: u64, json: &str) -> Result<HistoryEntry, StoreError> {
+    let transition = serde_json::from_str(json)
+        .map_err(|source| StoreError::Corrupt { key: format!("alert_history/{seq}"), source })?;
+    Ok(HistoryEntry { seq, transition })
 }
 
 #[cfg(test)]
@@ -157,9 +183,13 @@ mod tests {
         assert_eq!(store.alerts_history(20, 0, usize::MAX).unwrap().len(), 2);
         assert_eq!(store.alerts_history(0, 2, usize::MAX).unwrap()[0].seq, 3);
         assert_eq!(store.alerts_history(0, 0, 1).unwrap()[0].seq, 3, "the newest within the limit");
+        let (after, oldest) = store.alerts_after(1, 1).unwrap();
+        assert_eq!((after.iter().map(|e| e.seq).collect::<Vec<_>>(), oldest), (vec![2], Some(1)), "the oldest first");
+        assert_eq!(store.alerts_last_seq().unwrap(), 3);
 
         assert_eq!(store.alerts_prune(5, 1_000).unwrap(), 2, "everything is old, but the newest stays");
         assert_eq!(store.alerts_history(0, 0, usize::MAX).unwrap()[0].seq, 3);
+        assert_eq!(store.alerts_after(0, 10).unwrap().1, Some(3), "a reader after 0 can tell that 1 and 2 are gone");
         let next = store.alerts_record(&[transition("c", State::Firing, 1_000)], &saved).unwrap();
         assert_eq!(next[0].seq, 4, "numbering goes on after a prune");
     }

@@ -33,13 +33,17 @@
 //!   parent as it was before this batch's re-aggregation.
 //! - **Events.** [`Store::progress_events`] returns events with `seq > since_seq`,
 //!   so a reader passes the last seq it has seen (0 for all).
+//! - **Feed.** `progress_feed` numbers every event of every run in commit order
+//!   (the event's `id`), so one number says how far a reader of all runs got:
+//!   the stream resumes from it ([`Store::progress_feed`]). Pruning an event
+//!   removes its feed entry in the same transaction.
 
 use std::collections::{BTreeSet, HashMap};
 
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::{PROGRESS_EVENTS, PROGRESS_NODES, Store, StoreError, db};
+use super::{PROGRESS_EVENTS, PROGRESS_FEED, PROGRESS_NODES, Store, StoreError, db};
 use crate::progress::{Aggregate, Applied, FailurePolicy, Node, NodePath, Status, Update, UpdateError, aggregate};
 
 /// What an accepted update did, as recorded in an event.
@@ -66,12 +70,19 @@ impl From<Applied> for Outcome {
 /// One accepted update, as it was sent and what it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgressEvent {
+    /// The event's place in the host-wide feed (0 for events stored before it existed).
+    #[serde(default)]
+    pub id: u64,
+    /// The event's place in its run, from 1.
     pub seq: u64,
     pub at_ms: u64,
     pub path: NodePath,
     pub update: Update,
     pub applied: Outcome,
 }
+
+/// One update's fate in a batch.
+pub type UpdateResult = Result<Applied, UpdateError>;
 
 /// Runs progress-calculator plugins while a batch is applied.
 pub trait Calculator {
@@ -84,11 +95,7 @@ impl Store {
     /// Applies a batch of updates in one write transaction; one result per
     /// update, in order. A refused update changes nothing; the others still apply.
     /// Parents named for a calculator get the default aggregation here.
-    pub fn progress_apply(
-        &self,
-        batch: &[(NodePath, Update)],
-        now_ms: u64,
-    ) -> Result<Vec<Result<Applied, UpdateError>>, StoreError> {
+    pub fn progress_apply(&self, batch: &[(NodePath, Update)], now_ms: u64) -> Result<Vec<UpdateResult>, StoreError> {
         self.progress_apply_with(batch, now_ms, None)
     }
 
@@ -99,13 +106,26 @@ impl Store {
         batch: &[(NodePath, Update)],
         now_ms: u64,
         calculator: Option<&dyn Calculator>,
-    ) -> Result<Vec<Result<Applied, UpdateError>>, StoreError> {
+    ) -> Result<Vec<UpdateResult>, StoreError> {
+        Ok(self.progress_apply_logged(batch, now_ms, calculator)?.0)
+    }
+
+    /// [`Store::progress_apply_with`], also returning the events it recorded
+    /// (what the stream publishes once the commit is done).
+    pub fn progress_apply_logged(
+        &self,
+        batch: &[(NodePath, Update)],
+        now_ms: u64,
+        calculator: Option<&dyn Calculator>,
+    ) -> Result<(Vec<UpdateResult>, Vec<ProgressEvent>), StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         let mut results = Vec::with_capacity(batch.len());
-        let mut accepted = false;
+        let mut recorded = Vec::new();
         {
             let mut nodes = tx.open_table(PROGRESS_NODES).map_err(db)?;
             let mut events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
+            let mut feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
+            let mut next_id = feed.last().map_err(db)?.map_or(0, |(k, _)| k.value()) + 1;
             let mut next_seq: HashMap<String, u64> = HashMap::new();
             let mut touched: BTreeSet<NodePath> = BTreeSet::new();
             for (path, update) in batch {
@@ -114,7 +134,6 @@ impl Store {
                 let mut node = stored.unwrap_or_else(|| Node::new(path.clone(), now_ms));
                 let result = node.apply(update.clone(), now_ms);
                 if let Ok(applied) = result {
-                    accepted = true;
                     if applied != Applied::IgnoredTerminal {
                         put(&mut nodes, &node)?;
                         touched.insert(path.clone());
@@ -142,6 +161,7 @@ impl Store {
                     };
                     next_seq.insert(run.to_string(), seq + 1);
                     let event = ProgressEvent {
+                        id: next_id,
                         seq,
                         at_ms: now_ms,
                         path: path.clone(),
@@ -150,17 +170,20 @@ impl Store {
                     };
                     let json = serde_json::to_string(&event).expect("events serialise");
                     events.insert((run, seq), json.as_str()).map_err(db)?;
+                    feed.insert(next_id, (run, seq)).map_err(db)?;
+                    next_id += 1;
+                    recorded.push(event);
                 }
                 results.push(result);
             }
             reaggregate(&mut nodes, &touched, now_ms, calculator)?;
         }
-        if accepted {
-            tx.commit().map_err(db)?;
-        } else {
+        if recorded.is_empty() {
             tx.abort().map_err(db)?;
+        } else {
+            tx.commit().map_err(db)?;
         }
-        Ok(results)
+        Ok((results, recorded))
     }
 
     pub fn progress_node(&self, path: &NodePath) -> Result<Option<Node>, StoreError> {
@@ -226,6 +249,37 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Events of every run with a feed id above `after`, in feed order, at
+    /// most `limit`; and the oldest id still kept (`None` when the feed is
+    /// empty), by which a reader tells that events it missed were pruned.
+    pub fn progress_feed(&self, after: u64, limit: usize) -> Result<(Vec<ProgressEvent>, Option<u64>), StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
+        let events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
+        let oldest = feed.first().map_err(db)?.map(|(k, _)| k.value());
+        let mut out = Vec::new();
+        for entry in feed.range(after.saturating_add(1)..).map_err(db)?.take(limit) {
+            let (id, place) = entry.map_err(db)?;
+            let (run, seq) = place.value();
+            if let Some(json) = events.get((run, seq)).map_err(db)? {
+                let event = serde_json::from_str(json.value())
+                    .map_err(|source| StoreError::Corrupt { key: format!("{run}#{seq}"), source })?;
+                out.push(event);
+            } else {
+                tracing::debug!(id = id.value(), "progress feed entry without its event");
+            }
+        }
+        Ok((out, oldest))
+    }
+
+    /// The newest feed id (0 when there is none): where a reader that wants
+    /// only what comes next starts.
+    pub fn progress_feed_last(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
+        Ok(feed.last().map_err(db)?.map_or(0, |(k, _)| k.value()))
+    }
 }
 
 /// Which events are kept; older ones are removed by [`Store::progress_prune`].
@@ -250,6 +304,7 @@ impl Store {
         let mut removed = 0u64;
         {
             let mut events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
+            let mut feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
             for run in runs {
                 let run = run.path.as_str();
                 let Some(last) = events.range((run, 0)..=(run, u64::MAX)).map_err(db)?.next_back() else {
@@ -261,18 +316,19 @@ impl Store {
                 for entry in events.range((run, 0)..=(run, last)).map_err(db)? {
                     let (key, json) = entry.map_err(db)?;
                     let seq = key.value().1;
-                    let at_ms = serde_json::from_str::<AtMs>(json.value()).map_or(0, |e| e.at_ms);
+                    let kept = serde_json::from_str::<Kept>(json.value()).unwrap_or(Kept { at_ms: 0, id: 0 });
                     // The newest event stays, so sequence numbers never start over.
                     if seq == last
-                        || (seq >= keep_from && at_ms >= cutoff)
+                        || (seq >= keep_from && kept.at_ms >= cutoff)
                         || removed as usize + doomed.len() >= PRUNE_LIMIT
                     {
                         break;
                     }
-                    doomed.push(seq);
+                    doomed.push((seq, kept.id));
                 }
-                for seq in &doomed {
+                for (seq, id) in &doomed {
                     events.remove((run, *seq)).map_err(db)?;
+                    feed.remove(*id).map_err(db)?;
                 }
                 removed += doomed.len() as u64;
             }
@@ -286,10 +342,12 @@ impl Store {
     }
 }
 
-/// Just the time of an event, read without decoding the rest.
+/// What pruning reads of an event, without decoding the rest.
 #[derive(Deserialize)]
-struct AtMs {
+struct Kept {
     at_ms: u64,
+    #[serde(default)]
+    id: u64,
 }
 
 /// Re-aggregates every touched node and all their ancestors, deepest first, so
@@ -491,6 +549,31 @@ mod tests {
 
         store.progress_apply(&[up("s/x", Op::Fail), up("s/y", Op::Advance { units: 1.0 })], 3).unwrap();
         assert_eq!(node(&store, "s").status, Status::Failed, "the default fails fast");
+    }
+
+    #[test]
+    fn the_feed_orders_every_run_s_events_and_prunes_with_them() {
+        let (_dir, store) = open();
+        let start = || Op::Start { total: Some(10.0), weight: None };
+        let (_, first) = store.progress_apply_logged(&[up("a/x", start()), up("b", start())], 1, None).unwrap();
+        let (_, second) = store.progress_apply_logged(&[up("a/x", Op::Advance { units: 1.0 })], 2, None).unwrap();
+        let ids: Vec<u64> = first.iter().chain(&second).map(|e| e.id).collect();
+        assert_eq!(ids, [1, 2, 3], "one order across runs and commits");
+        assert_eq!(store.progress_feed_last().unwrap(), 3);
+
+        let (events, oldest) = store.progress_feed(1, 10).unwrap();
+        assert_eq!(events, [first[1].clone(), second[0].clone()], "what was returned is what is stored");
+        assert_eq!(oldest, Some(1));
+        assert_eq!(store.progress_feed(0, 1).unwrap().0.len(), 1, "at most the limit");
+        assert!(store.progress_feed(3, 10).unwrap().0.is_empty());
+        let (refused, none) = store.progress_apply_logged(&[up("a/x", Op::Advance { units: -1.0 })], 3, None).unwrap();
+        assert!(refused[0].is_err() && none.is_empty(), "a refused update is no event");
+
+        // Keep one event per run: a's first goes, and its feed entry with it.
+        store.progress_prune(&Retention { max_age_ms: u64::MAX, max_events_per_run: 1 }, 4).unwrap();
+        let (events, oldest) = store.progress_feed(0, 10).unwrap();
+        assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(oldest, Some(2), "a reader after 0 can tell that 1 is gone");
     }
 
     /// Says every parent is 42% done, with 10 s to go, unless it is asked for
