@@ -1,12 +1,14 @@
 //! `monitor top`: a live terminal view of the machine, its processes, the progress of
-//! runs, alerts and plugins.
+//! runs, alerts and plugins, and with `--format PLUGIN` the host status as that
+//! display-formatter plugin renders it.
 //!
 //! The parts, each small and most of them pure:
 //!
 //! - [`data`] fetches on a thread of its own (through the [`crate::client::Client`]
 //!   of the running host, or the machine and the database when none runs) and
 //!   sends what it got over a channel;
-//! - [`model`] holds what the view knows; [`keys`] turns keys into changes of it;
+//! - [`model`] holds what the view knows, with [`history`] behind the sparklines;
+//!   [`keys`] turns keys into changes of it;
 //! - [`render`] and [`panels`] draw a model into a ratatui frame, with [`theme`]'s
 //!   colours (none under `NO_COLOR`);
 //! - [`terminal`] takes the terminal over and gives it back, also on panic;
@@ -21,6 +23,7 @@ use ratatui::crossterm::event::{self, Event};
 pub mod data;
 pub mod filter;
 pub mod format;
+pub mod history;
 pub mod keys;
 pub mod model;
 pub mod panels;
@@ -28,7 +31,7 @@ pub mod render;
 pub mod terminal;
 pub mod theme;
 
-use data::{Message, Request, Source};
+use data::{Message, Plan, Request, Source};
 use filter::Filter;
 use keys::Effect;
 use model::{Model, Panel, SortKey};
@@ -47,11 +50,19 @@ pub struct Settings {
     pub theme: Theme,
     /// Who acknowledges alerts from this view.
     pub user: String,
+    /// The display-formatter plugin whose rendering of the status the custom panel shows.
+    pub format: Option<String>,
 }
 
 pub fn run(settings: Settings) -> anyhow::Result<()> {
-    let mut model = Model::new(settings.focus, settings.sort, settings.filter, settings.theme, settings.interval);
-    let (requests, messages) = data::spawn(settings.source, settings.interval, settings.user);
+    let mut model = Model::new(settings.focus, settings.sort, settings.filter, settings.theme, settings.interval)
+        .with_custom(settings.format.clone());
+    let (requests, messages) = data::spawn(Plan {
+        source: settings.source,
+        interval: settings.interval,
+        by: settings.user,
+        format: settings.format,
+    });
     let mut screen = terminal::enter()?;
     let outcome = event_loop(&mut screen.terminal, &mut model, &requests, &messages);
     drop(screen);
@@ -100,6 +111,7 @@ fn event_loop(
 pub fn receive(model: &mut Model, message: Message) {
     match message {
         Message::Data(data, origin) => model.receive(*data, origin),
+        Message::History(history) => model.prefill(*history),
         Message::Failed(error) => model.notify(true, format!("fetching: {error}")),
         Message::Acked(Ok(id)) => model.notify(false, format!("acknowledged {id}")),
         Message::Acked(Err(error)) => model.notify(true, format!("not acknowledged: {error}")),

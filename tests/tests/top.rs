@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use monitor_tests::{Sandbox, monitor_bin, wait_for};
+use monitor_tests::{Sandbox, install, monitor_bin, wait_for};
 
 /// How long any one screen may take to appear (a debug build on a busy machine).
 const SCREEN_WAIT: Duration = Duration::from_secs(30);
@@ -109,6 +109,12 @@ impl Tmux {
     fn wait_text(&self, text: &str) -> String {
         self.wait(&format!("'{text}' on the screen"), |s| s.contains(text))
     }
+
+    /// Quits with `q` and waits for top to exit successfully.
+    fn quit(&self) {
+        self.keys(&["q"]);
+        self.wait_text("TOP-EXITED 0");
+    }
 }
 
 impl Drop for Tmux {
@@ -183,8 +189,7 @@ fn top_focus_option_opens_a_panel_and_shows_a_running_run() {
     tmux.wait_text("9/10");
     ok(&sandbox.monitor(&["progress", "fail", "train-7/eval"]));
     tmux.wait_text("failed");
-    tmux.keys(&["q"]);
-    tmux.wait_text("TOP-EXITED 0");
+    tmux.quit();
 }
 
 #[test]
@@ -299,8 +304,7 @@ fn top_acknowledges_the_selected_firing_alert() {
     // Another `a` on the same alert says why not, and top carries on.
     tmux.keys(&["a"]);
     tmux.wait_text("only a firing alert can be acknowledged");
-    tmux.keys(&["q"]);
-    tmux.wait_text("TOP-EXITED 0");
+    tmux.quit();
 }
 
 #[test]
@@ -313,8 +317,7 @@ fn top_without_a_host_samples_the_machine_here() {
     ok(&sandbox.monitor(&["progress", "start", "offline-run/step", "--total", "5"]));
     tmux.keys(&["3"]);
     tmux.wait_text("offline-run");
-    tmux.keys(&["q"]);
-    tmux.wait_text("TOP-EXITED 0");
+    tmux.quit();
 }
 
 #[test]
@@ -331,8 +334,100 @@ fn top_views_a_remote_host_by_url_with_its_token() {
     let screen =
         tmux.wait("the remote host's alerts", |s| s.contains(&format!("{url}  LIVE")) && s.contains("top-test-memory"));
     assert!(screen.contains("┌ Alerts"), "{screen}");
-    tmux.keys(&["q"]);
-    tmux.wait_text("TOP-EXITED 0");
+    tmux.quit();
+}
+
+/// Waits until the host runs plugin `name`.
+fn wait_running(sandbox: &Sandbox, name: &str) {
+    wait_for(&format!("{name} to run"), SCREEN_WAIT, || (sandbox.state(name)? == "running").then_some(()));
+}
+
+#[test]
+fn top_shows_the_status_as_the_display_formatter_renders_it_in_the_custom_panel() {
+    let sandbox = Sandbox::new();
+    install("compact-status", &sandbox.plugins(), "compact-status.wasm");
+    let _daemon = started(&sandbox);
+    wait_running(&sandbox, "compact-status");
+    ok(&sandbox.monitor(&["progress", "start", "train-9/fit", "--total", "10"]));
+    let tmux = Tmux::start("custom", &sandbox.data(), "--format compact-status --focus plugins", 80, 24);
+    tmux.wait_text("┌ Plugins");
+    tmux.keys(&["Tab"]);
+    // compact-status's line: the system, the runs going, the alert the test rule fires.
+    let screen = tmux.wait("the plugin's line", |s| {
+        s.contains("┌ Custom · the status as compact-status renders it")
+            && s.contains("│cpu ")
+            && s.contains("train-9 0%")
+    });
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines.len() == 24 && lines.iter().all(|l| l.chars().count() <= 80), "{screen}");
+    assert!(lines[1].contains("6 Custom") && lines[23].contains("q quit"), "{screen}");
+
+    // Refreshed at the interval: the run's progress moves in the plugin's line.
+    ok(&sandbox.monitor(&["progress", "update", "train-9/fit", "--done", "4"]));
+    tmux.wait_text("train-9 40%");
+    tmux.keys(&["Tab"]);
+    tmux.wait_text("┌ System");
+    tmux.keys(&["6"]);
+    tmux.wait_text("┌ Custom");
+    tmux.quit();
+}
+
+#[test]
+fn the_custom_panel_says_why_a_plugin_renders_nothing() {
+    let sandbox = Sandbox::new();
+    install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
+    let daemon = started(&sandbox);
+    wait_running(&sandbox, "derived-metrics");
+    for (plugin, why) in
+        [("derived-metrics", "plugin 'derived-metrics' is not a display-formatter"), ("nope", "no plugin named 'nope'")]
+    {
+        let tmux = Tmux::start(plugin, &sandbox.data(), &format!("--format {plugin} --focus custom"), 80, 24);
+        let screen = tmux.wait(why, |s| s.contains(why));
+        assert!(screen.contains("host  LIVE") && screen.contains("┌ Custom"), "the rest goes on: {screen}");
+        tmux.quit();
+    }
+    drop(daemon);
+
+    // No host: top samples the machine itself, and the panel says what it needs.
+    let tmux = Tmux::start("custom-local", &sandbox.data(), "--format compact-status --focus custom", 80, 24);
+    let screen = tmux.wait("the panel asking for a host", |s| {
+        s.contains("local  LIVE") && s.contains("formatting with plugin 'compact-status' needs the running host")
+    });
+    assert!(screen.contains("CPU") && screen.contains("MEM"), "{screen}");
+    tmux.quit();
+}
+
+/// The sparkline at the end of the system panel's MEM line, if it shows.
+fn memory_sparkline(screen: &str) -> Option<String> {
+    let line = screen.lines().find(|l| l.starts_with("│MEM"))?;
+    let after = &line[line.rfind('%')? + 1..];
+    Some(after.chars().filter(|c| ('▁'..='█').contains(c)).collect())
+}
+
+#[test]
+fn top_starts_its_sparklines_from_the_stored_history() {
+    let sandbox = Sandbox::new();
+    let mut daemon = Some(started(&sandbox));
+    wait_for("the host to store some memory history", SCREEN_WAIT, || {
+        let path = "/v1/metrics/history?name=monitor_memory_used_bytes&since_ms=0&labels=";
+        let (_, body) = sandbox.api_get(path, Some(&sandbox.token()));
+        let series: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        (series.first()?["points"].as_array()?.len() >= 2).then_some(())
+    });
+    // At an interval of an hour top fetches once: a sparkline of two points is the
+    // stored minutes (one point per hour) and that one fetch.
+    for (origin, name) in [("host", "history-host"), ("local", "history-local")] {
+        if origin == "local" {
+            // Without a host, the same history comes from the database.
+            drop(daemon.take());
+        }
+        let tmux = Tmux::start(name, &sandbox.data(), "--focus system --interval 1h", 100, 30);
+        let screen = tmux.wait("the memory sparkline", |s| {
+            s.contains(&format!("{origin}  LIVE")) && memory_sparkline(s).is_some_and(|spark| !spark.is_empty())
+        });
+        assert_eq!(memory_sparkline(&screen).unwrap().chars().count(), 2, "{screen}");
+        tmux.quit();
+    }
 }
 
 #[test]
@@ -349,6 +444,10 @@ fn top_refuses_bad_options_with_exit_status_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs the host's API token"), "{out:?}");
+    // The custom panel without a plugin for it: the message names the fix.
+    let out = sandbox.monitor(&["top", "--focus", "custom"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("name one with --format PLUGIN"), "{out:?}");
     // Not a terminal: top says what to use instead.
     let out = sandbox.monitor(&["top"]);
     assert_eq!(out.status.code(), Some(2));

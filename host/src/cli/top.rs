@@ -24,9 +24,32 @@ pub struct TopArgs {
     /// processes using CPU or disk, runs still going, alerts firing or pending, running plugins.
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
-    /// The panel shown first.
+    /// The panel shown first (`custom` needs --format).
     #[arg(long, value_enum, default_value_t = Panel::Processes, value_name = "PANEL")]
     pub focus: Panel,
+    /// A display-formatter plugin: adds a `custom` panel (key 6) with the host status as the
+    /// plugin renders it, like `monitor status --format PLUGIN` (needs the running host).
+    #[arg(long, value_name = "PLUGIN")]
+    pub format: Option<String>,
+}
+
+impl TopArgs {
+    /// The plugin of the custom panel; `--focus custom` without one is a usage error.
+    fn custom_panel(&self) -> Result<Option<String>, UsageError> {
+        let format = self.format.as_deref().map(str::trim);
+        if format == Some("") {
+            return Err(UsageError(
+                "--format needs a display-formatter plugin's name, like --format compact-status".into(),
+            ));
+        }
+        if self.focus == Panel::Custom && format.is_none() {
+            return Err(UsageError(
+                "--focus custom shows the panel of a display-formatter plugin; name one with --format PLUGIN, like 'monitor top --format compact-status --focus custom'"
+                    .into(),
+            ));
+        }
+        Ok(format.map(str::to_string))
+    }
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -39,6 +62,7 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(data: &DataDir, args: TopArgs) -> anyhow::Result<()> {
+    let format = args.custom_panel()?;
     let source = match crate::client::remote() {
         Some(remote) => Source::Remote { url: remote.base().to_string(), client: remote },
         None => Source::Here(data.clone()),
@@ -59,6 +83,7 @@ pub fn run(data: &DataDir, args: TopArgs) -> anyhow::Result<()> {
         filter: args.filter.as_deref().map(Filter::parse).unwrap_or_default(),
         theme: Theme::from_env(),
         user,
+        format,
     })
 }
 
@@ -90,5 +115,15 @@ mod tests {
         assert!(parse(&["--interval", "10ms"]).unwrap_err().to_string().contains("outside 100ms to 1h"));
         assert!(parse(&["--sort", "size"]).is_err());
         assert!(parse(&["--focus", "disks"]).is_err());
+    }
+
+    #[test]
+    fn the_custom_panel_needs_a_plugin() {
+        let args = parse(&["--format", "compact-status", "--focus", "custom"]).unwrap();
+        assert_eq!(args.custom_panel().unwrap().as_deref(), Some("compact-status"));
+        assert_eq!(parse(&[]).unwrap().custom_panel().unwrap(), None);
+        let err = parse(&["--focus", "custom"]).unwrap().custom_panel().unwrap_err();
+        assert!(err.0.contains("--focus custom") && err.0.contains("--format PLUGIN"), "{}", err.0);
+        assert!(parse(&["--format", " "]).unwrap().custom_panel().unwrap_err().0.contains("plugin's name"));
     }
 }

@@ -6,11 +6,17 @@
 //! here and runs, alerts and plugins are read from the database, which is opened
 //! for each fetch and closed at once: `top` never keeps other commands (or a host
 //! starting) from the database.
+//!
+//! The first fetch also reads the stored metric history for the sparklines (from
+//! the host, or from the database when none runs); without it they start empty.
+//! With `--format PLUGIN` every fetch asks the host for its status rendered by the
+//! plugin; that failing fails only the custom panel.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use super::filter::order_runs;
+use super::history::History;
 use super::model::{Data, Origin};
 use crate::client::{Client, Local, Remote};
 use crate::paths::DataDir;
@@ -33,6 +39,8 @@ pub enum Source {
 #[derive(Debug)]
 pub enum Message {
     Data(Box<Data>, Origin),
+    /// The stored history for the sparklines, just before the first data.
+    History(Box<History>),
     /// A fetch failed; the screen keeps the last data.
     Failed(String),
     /// An acknowledgement: the alert's id, or why it was refused.
@@ -44,23 +52,46 @@ pub enum Request {
     Ack(String),
 }
 
+/// What the fetching thread fetches and how often.
+pub struct Plan {
+    pub source: Source,
+    pub interval: Duration,
+    /// Who acknowledges alerts.
+    pub by: String,
+    /// The display-formatter plugin of the custom panel.
+    pub format: Option<String>,
+}
+
 /// Starts the fetching thread; it fetches at once, then every `interval` and right
 /// after each request. It ends when the returned receiver is dropped.
-pub fn spawn(source: Source, interval: Duration, by: String) -> (Sender<Request>, Receiver<Message>) {
+pub fn spawn(plan: Plan) -> (Sender<Request>, Receiver<Message>) {
     let (request_tx, requests) = mpsc::channel();
     let (messages, message_rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("top-fetch".into())
-        .spawn(move || fetch_loop(source, interval, &by, &requests, &messages))
+        .spawn(move || fetch_loop(&plan, &requests, &messages))
         .expect("starting the fetching thread");
     (request_tx, message_rx)
 }
 
-fn fetch_loop(source: Source, interval: Duration, by: &str, requests: &Receiver<Request>, out: &Sender<Message>) {
+fn fetch_loop(plan: &Plan, requests: &Receiver<Request>, out: &Sender<Message>) {
+    let Plan { source, interval, by, format } = plan;
+    let interval = *interval;
     let mut sampler = None;
+    let mut prefilled = false;
     loop {
-        let message = match fetch(&source, &mut sampler) {
-            Ok((data, origin)) => Message::Data(Box::new(data), origin),
+        let message = match fetch(source, &mut sampler, format.as_deref()) {
+            Ok((data, origin)) => {
+                if !std::mem::replace(&mut prefilled, true) {
+                    let at = data.snapshot.timestamp_ms;
+                    if let Ok(history) = with_client(source, |client| History::fetch(client, at, interval))
+                        && out.send(Message::History(Box::new(history))).is_err()
+                    {
+                        return;
+                    }
+                }
+                Message::Data(Box::new(data), origin)
+            }
             Err(e) => Message::Failed(format!("{e:#}")),
         };
         if out.send(message).is_err() {
@@ -69,7 +100,7 @@ fn fetch_loop(source: Source, interval: Duration, by: &str, requests: &Receiver<
         let next = Instant::now() + interval;
         match requests.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(Request::Ack(id)) => {
-                let outcome = with_client(&source, |client| client.ack(&id, by, "from monitor top"))
+                let outcome = with_client(source, |client| client.ack(&id, by, "from monitor top"))
                     .map(|_| id)
                     .map_err(|e| format!("{e:#}"));
                 if out.send(Message::Acked(outcome)).is_err() {
@@ -93,13 +124,13 @@ fn with_client<T>(source: &Source, f: impl FnOnce(&dyn Client) -> anyhow::Result
     }
 }
 
-fn fetch(source: &Source, sampler: &mut Option<Sampler>) -> anyhow::Result<(Data, Origin)> {
+fn fetch(source: &Source, sampler: &mut Option<Sampler>, format: Option<&str>) -> anyhow::Result<(Data, Origin)> {
     match source {
-        Source::Remote { url, client } => Ok((fetch_all(client)?, Origin::Remote(url.clone()))),
+        Source::Remote { url, client } => Ok((fetch_all(client, format)?, Origin::Remote(url.clone()))),
         Source::Here(data) => {
             if let Some(remote) = Remote::find(data)? {
                 *sampler = None;
-                return Ok((fetch_all(&remote)?, Origin::Daemon));
+                return Ok((fetch_all(&remote, format)?, Origin::Daemon));
             }
             let sampler = sampler.get_or_insert_with(|| {
                 let mut sampler = Sampler::new();
@@ -111,16 +142,24 @@ fn fetch(source: &Source, sampler: &mut Option<Sampler>) -> anyhow::Result<(Data
             let processes = sampler.processes();
             let local = Local::open(data, None)?;
             let (runs, alerts, plugins) = persisted(&local)?;
-            Ok((Data { snapshot, processes, runs, alerts, plugins }, Origin::Local))
+            // The database client says formatting needs the running host.
+            let custom = format.map(|plugin| formatted(&local, plugin));
+            Ok((Data { snapshot, processes, runs, alerts, plugins, custom }, Origin::Local))
         }
     }
 }
 
-fn fetch_all(client: &dyn Client) -> anyhow::Result<Data> {
+fn fetch_all(client: &dyn Client, format: Option<&str>) -> anyhow::Result<Data> {
     let snapshot = client.resources()?;
     let processes = client.processes()?;
     let (runs, alerts, plugins) = persisted(client)?;
-    Ok(Data { snapshot, processes, runs, alerts, plugins })
+    let custom = format.map(|plugin| formatted(client, plugin));
+    Ok(Data { snapshot, processes, runs, alerts, plugins, custom })
+}
+
+/// The status as `plugin` renders it, or why not, in one line.
+fn formatted(client: &dyn Client, plugin: &str) -> Result<String, String> {
+    client.status(Some(plugin)).map_err(|e| format!("{e:#}"))
 }
 
 type Persisted = (Vec<Vec<crate::progress::Node>>, Vec<crate::alerts::Alert>, Vec<crate::plugin::PluginRecord>);

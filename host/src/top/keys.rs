@@ -25,7 +25,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("/", "filter: type, Enter applies, Esc cancels"),
     ("Esc", "clear the filter"),
     ("s S", "sort processes: next column / reverse"),
-    ("tab S-tab 1-5", "next / previous panel, or panel N"),
+    ("tab S-tab 1-6", "next / previous panel, or panel N"),
+    ("6", "custom panel: the status by --format PLUGIN"),
     ("↑↓ j k PgUp PgDn g G", "move the selection"),
     ("enter", "details of the selection"),
     ("a", "acknowledge the selected firing alert"),
@@ -46,9 +47,9 @@ pub fn handle(model: &mut Model, key: KeyEvent) -> Effect {
                 text.pop();
             }
             KeyCode::Enter => {
-                model.filter = Filter::parse(text);
+                let filter = Filter::parse(text);
                 model.editing = None;
-                model.selected = [0; 5];
+                model.keeping_selection(|m| m.filter = filter);
             }
             KeyCode::Esc => model.editing = None,
             _ => {}
@@ -77,20 +78,17 @@ pub fn handle(model: &mut Model, key: KeyEvent) -> Effect {
         KeyCode::Char(' ') | KeyCode::Char('p') => model.toggle_pause(),
         KeyCode::Char('/') => model.editing = Some(model.filter.text().to_string()),
         KeyCode::Esc => {
-            model.filter = Filter::None;
+            model.keeping_selection(|m| m.filter = Filter::None);
             model.notice = None;
         }
-        KeyCode::Char('s') => {
-            model.sort = Sort::new(model.sort.key.next());
-            model.notify(false, format!("processes sorted by {}", sort_name(model.sort)));
-        }
-        KeyCode::Char('S') => {
-            model.sort.descending = !model.sort.descending;
-            model.notify(false, format!("processes sorted by {}", sort_name(model.sort)));
-        }
-        KeyCode::Tab => model.focus = model.focus.step(true),
-        KeyCode::BackTab => model.focus = model.focus.step(false),
-        KeyCode::Char(c @ '1'..='5') => model.focus = Panel::ALL[c as usize - '1' as usize],
+        KeyCode::Char('s') => sort(model, Sort::new(model.sort.key.next())),
+        KeyCode::Char('S') => sort(model, Sort { descending: !model.sort.descending, ..model.sort }),
+        KeyCode::Tab => model.step(true),
+        KeyCode::BackTab => model.step(false),
+        KeyCode::Char(c @ '1'..='6') => match model.panels().get(c as usize - '1' as usize) {
+            Some(panel) => model.focus = *panel,
+            None => model.notify(true, "no panel 6: the custom panel needs top --format PLUGIN (a display formatter)"),
+        },
         KeyCode::Up | KeyCode::Char('k') => move_by(model, -1),
         KeyCode::Down | KeyCode::Char('j') => move_by(model, 1),
         KeyCode::PageUp => move_by(model, -(PAGE as isize)),
@@ -103,6 +101,11 @@ pub fn handle(model: &mut Model, key: KeyEvent) -> Effect {
     }
     model.clamp_selection();
     Effect::None
+}
+
+fn sort(model: &mut Model, sort: Sort) {
+    model.keeping_selection(|m| m.sort = sort);
+    model.notify(false, format!("processes sorted by {}", sort_name(sort)));
 }
 
 fn move_by(model: &mut Model, by: isize) {
@@ -269,6 +272,14 @@ mod tests {
         assert_eq!(m.focus, Panel::Plugins);
         press(&mut m, KeyCode::Char('3'));
         assert_eq!(m.focus, Panel::Progress);
+        press(&mut m, KeyCode::Char('6'));
+        assert_eq!(m.focus, Panel::Progress, "no custom panel without a plugin for it");
+        assert!(m.notice.as_ref().unwrap().text.contains("--format PLUGIN"), "{:?}", m.notice);
+        let mut m = m.with_custom(Some("compact-status".into()));
+        press(&mut m, KeyCode::Char('6'));
+        assert_eq!(m.focus, Panel::Custom);
+        press(&mut m, KeyCode::Tab);
+        assert_eq!(m.focus, Panel::System);
     }
 
     #[test]
@@ -293,7 +304,7 @@ mod tests {
         press(&mut m, KeyCode::Char('/'));
         typed(&mut m, "p3");
         press(&mut m, KeyCode::Enter);
-        assert_eq!(m.selection(), 0, "a new filter starts at the top");
+        assert_eq!(m.selection(), 0, "p30 stays selected under the new filter");
         press(&mut m, KeyCode::Char('G'));
         assert_eq!(m.selection(), 1, "p30 and p3");
     }

@@ -2,21 +2,18 @@
 //! user's choices (panel, sort, filter, selection, pause). Rendering reads only
 //! this; keys and data change it; nothing here does I/O.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
 
 use super::filter::{self, Filter};
+use super::history::History;
 use super::theme::Theme;
 use crate::alerts::Alert;
 use crate::plugin::PluginRecord;
 use crate::progress::Node;
 use crate::sampler::{ProcessSample, Snapshot};
-
-/// Points kept per sparkline: two minutes at the default interval.
-pub const HISTORY_POINTS: usize = 120;
 
 /// One fetch of everything the view shows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,6 +24,8 @@ pub struct Data {
     pub runs: Vec<Vec<Node>>,
     pub alerts: Vec<Alert>,
     pub plugins: Vec<PluginRecord>,
+    /// With `--format PLUGIN`: the host status as the plugin renders it, or why it did not.
+    pub custom: Option<Result<String, String>>,
 }
 
 /// The panels, in tab order.
@@ -37,10 +36,13 @@ pub enum Panel {
     Progress,
     Alerts,
     Plugins,
+    /// The host status rendered by a display-formatter plugin; only with `--format`.
+    Custom,
 }
 
 impl Panel {
-    pub const ALL: [Panel; 5] = [Panel::System, Panel::Processes, Panel::Progress, Panel::Alerts, Panel::Plugins];
+    pub const ALL: [Panel; 6] =
+        [Panel::System, Panel::Processes, Panel::Progress, Panel::Alerts, Panel::Plugins, Panel::Custom];
 
     pub fn index(self) -> usize {
         Panel::ALL.iter().position(|p| *p == self).expect("every panel is listed")
@@ -53,14 +55,8 @@ impl Panel {
             Panel::Progress => "Progress",
             Panel::Alerts => "Alerts",
             Panel::Plugins => "Plugins",
+            Panel::Custom => "Custom",
         }
-    }
-
-    /// The next panel (`forward`) or the previous one, wrapping around.
-    pub fn step(self, forward: bool) -> Panel {
-        let n = Panel::ALL.len();
-        let i = if forward { self.index() + 1 } else { self.index() + n - 1 };
-        Panel::ALL[i % n]
     }
 }
 
@@ -98,56 +94,6 @@ impl Sort {
     pub fn new(key: SortKey) -> Sort {
         Sort { key, descending: key.descending_by_default() }
     }
-}
-
-/// Recent values of the machine-wide figures, oldest first.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct History {
-    pub cpu: VecDeque<f64>,
-    pub cores: Vec<VecDeque<f64>>,
-    pub memory: VecDeque<f64>,
-    pub disk_read: VecDeque<f64>,
-    pub disk_write: VecDeque<f64>,
-    pub net_rx: VecDeque<f64>,
-    pub net_tx: VecDeque<f64>,
-    /// The snapshot last added, so a snapshot fetched twice is counted once.
-    last_ms: u64,
-}
-
-impl History {
-    pub fn add(&mut self, s: &Snapshot) {
-        if s.timestamp_ms == self.last_ms && self.last_ms != 0 {
-            return;
-        }
-        self.last_ms = s.timestamp_ms;
-        push(&mut self.cpu, f64::from(s.cpu_percent));
-        self.cores.resize_with(s.per_core_percent.len(), VecDeque::new);
-        for (core, value) in self.cores.iter_mut().zip(&s.per_core_percent) {
-            push(core, f64::from(*value));
-        }
-        let memory = if s.memory_total_bytes == 0 {
-            0.0
-        } else {
-            100.0 * s.memory_used_bytes as f64 / s.memory_total_bytes as f64
-        };
-        push(&mut self.memory, memory);
-        let sum = |f: fn(&crate::sampler::BlockDeviceSample) -> Option<f64>| {
-            s.block_devices.iter().filter_map(f).sum::<f64>()
-        };
-        push(&mut self.disk_read, sum(|d| d.read_bytes_per_second));
-        push(&mut self.disk_write, sum(|d| d.write_bytes_per_second));
-        // Loopback traffic never leaves the machine: it is not network use.
-        let nets = || s.networks.iter().filter(|n| n.interface != "lo");
-        push(&mut self.net_rx, nets().filter_map(|n| n.receive_bytes_per_second).sum());
-        push(&mut self.net_tx, nets().filter_map(|n| n.transmit_bytes_per_second).sum());
-    }
-}
-
-fn push(series: &mut VecDeque<f64>, value: f64) {
-    if series.len() == HISTORY_POINTS {
-        series.pop_front();
-    }
-    series.push_back(if value.is_finite() { value } else { 0.0 });
 }
 
 /// What is on screen: the data and the history that goes with it.
@@ -193,7 +139,9 @@ pub struct Model {
     pub help: bool,
     pub details: bool,
     /// The selected row of each panel, by [`Panel::index`].
-    pub selected: [usize; 5],
+    pub selected: [usize; Panel::ALL.len()],
+    /// The display-formatter plugin of the custom panel; without one there is no such panel.
+    pub custom: Option<String>,
     pub notice: Option<Notice>,
     pub theme: Theme,
     pub interval: Duration,
@@ -212,25 +160,56 @@ impl Model {
             editing: None,
             help: false,
             details: false,
-            selected: [0; 5],
+            selected: [0; Panel::ALL.len()],
+            custom: None,
             notice: None,
             theme,
             interval,
         }
     }
 
+    /// Adds the custom panel, showing what `plugin` renders.
+    pub fn with_custom(mut self, plugin: Option<String>) -> Model {
+        self.custom = plugin;
+        self
+    }
+
+    /// The panels this view has, in tab order: the custom one only with a plugin for it.
+    pub fn panels(&self) -> &'static [Panel] {
+        match self.custom {
+            Some(_) => &Panel::ALL,
+            None => &Panel::ALL[..Panel::ALL.len() - 1],
+        }
+    }
+
+    /// Focuses the next panel (`forward`) or the previous one, wrapping around.
+    pub fn step(&mut self, forward: bool) {
+        let panels = self.panels();
+        let n = panels.len();
+        let i = panels.iter().position(|p| *p == self.focus).unwrap_or(0);
+        self.focus = panels[if forward { i + 1 } else { i + n - 1 } % n];
+    }
+
+    /// Starts the sparklines from stored history; it comes just before the first fetch.
+    pub fn prefill(&mut self, history: History) {
+        if self.received == 0 {
+            self.live.history = history;
+        }
+    }
+
     /// Takes a fetch; the screen shows it unless paused.
     pub fn receive(&mut self, data: Data, origin: Origin) {
-        self.live.history.add(&data.snapshot);
-        self.live.data = Arc::new(data);
-        self.live.loaded = true;
+        self.keeping_selection(|model| {
+            model.live.history.add(&data.snapshot);
+            model.live.data = Arc::new(data);
+            model.live.loaded = true;
+        });
         self.origin = Some(origin);
         self.received += 1;
         // The last fetch error is over once a fetch succeeds.
         if self.notice.as_ref().is_some_and(|n| n.error && n.text.starts_with("fetching:")) {
             self.notice = None;
         }
-        self.clamp_selection();
     }
 
     /// What the screen shows: frozen while paused, else the newest.
@@ -243,11 +222,12 @@ impl Model {
     }
 
     pub fn toggle_pause(&mut self) {
-        self.frozen = match self.frozen {
-            Some(_) => None,
-            None => Some(self.live.clone()),
-        };
-        self.clamp_selection();
+        self.keeping_selection(|model| {
+            model.frozen = match model.frozen {
+                Some(_) => None,
+                None => Some(model.live.clone()),
+            };
+        });
     }
 
     pub fn processes(&self) -> Vec<&ProcessSample> {
@@ -274,7 +254,7 @@ impl Model {
     /// How many rows the focused panel has to select from.
     pub fn rows(&self, panel: Panel) -> usize {
         match panel {
-            Panel::System => 0,
+            Panel::System | Panel::Custom => 0,
             Panel::Processes => self.processes().len(),
             Panel::Progress => self.progress().len(),
             Panel::Alerts => self.alerts().len(),
@@ -289,6 +269,31 @@ impl Model {
     /// The selected alert, if the alerts panel has one.
     pub fn selected_alert(&self) -> Option<&Alert> {
         self.alerts().get(self.selected[Panel::Alerts.index()]).copied()
+    }
+
+    /// Each row's identity, in the order shown: what a selection holds on to.
+    fn identities(&self, panel: Panel) -> Vec<String> {
+        match panel {
+            Panel::System | Panel::Custom => Vec::new(),
+            Panel::Processes => self.processes().iter().map(|p| p.pid.to_string()).collect(),
+            Panel::Progress => self.progress().iter().map(|n| n.path.to_string()).collect(),
+            Panel::Alerts => self.alerts().iter().map(|a| a.id.clone()).collect(),
+            Panel::Plugins => self.plugins().iter().map(|p| p.name.clone()).collect(),
+        }
+    }
+
+    /// Makes `change` (new data, another order or filter, pause) and keeps each panel's
+    /// selection on the same process, node, alert or plugin wherever it moved; where
+    /// that is gone, the selection stays at its row, or the last one.
+    pub fn keeping_selection(&mut self, change: impl FnOnce(&mut Model)) {
+        let before = Panel::ALL.map(|p| self.identities(p).into_iter().nth(self.selected[p.index()]));
+        change(self);
+        for (panel, id) in Panel::ALL.into_iter().zip(before) {
+            if let Some(row) = id.and_then(|id| self.identities(panel).iter().position(|i| *i == id)) {
+                self.selected[panel.index()] = row;
+            }
+        }
+        self.clamp_selection();
     }
 
     /// Keeps every selection on a row that exists.
@@ -310,20 +315,7 @@ mod tests {
     use super::*;
 
     fn snapshot(at: u64, cpu: f32) -> Snapshot {
-        Snapshot { timestamp_ms: at, cpu_percent: cpu, per_core_percent: vec![cpu, cpu / 2.0], ..Default::default() }
-    }
-
-    #[test]
-    fn history_keeps_the_newest_points_and_counts_a_snapshot_once() {
-        let mut history = History::default();
-        for i in 0..(HISTORY_POINTS as u64 + 10) {
-            history.add(&snapshot(i + 1, i as f32));
-            history.add(&snapshot(i + 1, i as f32));
-        }
-        assert_eq!(history.cpu.len(), HISTORY_POINTS);
-        assert_eq!(history.cpu.back(), Some(&(HISTORY_POINTS as f64 + 9.0)));
-        assert_eq!(history.cores.len(), 2);
-        assert_eq!(history.cores[1].back(), Some(&((HISTORY_POINTS as f64 + 9.0) / 2.0)));
+        Snapshot { timestamp_ms: at, cpu_percent: cpu, ..Default::default() }
     }
 
     #[test]
@@ -355,10 +347,24 @@ mod tests {
     }
 
     #[test]
-    fn panels_step_around() {
-        assert_eq!(Panel::System.step(true), Panel::Processes);
-        assert_eq!(Panel::Plugins.step(true), Panel::System);
-        assert_eq!(Panel::System.step(false), Panel::Plugins);
+    fn panels_step_around_and_past_the_custom_one_only_with_a_plugin() {
+        let mut model = Model::new(Panel::System, SortKey::Cpu, Filter::None, Theme::plain(), Duration::from_secs(1));
+        let steps = |model: &mut Model, forward: bool, times: usize| {
+            (0..times)
+                .map(|_| {
+                    model.step(forward);
+                    model.focus
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            steps(&mut model, true, 5),
+            [Panel::Processes, Panel::Progress, Panel::Alerts, Panel::Plugins, Panel::System]
+        );
+        assert_eq!(steps(&mut model, false, 1), [Panel::Plugins]);
+        let mut model = model.with_custom(Some("compact-status".into()));
+        assert_eq!(steps(&mut model, true, 2), [Panel::Custom, Panel::System]);
+        assert_eq!(steps(&mut model, false, 1), [Panel::Custom]);
         assert_eq!(SortKey::Name.next(), SortKey::Cpu);
     }
 }

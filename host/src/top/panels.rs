@@ -10,6 +10,7 @@ use super::model::{Model, Panel};
 use super::theme::Tone;
 
 mod alerts;
+mod custom;
 mod plugins;
 mod processes;
 mod progress;
@@ -22,13 +23,14 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         Panel::Progress => progress::render(model, frame, area),
         Panel::Alerts => alerts::render(model, frame, area),
         Panel::Plugins => plugins::render(model, frame, area),
+        Panel::Custom => custom::render(model, frame, area),
     }
 }
 
 /// The selected row of the focused panel, as `label: value` lines in a box.
 pub fn details(model: &Model, frame: &mut Frame, area: Rect) {
     let lines: Vec<(String, String)> = match model.focus {
-        Panel::System => Vec::new(),
+        Panel::System | Panel::Custom => Vec::new(),
         Panel::Processes => processes::details(model),
         Panel::Progress => progress::details(model),
         Panel::Alerts => alerts::details(model),

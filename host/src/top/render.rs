@@ -83,15 +83,28 @@ fn render_tabs(model: &Model, frame: &mut Frame, area: Rect) {
     let theme = &model.theme;
     let alerts = &model.shown().data.alerts;
     let firing: Vec<_> = alerts.iter().filter(|a| a.state == AlertState::Firing).collect();
-    let titles = Panel::ALL.iter().enumerate().map(|(i, panel)| {
-        let mut spans = vec![Span::raw(format!("{} {}", i + 1, panel.title()))];
-        if *panel == Panel::Alerts && !firing.is_empty() {
-            let worst = firing.iter().map(|a| a.level).max().expect("not empty");
-            spans.push(Span::styled(format!(" {} firing", firing.len()), theme.tone(level_tone(worst))));
-        }
-        Line::from(spans)
-    });
-    let tabs = Tabs::new(titles).select(model.focus.index()).highlight_style(theme.selected()).divider("│");
+    let titles: Vec<Line> = model
+        .panels()
+        .iter()
+        .enumerate()
+        .map(|(i, panel)| {
+            let mut spans = vec![Span::raw(format!("{} {}", i + 1, panel.title()))];
+            if *panel == Panel::Alerts && !firing.is_empty() {
+                let worst = firing.iter().map(|a| a.level).max().expect("not empty");
+                spans.push(Span::styled(format!(" {} firing", firing.len()), theme.tone(level_tone(worst))));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    // A space either side of each title and a divider between them, unless that
+    // leaves the last tab cut off.
+    let padded: usize = titles.iter().map(|t| t.width() + 3).sum::<usize>().saturating_sub(1);
+    let padding = if padded <= area.width as usize { " " } else { "" };
+    let tabs = Tabs::new(titles)
+        .select(model.focus.index())
+        .highlight_style(theme.selected())
+        .divider("│")
+        .padding(padding, padding);
     frame.render_widget(tabs, area);
 }
 

@@ -19,7 +19,14 @@ use crate::plugin::{PluginRecord, State as PluginState};
 use crate::progress::{Node, NodePath, Status};
 use crate::sampler::{BlockDeviceSample, MountSample, NetworkSample, ProcessSample, Snapshot};
 
+mod custom;
+mod history;
+mod selection;
+
 const NOW: u64 = 1_700_000_000_000;
+
+/// What compact-status makes of the status view.
+const STATUS: &str = "cpu 42% mem 75% load 1.50 | train-42 40% | 1 firing (critical)";
 
 fn snapshot(at: u64, cpu: f32) -> Snapshot {
     Snapshot {
@@ -139,11 +146,13 @@ fn data(at: u64, cpu: f32) -> Data {
             plugin("derived-metrics", PluginState::Running, 120, 0),
             plugin("fx-loop", PluginState::Quarantined { reason: "too many faults".into() }, 3, 3),
         ],
+        custom: Some(Ok(STATUS.into())),
     }
 }
 
 fn model(focus: Panel, theme: Theme) -> Model {
-    let mut model = Model::new(focus, SortKey::Cpu, Filter::None, theme, Duration::from_secs(1));
+    let custom = (focus == Panel::Custom).then(|| "compact-status".to_string());
+    let mut model = Model::new(focus, SortKey::Cpu, Filter::None, theme, Duration::from_secs(1)).with_custom(custom);
     model.receive(data(NOW - 1000, 20.0), Origin::Daemon);
     model.receive(data(NOW, 42.0), Origin::Daemon);
     model
@@ -333,7 +342,9 @@ fn the_help_overlay_lists_every_key_and_the_colours() {
     let mut m = model(Panel::Processes, Theme::colored());
     press(&mut m, KeyCode::Char('?'));
     let screen = text(&draw(&m, 80, 24));
-    for key in ["space p", "tab S-tab 1-5", "enter", "q Ctrl-C", "acknowledge"] {
+    for key in
+        ["space p", "tab S-tab 1-6", "custom panel: the status by --format PLUGIN", "enter", "q Ctrl-C", "acknowledge"]
+    {
         assert!(screen.contains(key), "{key}: {screen}");
     }
     let big = text(&draw(&m, 160, 48));
