@@ -223,6 +223,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     tracing::info!("stopping");
     jobs.stop().await;
+    hub.close();
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     // The writer ends once the last handle is gone, after what was queued.

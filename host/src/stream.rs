@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::metrics::Sample;
 use crate::plugin::Listing;
@@ -134,6 +134,8 @@ pub struct Hub {
     /// The plugins' latest state, sent first to every new client.
     plugins: Arc<Mutex<Option<Arc<Message>>>>,
     counters: Arc<Counters>,
+    /// Set when the host stops: every session ends, so connections close.
+    stopping: Arc<watch::Sender<bool>>,
 }
 
 #[derive(Default)]
@@ -149,6 +151,7 @@ impl Default for Hub {
             rings: Arc::new(Topic::ALL.map(|t| broadcast::channel(t.ring()).0)),
             plugins: Arc::default(),
             counters: Arc::default(),
+            stopping: Arc::new(watch::channel(false).0),
         }
     }
 }
@@ -206,6 +209,11 @@ impl Hub {
 
     fn latest_plugins(&self) -> Option<Arc<Message>> {
         self.plugins.lock().expect("plugins lock").clone()
+    }
+
+    /// Ends every session: the host is stopping.
+    pub fn close(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// A client given up on because it stopped reading.

@@ -25,6 +25,8 @@ impl Message {
 
 pub struct Sse {
     lines: BufReader<ureq::BodyReader<'static>>,
+    /// The host ended the response properly (rather than the connection breaking).
+    pub closed_by_host: bool,
 }
 
 impl Sse {
@@ -38,19 +40,17 @@ impl Sse {
         let response = request.call().expect("the stream answers");
         let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
         assert_eq!(kind, "text/event-stream");
-        Sse { lines: BufReader::new(response.into_body().into_reader()) }
+        Sse { lines: BufReader::new(response.into_body().into_reader()), closed_by_host: false }
     }
-}
 
-impl Iterator for Sse {
-    type Item = Message;
-
-    /// The next message (keep-alive comments skipped); `None` when the stream ends.
-    fn next(&mut self) -> Option<Message> {
+    /// The next event's name, id and data, unparsed (keep-alive comments
+    /// skipped); `None` when the stream ends.
+    pub fn next_raw(&mut self) -> Option<(Option<String>, Option<String>, String)> {
         let (mut topic, mut cursor, mut data) = (None, None, String::new());
         loop {
             let mut line = String::new();
             if self.lines.read_line(&mut line).ok()? == 0 {
+                self.closed_by_host = true;
                 return None;
             }
             let line = line.trim_end_matches(['\r', '\n']);
@@ -58,8 +58,7 @@ impl Iterator for Sse {
                 if data.is_empty() {
                     continue;
                 }
-                let json = serde_json::from_str(&data).expect("stream data is JSON");
-                return Some(Message { topic: topic.unwrap_or_default(), cursor, json });
+                return Some((topic, cursor, data));
             }
             match line.split_once(':') {
                 Some(("event", v)) => topic = Some(v.trim_start().to_string()),
@@ -71,8 +70,31 @@ impl Iterator for Sse {
     }
 }
 
+impl Iterator for Ws {
+    type Item = Message;
+
+    fn next(&mut self) -> Option<Message> {
+        let text = self.next_raw()?;
+        let json: serde_json::Value = serde_json::from_str(&text).expect("stream messages are JSON");
+        let topic = json["topic"].as_str().unwrap_or_default().to_string();
+        Some(Message { topic, cursor: None, json })
+    }
+}
+
+impl Iterator for Sse {
+    type Item = Message;
+
+    fn next(&mut self) -> Option<Message> {
+        let (topic, cursor, data) = self.next_raw()?;
+        let json = serde_json::from_str(&data).expect("stream data is JSON");
+        Some(Message { topic: topic.unwrap_or_default(), cursor, json })
+    }
+}
+
 pub struct Ws {
     socket: tungstenite::WebSocket<MaybeTlsStream<TcpStream>>,
+    /// The host sent a close frame (rather than the connection breaking).
+    pub closed_by_host: bool,
 }
 
 impl Ws {
@@ -81,23 +103,18 @@ impl Ws {
         let mut request = format!("ws://{addr}/v1/stream?{query}").into_client_request().unwrap();
         request.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
         let (socket, _) = tungstenite::connect(request).expect("the WebSocket opens");
-        Ws { socket }
+        Ws { socket, closed_by_host: false }
     }
-}
 
-impl Iterator for Ws {
-    type Item = Message;
-
-    /// The next message; `None` when the host closes the socket.
-    fn next(&mut self) -> Option<Message> {
+    /// The next message's text, unparsed; `None` when the socket closes.
+    pub fn next_raw(&mut self) -> Option<tungstenite::Utf8Bytes> {
         loop {
             match self.socket.read().ok()? {
-                tungstenite::Message::Text(text) => {
-                    let json: serde_json::Value = serde_json::from_str(&text).expect("stream messages are JSON");
-                    let topic = json["topic"].as_str().unwrap_or_default().to_string();
-                    return Some(Message { topic, cursor: None, json });
+                tungstenite::Message::Text(text) => return Some(text),
+                tungstenite::Message::Close(_) => {
+                    self.closed_by_host = true;
+                    return None;
                 }
-                tungstenite::Message::Close(_) => return None,
                 _ => {}
             }
         }

@@ -279,3 +279,19 @@ fn a_hundred_clients_for_a_minute_each_get_every_event() {
         );
     }
 }
+
+#[test]
+fn streams_end_when_the_host_stops() {
+    let (sandbox, mut daemon) = host(1000);
+    let (addr, token) = (sandbox.addr(), sandbox.token());
+    let mut sse = Sse::connect(&addr, &token, "", None);
+    let mut ws = Ws::connect(&addr, &token, "");
+    assert_eq!(sse.next().unwrap().topic, "plugins");
+    daemon.signal("TERM");
+    // Whatever was on its way still arrives; then the host ends each stream.
+    sse.by_ref().count();
+    ws.by_ref().count();
+    assert!(sse.closed_by_host && ws.closed_by_host, "the host closed the streams before going");
+    let (status, _) = daemon.wait_exit(LIMIT);
+    assert!(status.success(), "{status:?}: {}", daemon.log());
+}

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 
 use super::{Hub, Message, Topic};
 use crate::store::{Store, StoreError};
@@ -87,6 +88,7 @@ pub struct Session {
     topics: BTreeSet<Topic>,
     run: Option<String>,
     rings: [Option<broadcast::Receiver<Arc<Message>>>; 5],
+    stopping: watch::Receiver<bool>,
     /// The last progress feed id and alert sequence number delivered (or
     /// passed over: what came before the client connected).
     progress: u64,
@@ -124,6 +126,7 @@ impl Session {
             topics: want.topics,
             run: want.run,
             rings,
+            stopping: hub.stopping.subscribe(),
             queue,
         })
     }
@@ -171,7 +174,9 @@ impl Session {
             }
         }
         let [samples, progress, alerts, plugins, jobs] = &mut self.rings;
+        let stopping = &mut self.stopping;
         tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => (Topic::Samples, Err(RecvError::Closed)),
             got = from(samples) => (Topic::Samples, got),
             got = from(progress) => (Topic::Progress, got),
             got = from(alerts) => (Topic::Alerts, got),
