@@ -1,5 +1,5 @@
 //! `monitor top`: a live terminal view of the machine, its processes, the progress of
-//! runs, alerts and plugins, and with `--format PLUGIN` the host status as that
+//! runs, alerts, plugins and watch jobs, and with `--format PLUGIN` the host status as that
 //! display-formatter plugin renders it.
 //!
 //! The parts, each small and most of them pure:

@@ -148,7 +148,8 @@ fn top_shows_every_panel_resizes_and_restores_the_terminal_on_quit() {
     tmux.wait("the host's data", |s| s.contains("┌ System") && s.contains("host  LIVE") && s.contains("MEM"));
     for title in ["┌ Processes", "┌ Progress", "┌ Alerts", "┌ Plugins", "┌ System"] {
         tmux.keys(&["Tab"]);
-        tmux.wait_text(title);
+        let screen = tmux.wait_text(title);
+        assert!(!screen.contains("Watch jobs"), "a host without jobs has no jobs section: {screen}");
     }
     tmux.keys(&["?"]);
     tmux.wait_text("Keys (? or Esc closes)");
@@ -428,6 +429,75 @@ fn top_starts_its_sparklines_from_the_stored_history() {
         assert_eq!(memory_sparkline(&screen).unwrap().chars().count(), 2, "{screen}");
         tmux.quit();
     }
+}
+
+/// A watch job that prints the paths it gets and fails for any named `bad`.
+const JOB: &str = r#"
+[[watch]]
+name = "top-job"
+paths = ["PROJECT"]
+debounce = "50ms"
+shell = true
+command = 'echo "built $*"; case "$*" in *bad*) echo "broken: $*" >&2; exit 3;; esac'
+"#;
+
+/// The job's row in the plugins panel.
+struct JobRow {
+    state: String,
+    runs: u64,
+    failures: u64,
+    /// The last run and the command.
+    rest: String,
+}
+
+fn job_row(screen: &str) -> Option<JobRow> {
+    let line = screen.lines().find(|l| l.trim_start_matches('│').starts_with("top-job "))?;
+    let mut cells = line.trim_matches('│').split_whitespace().skip(1);
+    Some(JobRow {
+        state: cells.next()?.to_string(),
+        runs: cells.next()?.parse().ok()?,
+        failures: cells.next()?.parse().ok()?,
+        rest: cells.collect::<Vec<_>>().join(" "),
+    })
+}
+
+#[test]
+fn top_shows_the_hosts_watch_jobs_below_the_plugins_as_they_run() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.root.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    let config = sandbox.root.path().join("host.toml");
+    let job = JOB.replace("PROJECT", project.canonicalize().unwrap().to_str().unwrap());
+    std::fs::write(&config, format!("{CONFIG}{job}")).unwrap();
+    let _daemon = sandbox.start(&["--config", config.to_str().unwrap()]);
+    let tmux = Tmux::start("jobs", &sandbox.data(), "--focus plugins", 80, 24);
+    let screen = tmux.wait("the job, not run yet", |s| {
+        job_row(s).is_some_and(|row| row.state == "idle" && row.runs == 0 && row.rest.starts_with("never"))
+    });
+    assert!(screen.contains("┌ Plugins") && screen.contains("Watch jobs · 0 running of 1"), "{screen}");
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines.len() == 24 && lines.iter().all(|l| l.chars().count() <= 80), "{screen}");
+
+    std::fs::write(project.join("a.txt"), "1").unwrap();
+    let screen = tmux.wait("a good run", |s| {
+        job_row(s).is_some_and(|row| row.runs >= 1 && row.failures == 0 && row.rest.starts_with("exit 0,"))
+    });
+    let before = job_row(&screen).unwrap().runs;
+    std::fs::write(project.join("bad.txt"), "1").unwrap();
+    let screen = tmux.wait("a failed run", |s| {
+        job_row(s).is_some_and(|row| row.runs > before && row.failures == 1 && row.rest.starts_with("exit 3,"))
+    });
+    assert!(screen.contains("Watch jobs · 0 running of 1 · 1 failed last"), "{screen}");
+
+    // No plugins: the selection is on the job; enter shows what it ran and said.
+    tmux.resize(120, 40);
+    tmux.keys(&["G", "Enter"]);
+    let screen = tmux.wait("the job's details", |s| s.contains("Details") && s.contains("stderr  broken: "));
+    assert!(screen.contains("job  top-job") && screen.contains("exit 3 at"), "{screen}");
+    assert!(screen.contains(&format!("roots  {}", project.canonicalize().unwrap().display())), "{screen}");
+    tmux.keys(&["Escape"]);
+    tmux.wait("the details to close", |s| !s.contains("Details"));
+    tmux.quit();
 }
 
 #[test]

@@ -21,7 +21,8 @@ pub struct TopArgs {
     #[arg(long, value_enum, default_value_t = SortKey::Cpu, value_name = "KEY")]
     pub sort: SortKey,
     /// Show only rows containing TEXT (`user:NAME` for a user's processes), or `active`:
-    /// processes using CPU or disk, runs still going, alerts firing or pending, running plugins.
+    /// processes using CPU or disk, runs still going, alerts firing or pending, running
+    /// plugins and watch jobs.
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
     /// The panel shown first (`custom` needs --format).

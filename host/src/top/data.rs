@@ -10,7 +10,9 @@
 //! The first fetch also reads the stored metric history for the sparklines (from
 //! the host, or from the database when none runs); without it they start empty.
 //! With `--format PLUGIN` every fetch asks the host for its status rendered by the
-//! plugin; that failing fails only the custom panel.
+//! plugin; that failing fails only the custom panel. The host's watch jobs come
+//! with every fetch too; failing to read them fails only their section (without a
+//! host there are none).
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -144,7 +146,8 @@ fn fetch(source: &Source, sampler: &mut Option<Sampler>, format: Option<&str>) -
             let (runs, alerts, plugins) = persisted(&local)?;
             // The database client says formatting needs the running host.
             let custom = format.map(|plugin| formatted(&local, plugin));
-            Ok((Data { snapshot, processes, runs, alerts, plugins, custom }, Origin::Local))
+            let data = Data { snapshot, processes, runs, alerts, plugins, custom, ..Data::default() };
+            Ok((data, Origin::Local))
         }
     }
 }
@@ -154,7 +157,11 @@ fn fetch_all(client: &dyn Client, format: Option<&str>) -> anyhow::Result<Data> 
     let processes = client.processes()?;
     let (runs, alerts, plugins) = persisted(client)?;
     let custom = format.map(|plugin| formatted(client, plugin));
-    Ok(Data { snapshot, processes, runs, alerts, plugins, custom })
+    let (jobs, jobs_error) = match client.jobs() {
+        Ok(jobs) => (jobs, None),
+        Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+    };
+    Ok(Data { snapshot, processes, runs, alerts, plugins, custom, jobs, jobs_error })
 }
 
 /// The status as `plugin` renders it, or why not, in one line.

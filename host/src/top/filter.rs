@@ -7,16 +7,18 @@ use crate::alerts::{Alert, State as AlertState};
 use crate::plugin::{PluginRecord, State as PluginState};
 use crate::progress::Node;
 use crate::sampler::{ProcessFilter, ProcessSample};
+use crate::watch::JobView;
 
 /// What `/` or `--filter` asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Filter {
     #[default]
     None,
-    /// Processes using CPU or doing I/O, runs still going, alerts firing or pending, running plugins.
+    /// Processes using CPU or doing I/O, runs still going, alerts firing or pending, running
+    /// plugins and watch jobs.
     Active,
     /// Case-insensitive text in a process's name or command (`user:NAME` for a user's), a node's
-    /// path, an alert's id or message, a plugin's name.
+    /// path, an alert's id or message, a plugin's name, a watch job's name or command.
     Text(String),
 }
 
@@ -111,6 +113,20 @@ pub fn plugins<'a>(all: &'a [PluginRecord], filter: &Filter) -> Vec<&'a PluginRe
             Filter::None => true,
             Filter::Active => p.state == PluginState::Running,
             Filter::Text(text) => Filter::contains(&p.name, text),
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
+}
+
+/// Watch jobs by name.
+pub fn jobs<'a>(all: &'a [JobView], filter: &Filter) -> Vec<&'a JobView> {
+    let mut rows: Vec<&JobView> = all
+        .iter()
+        .filter(|j| match filter {
+            Filter::None => true,
+            Filter::Active => j.state == "running",
+            Filter::Text(text) => Filter::contains(&j.name, text) || Filter::contains(&j.command.join(" "), text),
         })
         .collect();
     rows.sort_by(|a, b| a.name.cmp(&b.name));
@@ -258,5 +274,20 @@ mod tests {
         assert_eq!(names("active"), ["zeta"]);
         assert_eq!(names("ALP"), ["alpha"]);
         assert_eq!(Filter::parse("  active ").text(), "active");
+    }
+
+    #[test]
+    fn jobs_by_name_command_or_running() {
+        let job = |name: &str, state: &str, command: &str| JobView {
+            name: name.into(),
+            state: state.into(),
+            command: command.split(' ').map(Into::into).collect(),
+            ..Default::default()
+        };
+        let all = vec![job("tests", "running", "cargo test"), job("docs", "idle", "mdbook build")];
+        let names = |f: &str| jobs(&all, &Filter::parse(f)).iter().map(|j| j.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(""), ["docs", "tests"]);
+        assert_eq!(names("active"), ["tests"]);
+        assert_eq!(names("MDBOOK B"), ["docs"], "the command, any case");
     }
 }

@@ -69,6 +69,12 @@ pub fn cut(text: &str, max: usize) -> String {
     out
 }
 
+/// The text without control characters (output of plugins and commands is not
+/// trusted with the terminal), tabs as spaces, lines kept.
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c == '\n' || !c.is_control() { c } else { ' ' }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

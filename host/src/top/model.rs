@@ -14,6 +14,7 @@ use crate::alerts::Alert;
 use crate::plugin::PluginRecord;
 use crate::progress::Node;
 use crate::sampler::{ProcessSample, Snapshot};
+use crate::watch::JobView;
 
 /// One fetch of everything the view shows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,6 +27,17 @@ pub struct Data {
     pub plugins: Vec<PluginRecord>,
     /// With `--format PLUGIN`: the host status as the plugin renders it, or why it did not.
     pub custom: Option<Result<String, String>>,
+    /// The host's watch jobs; none without a host.
+    pub jobs: Vec<JobView>,
+    /// Why the jobs could not be read, while the rest could.
+    pub jobs_error: Option<String>,
+}
+
+/// A row of the plugins panel: the plugins first, then the watch jobs below them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PluginsRow<'a> {
+    Plugin(&'a PluginRecord),
+    Job(&'a JobView),
 }
 
 /// The panels, in tab order.
@@ -251,6 +263,29 @@ impl Model {
         filter::plugins(&self.shown().data.plugins, &self.filter)
     }
 
+    pub fn jobs(&self) -> Vec<&JobView> {
+        filter::jobs(&self.shown().data.jobs, &self.filter)
+    }
+
+    /// The selected row of the plugins panel: a plugin, or a job past the last plugin.
+    pub fn selected_plugins_row(&self) -> Option<PluginsRow<'_>> {
+        let row = self.selected[Panel::Plugins.index()];
+        let plugins = self.plugins();
+        match plugins.get(row).copied() {
+            Some(plugin) => Some(PluginsRow::Plugin(plugin)),
+            None => self.jobs().get(row - plugins.len()).copied().map(PluginsRow::Job),
+        }
+    }
+
+    /// How long a running job's command has run, from its process's start as last
+    /// sampled (the view does not know until the process list has it).
+    pub fn job_running_secs(&self, job: &JobView) -> Option<u64> {
+        let pid = job.pid.filter(|_| job.state == "running")?;
+        let data = &self.shown().data;
+        let process = data.processes.iter().find(|p| p.pid == pid)?;
+        Some((data.snapshot.timestamp_ms / 1000).saturating_sub(process.start_time_secs))
+    }
+
     /// How many rows the focused panel has to select from.
     pub fn rows(&self, panel: Panel) -> usize {
         match panel {
@@ -258,7 +293,7 @@ impl Model {
             Panel::Processes => self.processes().len(),
             Panel::Progress => self.progress().len(),
             Panel::Alerts => self.alerts().len(),
-            Panel::Plugins => self.plugins().len(),
+            Panel::Plugins => self.plugins().len() + self.jobs().len(),
         }
     }
 
@@ -278,12 +313,15 @@ impl Model {
             Panel::Processes => self.processes().iter().map(|p| p.pid.to_string()).collect(),
             Panel::Progress => self.progress().iter().map(|n| n.path.to_string()).collect(),
             Panel::Alerts => self.alerts().iter().map(|a| a.id.clone()).collect(),
-            Panel::Plugins => self.plugins().iter().map(|p| p.name.clone()).collect(),
+            Panel::Plugins => {
+                let plugins = self.plugins().into_iter().map(|p| format!("plugin {}", p.name));
+                plugins.chain(self.jobs().into_iter().map(|j| format!("job {}", j.name))).collect()
+            }
         }
     }
 
     /// Makes `change` (new data, another order or filter, pause) and keeps each panel's
-    /// selection on the same process, node, alert or plugin wherever it moved; where
+    /// selection on the same process, node, alert, plugin or job wherever it moved; where
     /// that is gone, the selection stays at its row, or the last one.
     pub fn keeping_selection(&mut self, change: impl FnOnce(&mut Model)) {
         let before = Panel::ALL.map(|p| self.identities(p).into_iter().nth(self.selected[p.index()]));

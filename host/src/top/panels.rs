@@ -11,6 +11,7 @@ use super::theme::Tone;
 
 mod alerts;
 mod custom;
+mod jobs;
 mod plugins;
 mod processes;
 mod progress;
@@ -55,6 +56,19 @@ fn block<'a>(model: &Model, title: String) -> Block<'a> {
         title.push_str(&format!("· filter '{}' ", model.filter.text()));
     }
     Block::bordered().title(Line::styled(title, model.theme.heading()))
+}
+
+/// The time of the data shown, so a paused screen computes ETAs and ages as of its data.
+fn now(model: &Model) -> u64 {
+    match model.shown().data.snapshot.timestamp_ms {
+        0 => crate::sampler::now_ms(),
+        at => at,
+    }
+}
+
+/// The rows a bordered table with a header needs to show `rows` rows.
+fn table_height(rows: usize) -> u16 {
+    u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(3)
 }
 
 /// What an empty panel says instead of rows.

@@ -7,7 +7,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::style::Color;
+use ratatui::style::{Color, Modifier};
 
 use super::filter::Filter;
 use super::keys;
@@ -21,6 +21,7 @@ use crate::sampler::{BlockDeviceSample, MountSample, NetworkSample, ProcessSampl
 
 mod custom;
 mod history;
+mod jobs;
 mod selection;
 
 const NOW: u64 = 1_700_000_000_000;
@@ -147,6 +148,7 @@ fn data(at: u64, cpu: f32) -> Data {
             plugin("fx-loop", PluginState::Quarantined { reason: "too many faults".into() }, 3, 3),
         ],
         custom: Some(Ok(STATUS.into())),
+        ..Default::default()
     }
 }
 
@@ -183,6 +185,13 @@ fn color_of(buffer: &Buffer, needle: &str) -> Color {
     let (row, line) = screen.lines().enumerate().filter(|(_, l)| l.contains(needle)).last().expect(needle);
     let column = line[..line.find(needle).unwrap()].chars().count();
     buffer[(column as u16, row as u16)].fg
+}
+
+/// The text of the highlighted table row (below the header and tabs).
+fn highlighted(buffer: &Buffer) -> String {
+    let screen = text(buffer);
+    let row = (3..buffer.area.height).find(|&y| buffer[(1, y)].modifier.contains(Modifier::REVERSED));
+    row.and_then(|y| screen.lines().nth(y as usize)).unwrap_or_default().to_string()
 }
 
 fn press(model: &mut Model, code: KeyCode) {

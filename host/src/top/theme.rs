@@ -7,6 +7,11 @@ use ratatui::style::{Color, Modifier, Style};
 use crate::alerts::{Level, State as AlertState};
 use crate::plugin::State as PluginState;
 use crate::progress::Status;
+use crate::watch::{Execution, JobView, Outcome};
+
+/// A watch job's command running this long is worth a look: a build or a test run
+/// that takes over a minute may hang.
+pub const RUNNING_LONG_SECS: u64 = 60;
 
 /// What a value says about the machine or the work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,5 +110,25 @@ pub fn plugin_tone(state: &PluginState) -> Tone {
         PluginState::AwaitingGrant { .. } => Tone::Warning,
         PluginState::Quarantined { .. } | PluginState::Failed { .. } => Tone::Bad,
         PluginState::Disabled | PluginState::Absent => Tone::Quiet,
+    }
+}
+
+/// A watch job's state: paused, or running for [`RUNNING_LONG_SECS`] or more, is worth a look.
+pub fn job_tone(job: &JobView, running_secs: Option<u64>) -> Tone {
+    match running_secs {
+        _ if job.paused => Tone::Warning,
+        Some(secs) if secs >= RUNNING_LONG_SECS => Tone::Warning,
+        _ => Tone::Fine,
+    }
+}
+
+/// A job's last run: failed, or stopped on purpose (restarted for newer changes, the
+/// host stopping), or quiet before the first one.
+pub fn run_tone(last: Option<&Execution>) -> Tone {
+    match last.map(|run| &run.outcome) {
+        None => Tone::Quiet,
+        Some(outcome) if outcome.succeeded() => Tone::Fine,
+        Some(Outcome::Stopped { .. }) => Tone::Warning,
+        Some(_) => Tone::Bad,
     }
 }

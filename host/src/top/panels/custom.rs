@@ -8,6 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Text};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
+use super::super::format::printable;
 use super::super::model::Model;
 use super::super::theme::Tone;
 
@@ -24,10 +25,4 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         None => Text::styled("waiting for data…", theme.tone(Tone::Quiet)),
     };
     frame.render_widget(Paragraph::new(text).block(block).wrap(Wrap { trim: false }), area);
-}
-
-/// The text without control characters (a plugin's output is not trusted with the
-/// terminal), tabs as spaces, lines kept.
-fn printable(text: &str) -> String {
-    text.chars().map(|c| if c == '\n' || !c.is_control() { c } else { ' ' }).collect()
 }

@@ -1,16 +1,42 @@
-//! Plugins: state, calls, faults, latency and peak memory.
+//! Plugins: state, calls, faults, latency and peak memory; the host's watch jobs
+//! below them ([`super::jobs`]). One selection runs down both: past the last plugin
+//! it moves into the jobs.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
 use super::super::format::bytes;
-use super::super::model::{Model, Panel};
+use super::super::model::{Model, Panel, PluginsRow};
 use super::super::theme::{Tone, plugin_tone};
+use super::jobs;
+use crate::plugin::PluginRecord;
 
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let rows = model.plugins();
+    let selected = model.selected[Panel::Plugins.index()];
+    // With no rows, the line saying so takes the header's place.
+    let [top, bottom] = split(area, super::table_height(rows.len()), jobs::height(model));
+    render_plugins(model, frame, top, &rows, (selected < rows.len()).then_some(selected));
+    if bottom.height > 0 {
+        jobs::render(model, frame, bottom, selected.checked_sub(rows.len()));
+    }
+}
+
+/// The plugins get the rows they need and the jobs the rest; when both need more than
+/// there is, the jobs still get half.
+fn split(area: Rect, plugins: u16, jobs: u16) -> [Rect; 2] {
+    let height = area.height;
+    let jobs = match jobs {
+        0 => 0,
+        _ if plugins.saturating_add(jobs) <= height => height - plugins,
+        jobs => jobs.min(height.saturating_sub(plugins).max(height / 2)),
+    };
+    Layout::vertical([Constraint::Min(0), Constraint::Length(jobs)]).areas(area)
+}
+
+fn render_plugins(model: &Model, frame: &mut Frame, area: Rect, rows: &[&PluginRecord], selected: Option<usize>) {
     let running = rows.iter().filter(|p| p.state == crate::plugin::State::Running).count();
     let block = super::block(model, format!("Plugins · {running} running of {}", rows.len()));
     if rows.is_empty() {
@@ -41,7 +67,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let header =
         Row::new(["NAME", "STATE", "   CALLS", "FAULTS", "      P50", "      P99", "    MEM"]).style(theme.heading());
     let table = Table::new(table_rows, widths).header(header).block(block).row_highlight_style(theme.selected());
-    let mut state = TableState::default().with_selected(Some(model.selected[Panel::Plugins.index()]));
+    let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
 }
 
@@ -55,9 +81,14 @@ fn micros(us: f64) -> String {
 }
 
 pub fn details(model: &Model) -> Vec<(String, String)> {
-    let Some(p) = model.plugins().get(model.selected[Panel::Plugins.index()]).copied().cloned() else {
-        return Vec::new();
-    };
+    match model.selected_plugins_row() {
+        Some(PluginsRow::Plugin(p)) => plugin_details(p),
+        Some(PluginsRow::Job(job)) => jobs::details(model, job),
+        None => Vec::new(),
+    }
+}
+
+fn plugin_details(p: &PluginRecord) -> Vec<(String, String)> {
     let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
     let grants: Vec<String> = p.grants.iter().map(|g| g.to_string()).collect();
     vec![

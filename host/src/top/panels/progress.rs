@@ -28,7 +28,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         return super::empty(model, frame, area, block, text);
     }
     let theme = model.theme;
-    let now = now(model);
+    let now = super::now(model);
     let name_width = rows.iter().map(|n| label(n).chars().count()).max().unwrap_or(4).clamp(8, 32) as u16;
     let table_rows = rows.iter().map(|n| {
         let tone = theme.tone(status_tone(n.status));
@@ -56,14 +56,6 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let table = Table::new(table_rows, widths).header(header).block(block).row_highlight_style(theme.selected());
     let mut state = TableState::default().with_selected(Some(model.selected[Panel::Progress.index()]));
     frame.render_stateful_widget(table, area, &mut state);
-}
-
-/// The time of the data shown, so a paused screen computes ETAs as of its data.
-fn now(model: &Model) -> u64 {
-    match model.shown().data.snapshot.timestamp_ms {
-        0 => crate::sampler::now_ms(),
-        at => at,
-    }
 }
 
 /// The run's name for a root, the indented last segment for a node below it.
@@ -99,7 +91,7 @@ pub fn details(model: &Model) -> Vec<(String, String)> {
     let Some(n) = model.progress().get(model.selected[Panel::Progress.index()]).copied().cloned() else {
         return Vec::new();
     };
-    let now = now(model);
+    let now = super::now(model);
     let at = |ms: Option<u64>| ms.map_or("-".to_string(), crate::cli::progress::utc);
     let mut lines = vec![
         ("path".into(), n.path.to_string()),

@@ -1,16 +1,7 @@
 //! The selection stays on its process, node, alert or plugin when the data, the
 //! order or the filter changes; where the item is gone, it keeps its row.
 
-use ratatui::style::Modifier;
-
 use super::*;
-
-/// The text of the highlighted table row (below the header and tabs).
-fn highlighted(buffer: &Buffer) -> String {
-    let screen = text(buffer);
-    let row = (3..buffer.area.height).find(|&y| buffer[(1, y)].modifier.contains(Modifier::REVERSED));
-    row.and_then(|y| screen.lines().nth(y as usize)).unwrap_or_default().to_string()
-}
 
 fn selected_pid(m: &Model) -> u32 {
     m.processes()[m.selection()].pid
