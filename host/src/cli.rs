@@ -13,6 +13,7 @@ pub mod plugins;
 pub mod progress;
 pub mod resources;
 mod run;
+pub mod stream;
 pub mod top;
 pub mod watch_files;
 
@@ -91,6 +92,8 @@ pub enum Command {
     Jobs(jobs::JobsCommand),
     /// Watch paths and run a command on each batch of changes, in the foreground (Ctrl-C stops).
     WatchFiles(watch_files::WatchFilesArgs),
+    /// Follow the host's live stream (progress, alerts, plugins, jobs) line by line; resumes after a lost connection.
+    Stream(stream::StreamArgs),
     /// A live view of the machine, processes, runs, alerts and plugins (q quits, ? lists the keys).
     Top(top::TopArgs),
 }
@@ -140,5 +143,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs(command) => jobs::run(&*crate::client::connect(&data, None)?, command),
         Command::WatchFiles(args) => watch_files::run(data, args),
         Command::Top(args) => top::run(&data, args),
+        Command::Stream(args) => stream::run(&data, args),
     }
 }

@@ -22,6 +22,7 @@ use crate::store::progress::ProgressEvent;
 use crate::watch::JobView;
 
 pub mod local;
+pub mod sse;
 
 pub use local::Local;
 
@@ -190,9 +191,17 @@ impl Remote {
         &self,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> anyhow::Result<T> {
+        self.success(response)?.body_mut().read_json::<T>().context("reading the daemon's answer")
+    }
+
+    /// The response if it is a success; the daemon's error otherwise.
+    fn success(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
         let mut response = response.with_context(|| format!("cannot reach the daemon at {}", self.base))?;
         if response.status().is_success() {
-            return response.body_mut().read_json::<T>().context("reading the daemon's answer");
+            return Ok(response);
         }
         let status = response.status();
         match response.body_mut().read_json::<ApiError>() {
@@ -201,6 +210,20 @@ impl Remote {
             Ok(e) => bail!("{}", e.error),
             Err(_) => bail!("the daemon answered {status}"),
         }
+    }
+
+    /// Opens the live stream (`/v1/stream?QUERY`), resuming after `cursor`;
+    /// its body is read as it comes, with no time limit.
+    pub fn stream(&self, query: &str, cursor: Option<&str>) -> anyhow::Result<impl std::io::BufRead + use<>> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut request = agent
+            .get(format!("{}/v1/stream?{query}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token));
+        if let Some(cursor) = cursor {
+            request = request.header("Last-Event-ID", cursor);
+        }
+        let response = self.success(request.call())?;
+        Ok(std::io::BufReader::new(response.into_body().into_reader()))
     }
 
     /// Sends many progress updates in one request; one result per update.

@@ -1,7 +1,9 @@
 //! Clients of the host's live stream, as remote users run them: Server-Sent
 //! Events over plain HTTP, and a WebSocket.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
+
+use monitor_host::client::sse::{Event, next_event};
 use std::net::TcpStream;
 
 use tungstenite::client::IntoClientRequest;
@@ -43,30 +45,11 @@ impl Sse {
         Sse { lines: BufReader::new(response.into_body().into_reader()), closed_by_host: false }
     }
 
-    /// The next event's name, id and data, unparsed (keep-alive comments
-    /// skipped); `None` when the stream ends.
-    pub fn next_raw(&mut self) -> Option<(Option<String>, Option<String>, String)> {
-        let (mut topic, mut cursor, mut data) = (None, None, String::new());
-        loop {
-            let mut line = String::new();
-            if self.lines.read_line(&mut line).ok()? == 0 {
-                self.closed_by_host = true;
-                return None;
-            }
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                if data.is_empty() {
-                    continue;
-                }
-                return Some((topic, cursor, data));
-            }
-            match line.split_once(':') {
-                Some(("event", v)) => topic = Some(v.trim_start().to_string()),
-                Some(("id", v)) => cursor = Some(v.trim_start().to_string()),
-                Some(("data", v)) => data.push_str(v.strip_prefix(' ').unwrap_or(v)),
-                _ => {}
-            }
-        }
+    /// The next event, unparsed; `None` when the stream ends.
+    pub fn next_raw(&mut self) -> Option<Event> {
+        let event = next_event(&mut self.lines).ok()?;
+        self.closed_by_host = event.is_none();
+        event
     }
 }
 
@@ -85,9 +68,9 @@ impl Iterator for Sse {
     type Item = Message;
 
     fn next(&mut self) -> Option<Message> {
-        let (topic, cursor, data) = self.next_raw()?;
+        let Event { event, id, data } = self.next_raw()?;
         let json = serde_json::from_str(&data).expect("stream data is JSON");
-        Some(Message { topic: topic.unwrap_or_default(), cursor, json })
+        Some(Message { topic: event.unwrap_or_default(), cursor: id, json })
     }
 }
 

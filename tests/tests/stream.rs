@@ -295,3 +295,46 @@ fn streams_end_when_the_host_stops() {
     let (status, _) = daemon.wait_exit(LIMIT);
     assert!(status.success(), "{status:?}: {}", daemon.log());
 }
+
+/// `monitor stream` follows the host across a restart: what was reported while
+/// it was away comes first when it is back, each event once.
+#[test]
+fn the_stream_command_resumes_across_a_host_restart() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let (sandbox, mut daemon) = host(1000);
+    let mut follower = Command::new(monitor_tests::monitor_bin())
+        .args(["stream", "--topics", "progress"])
+        .env("MONITOR_DATA_DIR", sandbox.data())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut next_line = || lines.recv_timeout(LIMIT).expect("a line from monitor stream");
+
+    wait_for("the follower to connect", LIMIT, || {
+        (sandbox.metric_host("monitor_stream_clients")? == 1.0).then_some(())
+    });
+    advance(&sandbox, &["etl/a"]);
+    assert!(next_line().ends_with("progress  etl/a advance units=1"));
+
+    daemon.signal("TERM");
+    daemon.wait_exit(LIMIT);
+    let config = sandbox.root.path().join("host.toml");
+    let _again = sandbox.start(&["--config", config.to_str().unwrap()]);
+    advance(&sandbox, &["etl/b", "etl/c"]);
+    assert!(next_line().ends_with("etl/b advance units=1"));
+    assert!(next_line().ends_with("etl/c advance units=1"));
+    advance(&sandbox, &["etl/d"]);
+    assert!(next_line().ends_with("etl/d advance units=1"), "then live again, nothing twice");
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
