@@ -318,7 +318,7 @@ fn the_stream_command_resumes_across_a_host_restart() {
             let _ = lines_tx.send(line);
         }
     });
-    let mut next_line = || lines.recv_timeout(LIMIT).expect("a line from monitor stream");
+    let next_line = || lines.recv_timeout(LIMIT).expect("a line from monitor stream");
 
     wait_for("the follower to connect", LIMIT, || {
         (sandbox.metric_host("monitor_stream_clients")? == 1.0).then_some(())
