@@ -128,7 +128,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     process_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut ticks = Latencies::default();
-
     let max_series = config.metrics.max_series_per_plugin;
     let mut flooding = std::collections::HashSet::new();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -149,8 +148,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 host.extend(hub.metrics(sampler::now_ms()));
                 sample_plugins(&manager, &board, host, &now).await;
                 let samples = Arc::new(board.lock().expect("board lock").samples());
-                publish_plugins(&manager, &hub, &mut plugin_states);
-                hub.publish_samples(sampler::now_ms(), &samples);
                 let (alerts, seen, commits) = (alerting.clone(), samples.clone(), writer.commits());
                 let job_inputs = job_inputs(&jobs);
                 let quarantined = manager.quarantined().unwrap_or_else(|e| {
@@ -164,6 +161,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 if let Err(e) = evaluated.await {
                     tracing::error!("evaluating alert rules: {e}");
                 }
+                publish_plugins(&manager, &hub, &mut plugin_states);
+                hub.publish_samples(sampler::now_ms(), &samples);
                 let history = store.clone();
                 match tokio::task::spawn_blocking(move || history.metrics_record(&samples, max_series)).await {
                     Ok(Ok(refused)) => {
