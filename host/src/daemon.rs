@@ -66,6 +66,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
     let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "the API listens on {addr}, beyond this machine, over plain HTTP: requests need the token, but it travels in clear; keep the address on a private network, or listen on 127.0.0.1 and reach it through an SSH tunnel"
+        );
+    }
     let board = Arc::new(Mutex::new(Board::default()));
     let calculator = PluginCalculator::new(manager.clone(), tokio::runtime::Handle::current());
     let hub = Hub::default();

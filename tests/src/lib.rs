@@ -205,7 +205,8 @@ impl Sandbox {
         self.api("POST", path, Some(&self.token()), body)
     }
 
-    fn api(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (String, String) {
+    /// Any request on the running host's API: the status line and body.
+    pub fn api(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (String, String) {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.addr()).expect("connecting to the API");
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();

@@ -321,3 +321,63 @@ fn failed_authentications_are_answered_429_after_ten_and_the_right_token_still_p
     let refusals = daemon.log().matches("API request refused").count();
     assert_eq!(refusals, 10, "the log holds the first ten only");
 }
+
+#[test]
+fn every_route_but_health_refuses_a_request_without_the_right_token() {
+    let sandbox = Sandbox::new();
+    let _host = sandbox.start(&[]);
+    let routes = [
+        ("GET", "/v1/plugins"),
+        ("GET", "/v1/plugins/p"),
+        ("POST", "/v1/plugins/p/enable"),
+        ("POST", "/v1/plugins/p/disable"),
+        ("POST", "/v1/plugins/p/revoke"),
+        ("GET", "/v1/metrics"),
+        ("GET", "/v1/metrics/series"),
+        ("GET", "/v1/metrics/history?name=m"),
+        ("GET", "/metrics"),
+        ("GET", "/v1/status"),
+        ("GET", "/v1/resources"),
+        ("GET", "/v1/processes"),
+        ("POST", "/v1/progress"),
+        ("POST", "/v1/progress/r/a"),
+        ("GET", "/v1/runs"),
+        ("GET", "/v1/runs/r"),
+        ("GET", "/v1/runs/r/events"),
+        ("GET", "/v1/alerts"),
+        ("GET", "/v1/alerts/history"),
+        ("POST", "/v1/alerts/ack"),
+        ("POST", "/v1/alerts/resolve"),
+        ("GET", "/v1/alerts/silences"),
+        ("POST", "/v1/alerts/silences"),
+        ("DELETE", "/v1/alerts/silences/1"),
+        ("POST", "/v1/alerts/test"),
+        ("GET", "/v1/alerts/handlers"),
+        ("GET", "/v1/jobs"),
+        ("GET", "/v1/jobs/j"),
+        ("POST", "/v1/jobs/j/pause"),
+        ("POST", "/v1/jobs/j/resume"),
+        ("POST", "/v1/jobs/j/run"),
+        ("GET", "/v1/stream"),
+    ];
+    for (i, (method, path)) in routes.into_iter().enumerate() {
+        let token = if i % 2 == 0 { None } else { Some("wrong") };
+        let (line, body) = sandbox.api(method, path, token, "{}");
+        // After ten failures within a minute the answer is 429: refused all the same.
+        assert!(line.contains(" 401 ") || line.contains(" 429 "), "{method} {path}: {line} {body}");
+        assert!(body.contains("token"), "{method} {path}: {body}");
+    }
+    let (line, _) = sandbox.api("GET", "/v1/health", None, "");
+    assert!(line.contains(" 200 "), "{line}");
+}
+
+#[test]
+fn listening_beyond_loopback_is_said_in_the_log() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.root.path().join("host.toml");
+    std::fs::write(&config, "[api]\nlisten = \"0.0.0.0:0\"\n").unwrap();
+    let mut host = sandbox.start(&["--config", config.to_str().unwrap()]);
+    host.wait_log("the plain-HTTP warning", "beyond this machine, over plain HTTP");
+    let (line, _) = sandbox.api("GET", "/v1/plugins", None, "");
+    assert!(line.contains(" 401 "), "the token is needed there too: {line}");
+}
