@@ -3,34 +3,68 @@
 //! then with 100 (50 SSE, 50 WebSocket, all topics), then with the same 100 and
 //! 10 more that never read. Each phase runs on a fresh host for longer than the
 //! host's tick window (1,024 ticks), so the tick percentiles it reports cover
-//! that phase alone. Prints a table for BENCHMARKS.md.
+//! that phase alone. Then the same with the host pinned to one core and the
+//! clients and the load to the other, so that what the clients cost the machine
+//! and what the stream costs the host are told apart. Prints tables for
+//! BENCHMARKS.md.
 //!
 //! `cargo bench -p monitor-tests --bench stream`
 
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use monitor_tests::stream::{Sse, Ws};
-use monitor_tests::{Sandbox, wait_for};
+use monitor_tests::{Daemon, Sandbox, monitor_bin, wait_for};
 
 /// Longer than 1,024 ticks of 100 ms.
 const PHASE: Duration = Duration::from_secs(110);
 
 fn main() {
-    println!("| stream clients | tick p50 | tick p99 | host CPU | host RSS | messages per reading client |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    let header = || {
+        println!("| stream clients | tick p50 | tick p99 | host CPU | host RSS | messages per reading client |");
+        println!("| --- | --- | --- | --- | --- | --- |");
+    };
+    println!("Host and clients sharing both cores:\n");
+    header();
     for (reading, stalled) in [(0, 0), (100, 0), (100, 10)] {
-        phase(reading, stalled);
+        phase(reading, stalled, false);
+    }
+    println!("\nHost on core 0, clients and load on core 1:\n");
+    header();
+    pin_here_to_core_1();
+    for (reading, stalled) in [(0, 0), (100, 0)] {
+        phase(reading, stalled, true);
     }
 }
 
-fn phase(reading: usize, stalled: usize) {
+/// This thread, and every thread it starts from now on, runs on core 1 only.
+fn pin_here_to_core_1() {
+    let status = Command::new("taskset").args(["-p", "-c", "1", &std::process::id().to_string()]).output().unwrap();
+    assert!(status.status.success(), "taskset: {}", String::from_utf8_lossy(&status.stderr));
+}
+
+fn phase(reading: usize, stalled: usize, pinned: bool) {
     let sandbox = Sandbox::new();
     sandbox.install_examples();
     let config = sandbox.root.path().join("host.toml");
     std::fs::write(&config, "sample_interval_ms = 100\n").unwrap();
-    let daemon = sandbox.start(&["--config", config.to_str().unwrap()]);
+    let daemon = if pinned {
+        let mut command = Command::new("taskset");
+        command
+            .args(["-c", "0"])
+            .arg(monitor_bin())
+            .args(["run", "--config", config.to_str().unwrap(), "--plugins"])
+            .arg(sandbox.plugins())
+            .env("MONITOR_DATA_DIR", sandbox.data())
+            .env("MONITOR_LOG", "info");
+        let mut daemon = Daemon::spawn(command);
+        daemon.wait_log("the host to be ready", "monitor ready in");
+        daemon
+    } else {
+        sandbox.start(&["--config", config.to_str().unwrap()])
+    };
     let (addr, token) = (sandbox.addr(), sandbox.token());
 
     let stop = Arc::new(AtomicBool::new(false));
