@@ -136,13 +136,18 @@ fn parse_url(text: &str) -> Result<String, UsageError> {
 /// The host `--url` names, else the daemon if it runs, else the database.
 /// `plugins_dir` lets the offline client find plugins the database does not know yet.
 pub fn connect(data: &DataDir, plugins_dir: Option<PathBuf>) -> anyhow::Result<Box<dyn Client>> {
-    if let Some(remote) = remote() {
-        return Ok(Box::new(remote));
+    match running(data)? {
+        Some(remote) => Ok(Box::new(remote)),
+        None => Ok(Box::new(Local::open(data, plugins_dir)?)),
     }
-    if let Some(remote) = Remote::find(data)? {
-        return Ok(Box::new(remote));
+}
+
+/// The host `--url` names, else the daemon of this data directory if it runs.
+pub fn running(data: &DataDir) -> anyhow::Result<Option<Remote>> {
+    match remote() {
+        Some(remote) => Ok(Some(remote)),
+        None => Remote::find(data),
     }
-    Ok(Box::new(Local::open(data, plugins_dir)?))
 }
 
 pub struct Remote {

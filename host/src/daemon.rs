@@ -108,8 +108,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     tokio::spawn(forward_job_events(jobs.subscribe(), hub.clone()));
     // The plugins' state is on the stream before the first client can connect.
+    let listing = manager.listing()?;
     let mut plugin_states = Vec::new();
-    publish_plugins(&manager, &hub, &mut plugin_states);
+    publish_plugins(&listing, &hub, &mut plugin_states);
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -120,7 +121,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     });
     write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string() })?;
 
-    let listing = manager.listing()?;
     let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count();
     tracing::info!(
         api = %addr, plugins = running, problems = listing.problems.len(),
@@ -155,10 +155,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 let samples = Arc::new(board.lock().expect("board lock").samples());
                 let (alerts, seen, commits) = (alerting.clone(), samples.clone(), writer.commits());
                 let job_inputs = job_inputs(&jobs);
-                let quarantined = manager.quarantined().unwrap_or_else(|e| {
-                    tracing::error!("reading plugin states for the alert rules: {e}");
-                    Vec::new()
-                });
+                // One read of the plugins' states a tick, for the rules and the stream.
+                let listing = manager.listing().map_err(|e| tracing::error!("reading plugin states: {e}")).ok();
+                let quarantined: Vec<String> = listing.iter().flat_map(|l| &l.plugins)
+                    .filter(|p| matches!(p.state, crate::plugin::State::Quarantined { .. }))
+                    .map(|p| p.name.clone())
+                    .collect();
                 // Alerts first: their latency counts from the sample.
                 let evaluated = tokio::task::spawn_blocking(move || {
                     alerts.evaluate(&seen, commits, &quarantined, &job_inputs, sampler::now_ms(), started);
@@ -166,7 +168,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 if let Err(e) = evaluated.await {
                     tracing::error!("evaluating alert rules: {e}");
                 }
-                publish_plugins(&manager, &hub, &mut plugin_states);
+                if let Some(listing) = &listing {
+                    publish_plugins(listing, &hub, &mut plugin_states);
+                }
                 hub.publish_samples(sampler::now_ms(), &samples);
                 let history = store.clone();
                 match tokio::task::spawn_blocking(move || history.metrics_record(&samples, max_series)).await {
@@ -283,14 +287,10 @@ fn job_inputs(jobs: &crate::watch::Jobs) -> Vec<JobInput> {
 
 /// Puts the plugin listing on the stream when a plugin's state changed
 /// (`last` is what was published before).
-fn publish_plugins(manager: &Manager, hub: &Hub, last: &mut Vec<(String, crate::plugin::State)>) {
-    let listing = match manager.listing() {
-        Ok(listing) => listing,
-        Err(e) => return tracing::error!("reading plugin states for the stream: {e}"),
-    };
+fn publish_plugins(listing: &crate::plugin::Listing, hub: &Hub, last: &mut Vec<(String, crate::plugin::State)>) {
     let states: Vec<_> = listing.plugins.iter().map(|p| (p.name.clone(), p.state.clone())).collect();
     if states != *last {
-        hub.publish_plugins(&listing);
+        hub.publish_plugins(listing);
         *last = states;
     }
 }

@@ -132,14 +132,13 @@ pub fn host_metrics(ticks: &Latencies, database_bytes: u64, now_ms: u64) -> Vec<
         ("monitor_database_bytes", database_bytes as f64, "bytes"),
     ]
     .into_iter()
-    .map(|(name, value, unit)| Sample {
-        name: name.into(),
-        labels: BTreeMap::new(),
-        value,
-        unit: unit.into(),
-        timestamp_ms: now_ms,
-    })
+    .map(|(name, value, unit)| gauge(name, value, unit, now_ms))
     .collect()
+}
+
+/// One of the host's own series, without labels.
+pub fn gauge(name: &str, value: f64, unit: &str, now_ms: u64) -> Sample {
+    Sample { name: name.into(), labels: BTreeMap::new(), value, unit: unit.into(), timestamp_ms: now_ms }
 }
 
 #[cfg(test)]

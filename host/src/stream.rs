@@ -230,13 +230,7 @@ impl Hub {
             ("monitor_stream_dropped_total", c.dropped.load(Ordering::Relaxed)),
         ]
         .into_iter()
-        .map(|(name, value)| Sample {
-            name: name.into(),
-            labels: Default::default(),
-            value: value as f64,
-            unit: String::new(),
-            timestamp_ms: now_ms,
-        })
+        .map(|(name, value)| crate::metrics::gauge(name, value as f64, "", now_ms))
         .collect()
     }
 }

@@ -134,7 +134,7 @@ type Request = (std::ops::Range<usize>, bool, oneshot::Sender<Result<Vec<Reply>,
 
 fn commit(store: &Store, committed: &Committed, batch: &[(NodePath, Update)], requests: Vec<Request>) {
     let now = crate::sampler::now_ms();
-    let results = match store.progress_apply_logged(batch, now, committed.calculator) {
+    let results = match store.progress_apply_with(batch, now, committed.calculator) {
         Ok((results, events)) => {
             committed.commits.fetch_add(1, Ordering::Release);
             committed.hub.publish_progress(&events);

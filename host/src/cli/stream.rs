@@ -9,7 +9,6 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::UsageError;
-use crate::client::Remote;
 use crate::client::sse::next_event;
 use crate::paths::DataDir;
 use crate::progress::NodePath;
@@ -87,12 +86,9 @@ pub fn run(data: &DataDir, args: StreamArgs) -> anyhow::Result<()> {
 
 /// The stream of the host named by `--url`, or else of the one on this data directory.
 fn connect(data: &DataDir, query: &str, cursor: Option<&str>) -> anyhow::Result<impl std::io::BufRead + use<>> {
-    let host = match crate::client::remote() {
-        Some(remote) => remote,
-        None => Remote::find(data)?.ok_or_else(|| {
-            anyhow::anyhow!("no monitor host is running on this data directory; start it with 'monitor run'")
-        })?,
-    };
+    let host = crate::client::running(data)?.ok_or_else(|| {
+        anyhow::anyhow!("no monitor host is running on this data directory; start it with 'monitor run'")
+    })?;
     host.stream(query, cursor)
 }
 

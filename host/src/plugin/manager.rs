@@ -503,17 +503,6 @@ impl Manager {
         self.finish(name, result)
     }
 
-    /// The quarantined plugins, by name.
-    pub fn quarantined(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .store
-            .plugins()?
-            .into_iter()
-            .filter(|r| matches!(r.state, State::Quarantined { .. }))
-            .map(|r| r.name)
-            .collect())
-    }
-
     pub async fn format(&self, name: &str, view: types::View) -> Result<String, ManagerError> {
         let actor = self.actor(name, Role::DisplayFormatter)?;
         let result = actor.run(move |w| w.call(|i| i.format(&view))).await;

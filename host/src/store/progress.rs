@@ -96,23 +96,13 @@ impl Store {
     /// update, in order. A refused update changes nothing; the others still apply.
     /// Parents named for a calculator get the default aggregation here.
     pub fn progress_apply(&self, batch: &[(NodePath, Update)], now_ms: u64) -> Result<Vec<UpdateResult>, StoreError> {
-        self.progress_apply_with(batch, now_ms, None)
+        Ok(self.progress_apply_with(batch, now_ms, None)?.0)
     }
 
     /// [`Store::progress_apply`], with `calculator` running the plugins that
-    /// parents are named for.
+    /// parents are named for; also returns the events it recorded (what the
+    /// stream publishes once the commit is done).
     pub fn progress_apply_with(
-        &self,
-        batch: &[(NodePath, Update)],
-        now_ms: u64,
-        calculator: Option<&dyn Calculator>,
-    ) -> Result<Vec<UpdateResult>, StoreError> {
-        Ok(self.progress_apply_logged(batch, now_ms, calculator)?.0)
-    }
-
-    /// [`Store::progress_apply_with`], also returning the events it recorded
-    /// (what the stream publishes once the commit is done).
-    pub fn progress_apply_logged(
         &self,
         batch: &[(NodePath, Update)],
         now_ms: u64,
@@ -555,8 +545,8 @@ mod tests {
     fn the_feed_orders_every_run_s_events_and_prunes_with_them() {
         let (_dir, store) = open();
         let start = || Op::Start { total: Some(10.0), weight: None };
-        let (_, first) = store.progress_apply_logged(&[up("a/x", start()), up("b", start())], 1, None).unwrap();
-        let (_, second) = store.progress_apply_logged(&[up("a/x", Op::Advance { units: 1.0 })], 2, None).unwrap();
+        let (_, first) = store.progress_apply_with(&[up("a/x", start()), up("b", start())], 1, None).unwrap();
+        let (_, second) = store.progress_apply_with(&[up("a/x", Op::Advance { units: 1.0 })], 2, None).unwrap();
         let ids: Vec<u64> = first.iter().chain(&second).map(|e| e.id).collect();
         assert_eq!(ids, [1, 2, 3], "one order across runs and commits");
         assert_eq!(store.progress_feed_last().unwrap(), 3);
@@ -566,7 +556,7 @@ mod tests {
         assert_eq!(oldest, Some(1));
         assert_eq!(store.progress_feed(0, 1).unwrap().0.len(), 1, "at most the limit");
         assert!(store.progress_feed(3, 10).unwrap().0.is_empty());
-        let (refused, none) = store.progress_apply_logged(&[up("a/x", Op::Advance { units: -1.0 })], 3, None).unwrap();
+        let (refused, none) = store.progress_apply_with(&[up("a/x", Op::Advance { units: -1.0 })], 3, None).unwrap();
         assert!(refused[0].is_err() && none.is_empty(), "a refused update is no event");
 
         // Keep one event per run: a's first goes, and its feed entry with it.

@@ -85,7 +85,6 @@ impl Subscription {
 pub struct Session {
     hub: Hub,
     store: Store,
-    topics: BTreeSet<Topic>,
     run: Option<String>,
     rings: [Option<broadcast::Receiver<Arc<Message>>>; 5],
     stopping: watch::Receiver<bool>,
@@ -123,7 +122,6 @@ impl Session {
             // directory) starts at its end rather than skipping what comes.
             progress: want.after.progress.map_or(progress_last, |p| p.min(progress_last)),
             alerts: want.after.alerts.map_or(alerts_last, |a| a.min(alerts_last)),
-            topics: want.topics,
             run: want.run,
             rings,
             stopping: hub.stopping.subscribe(),
@@ -131,11 +129,16 @@ impl Session {
         })
     }
 
+    /// Whether the client subscribed to `topic`.
+    fn reads(&self, topic: Topic) -> bool {
+        self.rings[topic as usize].is_some()
+    }
+
     /// Where this client got to, for the durable topics it reads.
     pub fn cursor(&self) -> Cursor {
         Cursor {
-            progress: self.topics.contains(&Topic::Progress).then_some(self.progress),
-            alerts: self.topics.contains(&Topic::Alerts).then_some(self.alerts),
+            progress: self.reads(Topic::Progress).then_some(self.progress),
+            alerts: self.reads(Topic::Alerts).then_some(self.alerts),
         }
     }
 
@@ -224,8 +227,8 @@ impl Session {
     /// cursor, a chunk at a time, until the database has no more.
     async fn read_back(&mut self) -> Result<(), StoreError> {
         let store = self.store.clone();
-        let progress = self.topics.contains(&Topic::Progress).then_some(self.progress);
-        let alerts = self.topics.contains(&Topic::Alerts).then_some(self.alerts);
+        let progress = self.reads(Topic::Progress).then_some(self.progress);
+        let alerts = self.reads(Topic::Alerts).then_some(self.alerts);
         let (events, entries) = tokio::task::spawn_blocking(move || {
             let events = progress.map(|after| store.progress_feed(after, READ_BACK)).transpose()?;
             let entries = alerts.map(|after| store.alerts_after(after, READ_BACK)).transpose()?;
@@ -290,7 +293,7 @@ mod tests {
     fn report(store: &Store, hub: &Hub, paths: &[&str]) -> Vec<ProgressEvent> {
         let batch: Vec<_> =
             paths.iter().map(|p| (NodePath::parse(p).unwrap(), Update::new(Op::Advance { units: 1.0 }))).collect();
-        let (_, events) = store.progress_apply_logged(&batch, 1, None).unwrap();
+        let (_, events) = store.progress_apply_with(&batch, 1, None).unwrap();
         hub.publish_progress(&events);
         events
     }
