@@ -33,6 +33,7 @@ use crate::writer::{MAX_BATCH, Writer};
 
 pub mod alerts;
 mod jobs;
+pub mod server;
 mod stream;
 
 #[derive(Clone)]

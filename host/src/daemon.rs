@@ -62,10 +62,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let (changes_tx, mut changes) = mpsc::unbounded_channel();
     let _watcher = watch(&plugins_dir, changes_tx)?;
 
-    let listener = tokio::net::TcpListener::bind(&config.api.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
-    let addr = listener.local_addr()?;
+    let listener = api::server::Listening::bind(&config.api.listen).await?;
+    let addr = listener.addr()?;
     if !addr.ip().is_loopback() {
         tracing::warn!(
             "the API listens on {addr}, beyond this machine, over plain HTTP: requests need the token, but it travels in clear; keep the address on a private network, or listen on 127.0.0.1 and reach it through an SSH tunnel"
@@ -111,14 +109,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let listing = manager.listing()?;
     let mut plugin_states = Vec::new();
     publish_plugins(&listing, &hub, &mut plugin_states);
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async {
-                let _ = api_stopped.await;
-            })
-            .await
-    });
+    let server = listener.serve(api::router(state));
     write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string() })?;
 
     let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count();
@@ -232,8 +223,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     tracing::info!("stopping");
     jobs.stop().await;
     hub.close();
-    let _ = stop_api.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    server.stop().await;
     // The writer ends once the last handle is gone, after what was queued.
     drop(writer);
     let _ =

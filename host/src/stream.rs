@@ -19,6 +19,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,12 @@ use crate::watch::JobEvent;
 mod session;
 
 pub use session::{Cursor, Session, Subscription};
+
+/// A client that takes nothing for this long while messages wait for it has
+/// stopped reading, and its connection is closed: by the host for a
+/// WebSocket, by the kernel for anything else on the API's listener
+/// (`TCP_USER_TIMEOUT`).
+pub const STALLED: Duration = Duration::from_secs(10);
 
 /// What a client can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -214,11 +221,6 @@ impl Hub {
     /// Ends every session: the host is stopping.
     pub fn close(&self) {
         self.stopping.send_replace(true);
-    }
-
-    /// A client given up on because it stopped reading.
-    pub fn count_dropped(&self) {
-        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The stream's self-metrics, published with the host's.

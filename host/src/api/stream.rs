@@ -9,7 +9,6 @@
 //! the event name is the topic and the event id the client's cursor.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -19,14 +18,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 
 use super::{AppState, error};
-use crate::stream::{Hub, Session, Subscription};
+use crate::stream::{STALLED, Session, Subscription};
 
-/// A WebSocket client that takes longer than this to accept a message is
-/// dropped: it has stopped reading.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes written to a WebSocket at once.
+const BATCH_BYTES: usize = 256 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/stream", get(stream))
@@ -65,8 +64,7 @@ async fn stream(
     let Ok(upgrade) = upgrade else {
         return events(session);
     };
-    let hub = state.hub.clone();
-    upgrade.on_upgrade(move |socket| pump(socket, session, hub))
+    upgrade.on_upgrade(move |socket| pump(socket, session))
 }
 
 fn events(session: Session) -> Response {
@@ -81,30 +79,41 @@ fn events(session: Session) -> Response {
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
-/// Sends the session's messages until either side ends; what the client sends
-/// is read only to notice it leaving (pings are answered underneath).
-async fn pump(mut socket: WebSocket, mut session: Session, hub: Hub) {
+/// Sends the session's messages until either side ends, all that is ready
+/// at once, so a burst costs one write. What the client sends is read in a
+/// task of its own, polled only when something arrives, to notice it leaving
+/// (pings are answered underneath).
+async fn pump(socket: WebSocket, mut session: Session) {
+    let (mut sink, mut incoming) = socket.split();
+    let mut reader = tokio::spawn(async move {
+        while let Some(Ok(frame)) = incoming.next().await {
+            if matches!(frame, Frame::Close(_)) {
+                break;
+            }
+        }
+    });
     loop {
         tokio::select! {
             next = session.next() => {
-                let Some(message) = next else {
-                    let _ = socket.send(Frame::Close(None)).await;
-                    return;
+                let Some(first) = next else {
+                    let _ = sink.send(Frame::Close(None)).await;
+                    break;
                 };
-                match tokio::time::timeout(SEND_TIMEOUT, socket.send(Frame::Text(message.json.clone()))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return,
-                    Err(_) => {
-                        hub.count_dropped();
-                        tracing::info!("stream client dropped: it accepted nothing for {SEND_TIMEOUT:?}");
-                        return;
+                let send = async {
+                    let mut bytes = first.json.len();
+                    sink.feed(Frame::Text(first.json.clone())).await?;
+                    while bytes < BATCH_BYTES && let Some(message) = session.ready() {
+                        bytes += message.json.len();
+                        sink.feed(Frame::Text(message.json.clone())).await?;
                     }
+                    sink.flush().await
+                };
+                if !matches!(tokio::time::timeout(STALLED, send).await, Ok(Ok(()))) {
+                    break;
                 }
             }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Frame::Close(_)) | Err(_)) | None => return,
-                Some(Ok(_)) => {}
-            },
+            _ = &mut reader => break,
         }
     }
+    reader.abort();
 }

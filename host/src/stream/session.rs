@@ -5,12 +5,13 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::json;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::watch;
 
-use super::{Hub, Message, Topic};
+use super::{Hub, Message, STALLED, Topic};
 use crate::store::{Store, StoreError};
 
 /// Most events read back from the database at once.
@@ -94,6 +95,9 @@ pub struct Session {
     alerts: u64,
     queue: VecDeque<Arc<Message>>,
     reading_back: bool,
+    /// When the client was last handed a message: one that has had none for
+    /// [`STALLED`] while some wait has stopped reading.
+    last_handed: Instant,
 }
 
 impl Session {
@@ -126,6 +130,7 @@ impl Session {
             rings,
             stopping: hub.stopping.subscribe(),
             queue,
+            last_handed: Instant::now(),
         })
     }
 
@@ -146,7 +151,7 @@ impl Session {
     /// database cannot be read back).
     pub async fn next(&mut self) -> Option<Arc<Message>> {
         loop {
-            if let Some(message) = self.queue.pop_front() {
+            if let Some(message) = self.ready() {
                 return Some(message);
             }
             if self.reading_back {
@@ -160,13 +165,60 @@ impl Session {
             match got {
                 Ok(message) => {
                     if let Some(message) = self.admit(topic, message) {
-                        return Some(message);
+                        return Some(self.handed(message));
                     }
                 }
                 Err(RecvError::Lagged(missed)) => self.lagged(topic, missed),
                 Err(RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// A message that is there now, without waiting: `None` when there is
+    /// none, or when the database is to be read first (which `next` does).
+    /// Lets a connection write what has piled up in one go.
+    pub fn ready(&mut self) -> Option<Arc<Message>> {
+        loop {
+            if let Some(message) = self.queue.pop_front() {
+                return Some(self.handed(message));
+            }
+            if self.reading_back || *self.stopping.borrow() {
+                return None;
+            }
+            let mut found = false;
+            for topic in Topic::ALL {
+                let got = match &mut self.rings[topic as usize] {
+                    Some(ring) => ring.try_recv(),
+                    None => continue,
+                };
+                match got {
+                    Ok(message) => {
+                        found = true;
+                        if let Some(message) = self.admit(topic, message) {
+                            return Some(self.handed(message));
+                        }
+                    }
+                    Err(TryRecvError::Lagged(missed)) => {
+                        found = true;
+                        self.lagged(topic, missed);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => {}
+                }
+            }
+            if !found {
+                return None;
+            }
+        }
+    }
+
+    fn handed(&mut self, message: Arc<Message>) -> Arc<Message> {
+        self.last_handed = Instant::now();
+        message
+    }
+
+    /// Messages wait for this client.
+    fn waiting(&self) -> bool {
+        !self.queue.is_empty() || self.rings.iter().flatten().any(|ring| !ring.is_empty())
     }
 
     async fn recv(&mut self) -> (Topic, Result<Arc<Message>, RecvError>) {
@@ -270,8 +322,15 @@ impl Session {
 }
 
 impl Drop for Session {
+    /// Counts the client as dropped when its connection ends with messages
+    /// waiting that it took none of for [`STALLED`]: the host gave up on it
+    /// (WebSocket), or the kernel did (SSE, `TCP_USER_TIMEOUT`).
     fn drop(&mut self) {
         self.hub.counters.clients.fetch_sub(1, Ordering::Relaxed);
+        if self.last_handed.elapsed() >= STALLED && self.waiting() {
+            self.hub.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("stream client dropped: it accepted nothing for {STALLED:?}");
+        }
     }
 }
 
@@ -380,6 +439,40 @@ mod tests {
         assert_eq!(hub.metrics(0)[0].value, 1.0, "one client");
         drop(session);
         assert_eq!(hub.metrics(0)[0].value, 0.0);
+    }
+
+    #[tokio::test]
+    async fn what_is_ready_is_taken_without_waiting_and_a_stalled_client_counts_as_dropped() {
+        let (_dir, store) = open_store();
+        let hub = Hub::default();
+        let mut session = Session::open(&hub, store.clone(), want("progress,samples", None, None)).await.unwrap();
+        assert!(session.ready().is_none(), "nothing yet");
+        report(&store, &hub, &["r/a", "r/b", "r/c"]);
+        hub.publish_samples(7, &[]);
+        let mut ready = Vec::new();
+        while let Some(message) = session.ready() {
+            ready.push((message.topic, message.id));
+        }
+        ready.sort();
+        assert_eq!(ready, [("progress", 1), ("progress", 2), ("progress", 3), ("samples", 0)]);
+
+        let dropped = |hub: &Hub| hub.metrics(0)[2].value;
+        let mut idle = Session::open(&hub, store.clone(), want("progress", None, None)).await.unwrap();
+        idle.last_handed -= STALLED;
+        drop(idle);
+        assert_eq!(dropped(&hub), 0.0, "nothing waited for it: idle, not stalled");
+
+        let mut stalled = Session::open(&hub, store.clone(), want("progress", None, None)).await.unwrap();
+        report(&store, &hub, &["r/d"]);
+        drop(stalled);
+        assert_eq!(dropped(&hub), 0.0, "it was handed a message just now");
+
+        stalled = Session::open(&hub, store.clone(), want("progress", None, None)).await.unwrap();
+        report(&store, &hub, &["r/e"]);
+        stalled.last_handed -= STALLED;
+        drop(stalled);
+        assert_eq!(dropped(&hub), 1.0, "a message waited and it took none for STALLED");
+        drop(session);
     }
 
     #[test]

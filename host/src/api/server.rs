@@ -1,0 +1,109 @@
+//! The API's listener and the threads that serve it.
+//!
+//! The API runs on a tokio runtime of its own whose threads have a lower
+//! priority (nice 10) than the rest of the host: when the CPU is short, writing
+//! to stream clients and answering requests yields to sampling, the plugins
+//! and the alert rules, so the tick keeps its time however many clients read.
+//!
+//! Every accepted connection gets `TCP_USER_TIMEOUT` = [`STALLED`]: the kernel
+//! closes one whose peer has taken none of what was sent for that long (a
+//! client that stopped reading, a peer that vanished), which ends the request
+//! and frees what it held.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::Router;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::stream::STALLED;
+
+/// How much lower than the host's threads the API's run (`nice`).
+const NICENESS: i32 = 10;
+
+/// The API's listener, bound, not yet serving.
+pub struct Listening {
+    runtime: Runtime,
+    listener: TcpListener,
+}
+
+/// The API, serving until [`Serving::stop`].
+pub struct Serving {
+    runtime: Runtime,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Listening {
+    /// Binds `listen` (`api.listen`) on the API's own threads.
+    pub async fn bind(listen: &str) -> anyhow::Result<Listening> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("monitor-api")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()
+            .context("cannot start the API's threads")?;
+        let address = listen.to_string();
+        let listener = runtime
+            .spawn(async move { TcpListener::bind(address).await })
+            .await?
+            .with_context(|| format!("cannot listen on {listen} (api.listen)"))?;
+        Ok(Listening { runtime, listener })
+    }
+
+    pub fn addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn serve(self, router: Router) -> Serving {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listener = self.listener.tap_io(close_when_stalled);
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        let task = self.runtime.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Serving { runtime: self.runtime, stop, task }
+    }
+}
+
+impl Serving {
+    /// Stops accepting, gives open requests a second, then ends the threads.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.task).await;
+        self.runtime.shutdown_background();
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn close_when_stalled(tcp: &mut tokio::net::TcpStream) {
+    let millis = STALLED.as_millis() as u32;
+    if let Err(e) = rustix::net::sockopt::set_tcp_user_timeout(&*tcp, millis) {
+        tracing::debug!("cannot set TCP_USER_TIMEOUT on an API connection: {e}");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn close_when_stalled(_: &mut tokio::net::TcpStream) {}
+
+/// On Linux the nice value is per thread; this sets the calling thread's.
+/// (Elsewhere it would be the whole process's: left alone there.)
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // No pid: the calling thread.
+    if let Err(e) = rustix::process::setpriority_process(None, NICENESS) {
+        tracing::debug!("cannot lower the API thread's priority: {e}");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
