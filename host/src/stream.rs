@@ -10,7 +10,9 @@
 //!   how many), gets the plugins' latest state again, and reads the progress
 //!   events and alert transitions it missed back from the database: those are
 //!   never lost. The rings are small for big messages (samples), so a stalled
-//!   client holds little memory.
+//!   client holds little memory, and after [`STALLED`] it is dropped.
+//! - A client that names series gets a samples message of its own, serialized
+//!   from the tick's samples, which the message keeps ([`Tick`]).
 //! - Progress events carry their feed id and alert transitions their history
 //!   sequence number. A client that reconnects with the last ones it saw
 //!   ([`Cursor`]) gets everything after them from the database, then the live
@@ -33,7 +35,7 @@ use crate::watch::JobEvent;
 
 mod session;
 
-pub use session::{Cursor, Session, Subscription};
+pub use session::{Cursor, Request, Session, Subscription};
 
 /// A client that takes nothing for this long while messages wait for it has
 /// stopped reading, and its connection is closed: by the host for a
@@ -98,7 +100,24 @@ pub struct Message {
     pub id: u64,
     /// The run of a progress event, for clients that follow one run.
     pub run: Option<Box<str>>,
+    /// The samples of a tick, for clients that want some series only.
+    pub tick: Option<Tick>,
     pub json: Utf8Bytes,
+}
+
+/// A tick's samples, as published.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    at_ms: u64,
+    samples: Arc<Vec<Sample>>,
+}
+
+impl Tick {
+    /// The samples message with only the series `keep` says yes to.
+    fn only(&self, keep: impl Fn(&str) -> bool) -> Message {
+        let samples: Vec<&Sample> = self.samples.iter().filter(|s| keep(&s.name)).collect();
+        Message::new("samples", 0, &SamplesData { at_ms: self.at_ms, samples: &samples })
+    }
 }
 
 #[derive(Serialize)]
@@ -116,7 +135,7 @@ fn is_zero(id: &u64) -> bool {
 impl Message {
     pub fn new(topic: &'static str, id: u64, data: &impl Serialize) -> Message {
         let json = serde_json::to_string(&Wire { topic, id, data }).expect("stream messages serialize");
-        Message { topic, id, run: None, json: json.into() }
+        Message { topic, id, run: None, tick: None, json: json.into() }
     }
 
     pub fn progress(event: &ProgressEvent) -> Message {
@@ -129,9 +148,9 @@ impl Message {
 }
 
 #[derive(Serialize)]
-struct SamplesData<'a> {
+struct SamplesData<'a, S: Serialize> {
     at_ms: u64,
-    samples: &'a [Sample],
+    samples: &'a [S],
 }
 
 /// The rings and the counters every [`Session`] shares; clones share them.
@@ -177,9 +196,10 @@ impl Hub {
         let _ = self.ring(topic).send(Arc::new(message));
     }
 
-    pub fn publish_samples(&self, at_ms: u64, samples: &[Sample]) {
+    pub fn publish_samples(&self, at_ms: u64, samples: &Arc<Vec<Sample>>) {
         if self.listened(Topic::Samples) {
-            self.send(Topic::Samples, Message::new("samples", 0, &SamplesData { at_ms, samples }));
+            let message = Message::new("samples", 0, &SamplesData { at_ms, samples: samples.as_slice() });
+            self.send(Topic::Samples, Message { tick: Some(Tick { at_ms, samples: samples.clone() }), ..message });
         }
     }
 

@@ -137,6 +137,14 @@ fn websocket_clients_get_samples_plugin_state_and_only_their_topics_and_run() {
     assert!(series.iter().any(|s| s["name"] == "queue_depth"), "plugin metrics are in the samples");
     assert!(series.iter().any(|s| s["name"] == "monitor_stream_clients"), "and the stream's own");
 
+    let mut few = Ws::connect(&addr, &token, "topics=samples&series=queue_depth,monitor_cpu_core_usage_percent");
+    let tick = few.next().unwrap();
+    let names: BTreeSet<&str> =
+        tick.json["data"]["samples"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["monitor_cpu_core_usage_percent", "queue_depth"].into(), "only the series asked for");
+    let cores = |samples: &[serde_json::Value]| samples.iter().filter(|s| s["labels"]["core"].is_string()).count();
+    assert_eq!(cores(tick.json["data"]["samples"].as_array().unwrap()), cores(&series), "every core's series");
+
     let mut one_run = Ws::connect(&addr, &token, "topics=progress&run=wanted");
     advance(&sandbox, &["other/a", "wanted/a", "other/b", "wanted/b"]);
     assert_eq!(one_run.next().unwrap().json["data"]["path"], "wanted/a");

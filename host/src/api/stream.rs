@@ -3,7 +3,8 @@
 //! otherwise (`curl -N`).
 //!
 //! Both take `topics=samples,progress,alerts,plugins,jobs` (all by default),
-//! `run=NAME` (that run's progress only) and `after=p12.a3` to resume; SSE
+//! `run=NAME` (that run's progress only), `series=NAME,…` (those metrics only
+//! in the samples) and `after=p12.a3` to resume; SSE
 //! clients may send the standard `Last-Event-ID` header instead, which carries
 //! the same cursor. Every message is the JSON `{"topic","id","data"}`; over SSE
 //! the event name is the topic and the event id the client's cursor.
@@ -19,10 +20,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 
 use super::{AppState, error};
-use crate::stream::{STALLED, Session, Subscription};
+use crate::stream::{Request, STALLED, Session, Subscription};
 
 /// Most bytes written to a WebSocket at once.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -31,19 +31,9 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/stream", get(stream))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StreamQuery {
-    pub topics: Option<String>,
-    pub run: Option<String>,
-    pub after: Option<String>,
-}
-
 /// The client's subscription, opened; a bad one is a 400 naming the value.
-async fn open(state: &AppState, query: &StreamQuery, last_event_id: Option<&str>) -> Result<Session, Response> {
-    let after = query.after.as_deref().or(last_event_id);
-    let want = Subscription::parse(query.topics.as_deref(), query.run.as_deref(), after)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+async fn open(state: &AppState, request: &Request) -> Result<Session, Response> {
+    let want = Subscription::parse(request).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     Session::open(&state.hub, state.store.clone(), want)
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot open the stream: {e}")))
@@ -53,11 +43,13 @@ async fn open(state: &AppState, query: &StreamQuery, last_event_id: Option<&str>
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<StreamQuery>,
+    Query(mut request): Query<Request>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let session = match open(&state, &query, last).await {
+    if request.after.is_none() {
+        request.after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    }
+    let session = match open(&state, &request).await {
         Ok(session) => session,
         Err(response) => return response,
     };

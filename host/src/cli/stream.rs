@@ -26,6 +26,9 @@ pub struct StreamArgs {
     /// Only this run's progress.
     #[arg(long)]
     run: Option<String>,
+    /// Only these metrics in the samples (and the samples topic alone, unless --topics says more).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    series: Vec<String>,
     /// Start after this cursor (an event id seen before, like p41.a7): what came since is read back first.
     #[arg(long, value_name = "CURSOR")]
     after: Option<String>,
@@ -35,11 +38,20 @@ pub struct StreamArgs {
 }
 
 pub fn run(data: &DataDir, args: StreamArgs) -> anyhow::Result<()> {
-    let topics: Vec<Topic> = match args.topics.is_empty() {
-        true => Topic::ALL.into_iter().filter(|t| *t != Topic::Samples).collect(),
-        false => args.topics.iter().map(|t| Topic::parse(t.trim())).collect::<Result<_, _>>().map_err(UsageError)?,
+    let topics: Vec<Topic> = match (args.topics.is_empty(), args.series.is_empty()) {
+        (true, true) => Topic::ALL.into_iter().filter(|t| *t != Topic::Samples).collect(),
+        (true, false) => vec![Topic::Samples],
+        (false, _) => {
+            args.topics.iter().map(|t| Topic::parse(t.trim())).collect::<Result<_, _>>().map_err(UsageError)?
+        }
     };
+    if !args.series.is_empty() && !topics.contains(&Topic::Samples) {
+        return Err(UsageError("--series picks metrics of the samples topic; add samples to --topics".into()).into());
+    }
     let mut query = format!("topics={}", topics.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","));
+    if !args.series.is_empty() {
+        query.push_str(&format!("&series={}", args.series.join(",")));
+    }
     if let Some(run) = &args.run {
         NodePath::parse(run).map_err(|e| UsageError(format!("--run: {e}")))?;
         query.push_str(&format!("&run={run}"));
@@ -136,7 +148,7 @@ fn describe(json: &str) -> String {
             let outcome = data["outcome"].as_str().map(|o| format!(" · {o}")).unwrap_or_default();
             format!("job       {job} {}{outcome}", text(&data["event"]))
         }
-        "samples" => format!("samples   {} series", data["samples"].as_array().map_or(0, Vec::len)),
+        "samples" => format!("samples   {}", samples(&data["samples"])),
         "gap" => format!(
             "gap       {} events after {} are no longer kept; the history goes on from {}",
             text(&data["topic"]),
@@ -151,6 +163,25 @@ fn describe(json: &str) -> String {
     format!("{}  {what}", clock(at))
 }
 
+/// A few series as `name{labels}=value`, more as how many.
+fn samples(samples: &Value) -> String {
+    let samples = samples.as_array().cloned().unwrap_or_default();
+    if samples.len() > 8 {
+        return format!("{} series", samples.len());
+    }
+    let one = |s: &Value| {
+        let labels: Vec<String> = s["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+        let labels = if labels.is_empty() { String::new() } else { format!("{{{}}}", labels.join(",")) };
+        format!("{}{labels}={}", s["name"].as_str().unwrap_or_default(), s["value"])
+    };
+    samples.iter().map(one).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +192,8 @@ mod tests {
         assert_eq!(describe(progress), "01:02:03  progress  etl/load advance units=4 · rows");
         let alert = r#"{"topic":"alerts","id":1,"data":{"seq":1,"rule":"queue-deep","level":"warning","from":"pending","to":"firing","message":"deep","at_ms":0}}"#;
         assert_eq!(describe(alert), "00:00:00  alert     WARNING queue-deep pending → firing · deep");
+        let few = r#"{"topic":"samples","data":{"at_ms":0,"samples":[{"name":"cpu","labels":{"core":"0"},"value":12.5},{"name":"load","labels":{},"value":1.0}]}}"#;
+        assert_eq!(describe(few), "00:00:00  samples   cpu{core=0}=12.5 load=1.0");
         assert_eq!(describe("not json"), "not json");
     }
 }

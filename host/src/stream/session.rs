@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::watch;
@@ -59,26 +60,44 @@ impl fmt::Display for Cursor {
     }
 }
 
+/// The comma-separated items of a parameter; `None` when absent or empty.
+fn list(text: &Option<String>) -> Option<impl Iterator<Item = &str>> {
+    text.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(|t| t.split(',').map(str::trim))
+}
+
+/// A client's request as it comes (`/v1/stream?topics=…&run=…&series=…&after=…`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub topics: Option<String>,
+    pub run: Option<String>,
+    pub series: Option<String>,
+    pub after: Option<String>,
+}
+
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscription {
     pub topics: BTreeSet<Topic>,
     /// Only this run's progress events.
     pub run: Option<String>,
+    /// Only these series (metric names) in the samples.
+    pub series: Option<BTreeSet<String>>,
     /// Resume after these (from the database); live only where unset.
     pub after: Cursor,
 }
 
 impl Subscription {
-    /// From `topics=a,b` (all when absent), `run=` and `after=`.
-    pub fn parse(topics: Option<&str>, run: Option<&str>, after: Option<&str>) -> Result<Subscription, String> {
-        let topics = match topics.map(str::trim).filter(|t| !t.is_empty()) {
+    /// From `topics=a,b` (all when absent), `run=`, `series=a,b` and `after=`.
+    pub fn parse(request: &Request) -> Result<Subscription, String> {
+        let topics = match list(&request.topics) {
             None => Topic::ALL.into_iter().collect(),
-            Some(list) => list.split(',').map(|t| Topic::parse(t.trim())).collect::<Result<_, _>>()?,
+            Some(names) => names.map(Topic::parse).collect::<Result<_, _>>()?,
         };
-        let run = run.filter(|r| !r.is_empty()).map(str::to_string);
-        let after = after.map(Cursor::parse).transpose()?.unwrap_or_default();
-        Ok(Subscription { topics, run, after })
+        let series = list(&request.series).map(|names| names.filter(|n| !n.is_empty()).map(str::to_string).collect());
+        let run = request.run.clone().filter(|r| !r.is_empty());
+        let after = request.after.as_deref().map(Cursor::parse).transpose()?.unwrap_or_default();
+        Ok(Subscription { topics, run, series, after })
     }
 }
 
@@ -87,6 +106,7 @@ pub struct Session {
     hub: Hub,
     store: Store,
     run: Option<String>,
+    series: Option<BTreeSet<String>>,
     rings: [Option<broadcast::Receiver<Arc<Message>>>; 5],
     stopping: watch::Receiver<bool>,
     /// The last progress feed id and alert sequence number delivered (or
@@ -127,6 +147,7 @@ impl Session {
             progress: want.after.progress.map_or(progress_last, |p| p.min(progress_last)),
             alerts: want.after.alerts.map_or(alerts_last, |a| a.min(alerts_last)),
             run: want.run,
+            series: want.series,
             rings,
             stopping: hub.stopping.subscribe(),
             queue,
@@ -241,11 +262,12 @@ impl Session {
     }
 
     /// Drops what this client already has (read back, or from before it came)
-    /// and what is not its run.
+    /// and what is not its run; keeps only its series of the samples.
     fn admit(&mut self, topic: Topic, message: Arc<Message>) -> Option<Arc<Message>> {
         let last = match topic {
             Topic::Progress => &mut self.progress,
             Topic::Alerts => &mut self.alerts,
+            Topic::Samples => return Some(self.only_series(message)),
             _ => return Some(message),
         };
         if message.id <= *last {
@@ -253,6 +275,14 @@ impl Session {
         }
         *last = message.id;
         self.wanted(&message).then_some(message)
+    }
+
+    /// The samples of the client's series, serialized for it alone.
+    fn only_series(&self, message: Arc<Message>) -> Arc<Message> {
+        match (&self.series, &message.tick) {
+            (Some(series), Some(tick)) => Arc::new(tick.only(|name| series.contains(name))),
+            _ => message,
+        }
     }
 
     fn wanted(&self, message: &Message) -> bool {
@@ -357,8 +387,13 @@ mod tests {
         events
     }
 
+    fn request(topics: Option<&str>, run: Option<&str>, after: Option<&str>) -> Request {
+        let text = |t: Option<&str>| t.map(str::to_string);
+        Request { topics: text(topics), run: text(run), after: text(after), series: None }
+    }
+
     fn want(topics: &str, run: Option<&str>, after: Option<&str>) -> Subscription {
-        Subscription::parse(Some(topics), run, after).unwrap()
+        Subscription::parse(&request(Some(topics), run, after)).unwrap()
     }
 
     async fn next(session: &mut Session) -> serde_json::Value {
@@ -410,7 +445,7 @@ mod tests {
 
         let mut samples = Session::open(&hub, store, want("samples", None, None)).await.unwrap();
         for at in 0..20 {
-            hub.publish_samples(at, &[]);
+            hub.publish_samples(at, &Arc::default());
         }
         let lagged = next(&mut samples).await;
         assert_eq!((lagged["topic"].as_str(), lagged["data"]["missed"].as_u64()), (Some("lagged"), Some(12)));
@@ -448,7 +483,7 @@ mod tests {
         let mut session = Session::open(&hub, store.clone(), want("progress,samples", None, None)).await.unwrap();
         assert!(session.ready().is_none(), "nothing yet");
         report(&store, &hub, &["r/a", "r/b", "r/c"]);
-        hub.publish_samples(7, &[]);
+        hub.publish_samples(7, &Arc::default());
         let mut ready = Vec::new();
         while let Some(message) = session.ready() {
             ready.push((message.topic, message.id));
@@ -475,6 +510,31 @@ mod tests {
         drop(session);
     }
 
+    #[tokio::test]
+    async fn a_client_that_names_series_gets_only_those() {
+        let (_dir, store) = open_store();
+        let hub = Hub::default();
+        let some = Subscription { series: Some(["cpu".to_string()].into()), ..want("samples", None, None) };
+        let mut some = Session::open(&hub, store.clone(), some).await.unwrap();
+        let mut all = Session::open(&hub, store, want("samples", None, None)).await.unwrap();
+        let sample = |name: &str, core: &str| crate::metrics::Sample {
+            labels: [("core".to_string(), core.to_string())].into(),
+            ..crate::metrics::gauge(name, 1.0, "", 5)
+        };
+        hub.publish_samples(5, &Arc::new(vec![sample("cpu", "0"), sample("memory", ""), sample("cpu", "1")]));
+        let names = |m: serde_json::Value| -> Vec<String> {
+            assert_eq!(m["data"]["at_ms"], 5);
+            m["data"]["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| format!("{}{}", s["name"], s["labels"]["core"]))
+                .collect()
+        };
+        assert_eq!(names(next(&mut some).await), [r#""cpu""0""#, r#""cpu""1""#]);
+        assert_eq!(names(next(&mut all).await).len(), 3);
+    }
+
     #[test]
     fn cursors_read_and_write_alike() {
         for text in ["p12.a3", "p12", "a3", ""] {
@@ -489,12 +549,20 @@ mod tests {
 
     #[test]
     fn subscriptions_name_their_topics() {
-        let all = Subscription::parse(None, None, None).unwrap();
-        assert_eq!(all.topics.len(), Topic::ALL.len());
-        let some = Subscription::parse(Some("alerts, progress"), Some("train"), Some("a4")).unwrap();
+        let all = Subscription::parse(&Request::default()).unwrap();
+        assert_eq!((all.topics.len(), all.series.as_ref()), (Topic::ALL.len(), None));
+        let some = Subscription::parse(&Request {
+            series: Some("load_per_core, monitor_cpu_usage_percent".into()),
+            ..request(Some("alerts, progress"), Some("train"), Some("a4"))
+        })
+        .unwrap();
         assert_eq!(some.topics, [Topic::Progress, Topic::Alerts].into_iter().collect());
         assert_eq!((some.run.as_deref(), some.after.alerts), (Some("train"), Some(4)));
-        let e = Subscription::parse(Some("alerts,cpu"), None, None).unwrap_err();
+        assert_eq!(
+            some.series.unwrap().into_iter().collect::<Vec<_>>(),
+            ["load_per_core", "monitor_cpu_usage_percent"]
+        );
+        let e = Subscription::parse(&request(Some("alerts,cpu"), None, None)).unwrap_err();
         assert!(e.contains("'cpu'") && e.contains("samples, progress, alerts, plugins, jobs"), "{e}");
     }
 }
