@@ -37,6 +37,7 @@ pub struct Options {
 }
 
 /// Runs until a signal; an error before the host is up means it did not start.
+/// Driven by `Runtime::block_on`: the tick blocks the thread it runs on.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let Options { data, plugins_dir, config } = options;
@@ -132,6 +133,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // Streams made once, so a signal that lands during a tick is not lost.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    // This loop runs on the thread that called `block_on`, not on a worker, so
+    // the tick does its blocking work (sampling, rules, history) in place: no
+    // hand-off to another thread that could wait behind others for the CPU.
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -144,7 +148,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 host.extend(hub.metrics(sampler::now_ms()));
                 sample_plugins(&manager, &board, host, &now).await;
                 let samples = Arc::new(board.lock().expect("board lock").samples());
-                let (alerts, seen, commits) = (alerting.clone(), samples.clone(), writer.commits());
                 let job_inputs = job_inputs(&jobs);
                 // One read of the plugins' states a tick, for the rules and the stream.
                 let listing = manager.listing().map_err(|e| tracing::error!("reading plugin states: {e}")).ok();
@@ -153,26 +156,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     .map(|p| p.name.clone())
                     .collect();
                 // Alerts first: their latency counts from the sample.
-                let evaluated = tokio::task::spawn_blocking(move || {
-                    alerts.evaluate(&seen, commits, &quarantined, &job_inputs, sampler::now_ms(), started);
-                });
-                if let Err(e) = evaluated.await {
-                    tracing::error!("evaluating alert rules: {e}");
-                }
+                alerting.evaluate(&samples, writer.commits(), &quarantined, &job_inputs, sampler::now_ms(), started);
                 if let Some(listing) = &listing {
                     publish_plugins(listing, &hub, &mut plugin_states);
                 }
                 hub.publish_samples(sampler::now_ms(), &samples);
-                let history = store.clone();
-                match tokio::task::spawn_blocking(move || history.metrics_record(&samples, max_series)).await {
-                    Ok(Ok(refused)) => {
+                match store.metrics_record(&samples, max_series) {
+                    Ok(refused) => {
                         for (plugin, n) in refused {
                             if flooding.insert(plugin.clone()) {
                                 tracing::warn!(plugin = %plugin, "{n} samples of new series not kept in the history: the plugin has {max_series} series, the most metrics.max_series_per_plugin allows; its known series go on being kept");
                             }
                         }
                     }
-                    Ok(Err(e)) => tracing::error!("recording metric history: {e}"),
                     Err(e) => tracing::error!("recording metric history: {e}"),
                 }
                 ticks.record(started.elapsed());

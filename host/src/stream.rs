@@ -20,7 +20,7 @@
 //!   message says from where the history goes on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -102,7 +102,9 @@ pub struct Message {
     pub run: Option<Box<str>>,
     /// The samples of a tick, for clients that want some series only.
     pub tick: Option<Tick>,
-    pub json: Utf8Bytes,
+    /// Set when made, except for a tick's samples: the first client to send
+    /// them serializes them, on the API's threads rather than in the tick.
+    json: OnceLock<Utf8Bytes>,
 }
 
 /// A tick's samples, as published.
@@ -114,9 +116,9 @@ pub struct Tick {
 
 impl Tick {
     /// The samples message with only the series `keep` says yes to.
-    fn only(&self, keep: impl Fn(&str) -> bool) -> Message {
+    fn json(&self, keep: impl Fn(&str) -> bool) -> Utf8Bytes {
         let samples: Vec<&Sample> = self.samples.iter().filter(|s| keep(&s.name)).collect();
-        Message::new("samples", 0, &SamplesData { at_ms: self.at_ms, samples: &samples })
+        wire("samples", 0, &SamplesData { at_ms: self.at_ms, samples: &samples })
     }
 }
 
@@ -132,10 +134,18 @@ fn is_zero(id: &u64) -> bool {
     *id == 0
 }
 
+fn wire(topic: &str, id: u64, data: &impl Serialize) -> Utf8Bytes {
+    serde_json::to_string(&Wire { topic, id, data }).expect("stream messages serialize").into()
+}
+
 impl Message {
     pub fn new(topic: &'static str, id: u64, data: &impl Serialize) -> Message {
-        let json = serde_json::to_string(&Wire { topic, id, data }).expect("stream messages serialize");
-        Message { topic, id, run: None, tick: None, json: json.into() }
+        Message { topic, id, run: None, tick: None, json: OnceLock::from(wire(topic, id, data)) }
+    }
+
+    /// The message as sent.
+    pub fn json(&self) -> &Utf8Bytes {
+        self.json.get_or_init(|| self.tick.as_ref().expect("only a tick is serialized late").json(|_| true))
     }
 
     pub fn progress(event: &ProgressEvent) -> Message {
@@ -198,8 +208,8 @@ impl Hub {
 
     pub fn publish_samples(&self, at_ms: u64, samples: &Arc<Vec<Sample>>) {
         if self.listened(Topic::Samples) {
-            let message = Message::new("samples", 0, &SamplesData { at_ms, samples: samples.as_slice() });
-            self.send(Topic::Samples, Message { tick: Some(Tick { at_ms, samples: samples.clone() }), ..message });
+            let tick = Some(Tick { at_ms, samples: samples.clone() });
+            self.send(Topic::Samples, Message { topic: "samples", id: 0, run: None, tick, json: OnceLock::new() });
         }
     }
 

@@ -8,7 +8,8 @@
 //! and what the stream costs the host are told apart. Prints tables for
 //! BENCHMARKS.md.
 //!
-//! `cargo bench -p monitor-tests --bench stream`
+//! `cargo bench -p monitor-tests --bench stream` (`-- shared` or `-- pinned`
+//! for one half)
 
 use std::process::Command;
 use std::sync::Arc;
@@ -22,20 +23,26 @@ use monitor_tests::{Daemon, Sandbox, monitor_bin, wait_for};
 const PHASE: Duration = Duration::from_secs(110);
 
 fn main() {
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |half: &str| only.is_empty() || only.iter().any(|o| o == half);
     let header = || {
         println!("| stream clients | tick p50 | tick p99 | host CPU | host RSS | messages per reading client |");
         println!("| --- | --- | --- | --- | --- | --- |");
     };
-    println!("Host and clients sharing both cores:\n");
-    header();
-    for (reading, stalled) in [(0, 0), (100, 0), (100, 10)] {
-        phase(reading, stalled, false);
+    if wanted("shared") {
+        println!("Host and clients sharing both cores:\n");
+        header();
+        for (reading, stalled) in [(0, 0), (100, 0), (100, 10)] {
+            phase(reading, stalled, false);
+        }
     }
-    println!("\nHost on core 0, clients and load on core 1:\n");
-    header();
-    pin_here_to_core_1();
-    for (reading, stalled) in [(0, 0), (100, 0)] {
-        phase(reading, stalled, true);
+    if wanted("pinned") {
+        println!("\nHost on core 0, clients and load on core 1:\n");
+        header();
+        pin_here_to_core_1();
+        for (reading, stalled) in [(0, 0), (100, 0)] {
+            phase(reading, stalled, true);
+        }
     }
 }
 

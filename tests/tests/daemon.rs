@@ -381,3 +381,34 @@ fn listening_beyond_loopback_is_said_in_the_log() {
     let (line, _) = sandbox.api("GET", "/v1/plugins", None, "");
     assert!(line.contains(" 401 "), "the token is needed there too: {line}");
 }
+
+/// The API's threads are batch work at nice 10, so serving clients never
+/// preempts the tick; the thread that runs the tick keeps the normal policy.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_api_threads_run_as_batch_work_below_the_tick() {
+    let sandbox = Sandbox::new();
+    let host = sandbox.start(&[]);
+    let pid = host.child.id();
+    // (comm, policy, nice) of each thread: /proc/PID/task/TID/stat fields 2, 41 and 19.
+    let threads = || -> Vec<(String, u32, i32, bool)> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|task| {
+                let task = task.ok()?;
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                let (head, rest) = stat.rsplit_once(')')?;
+                let comm = head.split_once('(')?.1.to_string();
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let main = task.file_name().to_str() == Some(&pid.to_string());
+                Some((comm, fields[38].parse().ok()?, fields[16].parse().ok()?, main))
+            })
+            .collect()
+    };
+    let seen = threads();
+    let api: Vec<_> = seen.iter().filter(|t| t.0 == "monitor-api").collect();
+    assert!(!api.is_empty(), "{seen:?}");
+    assert!(api.iter().all(|t| (t.1, t.2) == (3, 10)), "SCHED_BATCH (3), nice 10: {seen:?}");
+    let main = seen.iter().find(|t| t.3).unwrap();
+    assert_eq!((main.1, main.2), (0, 0), "the tick's thread: SCHED_OTHER, nice 0: {seen:?}");
+}

@@ -1,9 +1,10 @@
 //! The API's listener and the threads that serve it.
 //!
-//! The API runs on a tokio runtime of its own whose threads have a lower
-//! priority (nice 10) than the rest of the host: when the CPU is short, writing
-//! to stream clients and answering requests yields to sampling, the plugins
-//! and the alert rules, so the tick keeps its time however many clients read.
+//! The API runs on a tokio runtime of its own whose threads are batch work
+//! (`SCHED_BATCH`, nice 10): waking them never preempts the tick, and when the
+//! CPU is short, writing to stream clients and answering requests yields to
+//! sampling, the plugins and the alert rules, so the tick keeps its time
+//! however many clients read.
 //!
 //! Every accepted connection gets `TCP_USER_TIMEOUT` = [`STALLED`]: the kernel
 //! closes one whose peer has taken none of what was sent for that long (a
@@ -95,10 +96,18 @@ fn close_when_stalled(tcp: &mut tokio::net::TcpStream) {
 #[cfg(not(target_os = "linux"))]
 fn close_when_stalled(_: &mut tokio::net::TcpStream) {}
 
-/// On Linux the nice value is per thread; this sets the calling thread's.
-/// (Elsewhere it would be the whole process's: left alone there.)
+/// Makes the calling thread batch work: `SCHED_BATCH`, so that waking it (a
+/// message published, a socket ready) never preempts the thread that woke it
+/// (the tick, the writer), and nice 10, so that under load it gets a smaller
+/// share of the CPU. Both are per thread on Linux. (Elsewhere the nice value
+/// would be the whole process's: left alone there.)
 #[cfg(target_os = "linux")]
 fn lower_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a syscall on the calling thread (0) with a valid parameter.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+        tracing::debug!("cannot make an API thread batch work: {}", std::io::Error::last_os_error());
+    }
     // No pid: the calling thread.
     if let Err(e) = rustix::process::setpriority_process(None, NICENESS) {
         tracing::debug!("cannot lower the API thread's priority: {e}");

@@ -62,7 +62,7 @@ async fn stream(
 fn events(session: Session) -> Response {
     let events = futures_util::stream::unfold(session, |mut session| async move {
         let message = session.next().await?;
-        let mut event = Event::default().event(message.topic).data(message.json.as_str());
+        let mut event = Event::default().event(message.topic).data(message.json().as_str());
         if message.id > 0 {
             event = event.id(session.cursor().to_string());
         }
@@ -92,11 +92,11 @@ async fn pump(socket: WebSocket, mut session: Session) {
                     break;
                 };
                 let send = async {
-                    let mut bytes = first.json.len();
-                    sink.feed(Frame::Text(first.json.clone())).await?;
+                    let mut bytes = first.json().len();
+                    sink.feed(Frame::Text(first.json().clone())).await?;
                     while bytes < BATCH_BYTES && let Some(message) = session.ready() {
-                        bytes += message.json.len();
-                        sink.feed(Frame::Text(message.json.clone())).await?;
+                        bytes += message.json().len();
+                        sink.feed(Frame::Text(message.json().clone())).await?;
                     }
                     sink.flush().await
                 };

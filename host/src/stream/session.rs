@@ -280,7 +280,10 @@ impl Session {
     /// The samples of the client's series, serialized for it alone.
     fn only_series(&self, message: Arc<Message>) -> Arc<Message> {
         match (&self.series, &message.tick) {
-            (Some(series), Some(tick)) => Arc::new(tick.only(|name| series.contains(name))),
+            (Some(series), Some(tick)) => {
+                let json = tick.json(|name| series.contains(name));
+                Arc::new(Message { topic: "samples", id: 0, run: None, tick: None, json: json.into() })
+            }
             _ => message,
         }
     }
@@ -398,7 +401,7 @@ mod tests {
 
     async fn next(session: &mut Session) -> serde_json::Value {
         let message = tokio::time::timeout(Duration::from_secs(10), session.next()).await.expect("a message").unwrap();
-        serde_json::from_str(&message.json).unwrap()
+        serde_json::from_str(message.json()).unwrap()
     }
 
     /// The feed ids of the next `n` messages, which must all be progress events.
