@@ -412,3 +412,16 @@ fn the_api_threads_run_as_batch_work_below_the_tick() {
     let main = seen.iter().find(|t| t.3).unwrap();
     assert_eq!((main.1, main.2), (0, 0), "the tick's thread: SCHED_OTHER, nice 0: {seen:?}");
 }
+
+#[test]
+fn an_address_the_api_cannot_listen_on_is_a_clear_error() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.root.path().join("host.toml");
+    // Not an address of this machine.
+    std::fs::write(&config, "[api]\nlisten = \"192.0.2.1:0\"\n").unwrap();
+    std::fs::create_dir_all(sandbox.plugins()).unwrap();
+    let plugins = sandbox.plugins();
+    let out = sandbox.monitor(&["run", "--config", config.to_str().unwrap(), "--plugins", plugins.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("cannot listen on 192.0.2.1:0 (api.listen)"), "{}", text(&out));
+}

@@ -28,27 +28,52 @@ const NICENESS: i32 = 10;
 
 /// The API's listener, bound, not yet serving.
 pub struct Listening {
-    runtime: Runtime,
+    runtime: Threads,
     listener: TcpListener,
 }
 
 /// The API, serving until [`Serving::stop`].
 pub struct Serving {
-    runtime: Runtime,
+    /// Held until the API stops; dropped, it ends the threads.
+    _runtime: Threads,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+}
+
+/// The API's runtime, ended without waiting when dropped: it is dropped on the
+/// host's own runtime, where waiting for threads is not allowed.
+struct Threads(Option<Runtime>);
+
+impl Threads {
+    fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.as_ref().expect("running until dropped").spawn(task)
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Listening {
     /// Binds `listen` (`api.listen`) on the API's own threads.
     pub async fn bind(listen: &str) -> anyhow::Result<Listening> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("monitor-api")
-            .on_thread_start(lower_priority)
-            .enable_all()
-            .build()
-            .context("cannot start the API's threads")?;
+        let runtime = Threads(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("monitor-api")
+                .on_thread_start(lower_priority)
+                .enable_all()
+                .build()
+                .context("cannot start the API's threads")?,
+        ));
         let address = listen.to_string();
         let listener = runtime
             .spawn(async move { TcpListener::bind(address).await })
@@ -72,7 +97,7 @@ impl Listening {
                 })
                 .await
         });
-        Serving { runtime: self.runtime, stop, task }
+        Serving { _runtime: self.runtime, stop, task }
     }
 }
 
@@ -81,7 +106,6 @@ impl Serving {
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.task).await;
-        self.runtime.shutdown_background();
     }
 }
 
