@@ -10,7 +10,7 @@
 //!   how many), gets the plugins' latest state again, and reads the progress
 //!   events and alert transitions it missed back from the database: those are
 //!   never lost. The rings are small for big messages (samples), so a stalled
-//!   client holds little memory, and after [`STALLED`] it is dropped.
+//!   client holds little memory, and it is dropped (see [`STALLED`]).
 //! - A client that names series gets a samples message of its own, serialized
 //!   from the tick's samples, which the message keeps ([`Tick`]).
 //! - Progress events carry their feed id and alert transitions their history
@@ -38,9 +38,9 @@ mod session;
 pub use session::{Cursor, Request, Session, Subscription};
 
 /// A client that takes nothing for this long while messages wait for it has
-/// stopped reading, and its connection is closed: by the host for a
-/// WebSocket, by the kernel for anything else on the API's listener
-/// (`TCP_USER_TIMEOUT`).
+/// stopped reading: the host closes a WebSocket then. An SSE response is
+/// closed by the kernel, somewhat later (`TCP_USER_TIMEOUT`, see
+/// `api::server`).
 pub const STALLED: Duration = Duration::from_secs(10);
 
 /// What a client can subscribe to.

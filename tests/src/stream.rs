@@ -103,3 +103,23 @@ impl Ws {
         }
     }
 }
+
+/// A client that asks for the stream (`websocket`: as a WebSocket) and then
+/// never reads. Its receive buffer is fixed and small, so the kernel's
+/// autotuning cannot let it soak up megabytes first and it stalls at once.
+pub fn stalled(addr: &str, token: &str, query: &str, websocket: bool) -> TcpStream {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    let upgrade = if websocket {
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    } else {
+        ""
+    };
+    let request =
+        format!("GET /v1/stream?{query} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n{upgrade}\r\n");
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+    stream
+}

@@ -6,12 +6,13 @@
 //! sampling, the plugins and the alert rules, so the tick keeps its time
 //! however many clients read.
 //!
-//! Every accepted connection gets `TCP_USER_TIMEOUT` = [`STALLED`]: the kernel
-//! closes one whose peer has taken none of what was sent for that long (a
-//! client that stopped reading, a peer that vanished), which ends the request
-//! and frees what it held.
+//! Every accepted connection gets `TCP_USER_TIMEOUT` ([`PEER_GONE`]): the
+//! kernel closes one whose peer has taken none of what was sent for that long
+//! (a client that stopped reading, a peer that vanished), which ends the
+//! request and frees what it held.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -22,6 +23,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::stream::STALLED;
+
+/// `TCP_USER_TIMEOUT`: three times [`STALLED`], so that the host gives up on a
+/// stalled WebSocket client first, and a stalled SSE response, which only the
+/// kernel can end, is still seen by its session as stalled (and counted).
+const PEER_GONE: Duration = Duration::from_secs(3 * STALLED.as_secs());
 
 /// How much lower than the host's threads the API's run (`nice`).
 const NICENESS: i32 = 10;
@@ -105,13 +111,13 @@ impl Serving {
     /// Stops accepting, gives open requests a second, then ends the threads.
     pub async fn stop(self) {
         let _ = self.stop.send(());
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.task).await;
     }
 }
 
 #[cfg(target_os = "linux")]
 fn close_when_stalled(tcp: &mut tokio::net::TcpStream) {
-    let millis = STALLED.as_millis() as u32;
+    let millis = PEER_GONE.as_millis() as u32;
     if let Err(e) = rustix::net::sockopt::set_tcp_user_timeout(&*tcp, millis) {
         tracing::debug!("cannot set TCP_USER_TIMEOUT on an API connection: {e}");
     }

@@ -100,8 +100,13 @@ async fn pump(socket: WebSocket, mut session: Session) {
                     }
                     sink.flush().await
                 };
-                if !matches!(tokio::time::timeout(STALLED, send).await, Ok(Ok(()))) {
-                    break;
+                match tokio::time::timeout(STALLED, send).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        session.give_up();
+                        break;
+                    }
                 }
             }
             _ = &mut reader => break,

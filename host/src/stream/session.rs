@@ -115,9 +115,12 @@ pub struct Session {
     alerts: u64,
     queue: VecDeque<Arc<Message>>,
     reading_back: bool,
-    /// When the client was last handed a message: one that has had none for
-    /// [`STALLED`] while some wait has stopped reading.
+    /// When the connection was last handed a message, and whether it is
+    /// still writing it out (it has not asked for the next one since): one
+    /// that ends so after [`STALLED`] ended because its client stopped reading.
     last_handed: Instant,
+    writing: bool,
+    given_up: bool,
 }
 
 impl Session {
@@ -152,6 +155,8 @@ impl Session {
             stopping: hub.stopping.subscribe(),
             queue,
             last_handed: Instant::now(),
+            writing: false,
+            given_up: false,
         })
     }
 
@@ -171,6 +176,7 @@ impl Session {
     /// The next message for this client; `None` once the host stops (or the
     /// database cannot be read back).
     pub async fn next(&mut self) -> Option<Arc<Message>> {
+        self.writing = false;
         loop {
             if let Some(message) = self.ready() {
                 return Some(message);
@@ -233,13 +239,13 @@ impl Session {
     }
 
     fn handed(&mut self, message: Arc<Message>) -> Arc<Message> {
-        self.last_handed = Instant::now();
+        (self.last_handed, self.writing) = (Instant::now(), true);
         message
     }
 
-    /// Messages wait for this client.
-    fn waiting(&self) -> bool {
-        !self.queue.is_empty() || self.rings.iter().flatten().any(|ring| !ring.is_empty())
+    /// The connection gave up on its client: it took nothing for [`STALLED`].
+    pub fn give_up(&mut self) {
+        self.given_up = true;
     }
 
     async fn recv(&mut self) -> (Topic, Result<Arc<Message>, RecvError>) {
@@ -355,12 +361,12 @@ impl Session {
 }
 
 impl Drop for Session {
-    /// Counts the client as dropped when its connection ends with messages
-    /// waiting that it took none of for [`STALLED`]: the host gave up on it
-    /// (WebSocket), or the kernel did (SSE, `TCP_USER_TIMEOUT`).
+    /// Counts the client as dropped when its connection gave up on it, or
+    /// ended while still writing out what it was handed [`STALLED`] ago (the
+    /// kernel's `TCP_USER_TIMEOUT`); not when it ended waiting for messages.
     fn drop(&mut self) {
         self.hub.counters.clients.fetch_sub(1, Ordering::Relaxed);
-        if self.last_handed.elapsed() >= STALLED && self.waiting() {
+        if self.given_up || (self.writing && self.last_handed.elapsed() >= STALLED) {
             self.hub.counters.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::info!("stream client dropped: it accepted nothing for {STALLED:?}");
         }
@@ -495,21 +501,37 @@ mod tests {
         assert_eq!(ready, [("progress", 1), ("progress", 2), ("progress", 3), ("samples", 0)]);
 
         let dropped = |hub: &Hub| hub.metrics(0)[2].value;
-        let mut idle = Session::open(&hub, store.clone(), want("progress", None, None)).await.unwrap();
+        let open = || Session::open(&hub, store.clone(), want("progress", None, None));
+        let mut idle = open().await.unwrap();
         idle.last_handed -= STALLED;
         drop(idle);
-        assert_eq!(dropped(&hub), 0.0, "nothing waited for it: idle, not stalled");
+        assert_eq!(dropped(&hub), 0.0, "it was waiting for messages: idle, not stalled");
 
-        let mut stalled = Session::open(&hub, store.clone(), want("progress", None, None)).await.unwrap();
+        let mut busy = open().await.unwrap();
         report(&store, &hub, &["r/d"]);
-        drop(stalled);
+        assert!(busy.ready().is_some());
+        drop(busy);
         assert_eq!(dropped(&hub), 0.0, "it was handed a message just now");
 
-        stalled = Session::open(&hub, store.clone(), want("progress", None, None)).await.unwrap();
+        let mut back = open().await.unwrap();
         report(&store, &hub, &["r/e"]);
+        assert!(back.ready().is_some());
+        back.last_handed -= STALLED;
+        assert!(tokio::time::timeout(Duration::from_millis(10), back.next()).await.is_err(), "nothing more");
+        drop(back);
+        assert_eq!(dropped(&hub), 0.0, "it came back for more: it was reading");
+
+        let mut stalled = open().await.unwrap();
+        report(&store, &hub, &["r/f"]);
+        assert!(stalled.ready().is_some());
         stalled.last_handed -= STALLED;
         drop(stalled);
-        assert_eq!(dropped(&hub), 1.0, "a message waited and it took none for STALLED");
+        assert_eq!(dropped(&hub), 1.0, "still writing out what it was handed STALLED ago");
+
+        let mut given_up = open().await.unwrap();
+        given_up.give_up();
+        drop(given_up);
+        assert_eq!(dropped(&hub), 2.0, "its connection gave up on it");
         drop(session);
     }
 
