@@ -507,25 +507,23 @@ mod tests {
         drop(idle);
         assert_eq!(dropped(&hub), 0.0, "it was waiting for messages: idle, not stalled");
 
-        let mut busy = open().await.unwrap();
-        report(&store, &hub, &["r/d"]);
-        assert!(busy.ready().is_some());
-        drop(busy);
+        // Each is handed one message; `age` is how long ago.
+        let handed_one = async |path: &str, age: Duration| {
+            let mut session = open().await.unwrap();
+            report(&store, &hub, &[path]);
+            assert!(session.ready().is_some());
+            session.last_handed -= age;
+            session
+        };
+        drop(handed_one("r/d", Duration::ZERO).await);
         assert_eq!(dropped(&hub), 0.0, "it was handed a message just now");
 
-        let mut back = open().await.unwrap();
-        report(&store, &hub, &["r/e"]);
-        assert!(back.ready().is_some());
-        back.last_handed -= STALLED;
+        let mut back = handed_one("r/e", STALLED).await;
         assert!(tokio::time::timeout(Duration::from_millis(10), back.next()).await.is_err(), "nothing more");
         drop(back);
         assert_eq!(dropped(&hub), 0.0, "it came back for more: it was reading");
 
-        let mut stalled = open().await.unwrap();
-        report(&store, &hub, &["r/f"]);
-        assert!(stalled.ready().is_some());
-        stalled.last_handed -= STALLED;
-        drop(stalled);
+        drop(handed_one("r/f", STALLED).await);
         assert_eq!(dropped(&hub), 1.0, "still writing out what it was handed STALLED ago");
 
         let mut given_up = open().await.unwrap();
