@@ -5,11 +5,12 @@
 //! host's tick window (1,024 ticks), so the tick percentiles it reports cover
 //! that phase alone. Then the same with the host pinned to one core and the
 //! clients and the load to the other, so that what the clients cost the machine
-//! and what the stream costs the host are told apart. Prints tables for
-//! BENCHMARKS.md.
+//! and what the stream costs the host are told apart. Last, that pinned setup
+//! at the default 1 s tick (a row's percentiles then cover its 110 ticks).
+//! Prints tables for BENCHMARKS.md.
 //!
-//! `cargo bench -p monitor-tests --bench stream` (`-- shared` or `-- pinned`
-//! for one half)
+//! `cargo bench -p monitor-tests --bench stream` (`-- shared`, `-- pinned` or
+//! `-- default` for one part)
 
 use std::process::Command;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ fn main() {
         println!("Host and clients sharing both cores:\n");
         header();
         for (reading, stalled) in [(0, 0), (100, 0), (100, 10)] {
-            phase(reading, stalled, false);
+            phase(reading, stalled, false, 100);
         }
     }
     if wanted("pinned") {
@@ -41,7 +42,15 @@ fn main() {
         header();
         pin_here_to_core_1();
         for (reading, stalled) in [(0, 0), (100, 0)] {
-            phase(reading, stalled, true);
+            phase(reading, stalled, true, 100);
+        }
+    }
+    if wanted("default") {
+        println!("\nHost on core 0, clients and load on core 1, the default 1 s tick:\n");
+        header();
+        pin_here_to_core_1();
+        for reading in [0, 100] {
+            phase(reading, 0, true, 1000);
         }
     }
 }
@@ -52,11 +61,11 @@ fn pin_here_to_core_1() {
     assert!(status.status.success(), "taskset: {}", String::from_utf8_lossy(&status.stderr));
 }
 
-fn phase(reading: usize, stalled: usize, pinned: bool) {
+fn phase(reading: usize, stalled: usize, pinned: bool, tick_ms: u64) {
     let sandbox = Sandbox::new();
     sandbox.install_examples();
     let config = sandbox.root.path().join("host.toml");
-    std::fs::write(&config, "sample_interval_ms = 100\n").unwrap();
+    std::fs::write(&config, format!("sample_interval_ms = {tick_ms}\n")).unwrap();
     let daemon = if pinned {
         let mut command = Command::new("taskset");
         command
