@@ -248,6 +248,11 @@ impl Session {
         self.given_up = true;
     }
 
+    /// Messages wait for this client.
+    fn waiting(&self) -> bool {
+        !self.queue.is_empty() || self.rings.iter().flatten().any(|ring| !ring.is_empty())
+    }
+
     async fn recv(&mut self) -> (Topic, Result<Arc<Message>, RecvError>) {
         async fn from(ring: &mut Option<broadcast::Receiver<Arc<Message>>>) -> Result<Arc<Message>, RecvError> {
             match ring {
@@ -362,11 +367,13 @@ impl Session {
 
 impl Drop for Session {
     /// Counts the client as dropped when its connection gave up on it, or
-    /// ended while still writing out what it was handed [`STALLED`] ago (the
-    /// kernel's `TCP_USER_TIMEOUT`); not when it ended waiting for messages.
+    /// ended (the kernel's `TCP_USER_TIMEOUT`) having been handed nothing for
+    /// [`STALLED`] while still writing out the last message or with more
+    /// waiting; not when it ended idle, waiting for messages.
     fn drop(&mut self) {
         self.hub.counters.clients.fetch_sub(1, Ordering::Relaxed);
-        if self.given_up || (self.writing && self.last_handed.elapsed() >= STALLED) {
+        let stalled = self.last_handed.elapsed() >= STALLED && (self.writing || self.waiting());
+        if self.given_up || stalled {
             self.hub.counters.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::info!("stream client dropped: it accepted nothing for {STALLED:?}");
         }
@@ -526,10 +533,16 @@ mod tests {
         drop(handed_one("r/f", STALLED).await);
         assert_eq!(dropped(&hub), 1.0, "still writing out what it was handed STALLED ago");
 
+        let mut parked = open().await.unwrap();
+        report(&store, &hub, &["r/g"]);
+        parked.last_handed -= STALLED;
+        drop(parked);
+        assert_eq!(dropped(&hub), 2.0, "a message waited that it did not take for STALLED");
+
         let mut given_up = open().await.unwrap();
         given_up.give_up();
         drop(given_up);
-        assert_eq!(dropped(&hub), 2.0, "its connection gave up on it");
+        assert_eq!(dropped(&hub), 3.0, "its connection gave up on it");
         drop(session);
     }
 
