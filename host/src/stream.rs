@@ -148,6 +148,12 @@ impl Message {
         self.json.get_or_init(|| self.tick.as_ref().expect("only a tick is serialized late").json(|_| true))
     }
 
+    /// A tick's samples, serialized by [`Message::json`] when first sent;
+    /// `None` for a message given its JSON at once.
+    fn samples(tick: Option<Tick>) -> Message {
+        Message { topic: "samples", id: 0, run: None, tick, json: OnceLock::new() }
+    }
+
     pub fn progress(event: &ProgressEvent) -> Message {
         Message { run: Some(event.path.run().into()), ..Message::new("progress", event.id, event) }
     }
@@ -158,9 +164,9 @@ impl Message {
 }
 
 #[derive(Serialize)]
-struct SamplesData<'a, S: Serialize> {
+struct SamplesData<'a> {
     at_ms: u64,
-    samples: &'a [S],
+    samples: &'a [&'a Sample],
 }
 
 /// The rings and the counters every [`Session`] shares; clones share them.
@@ -208,8 +214,7 @@ impl Hub {
 
     pub fn publish_samples(&self, at_ms: u64, samples: &Arc<Vec<Sample>>) {
         if self.listened(Topic::Samples) {
-            let tick = Some(Tick { at_ms, samples: samples.clone() });
-            self.send(Topic::Samples, Message { topic: "samples", id: 0, run: None, tick, json: OnceLock::new() });
+            self.send(Topic::Samples, Message::samples(Some(Tick { at_ms, samples: samples.clone() })));
         }
     }
 

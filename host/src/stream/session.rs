@@ -189,14 +189,13 @@ impl Session {
                 continue;
             }
             let (topic, got) = self.recv().await;
-            match got {
-                Ok(message) => {
-                    if let Some(message) = self.admit(topic, message) {
-                        return Some(self.handed(message));
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => self.lagged(topic, missed),
+            let got = match got {
+                Ok(message) => Ok(message),
+                Err(RecvError::Lagged(missed)) => Err(missed),
                 Err(RecvError::Closed) => return None,
+            };
+            if let Some(message) = self.took(topic, got) {
+                return Some(message);
             }
         }
     }
@@ -218,22 +217,30 @@ impl Session {
                     Some(ring) => ring.try_recv(),
                     None => continue,
                 };
-                match got {
-                    Ok(message) => {
-                        found = true;
-                        if let Some(message) = self.admit(topic, message) {
-                            return Some(self.handed(message));
-                        }
-                    }
-                    Err(TryRecvError::Lagged(missed)) => {
-                        found = true;
-                        self.lagged(topic, missed);
-                    }
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => {}
+                let got = match got {
+                    Ok(message) => Ok(message),
+                    Err(TryRecvError::Lagged(missed)) => Err(missed),
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => continue,
+                };
+                found = true;
+                if let Some(message) = self.took(topic, got) {
+                    return Some(message);
                 }
             }
             if !found {
                 return None;
+            }
+        }
+    }
+
+    /// What `topic`'s ring gave, a message or how many were missed: the
+    /// message to hand over, if it is one for this client.
+    fn took(&mut self, topic: Topic, got: Result<Arc<Message>, u64>) -> Option<Arc<Message>> {
+        match got {
+            Ok(message) => self.admit(topic, message).map(|message| self.handed(message)),
+            Err(missed) => {
+                self.lagged(topic, missed);
+                None
             }
         }
     }
@@ -292,8 +299,8 @@ impl Session {
     fn only_series(&self, message: Arc<Message>) -> Arc<Message> {
         match (&self.series, &message.tick) {
             (Some(series), Some(tick)) => {
-                let json = tick.json(|name| series.contains(name));
-                Arc::new(Message { topic: "samples", id: 0, run: None, tick: None, json: json.into() })
+                let json = tick.json(|name| series.contains(name)).into();
+                Arc::new(Message { json, ..Message::samples(None) })
             }
             _ => message,
         }
