@@ -46,6 +46,9 @@ macro_rules! __export_plugin {
 
         $($role_impl)*
 
+        // Only a component exports anything: built for the host (`cargo build`
+        // of a workspace, unit tests) the crate has no symbols a linker rejects.
+        #[cfg(target_family = "wasm")]
         __monitor_bindings::export!(__MonitorExport with_types_in __monitor_bindings);
     };
 }
