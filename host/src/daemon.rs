@@ -15,6 +15,7 @@ use crate::alerts::{Alerting, JobInput};
 use crate::api::{self, AppState};
 use crate::client::DaemonInfo;
 use crate::config::HostConfig;
+use crate::history::{History, Keeping};
 use crate::lock::InstanceLock;
 use crate::metrics::{self, Board};
 use crate::paths::DataDir;
@@ -73,6 +74,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let board = Arc::new(Mutex::new(Board::default()));
     let calculator = PluginCalculator::new(manager.clone(), tokio::runtime::Handle::current());
     let hub = Hub::default();
+    let history = History::start(
+        store.clone(),
+        Keeping { max_series_per_plugin: config.metrics.max_series_per_plugin, retention: config.metric_retention() },
+    )
+    .context("cannot start the metric history's writer")?;
     let (writer, writer_thread) = Writer::start(store.clone(), Some(Box::new(calculator)), hub.clone())
         .context("cannot start the progress writer")?;
     // Jobs start after the writer (each run is a progress node) and stop before it goes.
@@ -125,17 +131,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     process_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut ticks = Latencies::default();
-    let max_series = config.metrics.max_series_per_plugin;
-    let mut flooding = std::collections::HashSet::new();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let retention = config.retention();
-    let metric_retention = config.metric_retention();
     // Streams made once, so a signal that lands during a tick is not lost.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     // This loop runs on the thread that called `block_on`, not on a worker, so
-    // the tick does its blocking work (sampling, rules, history) in place: no
-    // hand-off to another thread that could wait behind others for the CPU.
+    // the tick does its blocking work (sampling, rules) in place: no hand-off
+    // to another thread that could wait behind others for the CPU. The history
+    // is the exception: its commits wait for the disk, so a thread of its own
+    // takes the samples and the tick goes on.
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -146,6 +151,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 let mut host = metrics::host_metrics(&ticks, database_bytes, sampler::now_ms());
                 host.extend(alerting.metrics(sampler::now_ms()));
                 host.extend(hub.metrics(sampler::now_ms()));
+                host.extend(history.metrics(sampler::now_ms()));
                 sample_plugins(&manager, &board, host, &now).await;
                 let samples = Arc::new(board.lock().expect("board lock").samples());
                 let job_inputs = job_inputs(&jobs);
@@ -161,16 +167,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     publish_plugins(listing, &hub, &mut plugin_states);
                 }
                 hub.publish_samples(sampler::now_ms(), &samples);
-                match store.metrics_record(&samples, max_series) {
-                    Ok(refused) => {
-                        for (plugin, n) in refused {
-                            if flooding.insert(plugin.clone()) {
-                                tracing::warn!(plugin = %plugin, "{n} samples of new series not kept in the history: the plugin has {max_series} series, the most metrics.max_series_per_plugin allows; its known series go on being kept");
-                            }
-                        }
-                    }
-                    Err(e) => tracing::error!("recording metric history: {e}"),
-                }
+                history.record(&samples);
                 ticks.record(started.elapsed());
             }
             _ = process_tick.tick() => {
@@ -202,14 +199,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     Ok(removed) => tracing::info!(removed, "old alert history pruned"),
                     Err(e) => tracing::error!("pruning alert history: {e}"),
                 });
-                let history = store.clone();
-                tokio::task::spawn_blocking(move || {
-                    match history.metrics_compact(&metric_retention, sampler::now_ms()) {
-                        Ok(0) => {}
-                        Ok(removed) => tracing::debug!(removed, "metric history compacted"),
-                        Err(e) => tracing::error!("compacting metric history: {e}"),
-                    }
-                });
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -224,6 +213,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     drop(writer);
     let _ =
         tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(move || writer_thread.join())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(move || history.stop())).await;
     manager.shutdown()?;
     let _ = std::fs::remove_file(data.daemon_info());
     tracing::info!("stopped");

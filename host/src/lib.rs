@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod exposition;
+pub mod history;
 pub mod lock;
 pub mod metrics;
 pub mod paths;

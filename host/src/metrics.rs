@@ -122,8 +122,9 @@ pub fn plugin_self_metrics(plugins: &[LiveStats], now_ms: u64) -> Vec<Sample> {
     out
 }
 
-/// How long the host's ticks take (sampling, plugins, the history commit) and
-/// how much disk its database takes, as host series.
+/// How long the host's ticks take (sampling, plugins, rules, the stream; the
+/// history is written on a thread of its own) and how much disk its database
+/// takes, as host series.
 pub fn host_metrics(ticks: &Latencies, database_bytes: u64, now_ms: u64) -> Vec<Sample> {
     let (p50_us, p99_us) = ticks.p50_p99_us();
     [

@@ -159,6 +159,14 @@ impl Store {
 }
 
 #[cfg(test)]
+impl Store {
+    /// Takes the database's one write lock, as a long commit would, until dropped.
+    pub(crate) fn hold_writes(&self) -> redb::WriteTransaction {
+        self.db.begin_write().expect("write lock")
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

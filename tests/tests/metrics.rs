@@ -44,6 +44,9 @@ fn every_tick_is_recorded_and_can_be_queried_live_and_later() {
     let on_disk = std::fs::metadata(sandbox.data().join("monitor.redb")).unwrap().len() as f64;
     assert!(database > 0.0 && database <= on_disk, "{database} vs {on_disk}");
     assert!(sandbox.metric_host("monitor_tick_duration_p99_seconds").is_some_and(|s| s > 0.0));
+    // The history's writer times its own commits and has kept every tick.
+    assert!(sandbox.metric_host("monitor_history_commit_p99_seconds").is_some_and(|s| s > 0.0));
+    assert_eq!(sandbox.metric_host("monitor_history_skipped_ticks_total"), Some(0.0));
 
     let (code, out, _) = run(&sandbox, &["metrics", "list"]);
     assert_eq!(code, Some(0));

@@ -6,7 +6,8 @@
 //! older than the raw window, [`Store::metrics_compact`] folds them into
 //! `metric_minutes` (`(id, minute_ms)` → min, max, sum, last, count) and removes
 //! them, and removes aggregates older than the aggregate window. A tick's samples
-//! are written in one transaction ([`Store::metrics_record`]).
+//! are written in one transaction ([`Store::metrics_record`]), by the history's
+//! writer ([`crate::history`]).
 
 use std::collections::BTreeMap;
 
@@ -83,16 +84,18 @@ pub struct MetricRetention {
 }
 
 impl Store {
-    /// Stores one tick's samples in one transaction. A plugin (a sample's
-    /// `plugin` label) may have at most `max_series_per_plugin` series; samples
-    /// of further new series are not stored. Returns those refused, by plugin.
-    pub fn metrics_record(
+    /// Stores samples (a tick's, or several ticks') in one transaction. A
+    /// plugin (a sample's `plugin` label) may have at most
+    /// `max_series_per_plugin` series; samples of further new series are not
+    /// stored. Returns those refused, by plugin.
+    pub fn metrics_record<'a>(
         &self,
-        samples: &[Sample],
+        samples: impl IntoIterator<Item = &'a Sample>,
         max_series_per_plugin: u64,
     ) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut refused = BTreeMap::new();
-        if samples.is_empty() {
+        let mut samples = samples.into_iter().peekable();
+        if samples.peek().is_none() {
             return Ok(refused);
         }
         let tx = self.db.begin_write().map_err(db)?;

@@ -1,0 +1,231 @@
+//! The metric history's writer: a thread of its own that stores each tick's
+//! samples, so neither a slow disk nor a progress commit holding the database
+//! ever delays sampling, the rules or the stream.
+//!
+//! The tick hands its samples over and goes on. The thread writes whatever has
+//! queued up meanwhile in one durable transaction, and compacts old points
+//! between batches. If the thread falls a whole queue behind (the disk stalled
+//! for [`QUEUE`] ticks), further ticks are left out of the history and counted,
+//! rather than held in memory without bound.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::metrics::{Sample, gauge};
+use crate::plugin::stats::Latencies;
+use crate::store::Store;
+use crate::store::metrics::MetricRetention;
+
+/// Ticks that may wait for the writer before ticks are left out.
+pub const QUEUE: usize = 128;
+/// How often old points are folded into minutes.
+pub const COMPACT_EVERY: Duration = Duration::from_secs(60);
+
+/// What the writer thread and the tick share.
+#[derive(Default)]
+struct Shared {
+    commits: Mutex<Latencies>,
+    skipped: AtomicU64,
+    /// Set when a tick is left out, cleared by the next commit: one warning a stall.
+    behind: AtomicBool,
+}
+
+/// The handle the tick holds. Dropping it lets the thread write what is queued
+/// and end; [`History::stop`] also waits for that.
+pub struct History {
+    queue: SyncSender<Arc<Vec<Sample>>>,
+    shared: Arc<Shared>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// How the thread stores: the cap on each plugin's series, and what is kept how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Keeping {
+    pub max_series_per_plugin: u64,
+    pub retention: MetricRetention,
+}
+
+impl History {
+    /// Starts the thread; it compacts once right away, then every [`COMPACT_EVERY`].
+    pub fn start(store: Store, keeping: Keeping) -> std::io::Result<History> {
+        let (queue, ticks) = std::sync::mpsc::sync_channel(QUEUE);
+        let shared = Arc::new(Shared::default());
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("metric-history".into())
+                .spawn(move || run(&store, keeping, &shared, &ticks))?
+        };
+        Ok(History { queue, shared, thread })
+    }
+
+    /// Hands a tick's samples to the thread; never waits.
+    pub fn record(&self, samples: &Arc<Vec<Sample>>) {
+        match self.queue.try_send(samples.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.shared.skipped.fetch_add(1, Ordering::Relaxed);
+                if !self.shared.behind.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the metric history is {QUEUE} ticks behind (the database is slow to commit); ticks are left out of the history until it catches up"
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => tracing::error!("the metric history's writer has stopped"),
+        }
+    }
+
+    /// The writer's own series: how long its commits take, and how many ticks it left out.
+    pub fn metrics(&self, now_ms: u64) -> Vec<Sample> {
+        let (p50_us, p99_us) = self.shared.commits.lock().expect("history latencies").p50_p99_us();
+        vec![
+            gauge("monitor_history_commit_p50_seconds", p50_us / 1e6, "seconds", now_ms),
+            gauge("monitor_history_commit_p99_seconds", p99_us / 1e6, "seconds", now_ms),
+            gauge(
+                "monitor_history_skipped_ticks_total",
+                self.shared.skipped.load(Ordering::Relaxed) as f64,
+                "",
+                now_ms,
+            ),
+        ]
+    }
+
+    /// Writes what is queued, then ends the thread.
+    pub fn stop(self) {
+        drop(self.queue);
+        let _ = self.thread.join();
+    }
+}
+
+fn run(store: &Store, keeping: Keeping, shared: &Shared, ticks: &Receiver<Arc<Vec<Sample>>>) {
+    let mut flooding = HashSet::new();
+    let mut next_compaction = Instant::now();
+    loop {
+        if Instant::now() >= next_compaction {
+            compact(store, &keeping.retention);
+            next_compaction = Instant::now() + COMPACT_EVERY;
+        }
+        let first = match ticks.recv_timeout(next_compaction.saturating_duration_since(Instant::now())) {
+            Ok(first) => first,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch = vec![first];
+        batch.extend(ticks.try_iter().take(QUEUE));
+        let started = Instant::now();
+        let result = store.metrics_record(batch.iter().flat_map(|tick| tick.iter()), keeping.max_series_per_plugin);
+        shared.commits.lock().expect("history latencies").record(started.elapsed());
+        shared.behind.store(false, Ordering::Relaxed);
+        match result {
+            Ok(refused) => {
+                for (plugin, n) in refused {
+                    if flooding.insert(plugin.clone()) {
+                        let max = keeping.max_series_per_plugin;
+                        tracing::warn!(plugin = %plugin, "{n} samples of new series not kept in the history: the plugin has {max} series, the most metrics.max_series_per_plugin allows; its known series go on being kept");
+                    }
+                }
+            }
+            Err(e) => tracing::error!("recording metric history: {e}"),
+        }
+    }
+}
+
+fn compact(store: &Store, retention: &MetricRetention) {
+    match store.metrics_compact(retention, crate::sampler::now_ms()) {
+        Ok(0) => {}
+        Ok(removed) => tracing::debug!(removed, "metric history compacted"),
+        Err(e) => tracing::error!("compacting metric history: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn tick(at_ms: u64) -> Arc<Vec<Sample>> {
+        Arc::new(vec![gauge("load", at_ms as f64, "", at_ms), gauge("temp", 40.0, "celsius", at_ms)])
+    }
+
+    fn start() -> (tempfile::TempDir, Store, History) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("monitor.redb")).unwrap();
+        let retention = MetricRetention { raw_ms: 3_600_000, minutes_ms: 86_400_000 };
+        let history = History::start(store.clone(), Keeping { max_series_per_plugin: 100, retention }).unwrap();
+        (dir, store, history)
+    }
+
+    fn stored(store: &Store, name: &str) -> Vec<u64> {
+        let found = store.metrics_query(name, &BTreeMap::new(), 0).unwrap();
+        found.first().map(|h| h.points.iter().map(|p| p.at_ms).collect()).unwrap_or_default()
+    }
+
+    fn skipped(history: &History) -> f64 {
+        let metrics = history.metrics(0);
+        metrics.iter().find(|s| s.name == "monitor_history_skipped_ticks_total").unwrap().value
+    }
+
+    #[test]
+    fn every_tick_handed_over_is_stored_by_the_time_it_stops() {
+        let (_dir, store, history) = start();
+        for at in 1..=50 {
+            history.record(&tick(at));
+        }
+        assert_eq!(skipped(&history), 0.0);
+        history.stop();
+        assert_eq!(stored(&store, "load"), (1..=50).collect::<Vec<_>>());
+        assert_eq!(stored(&store, "temp").len(), 50);
+    }
+
+    #[test]
+    fn a_stalled_database_costs_ticks_in_the_history_never_a_wait() {
+        let (_dir, store, history) = start();
+        let lock = store.hold_writes();
+        // The writer takes what it can, then waits for the lock; the queue fills.
+        let mut at = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while skipped(&history) == 0.0 {
+            assert!(Instant::now() < deadline, "no tick was left out after {at} ticks");
+            at += 1;
+            history.record(&tick(at));
+        }
+        assert!(at > QUEUE as u64, "left out at tick {at}, before the queue of {QUEUE} was full");
+        for _ in 0..5 {
+            at += 1;
+            let before = Instant::now();
+            history.record(&tick(at));
+            assert!(before.elapsed() < Duration::from_secs(1), "recording waited for the database");
+        }
+        assert!(skipped(&history) >= 6.0, "{}", skipped(&history));
+        drop(lock);
+        // Every tick so far is either stored once the writer catches up, or counted.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored(&store, "load").len() as f64 + skipped(&history) < at as f64 {
+            assert!(Instant::now() < deadline, "the writer did not catch up");
+            std::thread::yield_now();
+        }
+        history.record(&tick(at + 1));
+        let left_out = skipped(&history);
+        history.stop();
+        let kept = stored(&store, "load");
+        assert_eq!(kept.len() as f64 + left_out, (at + 1) as f64, "every tick is kept or counted");
+        assert_eq!(kept.last(), Some(&(at + 1)), "once the database is back, ticks are kept again");
+    }
+
+    #[test]
+    fn commits_are_timed() {
+        let (_dir, _store, history) = start();
+        history.record(&tick(1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let p99 = || history.metrics(0).iter().find(|s| s.name == "monitor_history_commit_p99_seconds").unwrap().value;
+        while p99() == 0.0 {
+            assert!(Instant::now() < deadline, "no commit was timed");
+            std::thread::yield_now();
+        }
+        history.stop();
+    }
+}
