@@ -141,6 +141,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // to another thread that could wait behind others for the CPU. The history
     // is the exception: its commits wait for the disk, so a thread of its own
     // takes the samples and the tick goes on.
+    // From here on, this thread is the tick's. Threads started before have the
+    // default slice; the runtime's threads that start later set it themselves.
+    crate::sched::prompt();
     loop {
         tokio::select! {
             _ = tick.tick() => {

@@ -101,6 +101,9 @@ impl History {
 }
 
 fn run(store: &Store, keeping: Keeping, shared: &Shared, ticks: &Receiver<Arc<Vec<Sample>>>) {
+    // Handed samples at the end of each tick, it must not take the core from
+    // the tick before the tick is done.
+    crate::sched::batch(0);
     let mut flooding = HashSet::new();
     let mut next_compaction = Instant::now();
     loop {

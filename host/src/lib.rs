@@ -18,6 +18,7 @@ pub mod paths;
 pub mod plugin;
 pub mod progress;
 pub mod sampler;
+pub mod sched;
 pub mod status;
 pub mod store;
 pub mod stream;

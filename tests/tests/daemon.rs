@@ -383,34 +383,74 @@ fn listening_beyond_loopback_is_said_in_the_log() {
 }
 
 /// The API's threads are batch work at nice 10, so serving clients never
-/// preempts the tick; the thread that runs the tick keeps the normal policy.
+/// preempts the tick, and so is the history's writer, at nice 0; the tick's
+/// thread and the plugins' keep the normal policy and ask for a short slice,
+/// so that on waking they preempt the API.
 #[cfg(target_os = "linux")]
 #[test]
 fn the_api_threads_run_as_batch_work_below_the_tick() {
     let sandbox = Sandbox::new();
+    sandbox.install_examples();
     let host = sandbox.start(&[]);
     let pid = host.child.id();
-    // (comm, policy, nice) of each thread: /proc/PID/task/TID/stat fields 2, 41 and 19.
-    let threads = || -> Vec<(String, u32, i32, bool)> {
+    struct Thread {
+        comm: String,
+        policy: u32,
+        nice: i32,
+        main: bool,
+        /// `se.slice` in nanoseconds, where the kernel shows it.
+        slice: Option<u64>,
+    }
+    let threads = || -> Vec<Thread> {
         std::fs::read_dir(format!("/proc/{pid}/task"))
             .unwrap()
             .filter_map(|task| {
                 let task = task.ok()?;
+                // Fields 2, 41 and 19 of stat: comm, policy, nice.
                 let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
                 let (head, rest) = stat.rsplit_once(')')?;
-                let comm = head.split_once('(')?.1.to_string();
                 let fields: Vec<&str> = rest.split_whitespace().collect();
-                let main = task.file_name().to_str() == Some(&pid.to_string());
-                Some((comm, fields[38].parse().ok()?, fields[16].parse().ok()?, main))
+                let sched = std::fs::read_to_string(task.path().join("sched")).unwrap_or_default();
+                let slice = sched
+                    .lines()
+                    .find(|l| l.starts_with("se.slice"))
+                    .and_then(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok().map(|v| v as u64));
+                Some(Thread {
+                    comm: head.split_once('(')?.1.to_string(),
+                    policy: fields[38].parse().ok()?,
+                    nice: fields[16].parse().ok()?,
+                    main: task.file_name().to_str() == Some(&pid.to_string()),
+                    slice,
+                })
             })
             .collect()
     };
-    let seen = threads();
-    let api: Vec<_> = seen.iter().filter(|t| t.0 == "monitor-api").collect();
-    assert!(!api.is_empty(), "{seen:?}");
-    assert!(api.iter().all(|t| (t.1, t.2) == (3, 10)), "SCHED_BATCH (3), nice 10: {seen:?}");
-    let main = seen.iter().find(|t| t.3).unwrap();
-    assert_eq!((main.1, main.2), (0, 0), "the tick's thread: SCHED_OTHER, nice 0: {seen:?}");
+    let seen = wait_for("the plugins' threads", Duration::from_secs(30), || {
+        let seen = threads();
+        seen.iter().any(|t| t.comm.starts_with("plugin:")).then_some(seen)
+    });
+    let show = |ts: &[&Thread]| -> Vec<String> {
+        ts.iter().map(|t| format!("{} policy {} nice {} slice {:?}", t.comm, t.policy, t.nice, t.slice)).collect()
+    };
+    let all: Vec<&Thread> = seen.iter().collect();
+    let api: Vec<&Thread> = seen.iter().filter(|t| t.comm == "monitor-api").collect();
+    assert!(!api.is_empty(), "{:?}", show(&all));
+    assert!(api.iter().all(|t| (t.policy, t.nice) == (3, 10)), "SCHED_BATCH (3), nice 10: {:?}", show(&api));
+    let history: Vec<&Thread> = seen.iter().filter(|t| t.comm == "metric-history").collect();
+    assert!(
+        history.len() == 1 && (history[0].policy, history[0].nice) == (3, 0),
+        "the history's writer: SCHED_BATCH, nice 0: {:?}",
+        show(&history)
+    );
+    let prompt: Vec<&Thread> = seen.iter().filter(|t| t.main || t.comm.starts_with("plugin:")).collect();
+    assert!(prompt.iter().all(|t| (t.policy, t.nice) == (0, 0)), "SCHED_OTHER, nice 0: {:?}", show(&prompt));
+    // Kernels since 6.12 take a fair thread's slice from sched_setattr.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut version = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+    if (version.next().unwrap(), version.next().unwrap()) >= (6, 12) {
+        assert!(prompt.iter().all(|t| t.slice == Some(100_000)), "a 0.1 ms slice: {:?}", show(&prompt));
+        assert!(api.iter().all(|t| t.slice > Some(100_000)), "the default slice: {:?}", show(&api));
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The API's listener and the threads that serve it.
 //!
 //! The API runs on a tokio runtime of its own whose threads are batch work
-//! (`SCHED_BATCH`, nice 10): waking them never preempts the tick, and when the
+//! ([`crate::sched::batch`]): waking them never preempts the tick, and when the
 //! CPU is short, writing to stream clients and answering requests yields to
 //! sampling, the plugins and the alert rules, so the tick keeps its time
 //! however many clients read.
@@ -28,9 +28,6 @@ use crate::stream::STALLED;
 /// stalled WebSocket client first, and a stalled SSE response, which only the
 /// kernel can end, is still seen by its session as stalled (and counted).
 const PEER_GONE: Duration = Duration::from_secs(3 * STALLED.as_secs());
-
-/// How much lower than the host's threads the API's run (`nice`).
-const NICENESS: i32 = 10;
 
 /// The API's listener, bound, not yet serving.
 pub struct Listening {
@@ -75,7 +72,7 @@ impl Listening {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("monitor-api")
-                .on_thread_start(lower_priority)
+                .on_thread_start(|| crate::sched::batch(crate::sched::NICENESS))
                 .enable_all()
                 .build()
                 .context("cannot start the API's threads")?,
@@ -125,24 +122,3 @@ fn close_when_stalled(tcp: &mut tokio::net::TcpStream) {
 
 #[cfg(not(target_os = "linux"))]
 fn close_when_stalled(_: &mut tokio::net::TcpStream) {}
-
-/// Makes the calling thread batch work: `SCHED_BATCH`, so that waking it (a
-/// message published, a socket ready) never preempts the thread that woke it
-/// (the tick, the writer), and nice 10, so that under load it gets a smaller
-/// share of the CPU. Both are per thread on Linux. (Elsewhere the nice value
-/// would be the whole process's: left alone there.)
-#[cfg(target_os = "linux")]
-fn lower_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a syscall on the calling thread (0) with a valid parameter.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-        tracing::debug!("cannot make an API thread batch work: {}", std::io::Error::last_os_error());
-    }
-    // No pid: the calling thread.
-    if let Err(e) = rustix::process::setpriority_process(None, NICENESS) {
-        tracing::debug!("cannot lower the API thread's priority: {e}");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {}

@@ -33,6 +33,12 @@ pub fn run(data: DataDir, args: RunArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // The tick runs on this thread (`block_on`) with a short slice; the runtime's
+    // own threads, some started from it, are ordinary work.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(crate::sched::ordinary)
+        .enable_all()
+        .build()?;
     runtime.block_on(daemon::run(daemon::Options { data, plugins_dir, config }))
 }

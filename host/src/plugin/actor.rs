@@ -79,6 +79,8 @@ impl Actor {
         std::thread::Builder::new()
             .name(format!("plugin:{name}"))
             .spawn(move || {
+                // The tick waits for its calls.
+                crate::sched::prompt();
                 for job in inbox {
                     job(&mut worker);
                 }
