@@ -140,9 +140,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // the tick does its blocking work (sampling, rules) in place: no hand-off
     // to another thread that could wait behind others for the CPU. The history
     // is the exception: its commits wait for the disk, so a thread of its own
-    // takes the samples and the tick goes on.
-    // From here on, this thread is the tick's. Threads started before have the
-    // default slice; the runtime's threads that start later set it themselves.
+    // takes the samples and the tick goes on. From here on this thread is the
+    // tick's, with a short slice; threads started before keep the default one,
+    // and the runtime's threads that start later reset it.
     crate::sched::prompt();
     loop {
         tokio::select! {

@@ -17,8 +17,9 @@
 
 use std::time::Duration;
 
-/// The latency work's slice: the shortest the kernel takes (the default is a
-/// few milliseconds, as long as the tick itself).
+/// The latency work's slice: the shortest the kernel takes. The default
+/// (1.4 ms on the 2-core machine BENCHMARKS.md was measured on) is as long as
+/// a whole tick's work.
 pub const SLICE: Duration = Duration::from_micros(100);
 
 /// How much lower than the host's other threads the API's run (`nice`).
