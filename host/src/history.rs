@@ -167,6 +167,15 @@ mod tests {
         found.first().map(|h| h.points.iter().map(|p| p.at_ms).collect()).unwrap_or_default()
     }
 
+    /// Polls `done` until it holds, for at most ten seconds.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::yield_now();
+        }
+    }
+
     fn skipped(history: &History) -> f64 {
         let metrics = history.metrics(0);
         metrics.iter().find(|s| s.name == "monitor_history_skipped_ticks_total").unwrap().value
@@ -206,11 +215,7 @@ mod tests {
         assert!(skipped(&history) >= 6.0, "{}", skipped(&history));
         drop(lock);
         // Every tick so far is either stored once the writer catches up, or counted.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while stored(&store, "load").len() as f64 + skipped(&history) < at as f64 {
-            assert!(Instant::now() < deadline, "the writer did not catch up");
-            std::thread::yield_now();
-        }
+        until("the writer to catch up", || stored(&store, "load").len() as f64 + skipped(&history) >= at as f64);
         history.record(&tick(at + 1));
         let left_out = skipped(&history);
         history.stop();
@@ -223,12 +228,8 @@ mod tests {
     fn commits_are_timed() {
         let (_dir, _store, history) = start();
         history.record(&tick(1));
-        let deadline = Instant::now() + Duration::from_secs(10);
         let p99 = || history.metrics(0).iter().find(|s| s.name == "monitor_history_commit_p99_seconds").unwrap().value;
-        while p99() == 0.0 {
-            assert!(Instant::now() < deadline, "no commit was timed");
-            std::thread::yield_now();
-        }
+        until("a commit to be timed", || p99() > 0.0);
         history.stop();
     }
 }
