@@ -26,10 +26,10 @@ use crate::plugin::{Grant, Listing, Manager, ManagerError, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
 use crate::sampler::{ProcessFilter, ProcessSample, SharedProcesses, SharedSnapshot, Snapshot};
 use crate::status;
-use crate::store::Store;
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::{Outcome, ProgressEvent};
-use crate::writer::{MAX_BATCH, Writer};
+use crate::store::{Store, StoreError};
+use crate::writer::{MAX_BATCH, WriteError, Writer};
 
 pub mod alerts;
 mod jobs;
@@ -51,7 +51,12 @@ pub struct AppState {
     /// The watch jobs (none when the config declares none).
     pub jobs: Arc<crate::watch::Jobs>,
     pub hub: crate::stream::Hub,
+    /// Room for stream clients: each holds one of these while it reads.
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Stream clients served at once.
+pub const MAX_STREAMS: usize = 256;
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,6 +69,23 @@ pub struct Health {
     pub ok: bool,
     pub pid: u32,
     pub version: String,
+    /// With `?challenge=HEX`: proof that whoever answers holds the API token,
+    /// without sending it ([`proof`]); a client checks it before it sends the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthQuery {
+    pub challenge: Option<String>,
+}
+
+/// What a host holding `token` answers to `challenge`: a keyed hash, so the
+/// answer proves the token without revealing it.
+pub fn proof(token: &str, challenge: &str) -> String {
+    let key = blake3::hash(format!("monitor api-token proof\0{token}").as_bytes());
+    blake3::keyed_hash(key.as_bytes(), challenge.as_bytes()).to_hex().to_string()
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -107,7 +129,44 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::routes())
         .merge(stream::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new().route("/v1/health", get(health)).merge(guarded).with_state(state)
+    Router::new()
+        .route("/v1/health", get(health))
+        .merge(guarded)
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
+        .layer(middleware::map_response(json_errors))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> Response {
+    let path = crate::text::line(request.uri().path(), 200);
+    error(StatusCode::NOT_FOUND, format!("no route {path}; the routes are listed under \"The API\" in the README"))
+}
+
+async fn not_allowed(request: Request) -> Response {
+    let (method, path) = (request.method().clone(), crate::text::line(request.uri().path(), 200));
+    error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))
+}
+
+/// Every error answer in the documented shape, `{"error": "..."}`: axum's own
+/// rejections (a bad query string or path) come as plain text otherwise.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 << 10).await.unwrap_or_default();
+    let message = match String::from_utf8_lossy(&text).trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        text => crate::text::line(text, 1024),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    let body = serde_json::to_vec(&ApiError { error: message }).expect("plain data");
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -203,9 +262,10 @@ impl IntoResponse for ManagerError {
     fn into_response(self) -> Response {
         let status = match &self {
             ManagerError::NoSuchPlugin { .. } => StatusCode::NOT_FOUND,
-            ManagerError::Change(_) => StatusCode::BAD_REQUEST,
+            ManagerError::Change(_) | ManagerError::Grant(_) => StatusCode::BAD_REQUEST,
             ManagerError::NotRunning { .. } | ManagerError::WrongRole { .. } => StatusCode::CONFLICT,
             ManagerError::Fault { .. } => StatusCode::BAD_GATEWAY,
+            ManagerError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ManagerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         error(status, self.to_string())
@@ -225,8 +285,10 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn health() -> Json<Health> {
-    Json(Health { ok: true, pid: std::process::id(), version: env!("CARGO_PKG_VERSION").into() })
+async fn health(State(state): State<AppState>, Query(query): Query<HealthQuery>) -> Json<Health> {
+    // A bounded challenge: the answer costs one hash of at most this much.
+    let proof = query.challenge.filter(|c| c.len() <= 128).map(|c| proof(&state.token, &c));
+    Json(Health { ok: true, pid: std::process::id(), version: env!("CARGO_PKG_VERSION").into(), proof })
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Listing>, Response> {
@@ -356,6 +418,9 @@ async fn on_store<T: Send + 'static>(
     match tokio::task::spawn_blocking(move || f(&store)).await {
         Ok(Ok(value)) => Ok(Json(value)),
         Ok(Err(e)) if e.downcast_ref::<UsageError>().is_some() => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
+        Ok(Err(e)) if e.downcast_ref::<StoreError>().is_some_and(StoreError::is_unavailable) => {
+            Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+        }
         Ok(Err(e)) => Err(error(missing, format!("{e:#}"))),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))),
     }
@@ -367,15 +432,19 @@ async fn report(
     Input(update): Input<Update>,
 ) -> Result<Json<Node>, Response> {
     let path = NodePath::parse(&path).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let mut replies = state
-        .writer
-        .apply(vec![(path.clone(), update)], true)
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let mut replies = state.writer.apply(vec![(path.clone(), update)], true).await.map_err(refused)?;
     match replies.pop().expect("one reply per update") {
         Ok((_, Some(node))) => Ok(Json(node)),
         Ok((_, None)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("{path}: node unreadable after update"))),
         Err(e) => Err(error(StatusCode::BAD_REQUEST, format!("{path}: {e}"))),
+    }
+}
+
+/// A batch the writer did not store: 503 while the database cannot take writes.
+fn refused(e: WriteError) -> Response {
+    match e {
+        WriteError::Unavailable(message) => error(StatusCode::SERVICE_UNAVAILABLE, message),
+        WriteError::Failed(message) => error(StatusCode::INTERNAL_SERVER_ERROR, message),
     }
 }
 
@@ -428,7 +497,7 @@ async fn report_batch(
         }
     }
     let paths: Vec<NodePath> = valid.iter().map(|(p, _)| p.clone()).collect();
-    let replies = state.writer.apply(valid, false).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let replies = state.writer.apply(valid, false).await.map_err(refused)?;
     let mut replies = replies.into_iter().zip(paths);
     let results = results
         .into_iter()

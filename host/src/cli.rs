@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use crate::paths::{DataDir, default_data_dir};
 
 pub mod alerts;
+pub mod db;
 pub mod jobs;
 pub mod metrics;
 pub mod plugins;
@@ -96,6 +97,13 @@ pub enum Command {
     Stream(stream::StreamArgs),
     /// A live view of the machine, processes, runs, alerts and plugins (q quits, ? lists the keys).
     Top(top::TopArgs),
+    /// The database: check it (with the host stopped).
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Compiles the plugin on standard input into OUT: the host runs it to keep
+    /// the compiler out of its own process.
+    #[command(name = "__compile-plugin", hide = true)]
+    CompilePlugin { out: PathBuf },
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while doing it.
@@ -144,5 +152,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::WatchFiles(args) => watch_files::run(data, args),
         Command::Top(args) => top::run(&data, args),
         Command::Stream(args) => stream::run(&data, args),
+        Command::Db(command) => db::run(&data, command),
+        Command::CompilePlugin { out } => crate::plugin::engine::compile_plugin_command(&out),
     }
 }

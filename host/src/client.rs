@@ -182,13 +182,26 @@ impl Remote {
         let token = std::fs::read_to_string(data.token())
             .with_context(|| format!("the daemon runs but its token {} cannot be read", data.token().display()))?;
         let remote = Remote::new(&info.addr, &token);
-        let health = remote.agent.get(format!("{}/v1/health", remote.base)).call();
-        match health {
-            Ok(mut response) => match response.body_mut().read_json::<Health>() {
-                Ok(h) if h.pid == info.pid => Ok(Some(remote)),
-                _ => Ok(None),
-            },
-            Err(_) => Ok(None),
+        // The token goes only to a host that proves it holds it: after a crash
+        // another program may answer on the old port.
+        let mut challenge = [0u8; 16];
+        getrandom::fill(&mut challenge).map_err(|e| anyhow::anyhow!("no randomness for the API challenge: {e}"))?;
+        let challenge: String = challenge.iter().map(|b| format!("{b:02x}")).collect();
+        let health = remote.agent.get(format!("{}/v1/health?challenge={challenge}", remote.base)).call();
+        let Ok(mut response) = health else {
+            return Ok(None);
+        };
+        match response.body_mut().read_json::<Health>() {
+            Ok(h) if h.proof.as_deref() == Some(crate::api::proof(remote.token.as_str(), &challenge).as_str()) => {
+                Ok(Some(remote))
+            }
+            _ => {
+                tracing::warn!(
+                    addr = %info.addr,
+                    "something other than this data directory's host answers at the address in daemon.json; it is not sent the token"
+                );
+                Ok(None)
+            }
         }
     }
 

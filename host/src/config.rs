@@ -79,6 +79,12 @@ pub struct PluginsConfig {
     pub max_output_kib: u64,
     pub max_metrics: u64,
     pub quarantine_after: u32,
+    /// The largest plugin file loaded; larger ones are refused unread.
+    pub max_file_mib: u64,
+    /// How long compiling one plugin may take before the compiler is stopped.
+    pub compile_timeout_secs: u64,
+    /// How much memory the compiler may use for one plugin.
+    pub compile_memory_mib: u64,
 }
 
 impl Default for HostConfig {
@@ -111,6 +117,9 @@ impl Default for PluginsConfig {
             max_output_kib: 1024,
             max_metrics: 1000,
             quarantine_after: 3,
+            max_file_mib: 64,
+            compile_timeout_secs: 120,
+            compile_memory_mib: 2048,
         }
     }
 }
@@ -151,7 +160,7 @@ impl HostConfig {
             ConfigError::Parse { path: path.into(), message }
         })?;
         let p = &config.plugins;
-        let checks: [(&'static str, u64, u64, u64, &'static str); 9] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 12] = [
             ("sample_interval_ms", config.sample_interval_ms, 100, 3_600_000, "100 to 3600000"),
             ("processes_interval_ms", config.processes_interval_ms, 500, 3_600_000, "500 to 3600000"),
             ("plugins.memory_limit_mib", p.memory_limit_mib, 1, 4096, "1 to 4096"),
@@ -159,6 +168,9 @@ impl HostConfig {
             ("plugins.max_output_kib", p.max_output_kib, 1, 1 << 20, "1 to 1048576"),
             ("plugins.max_metrics", p.max_metrics, 1, 1_000_000, "1 to 1000000"),
             ("plugins.quarantine_after", p.quarantine_after.into(), 1, 1000, "1 to 1000"),
+            ("plugins.max_file_mib", p.max_file_mib, 1, 1024, "1 to 1024"),
+            ("plugins.compile_timeout_secs", p.compile_timeout_secs, 1, 3600, "1 to 3600"),
+            ("plugins.compile_memory_mib", p.compile_memory_mib, 256, 65536, "256 to 65536"),
             ("progress.max_events_per_run", config.progress.max_events_per_run, 1, u64::MAX, "1 or more"),
             ("metrics.max_series_per_plugin", config.metrics.max_series_per_plugin, 1, 1_000_000, "1 to 1000000"),
         ];
@@ -210,9 +222,11 @@ impl HostConfig {
         Duration::from_millis(self.sample_interval_ms)
     }
 
-    pub fn plugin_settings(&self, dir: PathBuf) -> Settings {
+    /// How plugins run from `dir`, for a host whose data is in `data_dir`.
+    pub fn plugin_settings(&self, dir: PathBuf, data_dir: &Path) -> Settings {
         let p = &self.plugins;
         Settings {
+            host_dirs: crate::plugin::capability::HostDirs::new(data_dir, &dir),
             dir,
             limits: Limits {
                 call_timeout: Duration::from_millis(p.call_timeout_ms),
@@ -221,7 +235,16 @@ impl HostConfig {
             },
             memory_bytes: (p.memory_limit_mib as usize) << 20,
             quarantine_after: p.quarantine_after,
+            max_file_bytes: p.max_file_mib << 20,
         }
+    }
+
+    /// Plugins compiled in a child process under the configured limits.
+    pub fn compiler(&self) -> crate::plugin::engine::Compiler {
+        crate::plugin::engine::Compiler::child(
+            Duration::from_secs(self.plugins.compile_timeout_secs),
+            self.plugins.compile_memory_mib << 20,
+        )
     }
 }
 

@@ -28,6 +28,8 @@ use crate::writer::{PRUNE_EVERY, PluginCalculator, Writer};
 
 /// How long the plugin directory must be quiet before a reload.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
+/// How long a stop waits for the stream clients to be told.
+const STREAMS_END: Duration = Duration::from_secs(3);
 /// How often self-metrics are written to the database.
 const PERSIST_EVERY: Duration = Duration::from_secs(10);
 
@@ -44,25 +46,31 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let Options { data, plugins_dir, config } = options;
     data.create().with_context(|| format!("cannot create data directory {}", data.root.display()))?;
     let _lock = InstanceLock::acquire(&data.lock())?;
-    let store = Store::open(&data.database())?;
+    let store = Store::open_checked(&data.database())?;
     let token = load_or_create_token(&data.token())?;
     if !plugins_dir.is_dir() {
         anyhow::bail!("plugin directory {} does not exist; create it or pass --plugins DIR", plugins_dir.display());
     }
+    // One spelling of the directory, so a plugin's file is the same file
+    // whichever way the directory was named (grants are bound to it).
+    let plugins_dir = plugins_dir.canonicalize().unwrap_or(plugins_dir);
 
-    let runtime = Arc::new(Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?);
+    let runtime = Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let runtime = Arc::new(runtime.compile_with(config.compiler()));
     let mut sampler = Sampler::new();
     let snapshot: SharedSnapshot = Arc::new(RwLock::new(Arc::new(sampler.sample())));
     let processes: SharedProcesses = Arc::default();
-    let manager =
-        Arc::new(Manager::new(runtime, store.clone(), snapshot.clone(), config.plugin_settings(plugins_dir.clone())));
-    {
-        let manager = manager.clone();
-        tokio::task::spawn_blocking(move || manager.scan()).await??;
-    }
-
-    let (changes_tx, mut changes) = mpsc::unbounded_channel();
-    let _watcher = watch(&plugins_dir, changes_tx)?;
+    let manager = Arc::new(Manager::new(
+        runtime,
+        store.clone(),
+        snapshot.clone(),
+        config.plugin_settings(plugins_dir.clone(), &data.root),
+    ));
+    // Plugins load on a thread of their own, from the start: compiling and
+    // asking plugins to describe themselves never hold up the tick or a signal.
+    let (scanned_tx, mut scanned) = mpsc::unbounded_channel();
+    let loader = Loader::start(manager.clone(), scanned_tx)?;
+    let _watcher = watch(&plugins_dir, loader.clone())?;
 
     let listener = api::server::Listening::bind(&config.api.listen).await?;
     let addr = listener.addr()?;
@@ -84,7 +92,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // Jobs start after the writer (each run is a progress node) and stop before it goes.
     let jobs = Arc::new(crate::watch::Jobs::start(
         config.watch_jobs(),
-        crate::watch::jobs::Options { progress: Some(writer.clone()), data_dir: Some(data.root.clone()), echo: false },
+        crate::watch::jobs::Options {
+            progress: Some(writer.clone()),
+            data_dir: Some(data.root.clone()),
+            echo: false,
+            store: Some(store.clone()),
+        },
     )?);
     let alerting = Arc::new(
         Alerting::start(
@@ -97,6 +110,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         )
         .context("cannot start alerting")?,
     );
+    let streams = Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS));
     let state = AppState {
         manager: manager.clone(),
         store: store.clone(),
@@ -105,6 +119,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         processes: processes.clone(),
         token: token.into(),
         failures: Arc::default(),
+        streams: streams.clone(),
         writer: writer.clone(),
         data: data.clone(),
         alerting: alerting.clone(),
@@ -113,17 +128,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     tokio::spawn(forward_job_events(jobs.subscribe(), hub.clone()));
     // The plugins' state is on the stream before the first client can connect.
-    let listing = manager.listing()?;
     let mut plugin_states = Vec::new();
-    publish_plugins(&listing, &hub, &mut plugin_states);
+    publish_plugins(&manager.listing()?, &hub, &mut plugin_states);
     let server = listener.serve(api::router(state));
     write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string() })?;
-
-    let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count();
-    tracing::info!(
-        api = %addr, plugins = running, problems = listing.problems.len(),
-        "monitor ready in {:.1} ms (data in {})", started.elapsed().as_secs_f64() * 1e3, data.root.display()
-    );
+    let mut ready = false;
 
     let mut tick = tokio::time::interval(config.sample_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -131,6 +140,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     process_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut ticks = Latencies::default();
+    let mut ticks_total = 0u64;
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let retention = config.retention();
     // Streams made once, so a signal that lands during a tick is not lost.
@@ -151,7 +161,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 let now = Arc::new(sampler.sample());
                 *snapshot.write().expect("snapshot lock") = now.clone();
                 let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
-                let mut host = metrics::host_metrics(&ticks, database_bytes, sampler::now_ms());
+                ticks_total += 1;
+                let health = store.health();
+                let mut host = metrics::host_metrics(&ticks, ticks_total, (database_bytes, &health), sampler::now_ms());
                 host.extend(alerting.metrics(sampler::now_ms()));
                 host.extend(hub.metrics(sampler::now_ms()));
                 host.extend(history.metrics(sampler::now_ms()));
@@ -176,13 +188,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             _ = process_tick.tick() => {
                 *processes.write().expect("processes lock") = Arc::new(sampler.processes());
             }
-            Some(()) = changes.recv() => {
-                // Let a burst of events (a copy, an editor's save) settle first.
-                while tokio::time::timeout(RELOAD_DEBOUNCE, changes.recv()).await.is_ok_and(|m| m.is_some()) {}
-                let manager = manager.clone();
-                if let Err(e) = tokio::task::spawn_blocking(move || manager.scan()).await? {
-                    tracing::error!("reloading plugins: {e}");
+            Some(()) = scanned.recv() => {
+                if ready {
+                    continue;
                 }
+                ready = true;
+                let listing = manager.listing()?;
+                let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count();
+                tracing::info!(
+                    api = %addr, plugins = running, problems = listing.problems.len(),
+                    "monitor ready in {:.1} ms (data in {})", started.elapsed().as_secs_f64() * 1e3, data.root.display()
+                );
             }
             _ = persist.tick() => {
                 if let Err(e) = manager.persist_stats() {
@@ -209,8 +225,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
 
     tracing::info!("stopping");
+    // A load under way is left to end on its own (a compiler child dies with the host).
+    drop(loader);
     jobs.stop().await;
     hub.close();
+    // Every stream client is told the host is going (a last message, a close)
+    // before the API's threads end: they run below the tick and may be slow to.
+    let all = u32::try_from(api::MAX_STREAMS).expect("a small number");
+    let _ = tokio::time::timeout(STREAMS_END, streams.acquire_many(all)).await;
     server.stop().await;
     // The writer ends once the last handle is gone, after what was queued.
     drop(writer);
@@ -286,18 +308,50 @@ async fn forward_job_events(mut events: tokio::sync::broadcast::Receiver<crate::
     }
 }
 
-/// Sends a message on every change in the plugin directory.
-fn watch(dir: &Path, changes: mpsc::UnboundedSender<()>) -> anyhow::Result<notify::RecommendedWatcher> {
+/// The thread that loads and reloads the plugin directory; clones ask it to
+/// look again. Requests that come while it works make one more scan.
+#[derive(Clone)]
+struct Loader {
+    requests: std::sync::mpsc::Sender<()>,
+}
+
+impl Loader {
+    /// Starts the thread and asks for the first scan; each finished scan is
+    /// said on `scanned`.
+    fn start(manager: Arc<Manager>, scanned: mpsc::UnboundedSender<()>) -> std::io::Result<Loader> {
+        let (requests, inbox) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new().name("plugin-loader".into()).spawn(move || {
+            let mut first = true;
+            while inbox.recv().is_ok() {
+                // Let a burst of events (a copy, an editor's save) settle first.
+                while !first && inbox.recv_timeout(RELOAD_DEBOUNCE).is_ok() {}
+                first = false;
+                if let Err(e) = manager.scan() {
+                    tracing::error!("loading plugins: {e}");
+                }
+                let _ = scanned.send(());
+            }
+        })?;
+        let loader = Loader { requests };
+        loader.rescan();
+        Ok(loader)
+    }
+
+    fn rescan(&self) {
+        let _ = self.requests.send(());
+    }
+}
+
+/// Asks for a scan on every change in the plugin directory.
+fn watch(dir: &Path, loader: Loader) -> anyhow::Result<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
             Ok(e) if e.kind.is_access() => {}
-            Ok(_) => {
-                let _ = changes.send(());
-            }
+            Ok(_) => loader.rescan(),
             // An overflowed queue loses events: rescan everything.
             Err(e) => {
                 tracing::warn!("plugin directory watch: {e}; rescanning");
-                let _ = changes.send(());
+                loader.rescan();
             }
         }
     })?;

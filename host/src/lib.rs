@@ -22,6 +22,7 @@ pub mod sched;
 pub mod status;
 pub mod store;
 pub mod stream;
+pub mod text;
 pub mod top;
 pub mod watch;
 pub mod writer;

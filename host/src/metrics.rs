@@ -29,18 +29,33 @@ pub struct Board {
 
 /// Why one metric from a plugin was not kept.
 pub fn check(metric: &types::Metric) -> Result<(), String> {
+    let name = crate::text::line(&metric.name, 80);
     if !valid_metric_name(&metric.name) || metric.name.len() > MAX_NAME_BYTES {
-        return Err(format!("metric name '{}' is not valid ([a-zA-Z_:][a-zA-Z0-9_:]*)", metric.name.escape_debug()));
+        return Err(format!("metric name '{name}' is not valid ([a-zA-Z_:][a-zA-Z0-9_:]*, at most {MAX_NAME_BYTES})"));
     }
     if metric.name.starts_with(HOST_PREFIX) {
-        return Err(format!("metric name '{}' uses the host's prefix '{HOST_PREFIX}'", metric.name));
+        return Err(format!("metric name '{name}' uses the host's prefix '{HOST_PREFIX}'"));
     }
     if !metric.value.is_finite() {
-        return Err(format!("metric '{}' has value {}, not a finite number", metric.name, metric.value));
+        return Err(format!("metric '{name}' has value {}, not a finite number", metric.value));
+    }
+    if metric.unit.len() > MAX_UNIT_BYTES || metric.unit.chars().any(char::is_control) {
+        let unit = crate::text::line(&metric.unit, 40);
+        return Err(format!("metric '{name}' has unit '{unit}'; units are at most {MAX_UNIT_BYTES} printable bytes"));
+    }
+    if metric.labels.len() > MAX_LABELS {
+        return Err(format!("metric '{name}' has {} labels; at most {MAX_LABELS}", metric.labels.len()));
     }
     for label in &metric.labels {
+        let key = crate::text::line(&label.key, 80);
         if !valid_label_name(&label.key) || label.key.len() > MAX_NAME_BYTES || label.key == "plugin" {
-            return Err(format!("metric '{}' has label '{}', which is not a valid label name", metric.name, label.key));
+            return Err(format!("metric '{name}' has label '{key}', which is not a valid label name"));
+        }
+        if label.value.len() > MAX_LABEL_VALUE_BYTES || label.value.chars().any(char::is_control) {
+            let value = crate::text::line(&label.value, 40);
+            return Err(format!(
+                "metric '{name}' has label {key}='{value}'; label values are at most {MAX_LABEL_VALUE_BYTES} printable bytes"
+            ));
         }
     }
     Ok(())
@@ -48,6 +63,10 @@ pub fn check(metric: &types::Metric) -> Result<(), String> {
 
 /// The longest metric or label name a plugin may use.
 const MAX_NAME_BYTES: usize = 200;
+/// The longest unit and label value, and the most labels, on one metric.
+const MAX_UNIT_BYTES: usize = 64;
+const MAX_LABEL_VALUE_BYTES: usize = 1024;
+const MAX_LABELS: usize = 32;
 
 /// A Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn valid_metric_name(name: &str) -> bool {
@@ -117,6 +136,8 @@ pub fn plugin_self_metrics(plugins: &[LiveStats], now_ms: u64) -> Vec<Sample> {
         put("monitor_plugin_call_latency_p50_seconds", p.stats.p50_us / 1e6, "seconds");
         put("monitor_plugin_call_latency_p99_seconds", p.stats.p99_us / 1e6, "seconds");
         put("monitor_plugin_memory_peak_bytes", p.stats.memory_peak_bytes as f64, "bytes");
+        put("monitor_plugin_errors_total", p.stats.errors as f64, "");
+        put("monitor_plugin_hung_threads", f64::from(p.stats.hung_threads), "");
         put("monitor_plugin_running", f64::from(u8::from(p.running)), "");
     }
     out
@@ -125,9 +146,17 @@ pub fn plugin_self_metrics(plugins: &[LiveStats], now_ms: u64) -> Vec<Sample> {
 /// How long the host's ticks take (sampling, plugins, rules, the stream; the
 /// history is written on a thread of its own) and how much disk its database
 /// takes, as host series.
-pub fn host_metrics(ticks: &Latencies, database_bytes: u64, now_ms: u64) -> Vec<Sample> {
+pub fn host_metrics(
+    ticks: &Latencies,
+    ticks_total: u64,
+    database: (u64, &crate::store::Health),
+    now_ms: u64,
+) -> Vec<Sample> {
     let (p50_us, p99_us) = ticks.p50_p99_us();
+    let (database_bytes, health) = database;
     [
+        ("monitor_ticks_total", ticks_total as f64, ""),
+        ("monitor_database_healthy", f64::from(u8::from(health.healthy)), ""),
         ("monitor_tick_duration_p50_seconds", p50_us / 1e6, "seconds"),
         ("monitor_tick_duration_p99_seconds", p99_us / 1e6, "seconds"),
         ("monitor_database_bytes", database_bytes as f64, "bytes"),

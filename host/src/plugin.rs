@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod bindings;
 pub mod capability;
+pub mod deadline;
 pub mod engine;
 pub mod instance;
 pub mod load;
@@ -11,6 +12,7 @@ pub mod manager;
 pub mod record;
 pub mod sandbox;
 pub mod stats;
+pub mod wait;
 
 pub use capability::Grant;
 pub use engine::Runtime;

@@ -31,8 +31,18 @@ const QUEUE: usize = 1024;
 /// One update's fate: what it did and, when asked for, the node afterwards.
 pub type Reply = Result<(Applied, Option<Node>), UpdateError>;
 
+/// Why a batch was not stored: nothing of it was acknowledged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WriteError {
+    /// The database cannot take writes for now (a full or failing disk); try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
 enum Job {
-    Apply { updates: Vec<(NodePath, Update)>, read_back: bool, reply: oneshot::Sender<Result<Vec<Reply>, String>> },
+    Apply { updates: Vec<(NodePath, Update)>, read_back: bool, reply: oneshot::Sender<Result<Vec<Reply>, WriteError>> },
     Prune { retention: Retention, reply: oneshot::Sender<Result<u64, String>> },
 }
 
@@ -72,9 +82,9 @@ impl Writer {
 
     /// Applies `updates` in order and answers once they are committed. With
     /// `read_back`, each accepted update also returns its node as committed.
-    pub async fn apply(&self, updates: Vec<(NodePath, Update)>, read_back: bool) -> Result<Vec<Reply>, String> {
+    pub async fn apply(&self, updates: Vec<(NodePath, Update)>, read_back: bool) -> Result<Vec<Reply>, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Apply { updates, read_back, reply }, answer).await?
+        self.send(Job::Apply { updates, read_back, reply }, answer).await.map_err(WriteError::Failed)?
     }
 
     /// Removes events that `retention` no longer keeps; how many went.
@@ -130,7 +140,7 @@ fn run(store: &Store, committed: &Committed, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-type Request = (std::ops::Range<usize>, bool, oneshot::Sender<Result<Vec<Reply>, String>>);
+type Request = (std::ops::Range<usize>, bool, oneshot::Sender<Result<Vec<Reply>, WriteError>>);
 
 fn commit(store: &Store, committed: &Committed, batch: &[(NodePath, Update)], requests: Vec<Request>) {
     let now = crate::sampler::now_ms();
@@ -142,8 +152,12 @@ fn commit(store: &Store, committed: &Committed, batch: &[(NodePath, Update)], re
         }
         Err(e) => {
             tracing::error!("progress commit of {} updates failed: {e}", batch.len());
+            let refused = match e.is_unavailable() {
+                true => WriteError::Unavailable(e.to_string()),
+                false => WriteError::Failed(format!("the database refused the update: {e}")),
+            };
             for (_, _, reply) in requests {
-                let _ = reply.send(Err(format!("the database refused the update: {e}")));
+                let _ = reply.send(Err(refused.clone()));
             }
             return;
         }

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex, RwLock};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use monitor_host::plugin::actor::{Actor, Worker};
+use monitor_host::plugin::actor::{Actor, Plan};
 use monitor_host::plugin::bindings::guest;
 use monitor_host::plugin::instance::Instance;
 use monitor_host::plugin::load::{Loaded, load_bytes};
@@ -31,7 +31,7 @@ fn setup(runtime: &Runtime, snapshot: &SharedSnapshot, crate_name: &str) -> (Loa
 
 fn instance(runtime: &Runtime, snapshot: &SharedSnapshot, crate_name: &str, config: &str) -> Instance {
     let (loaded, spec) = setup(runtime, snapshot, crate_name);
-    let mut instance = Instance::new(&loaded, &spec, Limits::default()).unwrap();
+    let mut instance = Instance::new(&loaded, &spec, Limits::default(), None).unwrap();
     instance.configure(config).unwrap();
     instance
 }
@@ -64,7 +64,8 @@ fn calls(c: &mut Criterion) {
 
     let (loaded, spec) = setup(&runtime, &snapshot, "fx-ten");
     let stats = Arc::new(Mutex::new(Stats::new(&StatsSnapshot::default())));
-    let actor = Actor::spawn("fx-ten", Worker::start(loaded, spec, Limits::default(), String::new(), stats).unwrap());
+    let plan = Plan { loaded, spec, limits: Limits::default(), config: Some(String::new()) };
+    let actor = Actor::spawn("fx-ten", plan, stats);
     group.bench_function("plugin returning 10 labelled metrics, through its actor", |b| {
         b.iter(|| black_box(actor.run_blocking(|w| w.call(Instance::collect)).unwrap().unwrap()))
     });

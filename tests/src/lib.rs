@@ -33,6 +33,15 @@ pub const PLUGINS: &[&str] = &[
     "fx-not-a-plugin",
     "fx-empty",
     "fx-ten",
+    "fx-sleep",
+    "fx-sleep-describe",
+    "fx-calc",
+    "fx-calc-kv",
+    "fx-format",
+    "fx-alert-sleep",
+    "fx-thief",
+    "fx-strings",
+    "fx-fifo",
 ];
 
 pub fn workspace() -> PathBuf {
@@ -411,7 +420,8 @@ pub mod host {
             std::fs::create_dir_all(sandbox.data()).unwrap();
             let store = Store::open(&sandbox.data().join("monitor.redb")).expect("opening the store");
             let runtime = Arc::new(Runtime::new(Some(sandbox.data().join("cache"))).expect("engine"));
-            let mut settings = monitor_host::config::HostConfig::default().plugin_settings(sandbox.plugins());
+            let mut settings =
+                monitor_host::config::HostConfig::default().plugin_settings(sandbox.plugins(), &sandbox.data());
             tune(&mut settings);
             let snapshot = Arc::new(RwLock::new(Arc::new(Sampler::new().sample())));
             let manager = Manager::new(runtime, store, snapshot, settings);

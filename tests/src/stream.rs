@@ -75,7 +75,7 @@ impl Iterator for Sse {
 }
 
 pub struct Ws {
-    socket: tungstenite::WebSocket<MaybeTlsStream<TcpStream>>,
+    pub socket: tungstenite::WebSocket<MaybeTlsStream<TcpStream>>,
     /// The host sent a close frame (rather than the connection breaking).
     pub closed_by_host: bool,
 }

@@ -55,7 +55,16 @@ fn check_names_every_bad_field_and_lists_good_rules() {
     let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(
         names,
-        ["disk-almost-full", "step-stalled", "plugin-quarantined", "watch-job-failed", "cpu-hot", "5", "0"],
+        [
+            "disk-almost-full",
+            "step-stalled",
+            "plugin-quarantined",
+            "database-unwritable",
+            "watch-job-failed",
+            "cpu-hot",
+            "6",
+            "0"
+        ],
         "{text}"
     );
     assert!(text.contains("cpu-hot                      error     threshold for 1m"), "{text}");

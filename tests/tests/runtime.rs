@@ -159,8 +159,10 @@ fn plugin_configuration_errors_name_the_file_or_field_and_harm_nothing_else() {
     let sandbox = Sandbox::new();
     std::fs::write(sandbox.plugins().join("textfile-collector.toml"), "directory = 3\n").unwrap();
     std::fs::write(sandbox.plugins().join("weighted-phases.toml"), "[weights\n").unwrap();
+    let textfiles = sandbox.root.path().join("textfiles");
+    std::fs::create_dir(&textfiles).unwrap();
     let host = Host::with(sandbox, &["textfile-collector", "weighted-phases", "derived-metrics"]);
-    host.enable("textfile-collector", &["fs-read:/tmp"]);
+    host.enable("textfile-collector", &[&format!("fs-read:{}", textfiles.display())]);
     let state = host.state("textfile-collector");
     assert!(state.starts_with("failed: invalid configuration: line 1 `directory = 3`"), "{state}");
     let state = host.state("weighted-phases");

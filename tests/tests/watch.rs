@@ -430,6 +430,39 @@ mod daemon {
     }
 
     #[test]
+    fn a_failed_job_stays_failed_and_alerting_across_a_host_restart() {
+        let (sandbox, project) = (Sandbox::new(), Project::new());
+        let config = config(&sandbox, &project, "");
+        let mut host = start(&sandbox, &config);
+        project.write("bad.txt", "");
+        wait_for("the failure", LIMIT, || (job_view(&sandbox)["failures"] == 1).then_some(()));
+        let firing = || {
+            let alerts: serde_json::Value = serde_json::from_str(&ok(&sandbox, &["alerts", "list", "--json"])).ok()?;
+            let found = alerts.as_array()?.iter().any(|a| a["rule"] == "watch-job-failed" && a["state"] == "firing");
+            found.then_some(())
+        };
+        wait_for("the watch-job-failed alert", LIMIT, firing);
+        host.signal("TERM");
+        host.wait_exit(LIMIT);
+
+        let _host = start(&sandbox, &config);
+        let job = job_view(&sandbox);
+        assert_eq!((job["runs"].as_u64(), job["failures"].as_u64()), (Some(1), Some(1)), "{job}");
+        assert_eq!(job["last"]["outcome"]["code"], 4, "{job}");
+        // A few ticks on, the alert is still firing: the job's last run failed.
+        let ticks = wait_for("a tick", LIMIT, || sandbox.metric_host("monitor_ticks_total"));
+        wait_for("three ticks", LIMIT, || (sandbox.metric_host("monitor_ticks_total")? >= ticks + 3.0).then_some(()));
+        firing().expect("the alert still fires after the restart");
+        // The next run is numbered on.
+        project.write("ok.txt", "");
+        let job = wait_for("the next run", LIMIT, || {
+            let job = job_view(&sandbox);
+            (job["runs"] == 2).then_some(job)
+        });
+        assert_eq!(job["last"]["seq"], 2, "{job}");
+    }
+
+    #[test]
     fn stopping_the_host_kills_every_commands_group_and_the_project_is_locked_while_it_runs() {
         let (sandbox, project) = (Sandbox::new(), Project::new());
         let config = config(&sandbox, &project, "busy = \"queue\"\n");

@@ -148,6 +148,15 @@ kind = "plugin_quarantined"
 message = "plugin {labels.plugin} is quarantined; see 'monitor plugins info {labels.plugin}'"
 
 [[rule]]
+name = "database-unwritable"
+level = "critical"
+kind = "threshold"
+metric = "monitor_database_healthy"
+op = "<"
+value = 1
+message = "the host's database cannot be written (a full or failing disk?); progress and alerts are refused until it can; see the host's log"
+
+[[rule]]
 name = "watch-job-failed"
 level = "error"
 kind = "watch_failed"
@@ -270,8 +279,18 @@ mod tests {
         assert_eq!(host.alerts.disable, ["memory-pressure"]);
         let rules = host.alerts.rules().unwrap();
         let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["disk-almost-full", "step-stalled", "plugin-quarantined", "watch-job-failed", "cpu-hot"]);
-        let cpu = &rules[4];
+        assert_eq!(
+            names,
+            [
+                "disk-almost-full",
+                "step-stalled",
+                "plugin-quarantined",
+                "database-unwritable",
+                "watch-job-failed",
+                "cpu-hot"
+            ]
+        );
+        let cpu = &rules[5];
         assert_eq!((cpu.for_ms, cpu.repeat_ms, cpu.level), (60_000, Some(3_600_000), Level::Warning));
     }
 
@@ -402,7 +421,14 @@ mod tests {
         let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,
-            ["disk-almost-full", "memory-pressure", "step-stalled", "plugin-quarantined", "watch-job-failed"]
+            [
+                "disk-almost-full",
+                "memory-pressure",
+                "step-stalled",
+                "plugin-quarantined",
+                "database-unwritable",
+                "watch-job-failed"
+            ]
         );
 
         let config: AlertsConfig = toml::from_str(
@@ -426,6 +452,7 @@ mod tests {
             names,
             [
                 ("memory-pressure", Level::Warning),
+                ("database-unwritable", Level::Critical),
                 ("watch-job-failed", Level::Error),
                 ("step-stalled", Level::Critical)
             ]
@@ -435,7 +462,7 @@ mod tests {
         assert_eq!(
             validate(&config).unwrap_err()[0].to_string(),
             "rule 'disk-full': disable names no rule; the built-in ones are disk-almost-full, memory-pressure, \
-             step-stalled, plugin-quarantined, watch-job-failed (or use one of your rule names)"
+             step-stalled, plugin-quarantined, database-unwritable, watch-job-failed (or use one of your rule names)"
         );
     }
 

@@ -176,15 +176,14 @@ impl Dispatcher {
                 Target::Handler(name) => self.routing.handler(name).cloned(),
                 _ => None,
             };
-            let timeout = handler.as_ref().map(|h| h.timeout);
-            let agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(timeout).build();
+            let agent = webhook_agent(handler.as_ref());
             let delivery = Delivery {
                 target: target.clone(),
                 handler,
                 manager: self.manager.clone(),
                 host: self.host.clone(),
                 counters: self.counters.clone(),
-                agent: ureq::Agent::new_with_config(agent),
+                agent,
             };
             self.runtime.spawn(delivery.run(rx));
             tx
@@ -194,6 +193,26 @@ impl Dispatcher {
             self.counters.lock().expect("counters lock").entry(target.name()).or_default().dropped += 1;
         }
     }
+}
+
+/// The HTTP client of one webhook: certificates verified (against its
+/// `ca_file` when it has one), no redirect followed (an alert goes where it
+/// was configured to, or fails), one try bounded by the handler's timeout.
+fn webhook_agent(handler: Option<&Handler>) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(Action::Webhook(_, Some(ca_file))) = handler.map(|h| &h.action) {
+        match super::route::read_certificates(ca_file) {
+            Ok(certificates) => tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certificates)),
+            Err(e) => tracing::error!("{e}; the built-in roots are used"),
+        }
+    }
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(handler.map(|h| h.timeout))
+        .tls_config(tls.build())
+        .build();
+    ureq::Agent::new_with_config(config)
 }
 
 /// The `log` handler: the host's log, at the alert's level.
@@ -282,7 +301,7 @@ impl Delivery {
                 payload.push(b'\n');
                 let attempt = match &handler.action {
                     Action::Command(argv) => tokio::time::timeout(handler.timeout, command(argv, payload)).await,
-                    Action::Webhook(url) => {
+                    Action::Webhook(url, _) => {
                         let (url, agent) = (url.clone(), self.agent.clone());
                         let post = tokio::task::spawn_blocking(move || webhook(&agent, &url, &payload));
                         tokio::time::timeout(handler.timeout + Duration::from_millis(100), async {
@@ -349,5 +368,11 @@ fn webhook(agent: &ureq::Agent, url: &str, payload: &[u8]) -> Outcome {
         .send(payload)
         .map_err(|e| format!("POST {url}: {e}"))?;
     let status = response.status();
-    if status.is_success() { Ok(()) } else { Err(format!("POST {url}: HTTP {}", status.as_u16())) }
+    match status.as_u16() {
+        _ if status.is_success() => Ok(()),
+        code @ 300..=399 => {
+            Err(format!("POST {url}: HTTP {code}, a redirect, not followed; set url to where it points"))
+        }
+        code => Err(format!("POST {url}: HTTP {code}")),
+    }
 }

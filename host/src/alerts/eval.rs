@@ -75,7 +75,21 @@ pub enum AlertError {
     NoMatchers,
     #[error("a silence until {until_ms} ends before now ({now_ms}); give a time in the future")]
     Past { until_ms: u64, now_ms: u64 },
+    #[error(
+        "a silence may have at most {MAX_MATCHERS} matchers of at most {MAX_MATCHER_BYTES} bytes each; this one has {0}"
+    )]
+    TooManyMatchers(usize),
+    #[error("a silence may last at most a year; give a shorter 'for' or an earlier 'until_ms'")]
+    TooLong,
+    #[error("{MAX_SILENCES} silences are active, the most there may be; end some with 'monitor alerts unsilence ID'")]
+    TooManySilences,
 }
+
+/// Bounds on what silences may hold: a client cannot grow the host with them.
+pub const MAX_MATCHERS: usize = 32;
+pub const MAX_MATCHER_BYTES: usize = 256;
+pub const MAX_SILENCES: usize = 1000;
+const MAX_SILENCE_MS: u64 = 366 * 24 * 3600 * 1000;
 
 /// One rule and its instances.
 #[derive(Debug)]
@@ -209,6 +223,17 @@ impl Engine {
         if until_ms <= now_ms {
             return Err(AlertError::Past { until_ms, now_ms });
         }
+        let too_big = |(k, v): (&String, &String)| k.len() > MAX_MATCHER_BYTES || v.len() > MAX_MATCHER_BYTES;
+        if matchers.len() > MAX_MATCHERS || matchers.iter().any(too_big) {
+            return Err(AlertError::TooManyMatchers(matchers.len()));
+        }
+        if until_ms - now_ms > MAX_SILENCE_MS {
+            return Err(AlertError::TooLong);
+        }
+        self.silences.retain(|s| s.is_active(now_ms));
+        if self.silences.len() >= MAX_SILENCES {
+            return Err(AlertError::TooManySilences);
+        }
         let id = self.next_silence;
         self.next_silence += 1;
         self.silences.push(Silence { id, matchers, created_ms: now_ms, until_ms });
@@ -300,6 +325,7 @@ impl Slot {
                     };
                     if let Some(inst) = series.get_mut(&sample.labels) {
                         inst.seen = tick.generation;
+                        inst.restored_ms = None;
                         inst.value = Some(v);
                         if !inst.step(cond(inst.is_active()), &step, out) {
                             series.remove(&sample.labels);
@@ -395,6 +421,7 @@ fn visit(
     let value = age_ms.map(|ms| ms as f64 / 1000.0);
     if let Some(inst) = named.get_mut(name) {
         inst.seen = generation;
+        inst.restored_ms = None;
         inst.value = value;
         inst.age_ms = age_ms;
         inst.detail = detail.map(str::to_string);
@@ -412,13 +439,16 @@ fn visit(
     }
 }
 
-/// Instances whose input was not seen this evaluation: condition false, no value.
+/// Instances whose input was not seen this evaluation: condition false, no
+/// value; but one taken up after a restart waits a while for its input first.
 fn sweep<K>(instances: &mut HashMap<K, Instance>, generation: u64, step: &Step, out: &mut Vec<Transition>) {
     if instances.is_empty() {
         return;
     }
     instances.retain(|_, inst| {
-        if inst.seen == generation {
+        let waiting =
+            inst.restored_ms.is_some_and(|at| step.now_ms < at.saturating_add(super::lifecycle::RESTORED_WAIT_MS));
+        if inst.seen == generation || waiting {
             return true;
         }
         inst.value = None;

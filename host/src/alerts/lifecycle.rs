@@ -132,7 +132,16 @@ pub(crate) struct Instance {
     /// The evaluation that last saw the instance's series or node.
     #[serde(skip)]
     pub seen: u64,
+    /// When a restart took the instance up from storage, until its input is
+    /// seen again: no input yet is no evidence (see [`RESTORED_WAIT_MS`]).
+    #[serde(skip)]
+    pub restored_ms: Option<u64>,
 }
+
+/// How long an alert taken up after a restart waits for its input (a plugin's
+/// series, a watch job's run) before its absence counts as the condition gone:
+/// plugins load, and jobs run, some time after the host starts.
+pub const RESTORED_WAIT_MS: u64 = 10 * 60 * 1000;
 
 impl Instance {
     /// A new, inactive instance: `key` names it within the rule, the rule's labels go over it.
@@ -154,6 +163,7 @@ impl Instance {
             detail: None,
             ack: None,
             seen,
+            restored_ms: None,
         }
     }
 

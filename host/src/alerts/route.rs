@@ -10,7 +10,8 @@
 //! [[alerts.handler]]
 //! name = "chat"
 //! kind = "webhook"                      # HTTP POST of the alert as JSON
-//! url = "http://chat.internal/hooks/monitor"
+//! url = "https://chat.internal/hooks/monitor"  # certificates verified; redirects not followed
+//! ca_file = "/etc/ssl/internal-ca.pem"  # optional: trust these CAs instead of the built-in roots
 //! retries = 5
 //! backoff = "2s"                        # doubles after each failed try
 //!
@@ -74,6 +75,10 @@ pub struct HandlerConfig {
     /// webhook: where to POST.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// webhook: a PEM file of the certificate authorities to trust for an
+    /// `https://` URL instead of the built-in (Mozilla) roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// How long one try may take; default 10s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
@@ -89,7 +94,23 @@ pub struct HandlerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Command(Vec<String>),
-    Webhook(String),
+    /// The URL, and the certificate authorities to trust (none: the built-in roots).
+    Webhook(String, Option<std::path::PathBuf>),
+}
+
+/// The certificates in a PEM file, or why there are none.
+pub fn read_certificates(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+    let certificates: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certificates.is_empty() {
+        return Err(format!("ca_file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display()));
+    }
+    Ok(certificates)
 }
 
 /// A validated `[[alerts.handler]]`.
@@ -161,8 +182,8 @@ impl Routing {
                     err("command is missing; write command = [\"/path/to/program\", \"arg\"]".into());
                     None
                 }
-                "command" if h.url.is_some() => {
-                    err("url does not apply to kind 'command'; remove it".into());
+                "command" if h.url.is_some() || h.ca_file.is_some() => {
+                    err("url and ca_file do not apply to kind 'command'; remove them".into());
                     None
                 }
                 "command" => Some(Action::Command(h.command.clone())),
@@ -171,8 +192,18 @@ impl Routing {
                     None
                 }
                 "webhook" => match h.url.as_deref() {
+                    Some(url) if url.starts_with("http://") && h.ca_file.is_some() => {
+                        err(format!("ca_file applies to https:// URLs only; url '{url}' is plain HTTP"));
+                        None
+                    }
                     Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                        Some(Action::Webhook(url.into()))
+                        match h.ca_file.as_deref().map(read_certificates).transpose() {
+                            Ok(_) => Some(Action::Webhook(url.into(), h.ca_file.clone())),
+                            Err(e) => {
+                                err(e);
+                                None
+                            }
+                        }
                     }
                     Some(url) => {
                         err(format!("url '{url}' is not an http:// or https:// URL"));

@@ -128,7 +128,13 @@ impl Engine {
             };
             // Id and labels as the rule now makes them (its labels may have changed).
             let fresh = Instance::new(&slot.rule, s.instance.key.clone(), 0, self.generation);
-            let inst = Instance { id: fresh.id, labels: fresh.labels, seen: fresh.seen, ..s.instance };
+            let inst = Instance {
+                id: fresh.id,
+                labels: fresh.labels,
+                seen: fresh.seen,
+                restored_ms: Some(now_ms),
+                ..s.instance
+            };
             match s.name {
                 Some(name) => slot.named.insert(name, inst),
                 None => slot.series.insert(inst.key.clone(), inst),

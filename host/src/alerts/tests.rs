@@ -629,6 +629,30 @@ fn cores(values: [f64; 2], at_s: u64) -> Vec<Sample> {
 }
 
 #[test]
+fn after_a_restart_an_alert_waits_for_its_input_before_resolving() {
+    const HOT: &str = "[[rule]]\nname = \"core-hot\"\nlevel = \"warning\"\nkind = \"threshold\"\nmetric = \"core\"\nop = \">\"\nvalue = 90\n";
+    // Its plugin's series is not there yet just after a start: no evidence.
+    let mut engine = Engine::new(rules(HOT));
+    let go = |e: &mut Engine, samples: &[Sample], at| eval(e, &Inputs { samples, ..Inputs::default() }, at);
+    assert_eq!(go(&mut engine, &cores([95.0, 10.0], 0), 0).len(), 1);
+    let (mut engine, _) = restart(&engine, HOT, 10);
+    assert_eq!(go(&mut engine, &[], 11), Vec::<String>::new(), "no series yet: stays firing");
+    assert_eq!(go(&mut engine, &cores([95.0, 10.0], 15), 15), Vec::<String>::new(), "seen again, still hot");
+    assert_eq!(go(&mut engine, &[], 16), [r#"16 core-hot{core="0"} firing->resolved"#], "seen once: gone is gone");
+
+    // A series that never comes back resolves once the wait is over.
+    let mut engine = Engine::new(rules(HOT));
+    go(&mut engine, &cores([95.0, 10.0], 0), 0);
+    let (mut engine, _) = restart(&engine, HOT, 10);
+    let wait_s = crate::alerts::lifecycle::RESTORED_WAIT_MS / 1000;
+    assert_eq!(go(&mut engine, &[], 10 + wait_s - 1), Vec::<String>::new());
+    assert_eq!(
+        go(&mut engine, &[], 10 + wait_s),
+        [format!(r#"{} core-hot{{core="0"}} firing->resolved"#, 10 + wait_s)]
+    );
+}
+
+#[test]
 fn a_restart_keeps_firing_alerts_acks_silences_and_absence_clocks() {
     let mut engine = Engine::new(rules(TWO_CPUS));
     let go = |e: &mut Engine, v, at| eval(e, &Inputs { samples: &cores(v, at), ..Inputs::default() }, at);

@@ -114,6 +114,7 @@ impl IntoResponse for AlertingError {
                 StatusCode::CONFLICT
             }
             AlertingError::Alert(_) => StatusCode::BAD_REQUEST,
+            AlertingError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             AlertingError::Store(_) | AlertingError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         error(status, self.to_string())

@@ -10,17 +10,30 @@
 //! kernel closes one whose peer has taken none of what was sent for that long
 //! (a client that stopped reading, a peer that vanished), which ends the
 //! request and frees what it held.
+//!
+//! No client can hold the API's doors: a connection must send a request's
+//! headers within [`HEADER_TIMEOUT`] (a new one, and a kept-alive one between
+//! requests), and at most [`MAX_CONNECTIONS`] are open at once; past that a
+//! new one is closed at once, so file descriptors stay for plugins, jobs and
+//! webhooks. The HTTP server is hyper's own (axum's `serve` sets no header
+//! timeout).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use axum::Router;
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
+use tower_service::Service as _;
 
 use crate::stream::STALLED;
 
@@ -28,6 +41,10 @@ use crate::stream::STALLED;
 /// stalled WebSocket client first, and a stalled SSE response, which only the
 /// kernel can end, is still seen by its session as stalled (and counted).
 const PEER_GONE: Duration = Duration::from_secs(3 * STALLED.as_secs());
+/// How long a connection may take to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once; a stream client holds one for as long as it reads.
+pub const MAX_CONNECTIONS: usize = 512;
 
 /// The API's listener, bound, not yet serving.
 pub struct Listening {
@@ -40,7 +57,7 @@ pub struct Serving {
     /// Held until the API stops; dropped, it ends the threads.
     _runtime: Threads,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 /// The API's runtime, ended without waiting when dropped: it is dropped on the
@@ -92,16 +109,63 @@ impl Listening {
     pub fn serve(self, router: Router) -> Serving {
         let (stop, stopped) = oneshot::channel::<()>();
         let listener = self.listener.tap_io(close_when_stalled);
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
-        let task = self.runtime.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let task = self.runtime.spawn(accept(listener, router, async {
+            let _ = stopped.await;
+        }));
         Serving { _runtime: self.runtime, stop, task }
     }
+}
+
+/// Serves connections from `listener` until `shutdown`, then lets the open
+/// ones finish what they are answering.
+async fn accept(mut listener: impl Listener<Addr = SocketAddr>, router: Router, shutdown: impl Future<Output = ()>) {
+    let mut make = router.into_make_service_with_connect_info::<SocketAddr>();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true);
+    let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Dropping `stopping` asks every connection to finish; `done` closes once all have.
+    let (stopping, stop_rx) = watch::channel(());
+    let (done_tx, done) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut refused = 0u64;
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, refused, "the API has {MAX_CONNECTIONS} connections open; new ones are closed at once");
+            }
+            continue;
+        };
+        let service = match make.call(peer).await {
+            Ok(service) => service,
+            Err(never) => match never {},
+        };
+        let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service)).with_upgrades();
+        let (mut stop, done) = (stop_rx.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!(%peer, "API connection ended: {e}");
+                    }
+                }
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop((permit, done));
+        });
+    }
+    drop((stopping, done_tx, listener));
+    // Every connection task holds a `done` sender; the channel closes when the last one ends.
+    let mut done = done;
+    let _ = done.changed().await;
 }
 
 impl Serving {

@@ -26,6 +26,10 @@ use crate::stream::{Request, STALLED, Session, Subscription};
 
 /// Most bytes written to a WebSocket at once.
 const BATCH_BYTES: usize = 256 * 1024;
+/// The largest message and frame a WebSocket client may send: it only ever
+/// needs to say goodbye, so a flood is refused before it is read.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+const MAX_CLIENT_FRAME: usize = 16 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/stream", get(stream))
@@ -49,24 +53,32 @@ async fn stream(
     if request.after.is_none() {
         request.after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     }
+    let Ok(room) = state.streams.clone().try_acquire_owned() else {
+        let message =
+            format!("{} stream clients are connected, the most the host serves; try again later", super::MAX_STREAMS);
+        return error(StatusCode::SERVICE_UNAVAILABLE, message);
+    };
     let session = match open(&state, &request).await {
         Ok(session) => session,
         Err(response) => return response,
     };
     let Ok(upgrade) = upgrade else {
-        return events(session);
+        return events(session, room);
     };
-    upgrade.on_upgrade(move |socket| pump(socket, session))
+    upgrade.max_message_size(MAX_CLIENT_MESSAGE).max_frame_size(MAX_CLIENT_FRAME).on_upgrade(move |socket| async move {
+        pump(socket, session).await;
+        drop(room);
+    })
 }
 
-fn events(session: Session) -> Response {
-    let events = futures_util::stream::unfold(session, |mut session| async move {
+fn events(session: Session, room: tokio::sync::OwnedSemaphorePermit) -> Response {
+    let events = futures_util::stream::unfold((session, room), |(mut session, room)| async move {
         let message = session.next().await?;
         let mut event = Event::default().event(message.topic).data(message.json().as_str());
         if message.id > 0 {
             event = event.id(session.cursor().to_string());
         }
-        Some((Ok::<_, Infallible>(event), session))
+        Some((Ok::<_, Infallible>(event), (session, room)))
     });
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }

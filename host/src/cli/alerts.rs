@@ -226,7 +226,7 @@ fn check(config: Option<PathBuf>) -> anyhow::Result<()> {
     for handler in &routing.handlers {
         let action = match &handler.action {
             crate::alerts::route::Action::Command(argv) => format!("command {}", argv.join(" ")),
-            crate::alerts::route::Action::Webhook(url) => format!("webhook {url}"),
+            crate::alerts::route::Action::Webhook(url, _) => format!("webhook {url}"),
         };
         println!("handler {:<20} {action}", handler.name);
     }

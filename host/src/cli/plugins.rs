@@ -89,8 +89,11 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
 }
 
 fn check(data: &DataDir, file: &PathBuf, json: bool) -> anyhow::Result<()> {
-    let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    let runtime = Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let max = crate::config::HostConfig::default().plugins.max_file_mib << 20;
+    let bytes = crate::plugin::manager::read_capped(file, max).map_err(|e| anyhow::anyhow!(e))?;
+    let runtime = Runtime::new(Some(data.compile_cache()))
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?
+        .compile_with(crate::config::HostConfig::default().compiler());
     let spec = SandboxSpec::bare("(check)");
     let (loaded, desc) = inspect(&runtime, &spec, Limits::default(), file, &bytes).map_err(|e| anyhow::anyhow!(e))?;
     if json {
@@ -163,6 +166,14 @@ fn table(listing: &Listing, live: bool) -> String {
                     grants.join(" ")
                 );
             }
+            State::AwaitingConfirmation { .. } => {
+                let file = p.file.as_ref().map_or("-".into(), |f| f.display().to_string());
+                let _ = writeln!(
+                    out,
+                    "  {}: {}; if {file} is the plugin you granted, run 'monitor plugins enable {}'",
+                    p.name, p.state, p.name
+                );
+            }
             state => {
                 let _ = writeln!(out, "  {}: {state}", p.name);
             }
@@ -187,13 +198,34 @@ fn details(p: &PluginRecord) -> String {
     let _ = writeln!(out, "  roles         {}", roles.join(", "));
     let _ = writeln!(out, "  state         {}", p.state);
     let _ = writeln!(out, "  enabled       {}", if p.enabled { "yes" } else { "no" });
+    let bound = p.bound_grants();
+    if !p.grants.is_empty() {
+        let to = match (&p.grants_file, &p.grants_hash) {
+            (Some(file), Some(hash)) => format!("{} (content {hash})", file.display()),
+            _ => "-".into(),
+        };
+        let _ = writeln!(out, "  granted to    {to}");
+    }
     for r in &p.requests {
-        let granted: Vec<String> = p.bound_grants().iter().filter(|g| g.kind == r.kind).map(Grant::to_string).collect();
+        let granted: Vec<String> = bound
+            .iter()
+            .filter(|g| g.kind == r.kind)
+            .map(|g| match g.path.as_deref().map(crate::plugin::capability::resolve) {
+                Some(real) if Some(real.as_path()) != g.path.as_deref() => {
+                    format!("{g} (resolves to {})", real.display())
+                }
+                _ => g.to_string(),
+            })
+            .collect();
         let status = if granted.is_empty() { "NOT GRANTED".into() } else { format!("granted {}", granted.join(", ")) };
         let _ = writeln!(out, "  asks for      {} ({}) — {status}", r.kind, r.reason);
     }
     let s = &p.stats;
-    let _ = writeln!(out, "  calls         {} ({} faults, {} in a row)", s.calls, s.faults, s.consecutive_faults);
+    let _ = writeln!(
+        out,
+        "  calls         {} ({} faults, {} in a row; {} errors)",
+        s.calls, s.faults, s.consecutive_faults, s.errors
+    );
     let _ = writeln!(out, "  latency       p50 {} p99 {}", micros(s.p50_us), micros(s.p99_us));
     let _ = writeln!(out, "  memory peak   {}", mib(s.memory_peak_bytes));
     if let Some(e) = &s.last_error {

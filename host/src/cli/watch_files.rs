@@ -77,7 +77,7 @@ pub fn run(data: DataDir, args: WatchFilesArgs) -> anyhow::Result<()> {
     let spec = config.validate().map_err(|e| UsageError(flags(&e.to_string())))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
-        let options = Options { progress: None, data_dir: Some(data.root.clone()), echo: true };
+        let options = Options { progress: None, data_dir: Some(data.root.clone()), echo: true, store: None };
         let jobs = Jobs::start(vec![spec], options).map_err(|e| {
             if e.is_usage() { UsageError(flags(&e.to_string())).into() } else { anyhow::Error::from(e) }
         })?;

@@ -12,6 +12,7 @@ use crate::alerts::{Alert, Labels, Silence, State as AlertState};
 use crate::api::alerts::{HISTORY_LIMIT, TestResult};
 use crate::cli::UsageError;
 use crate::paths::DataDir;
+use crate::plugin::capability::HostDirs;
 use crate::plugin::manager::inspect;
 use crate::plugin::sandbox::SandboxSpec;
 use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime};
@@ -75,12 +76,15 @@ impl Local {
     }
 
     fn discover(&self, dir: &Path, name: &str) -> anyhow::Result<bool> {
-        let runtime = Runtime::new(Some(self.data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let runtime = Runtime::new(Some(self.data.compile_cache()))
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?
+            .compile_with(crate::config::HostConfig::default().compiler());
         let spec = SandboxSpec::bare("(loading)");
         let entries =
             std::fs::read_dir(dir).with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
         for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wasm")) {
-            let Ok(bytes) = std::fs::read(&path) else {
+            let max = crate::config::HostConfig::default().plugins.max_file_mib << 20;
+            let Ok(bytes) = crate::plugin::manager::read_capped(&path, max) else {
                 continue;
             };
             let Ok((loaded, desc)) = inspect(&runtime, &spec, Limits::default(), &path, &bytes) else {
@@ -122,6 +126,12 @@ impl Client for Local {
     }
 
     fn enable(&self, name: &str, grants: &[Grant]) -> anyhow::Result<PluginRecord> {
+        let record = self.record(name)?;
+        let plugins = self.plugins_dir.clone().or_else(|| record.file.as_deref()?.parent().map(Path::to_path_buf));
+        let dirs = HostDirs::new(&self.data.root, plugins.as_deref().unwrap_or(&self.data.root));
+        for grant in grants {
+            dirs.check(grant).map_err(|e| UsageError(e.to_string()))?;
+        }
         self.change(name, |r| {
             r.enable(grants);
             Ok(())

@@ -66,6 +66,13 @@ pub enum CapabilityError {
     UnexpectedPath,
     #[error("the directory in capability '{0}' must be absolute and plain (no '..'), e.g. 'fs-read:/srv/data'")]
     BadPath(String),
+    #[error("capability '{grant}' would give the whole file system; grant the directory the plugin needs")]
+    Root { grant: String },
+    #[error(
+        "capability '{grant}' (resolved: {}) would reach the host's {what} {}; grant a directory that neither holds nor lies inside it",
+        resolved.display(), dir.display()
+    )]
+    HostDirectory { grant: String, resolved: PathBuf, what: &'static str, dir: PathBuf },
 }
 
 impl Grant {
@@ -83,6 +90,80 @@ impl Grant {
             (true, Some(path)) => Some(normalise(path).ok_or_else(|| CapabilityError::BadPath(text.into()))?),
         };
         Ok(Grant { kind, path })
+    }
+}
+
+/// The host's own directories, which no grant may reach: a plugin that could
+/// write there could replace plugins, read the API token or plant compiled
+/// code; and the kernel's views of processes and devices (`/proc`, `/sys`,
+/// `/dev`), through which it could read or write the host itself. The
+/// directory of the `monitor` binary may not be written either.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostDirs(Vec<(&'static str, PathBuf, Reach)>);
+
+/// Which grants a host directory refuses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reach {
+    Any,
+    Write,
+}
+
+impl HostDirs {
+    pub fn new(data: &Path, plugins: &Path) -> HostDirs {
+        let mut dirs = vec![
+            ("data directory", resolve(data), Reach::Any),
+            ("plugin directory", resolve(plugins), Reach::Any),
+            ("process table", PathBuf::from("/proc"), Reach::Any),
+            ("kernel's objects", PathBuf::from("/sys"), Reach::Any),
+            ("devices", PathBuf::from("/dev"), Reach::Any),
+        ];
+        if let Some(bin) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(resolve)) {
+            dirs.push(("program directory", bin, Reach::Write));
+        }
+        HostDirs(dirs)
+    }
+
+    /// The grant's directory as it resolves now (symbolic links followed as
+    /// far as it exists), or why it may not be given: it is `/`, or it holds or
+    /// lies inside one of the host's directories.
+    pub fn check(&self, grant: &Grant) -> Result<Option<PathBuf>, CapabilityError> {
+        let Some(path) = &grant.path else {
+            return Ok(None);
+        };
+        let resolved = resolve(path);
+        if resolved == Path::new("/") {
+            return Err(CapabilityError::Root { grant: grant.to_string() });
+        }
+        for (what, dir, reach) in &self.0 {
+            if *reach == Reach::Write && grant.kind != Kind::FsWrite {
+                continue;
+            }
+            if dir.starts_with(&resolved) || resolved.starts_with(dir) {
+                let (grant, dir) = (grant.to_string(), dir.clone());
+                return Err(CapabilityError::HostDirectory { grant, resolved, what, dir });
+            }
+        }
+        Ok(Some(resolved))
+    }
+}
+
+/// `path`, absolute, with symbolic links followed as far as it exists (a
+/// directory not made yet resolves through its nearest existing parent).
+pub fn resolve(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return path,
+        }
     }
 }
 
@@ -186,6 +267,39 @@ mod tests {
         assert!(missing(&requests, &grants).is_empty());
         let grants = [Grant::parse("fs-write:/tmp").unwrap()];
         assert_eq!(unrequested(&requests, &grants).len(), 1);
+    }
+
+    #[test]
+    fn no_grant_reaches_the_host_s_own_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path().canonicalize().unwrap();
+        let (data, plugins, srv) = (base.join("home/.local/state/monitor"), base.join("plugins"), base.join("srv"));
+        for dir in [&data, &plugins, &srv] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::os::unix::fs::symlink(&data, base.join("sneaky")).unwrap();
+        let dirs = HostDirs::new(&data, &plugins);
+        let check = |text: String| dirs.check(&Grant::parse(&text).unwrap()).map_err(|e| e.to_string());
+
+        assert_eq!(check(format!("fs-read:{}", srv.display())).unwrap(), Some(srv.clone()));
+        assert_eq!(check("kv".into()).unwrap(), None);
+        assert!(check("fs-write:/".into()).unwrap_err().contains("the whole file system"));
+        assert!(check("fs-read:/proc/self".into()).unwrap_err().contains("process table"));
+        assert!(check("fs-write:/dev".into()).unwrap_err().contains("devices"));
+        let bin = std::env::current_exe().unwrap().parent().unwrap().canonicalize().unwrap();
+        assert!(check(format!("fs-write:{}", bin.display())).unwrap_err().contains("program directory"));
+        assert!(check(format!("fs-read:{}", bin.display())).is_ok(), "reading it is fine");
+        // Not made yet: resolved through the nearest parent that exists.
+        let later = base.join("sneaky/later");
+        let err = check(format!("fs-write:{}", later.display())).unwrap_err();
+        assert!(err.contains(&format!("(resolved: {})", data.join("later").display())), "{err}");
+        for reach in [base.join("home"), data.clone(), data.join("cache"), plugins.clone(), base.clone()] {
+            let err = check(format!("fs-write:{}", reach.display())).unwrap_err();
+            assert!(err.contains("would reach the host's"), "{reach:?}: {err}");
+        }
+        let err = check(format!("fs-read:{}", base.join("sneaky").display())).unwrap_err();
+        assert!(err.contains(&format!("(resolved: {})", data.display())), "{err}");
+        assert!(err.contains("data directory"), "{err}");
     }
 
     proptest::proptest! {

@@ -1,10 +1,18 @@
-//! The process-wide wasmtime engine: configuration, the epoch ticker that bounds
-//! every call (and sleeps while no call runs), the linker with the host's
-//! imports, and the on-disk compile cache.
+//! The process-wide wasmtime engine: configuration, the linker with the host's
+//! imports, compiling, and the on-disk compile cache. Its epoch is advanced by
+//! [`super::deadline`].
+//!
+//! Compiling is heavy and untrusted input drives it: Cranelift's memory stays
+//! with the process that ran it, and a crafted module can make it run for a
+//! long time. So a [`Compiler`] can run it in a short-lived child process of
+//! `monitor` itself, under a memory and a time limit, that writes the artifact
+//! to the cache; the host only maps the result, exactly as on a start from the
+//! cache. The cache lives in the data directory, which no grant may reach.
 
 use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -13,14 +21,39 @@ use wasmtime::{Config, Engine};
 use super::bindings::HostView;
 use super::sandbox::Sandbox;
 
-/// How often the epoch advances; call deadlines are whole ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Where and under which limits plugins are compiled.
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    /// The `monitor` binary to compile in (`monitor __compile-plugin`); `None`
+    /// compiles in this process (tests, and programs that link the library).
+    pub exe: Option<PathBuf>,
+    pub timeout: Duration,
+    /// The child's data limit (`RLIMIT_DATA`).
+    pub memory_bytes: u64,
+}
+
+impl Compiler {
+    /// Compiles in a child process of this very binary: `/proc/self/exe`,
+    /// which is still this program's file after a package upgrade replaced it
+    /// on disk (so the artifact matches this engine).
+    pub fn child(timeout: Duration, memory_bytes: u64) -> Compiler {
+        let exe = if cfg!(target_os = "linux") { Some("/proc/self/exe".into()) } else { std::env::current_exe().ok() };
+        Compiler { exe, timeout, memory_bytes }
+    }
+}
+
+impl Default for Compiler {
+    fn default() -> Compiler {
+        Compiler { exe: None, timeout: Duration::from_secs(120), memory_bytes: 2 << 30 }
+    }
+}
 
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<Sandbox>,
     cache_dir: Option<PathBuf>,
     engine_key: String,
+    compiler: Compiler,
 }
 
 /// A compiled component and whether it came from the cache.
@@ -29,109 +62,158 @@ pub struct Compiled {
     pub from_cache: bool,
 }
 
-impl Runtime {
-    /// `cache_dir`: where compiled plugins are kept between runs (none: compile every time).
-    pub fn new(cache_dir: Option<PathBuf>) -> wasmtime::Result<Runtime> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+/// The engine's configuration: the host and its compiling child must agree.
+fn engine() -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    Engine::new(&config)
+}
 
+impl Runtime {
+    /// `cache_dir`: where compiled plugins are kept between runs (none: compile
+    /// every time). Compiles in this process; see [`Runtime::compile_with`].
+    pub fn new(cache_dir: Option<PathBuf>) -> wasmtime::Result<Runtime> {
+        let engine = engine()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        super::wait::bound_waits(&mut linker)?;
         HostView::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)?;
 
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("{:016x}", hasher.finish());
 
-        spawn_ticker(&engine);
-        Ok(Runtime { engine, linker, cache_dir, engine_key })
+        super::deadline::register_engine(&engine);
+        Ok(Runtime { engine, linker, cache_dir, engine_key, compiler: Compiler::default() })
+    }
+
+    /// Compiles with `compiler` from now on.
+    pub fn compile_with(mut self, compiler: Compiler) -> Runtime {
+        self.compiler = compiler;
+        self
     }
 
     /// Compiles `bytes` (whose BLAKE3 is `hash`), or loads the artifact cached by
     /// an earlier run of the same engine configuration.
-    pub fn compile(&self, bytes: &[u8], hash: &str) -> wasmtime::Result<Compiled> {
+    pub fn compile(&self, bytes: &[u8], hash: &str) -> anyhow::Result<Compiled> {
         let Some(dir) = &self.cache_dir else {
+            anyhow::ensure!(self.compiler.exe.is_none(), "compiling in a child process needs a cache directory");
             return Ok(Compiled { component: Component::new(&self.engine, bytes)?, from_cache: false });
         };
         let path = dir.join(format!("{hash}-{}.cwasm", self.engine_key));
         if path.exists() {
-            // SAFETY: files in the cache directory are written only by `store_artifact`
-            // below, from `Component::serialize` of this engine configuration (the key
-            // is in the name); wasmtime checks the header and refuses a mismatch.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(component) => {
-                    return Ok(Compiled { component, from_cache: true });
-                }
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), "discarding unreadable compiled plugin: {e}")
-                }
+            match load(&self.engine, &path) {
+                Ok(component) => return Ok(Compiled { component, from_cache: true }),
+                Err(e) => tracing::warn!(path = %path.display(), "discarding unreadable compiled plugin: {e}"),
             }
         }
-        let component = Component::new(&self.engine, bytes)?;
-        if let Err(e) = store_artifact(&component, dir, &path) {
-            tracing::warn!(path = %path.display(), "cannot cache compiled plugin: {e:#}");
+        std::fs::create_dir_all(dir)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let written = match &self.compiler.exe {
+            Some(exe) => compile_in_child(exe, &self.compiler, bytes, &tmp),
+            None => Component::new(&self.engine, bytes)
+                .and_then(|c| c.serialize())
+                .map_err(|e| anyhow::anyhow!("{e:#}"))
+                .and_then(|artifact| Ok(std::fs::write(&tmp, artifact)?)),
+        };
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        Ok(Compiled { component, from_cache: false })
+        // Through a temporary file, so a crash never leaves half an artifact.
+        std::fs::rename(&tmp, &path)?;
+        Ok(Compiled { component: load(&self.engine, &path)?, from_cache: false })
     }
 }
 
-/// Writes through a temporary file so a crash never leaves half an artifact.
-fn store_artifact(component: &Component, dir: &Path, path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let bytes = component.serialize()?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
+fn load(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
+    // SAFETY: files in the cache directory are written only by `compile` above,
+    // from `Component::serialize` of this engine configuration (the key is in
+    // the name), here or in a child of this binary; wasmtime checks the header
+    // and refuses a mismatch. No grant can reach the cache (`HostDirs`).
+    Ok(unsafe { Component::deserialize_file(engine, path) }?)
+}
+
+/// Runs `monitor __compile-plugin OUT` with the plugin on its standard input,
+/// under `compiler`'s limits; the child dies with the host.
+fn compile_in_child(exe: &Path, compiler: &Compiler, bytes: &[u8], out: &Path) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(exe);
+    command
+        .arg("__compile-plugin")
+        .arg(out)
+        .env_remove("MONITOR_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // CPU time counts every compiling thread: the wall clock below is the limit
+    // that matters; this one only stops a child that outlives its parent's watch.
+    let (memory, cpu) = (compiler.memory_bytes, 4 * compiler.timeout.as_secs() + 1);
+    // SAFETY: the closure only makes system calls (prctl, setrlimit), which are
+    // safe between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            use rustix::process::{Resource, Rlimit, Signal, set_parent_process_death_signal, setrlimit};
+            set_parent_process_death_signal(Some(Signal::KILL))?;
+            setrlimit(Resource::Data, Rlimit { current: Some(memory), maximum: Some(memory) })?;
+            setrlimit(Resource::Cpu, Rlimit { current: Some(cpu), maximum: Some(cpu) })?;
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| anyhow::anyhow!("cannot start {} to compile: {e}", exe.display()))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = bytes.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = (&mut stderr).take(64 << 10).read_to_string(&mut text);
+        text
+    });
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait());
+    });
+    let status = match done.recv_timeout(compiler.timeout) {
+        Ok(status) => status?,
+        Err(_) => {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid as i32).expect("a child's PID is positive"),
+                rustix::process::Signal::KILL,
+            );
+            let _ = done.recv();
+            anyhow::bail!(
+                "compiling took longer than {} s (plugins.compile_timeout_secs); the compiler was stopped",
+                compiler.timeout.as_secs()
+            );
+        }
+    };
+    let _ = feeder.join();
+    if status.success() {
+        return Ok(());
+    }
+    let said = errors.join().unwrap_or_default();
+    let last = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let said = crate::text::line(last.strip_prefix("monitor: ").unwrap_or(last), 300);
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(signal) => anyhow::bail!(
+            "the compiler was killed by signal {signal} (past plugins.compile_memory_mib = {} or its time?){}",
+            compiler.memory_bytes >> 20,
+            if said.is_empty() { String::new() } else { format!(": {said}") }
+        ),
+        None => anyhow::bail!("{said}"),
+    }
+}
+
+/// `monitor __compile-plugin OUT`: compiles the component on standard input and
+/// writes the artifact to `OUT`; run by [`Compiler`], not by people.
+pub fn compile_plugin_command(out: &Path) -> anyhow::Result<()> {
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes)?;
+    let engine = engine().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let component = Component::new(&engine, &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    std::fs::write(out, component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?)?;
     Ok(())
-}
-
-/// How many plugin calls are running in this process, and a wake-up for the
-/// tickers when one starts: an idle host does not wake every tick.
-static ACTIVE_CALLS: Mutex<usize> = Mutex::new(0);
-static CALL_STARTED: Condvar = Condvar::new();
-
-/// Held for the length of a plugin call so that the epoch advances meanwhile.
-pub struct Ticking(());
-
-impl Ticking {
-    pub fn start() -> Ticking {
-        *ACTIVE_CALLS.lock().expect("call count lock") += 1;
-        CALL_STARTED.notify_all();
-        Ticking(())
-    }
-}
-
-impl Drop for Ticking {
-    fn drop(&mut self) {
-        *ACTIVE_CALLS.lock().expect("call count lock") -= 1;
-    }
-}
-
-/// Advances the engine's epoch while any call runs, until the engine is dropped.
-fn spawn_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("epoch-ticker".into())
-        .spawn(move || {
-            loop {
-                {
-                    let active = ACTIVE_CALLS.lock().expect("call count lock");
-                    // Wake now and then to notice a dropped engine.
-                    let (active, _) = CALL_STARTED
-                        .wait_timeout_while(active, Duration::from_secs(1), |n| *n == 0)
-                        .expect("call count lock");
-                    if *active == 0 {
-                        if weak.upgrade().is_none() {
-                            return;
-                        }
-                        continue;
-                    }
-                }
-                std::thread::sleep(EPOCH_TICK);
-                let Some(engine) = weak.upgrade() else { return };
-                engine.increment_epoch();
-            }
-        })
-        .expect("spawning the epoch ticker");
 }

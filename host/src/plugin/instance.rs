@@ -2,13 +2,14 @@
 //! a deadline, a memory cap and a cap on what the call may hand back.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Store;
 
 use super::bindings::{guest, types};
 use super::capability::{Kind, Request};
-use super::engine::{EPOCH_TICK, Ticking};
+use super::deadline::{self, Busy};
 use super::load::Loaded;
 use super::record::Description;
 use super::sandbox::{Sandbox, SandboxSpec};
@@ -28,10 +29,19 @@ impl Default for Limits {
     }
 }
 
+/// The longest error message kept from a plugin.
+pub const MAX_ERROR_BYTES: usize = 1024;
+
 /// A call that went wrong. All but `Returned` leave the instance unusable.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     Deadline {
+        call: &'static str,
+        limit: Duration,
+    },
+    /// Still blocked in a host call (a sleep, a poll) past the deadline: the
+    /// host stopped waiting for it.
+    Hung {
         call: &'static str,
         limit: Duration,
     },
@@ -51,7 +61,8 @@ pub enum Fault {
         call: &'static str,
         detail: String,
     },
-    /// The plugin returned an error; it is still usable.
+    /// The plugin answered with an error, as its contract allows: not a fault
+    /// of its own, and the instance is still usable.
     Returned {
         call: &'static str,
         message: String,
@@ -68,6 +79,11 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::Deadline { call, limit } => write!(f, "{call} ran past its deadline of {} ms", limit.as_millis()),
+            Fault::Hung { call, limit } => write!(
+                f,
+                "{call} was still blocked (in a sleep or another wait) past its deadline of {} ms; the host stopped waiting and starts a fresh instance",
+                limit.as_millis()
+            ),
             Fault::Memory { call, cap } => {
                 write!(f, "{call} grew memory past the cap of {} MiB", cap >> 20)
             }
@@ -89,18 +105,29 @@ pub struct Instance {
     alerts: Option<guest::alerts::Guest>,
     formatter: Option<guest::formatter::Guest>,
     limits: Limits,
+    /// What the watchdog times, when the instance runs on a plugin thread.
+    busy: Option<Arc<Busy>>,
 }
 
 impl Instance {
-    pub fn new(loaded: &Loaded, spec: &SandboxSpec, limits: Limits) -> Result<Instance, Fault> {
-        let sandbox =
+    pub fn new(
+        loaded: &Loaded,
+        spec: &SandboxSpec,
+        limits: Limits,
+        busy: Option<Arc<Busy>>,
+    ) -> Result<Instance, Fault> {
+        // Opening granted directories can block (a mount that is gone): the
+        // watchdog times it with the instantiation that follows.
+        let timed = deadline::Call::start(busy.as_deref(), "instantiate");
+        let mut sandbox =
             Sandbox::new(spec).map_err(|e| Fault::Denied { call: "instantiate", detail: format!("{e:#}") })?;
+        sandbox.busy.clone_from(&busy);
         let mut store = Store::new(loaded.pre.engine(), sandbox);
         store.limiter(|s| &mut s.limiter);
         let pre = &loaded.pre;
         let mut this = None;
         // Instantiation runs guest code (start functions), so it is bounded too.
-        let instance = guarded(&mut store, limits, "instantiate", |store| {
+        let instance = guarded(&mut store, limits, None, "instantiate", |store| {
             let instance = pre.instantiate(&mut *store)?;
             this = Some((
                 guest::plugin::GuestIndices::new(pre)?.load(&mut *store, &instance)?,
@@ -111,9 +138,10 @@ impl Instance {
             ));
             Ok(())
         });
+        drop(timed);
         instance?;
         let (plugin, metrics, progress, alerts, formatter) = this.expect("set on success");
-        Ok(Instance { store, plugin, metrics, progress, alerts, formatter, limits })
+        Ok(Instance { store, plugin, metrics, progress, alerts, formatter, limits, busy })
     }
 
     /// The highest linear memory size the plugin reached, in bytes.
@@ -123,22 +151,26 @@ impl Instance {
 
     pub fn describe(&mut self) -> Result<Description, Fault> {
         let plugin = self.plugin.clone();
-        let info = guarded(&mut self.store, self.limits, "describe", |s| plugin.call_describe(s))?;
+        let info =
+            guarded(&mut self.store, self.limits, self.busy.as_deref(), "describe", |s| plugin.call_describe(s))?;
         validate(info).map_err(|detail| Fault::Returned { call: "describe", message: detail })
     }
 
     pub fn configure(&mut self, config: &str) -> Result<(), Fault> {
         let plugin = self.plugin.clone();
-        let result = guarded(&mut self.store, self.limits, "configure", |s| plugin.call_configure(s, config))?;
-        result.map_err(|message| Fault::Returned { call: "configure", message })
+        let result = guarded(&mut self.store, self.limits, self.busy.as_deref(), "configure", |s| {
+            plugin.call_configure(s, config)
+        })?;
+        result.map_err(|message| returned("configure", &message))
     }
 
     pub fn collect(&mut self) -> Result<Vec<types::Metric>, Fault> {
         let Some(metrics) = self.metrics.clone() else {
             return Ok(Vec::new());
         };
-        let result = guarded(&mut self.store, self.limits, "collect", |s| metrics.call_collect(s))?;
-        let list = result.map_err(|message| Fault::Returned { call: "collect", message })?;
+        let result =
+            guarded(&mut self.store, self.limits, self.busy.as_deref(), "collect", |s| metrics.call_collect(s))?;
+        let list = result.map_err(|message| returned("collect", &message))?;
         if list.len() > self.limits.max_metrics {
             let detail = format!("{} metrics, the cap is {}", list.len(), self.limits.max_metrics);
             return Err(Fault::OutputTooLarge { call: "collect", detail });
@@ -154,8 +186,10 @@ impl Instance {
         let Some(progress) = self.progress.clone() else {
             return Err(Fault::Returned { call: "compute", message: "not a progress calculator".into() });
         };
-        let result = guarded(&mut self.store, self.limits, "compute", |s| progress.call_compute(s, parent, children))?;
-        let mut estimate = result.map_err(|message| Fault::Returned { call: "compute", message })?;
+        let result = guarded(&mut self.store, self.limits, self.busy.as_deref(), "compute", |s| {
+            progress.call_compute(s, parent, children)
+        })?;
+        let mut estimate = result.map_err(|message| returned("compute", &message))?;
         if !estimate.progress.is_finite() {
             return Err(Fault::Returned {
                 call: "compute",
@@ -171,17 +205,27 @@ impl Instance {
         let Some(alerts) = self.alerts.clone() else {
             return Ok(());
         };
-        let result = guarded(&mut self.store, self.limits, "handle", |s| alerts.call_handle(s, alert))?;
-        result.map_err(|message| Fault::Returned { call: "handle", message })
+        let result =
+            guarded(&mut self.store, self.limits, self.busy.as_deref(), "handle", |s| alerts.call_handle(s, alert))?;
+        result.map_err(|message| returned("handle", &message))
     }
 
     pub fn format(&mut self, view: &types::View) -> Result<String, Fault> {
         let Some(formatter) = self.formatter.clone() else {
             return Err(Fault::Returned { call: "format", message: "not a display formatter".into() });
         };
-        let result = guarded(&mut self.store, self.limits, "format", |s| formatter.call_format(s, view))?;
-        result.map_err(|message| Fault::Returned { call: "format", message })
+        let result =
+            guarded(&mut self.store, self.limits, self.busy.as_deref(), "format", |s| formatter.call_format(s, view))?;
+        // Printed on terminals and status bars: lines stay, escape sequences do not.
+        result
+            .map(|text| crate::text::lines(&text, self.limits.max_output_bytes))
+            .map_err(|message| returned("format", &message))
     }
+}
+
+/// A plugin's error answer, bounded and with its control characters escaped.
+fn returned(call: &'static str, message: &str) -> Fault {
+    Fault::Returned { call, message: crate::text::line(message, MAX_ERROR_BYTES) }
 }
 
 /// An export the component may or may not have; its roles were checked at load.
@@ -193,23 +237,23 @@ fn optional<T>(loaded: wasmtime::Result<T>) -> Option<T> {
 fn guarded<R>(
     store: &mut Store<Sandbox>,
     limits: Limits,
+    busy: Option<&Busy>,
     call: &'static str,
     f: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<R>,
 ) -> Result<R, Fault> {
-    store.data_mut().start_call();
-    let ticks = limits.call_timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
-    store.set_epoch_deadline(ticks);
+    store.data_mut().start_call(limits.call_timeout);
+    store.set_epoch_deadline(deadline::epoch_ticks(limits.call_timeout));
     store.set_hostcall_fuel(limits.max_output_bytes);
-    let ticking = Ticking::start();
+    let timed = deadline::Call::start(busy, call);
     let result = f(store);
-    drop(ticking);
+    drop(timed);
     result.map_err(|e| {
         let sandbox = store.data();
         if let Some(detail) = sandbox.denied.clone() {
             Fault::Denied { call, detail }
         } else if sandbox.limiter.exceeded {
             Fault::Memory { call, cap: sandbox.limiter.cap }
-        } else if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+        } else if sandbox.deadline_reached || e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
             Fault::Deadline { call, limit: limits.call_timeout }
         } else {
             let detail = format!("{e:#}");
@@ -224,9 +268,11 @@ fn guarded<R>(
 }
 
 fn first_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or_default();
-    line.chars().take(300).collect()
+    crate::text::line(s.lines().next().unwrap_or_default(), 300)
 }
+
+/// The most capabilities a plugin may ask for.
+const MAX_REQUESTS: usize = 16;
 
 /// Checks what a plugin says about itself; the error names the field and value.
 fn validate(info: types::PluginInfo) -> Result<Description, String> {
@@ -235,22 +281,28 @@ fn validate(info: types::PluginInfo) -> Result<Description, String> {
         && info.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !info.name.starts_with('-');
     if !name_ok {
-        return Err(format!("name '{}' is not kebab-case (a-z, 0-9, '-', at most 64)", info.name.escape_debug()));
+        let name = crate::text::line(&info.name, 64);
+        return Err(format!("name '{name}' is not kebab-case (a-z, 0-9, '-', at most 64)"));
     }
-    if info.version.is_empty() || info.version.len() > 64 {
-        return Err(format!("version '{}' must be 1 to 64 characters", info.version.escape_debug()));
+    if info.version.is_empty() || info.version.len() > 64 || crate::text::has_controls(&info.version) {
+        let version = crate::text::line(&info.version, 64);
+        return Err(format!("version '{version}' must be 1 to 64 printable characters"));
+    }
+    if info.capabilities.len() > MAX_REQUESTS {
+        return Err(format!("asks for {} capabilities; at most {MAX_REQUESTS}", info.capabilities.len()));
     }
     let mut requests = Vec::new();
     for c in info.capabilities {
         let kind = Kind::parse(&c.name).map_err(|_| {
-            format!("asks for unknown capability '{}'; known: kv, fs-read, fs-write", c.name.escape_debug())
+            let name = crate::text::line(&c.name, 64);
+            format!("asks for unknown capability '{name}'; known: kv, fs-read, fs-write")
         })?;
-        requests.push(Request { kind, reason: c.reason.chars().take(200).collect() });
+        requests.push(Request { kind, reason: crate::text::line(&c.reason, 200) });
     }
     Ok(Description {
         name: info.name,
         version: info.version,
-        summary: info.summary.chars().take(200).collect(),
+        summary: crate::text::line(&info.summary, 200),
         roles: Vec::new(),
         requests,
     })

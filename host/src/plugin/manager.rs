@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::actor::{Actor, Worker};
+use super::actor::{Actor, Plan};
 use super::bindings::types;
-use super::capability::Grant;
+use super::capability::{CapabilityError, Grant, HostDirs};
 use super::engine::Runtime;
 use super::instance::{Fault, Instance, Limits};
 use super::load::{self, LoadError, Loaded};
@@ -24,10 +24,14 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub dir: PathBuf,
+    /// What no grant may reach.
+    pub host_dirs: HostDirs,
     pub limits: Limits,
     pub memory_bytes: usize,
     /// Faults in a row that quarantine a plugin.
     pub quarantine_after: u32,
+    /// Larger plugin files are refused unread.
+    pub max_file_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,8 @@ pub enum ManagerError {
     Fault { name: String, fault: Fault },
     #[error(transparent)]
     Change(#[from] ChangeError),
+    #[error(transparent)]
+    Grant(#[from] CapabilityError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -142,8 +148,18 @@ impl Manager {
             self.forget_file(&file)?;
         }
         for file in on_disk {
-            let Ok(bytes) = std::fs::read(&file) else {
-                continue;
+            let bytes = match read_capped(&file, self.settings.max_file_bytes) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    let fingerprint = format!("unread:{error}");
+                    if self.inner().files.get(&file).is_some_and(|f| f.fingerprint() == fingerprint) {
+                        continue;
+                    }
+                    self.forget_file(&file)?;
+                    tracing::error!("plugin not loaded: {error}");
+                    self.inner().files.insert(file, FileState::Broken { fingerprint, error });
+                    continue;
+                }
             };
             let name = self.inner().files.get(&file).and_then(|f| f.name().map(String::from));
             let fingerprint = fingerprint(&bytes, &file, name.as_deref());
@@ -227,6 +243,7 @@ impl Manager {
             plugin: name.into(),
             grants,
             memory_bytes: self.settings.memory_bytes,
+            host_dirs: self.settings.host_dirs.clone(),
             store: Some(self.store.clone()),
             snapshot: self.snapshot.clone(),
         }
@@ -263,6 +280,13 @@ impl Manager {
             }
             (other, _) => {
                 self.set_actor(name, None);
+                if let State::AwaitingConfirmation { granted_file } = &other {
+                    tracing::warn!(
+                        plugin = %name, file = %file.display(),
+                        "a new file claims the name of a plugin whose grants were given to {}; it does not run until confirmed with 'monitor plugins enable {name}'",
+                        granted_file.display()
+                    );
+                }
                 if let State::AwaitingGrant { .. } = &other {
                     let asks: Vec<String> =
                         record.requests.iter().map(|r| format!("{} ({})", r.kind, r.reason)).collect();
@@ -293,12 +317,18 @@ impl Manager {
         stats: Arc<Mutex<Stats>>,
     ) -> Result<Actor, String> {
         let config = read_config(file, &record.name)?;
-        let spec = self.spec(&record.name, record.bound_grants().to_vec());
-        let worker = Worker::start(loaded, spec, self.settings.limits, config, stats).map_err(|fault| match fault {
-            Fault::Returned { call: "configure", message } => format!("invalid configuration: {message}"),
-            fault => fault.to_string(),
-        })?;
-        Ok(Actor::spawn(&record.name, worker))
+        let spec = self.spec(&record.name, record.bound_grants());
+        let plan = Plan { loaded, spec, limits: self.settings.limits, config: Some(config) };
+        let actor = Actor::spawn(&record.name, plan, stats);
+        // Instantiate and configure now, so a plugin that cannot run says so at once.
+        match actor.run_blocking(|w| w.call(|_| Ok(()))) {
+            Some(Ok(())) => Ok(actor),
+            Some(Err(Fault::Returned { call: "configure", message })) => {
+                Err(format!("invalid configuration: {message}"))
+            }
+            Some(Err(fault)) => Err(fault.to_string()),
+            None => Err("the plugin's thread ended before it started".into()),
+        }
     }
 
     fn known(&self) -> String {
@@ -313,9 +343,13 @@ impl Manager {
         }
     }
 
-    /// Enables a plugin, clearing a quarantine, and adds grants bound to its content.
+    /// Enables a plugin, clearing a quarantine, and adds grants bound to its
+    /// file and content; none may reach the host's own directories.
     pub fn enable(&self, name: &str, grants: &[Grant]) -> Result<PluginRecord, ManagerError> {
         self.record(name)?;
+        for grant in grants {
+            self.settings.host_dirs.check(grant)?;
+        }
         self.store.update_plugin(name, |r| r.enable(grants))?;
         // A restart picks up new grants, so stop a running instance first.
         self.set_actor(name, None);
@@ -428,18 +462,33 @@ impl Manager {
         })
     }
 
-    /// Notes a call's outcome; quarantines the plugin after too many faults in a row.
+    /// Notes a call's outcome; quarantines the plugin after too many faults in a
+    /// row (errors it answered with are no faults).
     fn after_call<R>(&self, name: &str, result: Option<Result<R, Fault>>) -> Option<Result<R, Fault>> {
         let Some(Err(fault)) = &result else {
             return result;
         };
-        let streak = match self.inner().plugins.get(name) {
-            Some(e) => e.stats.lock().expect("stats lock").consecutive_faults,
+        if let Fault::Returned { .. } = fault {
+            // An answer the contract allows: counted in the plugin's errors, never a quarantine.
+            tracing::debug!(plugin = %name, "plugin error: {fault}");
+            return result;
+        }
+        let (streak, hung) = match self.inner().plugins.get(name) {
+            Some(e) => {
+                let stats = e.stats.lock().expect("stats lock");
+                (stats.consecutive_faults, stats.hung_threads)
+            }
             None => return result,
         };
         tracing::warn!(plugin = %name, streak, "plugin fault: {fault}");
-        if streak >= self.settings.quarantine_after {
-            let reason = format!("{streak} faults in a row; last: {fault}");
+        let limit = self.settings.quarantine_after;
+        if streak >= limit || hung >= limit {
+            // Each call still blocked holds a thread and an instance: a plugin
+            // that keeps leaving them is stopped even between successes.
+            let reason = match streak >= limit {
+                true => format!("{streak} faults in a row; last: {fault}"),
+                false => format!("{hung} calls are still blocked past their deadline; last: {fault}"),
+            };
             tracing::warn!(plugin = %name, "plugin quarantined: {reason}; 'monitor plugins enable {name}' runs it again");
             let stats = self.inner().plugins.get(name).map(|e| e.stats.lock().expect("stats lock").snapshot());
             let quarantined = self.store.update_plugin(name, |r| {
@@ -538,10 +587,41 @@ pub fn inspect(
     bytes: &[u8],
 ) -> Result<(Loaded, Description), String> {
     let loaded = load::load_bytes(runtime, bytes, &file.display().to_string()).map_err(|e: LoadError| e.to_string())?;
-    let mut instance = Instance::new(&loaded, spec, limits).map_err(|f| format!("{}: {f}", file.display()))?;
-    let mut desc = instance.describe().map_err(|f| format!("{}: {f}", file.display()))?;
+    // On a plugin thread of its own, so a plugin that never answers is given up on.
+    let plan = Plan { loaded: loaded.clone(), spec: spec.clone(), limits, config: None };
+    let actor = Actor::spawn(&spec.plugin, plan, Arc::new(Mutex::new(Stats::new(&Default::default()))));
+    let mut desc = match actor.run_blocking(|w| w.call(Instance::describe)) {
+        Some(Ok(desc)) => desc,
+        Some(Err(fault)) => return Err(format!("{}: {fault}", file.display())),
+        None => return Err(format!("{}: the plugin's thread ended before it answered", file.display())),
+    };
     desc.roles.clone_from(&loaded.roles);
     Ok((loaded, desc))
+}
+
+/// A plugin file's bytes, refused unread when larger than `max` bytes.
+pub fn read_capped(file: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+    let too_large = |size: u64| {
+        format!(
+            "{} is {} MiB, larger than plugins.max_file_mib = {} MiB; it is not read",
+            file.display(),
+            size.div_ceil(1 << 20),
+            max >> 20
+        )
+    };
+    let handle = std::fs::File::open(file).map_err(cannot)?;
+    let size = handle.metadata().map_err(cannot)?.len();
+    if size > max {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    handle.take(max + 1).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Where a plugin's configuration may be: `NAME.toml` beside the file (by plugin

@@ -63,6 +63,11 @@ pub enum State {
     AwaitingGrant {
         missing: Vec<Kind>,
     },
+    /// Loaded from a file other than the one its grants were given to: a new
+    /// file that claims the name runs as it only once a person says so.
+    AwaitingConfirmation {
+        granted_file: PathBuf,
+    },
     /// Loaded but refused: bad configuration, a granted directory that is gone, ...
     Failed {
         error: String,
@@ -81,6 +86,11 @@ impl fmt::Display for State {
                 let kinds: Vec<&str> = missing.iter().map(|k| k.as_str()).collect();
                 write!(f, "awaiting grant: {}", kinds.join(", "))
             }
+            State::AwaitingConfirmation { granted_file } => write!(
+                f,
+                "awaiting confirmation: its grants were given to {}, not to this file",
+                granted_file.display()
+            ),
             State::Failed { error } => write!(f, "failed: {error}"),
             State::Absent => f.write_str("absent"),
         }
@@ -95,6 +105,7 @@ impl State {
             State::Disabled => "disabled",
             State::Quarantined { .. } => "quarantined",
             State::AwaitingGrant { .. } => "awaiting-grant",
+            State::AwaitingConfirmation { .. } => "awaiting-confirmation",
             State::Failed { .. } => "failed",
             State::Absent => "absent",
         }
@@ -136,6 +147,9 @@ pub struct PluginRecord {
     /// The content hash the grants were given to.
     #[serde(default)]
     pub grants_hash: Option<String>,
+    /// The file the grants were given to.
+    #[serde(default)]
+    pub grants_file: Option<PathBuf>,
     pub state: State,
     #[serde(default)]
     pub stats: StatsSnapshot,
@@ -161,14 +175,21 @@ impl PluginRecord {
             quarantine: None,
             grants: Vec::new(),
             grants_hash: None,
+            grants_file: None,
             state: State::Absent,
             stats: StatsSnapshot::default(),
         }
     }
 
-    /// Records a loaded file. Grants carry over to new content only when they
-    /// already cover everything it asks for: an upgrade that asks for more waits.
+    /// Records a loaded file. Grants carry over to new content of the same file
+    /// only when they already cover everything it asks for: an upgrade that
+    /// asks for more waits. Another file that claims the name gets nothing of
+    /// them until confirmed ([`PluginRecord::enable`]).
     pub fn observe(&mut self, file: PathBuf, hash: &str, desc: &Description) {
+        if self.grants_file.is_none() && self.grants_hash.is_some() {
+            // Granted before grants named their file: the file then seen.
+            self.grants_file.clone_from(&self.file);
+        }
         self.file = Some(file);
         self.hash = Some(hash.to_string());
         self.version.clone_from(&desc.version);
@@ -177,15 +198,20 @@ impl PluginRecord {
         self.requests.clone_from(&desc.requests);
         if self.grants_hash.as_deref() != Some(hash)
             && !self.grants.is_empty()
+            && self.grants_file == self.file
             && capability::missing(&self.requests, &self.grants).is_empty()
         {
             self.grants_hash = Some(hash.to_string());
         }
     }
 
-    /// The grants that apply to the content last seen.
-    pub fn bound_grants(&self) -> &[Grant] {
-        if self.grants_hash.is_some() && self.grants_hash == self.hash { &self.grants } else { &[] }
+    /// The grants that apply to the file and content last seen, of the kinds it
+    /// asks for: all that reaches its sandbox.
+    pub fn bound_grants(&self) -> Vec<Grant> {
+        if self.grants_hash.is_none() || self.grants_hash != self.hash || self.grants_file != self.file {
+            return Vec::new();
+        }
+        self.grants.iter().filter(|g| self.requests.iter().any(|r| r.kind == g.kind)).cloned().collect()
     }
 
     /// What the plugin should be doing now, from the user's choices and its grants.
@@ -196,7 +222,13 @@ impl PluginRecord {
         if let Some(reason) = &self.quarantine {
             return State::Quarantined { reason: reason.clone() };
         }
-        let missing = capability::missing(&self.requests, self.bound_grants());
+        if let Some(granted_file) = &self.grants_file
+            && !self.grants.is_empty()
+            && self.file.as_ref() != Some(granted_file)
+        {
+            return State::AwaitingConfirmation { granted_file: granted_file.clone() };
+        }
+        let missing = capability::missing(&self.requests, &self.bound_grants());
         if missing.is_empty() { State::Running } else { State::AwaitingGrant { missing } }
     }
 
@@ -206,10 +238,9 @@ impl PluginRecord {
         self.enabled = true;
         self.quarantine = None;
         self.stats.consecutive_faults = 0;
-        if self.grants_hash != self.hash {
-            // Grants given to other content are confirmed by this enable.
-            self.grants_hash.clone_from(&self.hash);
-        }
+        // Grants given to other content, or to another file, are confirmed by this enable.
+        self.grants_hash.clone_from(&self.hash);
+        self.grants_file.clone_from(&self.file);
         for grant in grants {
             if !self.grants.contains(grant) {
                 self.grants.push(grant.clone());
@@ -288,6 +319,30 @@ mod tests {
     }
 
     #[test]
+    fn another_file_claiming_a_granted_name_waits_for_confirmation() {
+        let mut r = PluginRecord::new("p");
+        r.observe("/plugins/p.wasm".into(), "h1", &desc(&[Kind::Kv]));
+        r.enable(&[grant("kv"), grant("fs-read:/srv")]);
+        assert_eq!(r.bound_grants(), [grant("kv")], "only the kinds it asks for reach it");
+
+        // A thief asks for nothing and is loaded from another file.
+        r.observe("/plugins/thief.wasm".into(), "h2", &desc(&[]));
+        assert_eq!(r.desired_state(), State::AwaitingConfirmation { granted_file: "/plugins/p.wasm".into() });
+        assert!(r.bound_grants().is_empty());
+        assert!(r.desired_state().to_string().contains("given to /plugins/p.wasm"));
+
+        // The real file back, as it was: its grants hold again.
+        r.observe("/plugins/p.wasm".into(), "h1", &desc(&[Kind::Kv]));
+        assert_eq!(r.desired_state(), State::Running);
+
+        // A person confirms a moved file.
+        r.observe("/plugins/moved.wasm".into(), "h1", &desc(&[Kind::Kv]));
+        assert!(matches!(r.desired_state(), State::AwaitingConfirmation { .. }));
+        r.enable(&[]);
+        assert_eq!((r.desired_state(), r.bound_grants()), (State::Running, vec![grant("kv")]));
+    }
+
+    #[test]
     fn disable_and_quarantine_win_over_grants_and_enable_clears_quarantine() {
         let mut r = PluginRecord::new("p");
         r.observe("/p.wasm".into(), "h1", &desc(&[]));
@@ -314,7 +369,7 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Observe(u8, Vec<Kind>),
+        Observe(u8, u8, Vec<Kind>),
         Enable(Vec<Kind>),
         Disable,
         Quarantine,
@@ -328,7 +383,7 @@ mod tests {
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         use proptest::prelude::*;
         prop_oneof![
-            (0..3u8, proptest::collection::vec(kind(), 0..3)).prop_map(|(h, k)| Op::Observe(h, k)),
+            (0..2u8, 0..3u8, proptest::collection::vec(kind(), 0..3)).prop_map(|(f, h, k)| Op::Observe(f, h, k)),
             proptest::collection::vec(kind(), 0..3).prop_map(Op::Enable),
             Just(Op::Disable),
             Just(Op::Quarantine),
@@ -346,27 +401,32 @@ mod tests {
 
     proptest::proptest! {
         /// After any sequence of user and host actions, a plugin runs exactly when
-        /// it is enabled, not quarantined, and every capability it asks for is
-        /// granted for its current content; and it never holds grants bound to
-        /// content other than what was last seen.
+        /// it is enabled, not quarantined, loaded from the file its grants were
+        /// given to (if any), and every capability it asks for is granted for
+        /// its current content; it never holds grants bound to other content or
+        /// another file, nor grants of kinds it did not ask for.
         #[test]
         fn runs_only_when_enabled_unquarantined_and_fully_granted(ops in proptest::collection::vec(op(), 1..30)) {
             let mut r = PluginRecord::new("p");
             r.observe("/p.wasm".into(), "h0", &desc(&[]));
             for op in ops {
                 match op {
-                    Op::Observe(h, kinds) => r.observe("/p.wasm".into(), &format!("h{h}"), &desc(&kinds)),
+                    Op::Observe(f, h, kinds) => r.observe(format!("/p{f}.wasm").into(), &format!("h{h}"), &desc(&kinds)),
                     Op::Enable(kinds) => r.enable(&kinds.into_iter().map(grant_of).collect::<Vec<_>>()),
                     Op::Disable => r.disable(),
                     Op::Quarantine => r.quarantine = Some("faults".into()),
                     Op::Revoke(kind) => { let _ = r.revoke(kind.as_str()); }
                 }
-                let covered = r.requests.iter().all(|q| r.bound_grants().iter().any(|g| g.kind == q.kind));
+                let bound = r.bound_grants();
+                let covered = r.requests.iter().all(|q| bound.iter().any(|g| g.kind == q.kind));
+                let own_file = r.grants.is_empty() || r.grants_file.is_none() || r.grants_file == r.file;
                 let runs = r.desired_state() == State::Running;
-                proptest::prop_assert_eq!(runs, r.enabled && r.quarantine.is_none() && covered);
-                if !r.bound_grants().is_empty() {
+                proptest::prop_assert_eq!(runs, r.enabled && r.quarantine.is_none() && covered && own_file);
+                if !bound.is_empty() {
                     proptest::prop_assert_eq!(&r.grants_hash, &r.hash);
+                    proptest::prop_assert_eq!(&r.grants_file, &r.file);
                 }
+                proptest::prop_assert!(bound.iter().all(|g| r.requests.iter().any(|q| q.kind == g.kind)));
             }
         }
     }

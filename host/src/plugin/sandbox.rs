@@ -12,7 +12,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::monitor::plugin::{host, kv, types};
-use super::capability::{Grant, Kind};
+use super::capability::{Grant, HostDirs, Kind};
 use crate::sampler::SharedSnapshot;
 use crate::store::Store;
 
@@ -31,6 +31,9 @@ pub struct SandboxSpec {
     pub plugin: Arc<str>,
     pub grants: Vec<Grant>,
     pub memory_bytes: usize,
+    /// Checked again as each granted directory is opened: a link changed since
+    /// the grant cannot lead into the host's own files.
+    pub host_dirs: HostDirs,
     pub store: Option<Store>,
     pub snapshot: SharedSnapshot,
 }
@@ -43,6 +46,7 @@ impl SandboxSpec {
             plugin: plugin.into(),
             grants: Vec::new(),
             memory_bytes: 64 << 20,
+            host_dirs: HostDirs::default(),
             store: None,
             snapshot: SharedSnapshot::default(),
         }
@@ -52,7 +56,13 @@ impl SandboxSpec {
 pub struct Sandbox {
     plugin: Arc<str>,
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
+    /// When the running call must end; waits in WASI stop there ([`super::wait`]).
+    pub(super) call_deadline: Option<std::time::Instant>,
+    /// Set when a wait was stopped at the deadline during the current call.
+    pub deadline_reached: bool,
+    /// The plugin thread's watch: once it was given up on, its host calls are refused.
+    pub(super) busy: Option<Arc<super::deadline::Busy>>,
     pub limiter: MemoryLimiter,
     /// The database, when the plugin holds the `kv` grant.
     kv: Option<Store>,
@@ -76,9 +86,16 @@ impl Sandbox {
                 Kind::FsWrite => FsPerms::ReadWrite,
                 Kind::Kv => continue,
             };
-            let dir = grant.path.as_ref().expect("file-system grants carry a path");
+            // The plugin sees the directory under the name granted; the host
+            // opens it as it resolves now.
+            let named = grant.path.as_ref().expect("file-system grants carry a path");
             let guest =
-                dir.to_str().ok_or_else(|| anyhow::anyhow!("granted directory {} is not UTF-8", dir.display()))?;
+                named.to_str().ok_or_else(|| anyhow::anyhow!("granted directory {} is not UTF-8", named.display()))?;
+            let resolved = spec
+                .host_dirs
+                .check(grant)
+                .map_err(|e| anyhow::anyhow!("{e}; run 'monitor plugins revoke {} {grant}'", spec.plugin))?;
+            let dir = resolved.as_ref().expect("file-system grants carry a path");
             wasi.preopened_dir(dir, guest, perms).map_err(|e| {
                 anyhow::anyhow!("cannot open granted directory {}: {e}; create it or revoke '{grant}'", dir.display())
             })?;
@@ -88,6 +105,9 @@ impl Sandbox {
             plugin: spec.plugin.clone(),
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            call_deadline: None,
+            deadline_reached: false,
+            busy: None,
             limiter: MemoryLimiter::new(spec.memory_bytes),
             kv,
             snapshot: spec.snapshot.clone(),
@@ -96,14 +116,33 @@ impl Sandbox {
         })
     }
 
-    /// Gives the next call a fresh log budget and a clean record of refusals.
-    pub fn start_call(&mut self) {
+    /// Gives the next call, limited to `limit`, a fresh log budget and a clean
+    /// record of refusals.
+    pub fn start_call(&mut self, limit: std::time::Duration) {
+        self.call_deadline = std::time::Instant::now().checked_add(limit);
+        self.deadline_reached = false;
         self.log_budget.store(LOG_BUDGET_BYTES, Ordering::Relaxed);
         self.denied = None;
         self.limiter.exceeded = false;
     }
 
+    /// The trap that ends a call whose wait reached its deadline.
+    pub(super) fn waited_out(&mut self) -> wasmtime::Error {
+        self.deadline_reached = true;
+        wasmtime::format_err!("the call's deadline passed while it waited in wasi:io/poll")
+    }
+
+    /// Refuses every host call of a thread the host gave up on: the fresh
+    /// instance that replaced it has the plugin's powers now.
+    fn check_live(&self) -> wasmtime::Result<()> {
+        match &self.busy {
+            Some(busy) if busy.abandoned() => Err(wasmtime::format_err!("the host gave up on this call")),
+            _ => Ok(()),
+        }
+    }
+
     fn kv_store(&mut self, call: &str) -> wasmtime::Result<Store> {
+        self.check_live()?;
         match &self.kv {
             Some(store) => Ok(store.clone()),
             None => {
@@ -124,32 +163,113 @@ impl WasiView for Sandbox {
     }
 }
 
-/// Caps linear memory and records its high-water mark.
+/// Most linear memories, tables and core instances one plugin may have. A
+/// component from Rust has one memory and a few instances; one from Python a
+/// few dozen instances.
+pub const MAX_MEMORIES: usize = 16;
+pub const MAX_TABLES: usize = 64;
+pub const MAX_INSTANCES: usize = 256;
+/// Most table elements one plugin may have, all tables together.
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// Caps the plugin's memory as a whole (every linear memory together, not
+/// each alone) and its tables, and records the high-water mark.
 pub struct MemoryLimiter {
     pub cap: usize,
+    /// Bytes of all linear memories together, and their highest.
+    pub total: usize,
     pub peak: usize,
+    table_elements: usize,
+    /// The last growth allowed, undone if it fails after all (past a
+    /// memory's own maximum): totals and peak as they were before it.
+    undo_memory: Option<(usize, usize)>,
+    undo_table: Option<usize>,
     /// Set when a growth was refused during the current call.
     pub exceeded: bool,
 }
 
 impl MemoryLimiter {
     fn new(cap: usize) -> MemoryLimiter {
-        MemoryLimiter { cap, peak: 0, exceeded: false }
+        MemoryLimiter {
+            cap,
+            total: 0,
+            peak: 0,
+            table_elements: 0,
+            undo_memory: None,
+            undo_table: None,
+            exceeded: false,
+        }
     }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.cap {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.total - current.min(self.total) + desired;
+        if total > self.cap {
             self.exceeded = true;
             return Ok(false);
         }
-        self.peak = self.peak.max(desired);
+        self.undo_memory = Some((self.total, self.peak));
+        self.total = total;
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        if let Some((total, peak)) = self.undo_memory.take() {
+            (self.total, self.peak) = (total, peak);
+        }
+        Ok(())
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.table_elements - current.min(self.table_elements) + desired;
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.undo_table = Some(self.table_elements);
+        self.table_elements = total;
+        Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        if let Some(elements) = self.undo_table.take() {
+            self.table_elements = elements;
+        }
+        Ok(())
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter;
+
+    use super::*;
+
+    #[test]
+    fn memories_count_together_and_a_failed_growth_is_undone() {
+        let mut limiter = MemoryLimiter::new(100);
+        assert!(limiter.memory_growing(0, 40, None).unwrap());
+        assert!(limiter.memory_growing(0, 40, None).unwrap(), "a second memory");
+        assert!(!limiter.memory_growing(40, 70, None).unwrap(), "70 + 40 > 100: the cap is for both");
+        assert!(limiter.exceeded);
+        assert!(limiter.memory_growing(40, 50, None).unwrap());
+        assert_eq!((limiter.total, limiter.peak), (90, 90));
+        limiter.memory_grow_failed(wasmtime::format_err!("past its maximum")).unwrap();
+        assert_eq!((limiter.total, limiter.peak), (80, 80), "undone");
+        assert!(limiter.memory_growing(40, 60, None).unwrap(), "room again for what really is there");
     }
 }
 
@@ -159,11 +279,7 @@ fn spend(budget: &AtomicUsize, len: usize) -> bool {
 }
 
 fn emit(plugin: &str, stream: &str, level: tracing::Level, line: &str) {
-    let mut end = line.len().min(LOG_LINE_BYTES);
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    let line = &line[..end];
+    let line = crate::text::line(line, LOG_LINE_BYTES);
     match level {
         tracing::Level::TRACE => tracing::trace!(target: "plugin", plugin, stream, "{line}"),
         tracing::Level::DEBUG => tracing::debug!(target: "plugin", plugin, stream, "{line}"),
@@ -177,6 +293,7 @@ impl types::Host for Sandbox {}
 
 impl host::Host for Sandbox {
     fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
+        self.check_live()?;
         if spend(&self.log_budget, message.len()) {
             let level = match level {
                 host::LogLevel::Trace => tracing::Level::TRACE,

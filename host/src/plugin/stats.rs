@@ -1,8 +1,17 @@
-//! A plugin's self-metrics: calls, faults, last error, call latency, memory peak.
+//! A plugin's self-metrics: calls, faults, errors, last error, call latency,
+//! memory peak.
+//!
+//! A fault is the plugin breaking a rule (a trap, a deadline, the memory cap, a
+//! refused capability, too much output): faults in a row quarantine it. An
+//! error is the plugin answering `Err` as its contract allows (a view it does
+//! not render, a collection that failed): it is counted and shown, and never
+//! quarantines.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::instance::Fault;
 
 /// How many recent call latencies the percentiles are taken over.
 const WINDOW: usize = 1024;
@@ -13,8 +22,11 @@ pub struct Stats {
     pub calls: u64,
     pub faults: u64,
     pub consecutive_faults: u32,
+    pub errors: u64,
     pub last_error: Option<String>,
     pub memory_peak_bytes: u64,
+    /// Calls the host gave up on whose threads are still blocked.
+    pub hung_threads: u32,
     latencies: Latencies,
 }
 
@@ -50,11 +62,21 @@ pub struct StatsSnapshot {
     pub calls: u64,
     pub faults: u64,
     pub consecutive_faults: u32,
+    /// Calls answered with an error (not faults).
+    #[serde(default)]
+    pub errors: u64,
     pub last_error: Option<String>,
     /// Median call latency over the last calls, in microseconds.
     pub p50_us: f64,
     pub p99_us: f64,
     pub memory_peak_bytes: u64,
+    /// Calls the host gave up on whose threads are still blocked (live only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hung_threads: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Stats {
@@ -63,25 +85,34 @@ impl Stats {
             calls: previous.calls,
             faults: previous.faults,
             consecutive_faults: previous.consecutive_faults,
+            errors: previous.errors,
             last_error: previous.last_error.clone(),
             memory_peak_bytes: previous.memory_peak_bytes,
+            hung_threads: 0,
             latencies: Latencies::default(),
         }
     }
 
-    pub fn record_call(&mut self, took: Duration) {
+    /// Records a call that took `took` and ended with `fault` (`None`: fine),
+    /// the instance having reached `memory_peak` bytes.
+    pub fn record(&mut self, took: Duration, fault: Option<&Fault>, memory_peak: usize) {
         self.calls += 1;
         self.latencies.record(took);
-    }
-
-    pub fn record_success(&mut self) {
-        self.consecutive_faults = 0;
-    }
-
-    pub fn record_fault(&mut self, error: String) {
-        self.faults += 1;
-        self.consecutive_faults += 1;
-        self.last_error = Some(error);
+        self.memory_peak_bytes = self.memory_peak_bytes.max(memory_peak as u64);
+        match fault {
+            None => self.consecutive_faults = 0,
+            // The plugin answered as its contract allows: no fault. Neither does it
+            // end a streak: a plugin that hangs and errs in turn is still stopped.
+            Some(fault @ Fault::Returned { .. }) => {
+                self.errors += 1;
+                self.last_error = Some(fault.to_string());
+            }
+            Some(fault) => {
+                self.faults += 1;
+                self.consecutive_faults += 1;
+                self.last_error = Some(fault.to_string());
+            }
+        }
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -90,10 +121,12 @@ impl Stats {
             calls: self.calls,
             faults: self.faults,
             consecutive_faults: self.consecutive_faults,
+            errors: self.errors,
             last_error: self.last_error.clone(),
             p50_us,
             p99_us,
             memory_peak_bytes: self.memory_peak_bytes,
+            hung_threads: self.hung_threads,
         }
     }
 }
@@ -115,24 +148,42 @@ mod tests {
     fn percentiles_follow_the_recent_window() {
         let mut s = Stats::new(&StatsSnapshot::default());
         for us in 1..=100 {
-            s.record_call(Duration::from_micros(us));
+            s.record(Duration::from_micros(us), None, 0);
         }
         let snap = s.snapshot();
         assert_eq!((snap.calls, snap.p50_us, snap.p99_us), (100, 50.0, 99.0));
         for _ in 0..WINDOW {
-            s.record_call(Duration::from_micros(7));
+            s.record(Duration::from_micros(7), None, 0);
         }
         assert_eq!(s.snapshot().p99_us, 7.0);
+    }
+
+    fn trap(detail: &str) -> Fault {
+        Fault::Trap { call: "collect", detail: detail.into() }
     }
 
     #[test]
     fn a_success_ends_a_fault_streak_but_not_the_count() {
         let mut s = Stats::new(&StatsSnapshot::default());
-        s.record_fault("a".into());
-        s.record_fault("b".into());
-        s.record_success();
+        s.record(Duration::ZERO, Some(&trap("a")), 0);
+        s.record(Duration::ZERO, Some(&trap("b")), 0);
+        s.record(Duration::ZERO, None, 0);
         let snap = s.snapshot();
         assert_eq!((snap.faults, snap.consecutive_faults), (2, 0));
-        assert_eq!(snap.last_error.as_deref(), Some("b"));
+        assert_eq!(snap.last_error.as_deref(), Some("collect trapped: b"));
+    }
+
+    #[test]
+    fn an_error_is_counted_apart_and_is_no_fault() {
+        let mut s = Stats::new(&StatsSnapshot::default());
+        s.record(Duration::ZERO, Some(&trap("a")), 0);
+        let error = Fault::Returned { call: "format", message: "no such view".into() };
+        for _ in 0..5 {
+            s.record(Duration::ZERO, Some(&error), 1 << 20);
+        }
+        let snap = s.snapshot();
+        assert_eq!((snap.calls, snap.faults, snap.consecutive_faults, snap.errors), (6, 1, 1, 5));
+        assert_eq!(snap.last_error.as_deref(), Some("format returned an error: no such view"));
+        assert_eq!(snap.memory_peak_bytes, 1 << 20);
     }
 }

@@ -6,8 +6,11 @@
 //! 1. **Bad input is refused and changes nothing**: units, totals and weights must
 //!    be finite and at least 0, a percent within 0..=100, `metadata` a JSON
 //!    object, a `message` at most [`MAX_MESSAGE_BYTES`]; an `Advance` whose sum
-//!    would not be finite is refused too. Input is checked before state, so a bad
-//!    update is an error even for a finished node.
+//!    would not be finite is refused too, and so is metadata that would leave
+//!    the node with more than [`MAX_METADATA_KEYS`] keys or
+//!    [`MAX_METADATA_BYTES`] of it (a reporter cannot grow the host without
+//!    bound). Input is checked before state, so a bad update is an error even
+//!    for a finished node.
 //! 2. **Finished nodes stay finished**: any update other than `Start` to a
 //!    completed, failed or cancelled node is ignored ([`Applied::IgnoredTerminal`]),
 //!    message and metadata included, so late updates from a pipeline cannot
@@ -50,6 +53,9 @@ use super::rate::Rate;
 
 /// The longest message a node keeps, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// The most metadata one node may hold: keys, and bytes (keys and values as JSON).
+pub const MAX_METADATA_KEYS: usize = 64;
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 
 /// Where a node stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -150,7 +156,12 @@ pub enum Op {
 }
 
 /// One update from a reporter: an operation plus an optional message and metadata.
+///
+/// Read strictly: `op` must be one of the operations by name (not a number),
+/// and a field the operation does not take is refused by name, so a typo such
+/// as `"totl"` is an error rather than silently nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
 pub struct Update {
     #[serde(flatten)]
     pub op: Op,
@@ -166,6 +177,64 @@ pub struct Update {
     /// What a failed child does to this node and the parents below it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<FailurePolicy>,
+}
+
+/// [`Update`] as its fields read, before the checks of [`Update`]'s `TryFrom`.
+#[derive(Deserialize)]
+struct UpdateFields {
+    #[serde(flatten)]
+    op: Op,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    calculator: Option<String>,
+    #[serde(default)]
+    on_failure: Option<FailurePolicy>,
+}
+
+/// The operations by name, with the fields each takes besides the common ones.
+const OPS: [(&str, &[&str]); 9] = [
+    ("start", &["total", "weight"]),
+    ("done", &["units"]),
+    ("advance", &["units"]),
+    ("percent", &["percent"]),
+    ("finish", &[]),
+    ("fail", &[]),
+    ("cancel", &[]),
+    ("pause", &[]),
+    ("resume", &[]),
+];
+const COMMON: [&str; 5] = ["op", "message", "metadata", "calculator", "on_failure"];
+
+impl TryFrom<Map<String, Value>> for Update {
+    type Error = String;
+
+    fn try_from(fields: Map<String, Value>) -> Result<Update, String> {
+        let names = || OPS.iter().map(|(op, _)| *op).collect::<Vec<_>>().join(", ");
+        let op = match fields.get("op") {
+            Some(Value::String(op)) => op.as_str(),
+            Some(other) => return Err(format!("op {} is not an operation; send one of {}", excerpt(other), names())),
+            None => return Err(format!("op is missing; send one of {}", names())),
+        };
+        let Some((_, own)) = OPS.iter().find(|(name, _)| *name == op) else {
+            return Err(format!("op '{}' is not an operation; send one of {}", crate::text::line(op, 40), names()));
+        };
+        if let Some(unknown) = fields.keys().find(|k| !COMMON.contains(&k.as_str()) && !own.contains(&k.as_str())) {
+            let takes: Vec<&str> = own.iter().chain(&COMMON[1..]).copied().collect();
+            let unknown = crate::text::line(unknown, 40);
+            return Err(format!("unknown field '{unknown}' for op '{op}'; it takes {}", takes.join(", ")));
+        }
+        let f: UpdateFields = serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())?;
+        Ok(Update {
+            op: f.op,
+            message: f.message,
+            metadata: f.metadata,
+            calculator: f.calculator,
+            on_failure: f.on_failure,
+        })
+    }
 }
 
 impl Update {
@@ -212,6 +281,10 @@ pub enum UpdateError {
     MetadataNotObject(String),
     #[error("message of {0} bytes is too long; the limit is {MAX_MESSAGE_BYTES}")]
     MessageTooLong(usize),
+    #[error(
+        "metadata would hold {keys} keys and {bytes} bytes; a node holds at most {MAX_METADATA_KEYS} keys and {MAX_METADATA_BYTES} bytes (a null value deletes a key)"
+    )]
+    MetadataTooLarge { keys: usize, bytes: usize },
     #[error("calculator '{0}' is not a plugin name; use letters, digits, '-' and '_' (at most 64)")]
     BadCalculator(String),
 }
@@ -297,9 +370,34 @@ impl Node {
             return Err(UpdateError::BadCalculator(name.chars().take(40).collect()));
         }
         match &update.metadata {
-            None | Some(Value::Object(_)) => Ok(()),
+            None => Ok(()),
+            Some(Value::Object(changes)) => self.check_metadata(changes),
             Some(other) => Err(UpdateError::MetadataNotObject(excerpt(other))),
         }
+    }
+
+    /// Refuses metadata that would leave the node holding too much.
+    fn check_metadata(&self, changes: &Map<String, Value>) -> Result<(), UpdateError> {
+        let size = |key: &str, value: &Value| key.len() + value.to_string().len();
+        let (mut keys, mut bytes) = (0, 0);
+        for (key, value) in &self.metadata {
+            if !changes.contains_key(key) {
+                keys += 1;
+                bytes += size(key, value);
+            }
+        }
+        for (key, value) in changes.iter().filter(|(_, v)| !v.is_null()) {
+            keys += 1;
+            bytes += size(key, value);
+            if keys > MAX_METADATA_KEYS || bytes > MAX_METADATA_BYTES {
+                // Counted this far only: a huge update is refused without reading all of it.
+                return Err(UpdateError::MetadataTooLarge { keys, bytes });
+            }
+        }
+        if keys > MAX_METADATA_KEYS || bytes > MAX_METADATA_BYTES {
+            return Err(UpdateError::MetadataTooLarge { keys, bytes });
+        }
+        Ok(())
     }
 
     /// Applies one update under the rules in the module documentation.
@@ -618,11 +716,62 @@ mod tests {
         assert_eq!(back, n);
     }
 
+    #[test]
+    fn updates_are_read_strictly() {
+        let read = |text: &str| serde_json::from_str::<Update>(text).map_err(|e| e.to_string());
+        assert_eq!(read(r#"{"op":"start","total":10}"#).unwrap(), start(Some(10.0)));
+        let cases = [
+            (r#"{"op":4}"#, "op 4 is not an operation; send one of start, done"),
+            (r#"{"op":"jump"}"#, "op 'jump' is not an operation"),
+            (r#"{"units":1}"#, "op is missing"),
+            (r#"{"op":"start","totl":10}"#, "unknown field 'totl' for op 'start'; it takes total, weight, message"),
+            (r#"{"op":"finish","units":1}"#, "unknown field 'units' for op 'finish'"),
+            (r#"{"op":"done","units":"many"}"#, "invalid type: string"),
+        ];
+        for (text, expected) in cases {
+            let err = read(text).unwrap_err();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+        // Stored events read back as they were written.
+        let full = Update::new(Op::Percent { percent: 5.0 }).with_message("m").with_metadata(json!({"a": 1}));
+        assert_eq!(read(&serde_json::to_string(&full).unwrap()).unwrap(), full);
+    }
+
+    #[test]
+    fn metadata_is_bounded_per_node() {
+        let mut n = node();
+        let many: Map<String, Value> = (0..MAX_METADATA_KEYS).map(|i| (format!("k{i}"), json!(i))).collect();
+        n.apply(start(None).with_metadata(Value::Object(many)), 2).unwrap();
+        let one_more = n.apply(done(1.0).with_metadata(json!({"extra": 1})), 3).unwrap_err();
+        assert!(one_more.to_string().contains("at most 64 keys"), "{one_more}");
+        // Replacing or deleting keys is fine at the cap.
+        n.apply(done(1.0).with_metadata(json!({"k0": "new", "k1": null})), 4).unwrap();
+        n.apply(done(2.0).with_metadata(json!({"extra": 1})), 5).unwrap();
+        let big = n.apply(done(3.0).with_metadata(json!({"k2": "x".repeat(MAX_METADATA_BYTES)})), 6).unwrap_err();
+        assert!(big.to_string().contains("16384 bytes"), "{big}");
+        assert_eq!(n.done, 2.0, "a refused update changes nothing");
+    }
+
     fn any_op() -> impl Strategy<Value = Op> {
         op_strategy(prop_oneof![Just(0.0), 0.0..1e3f64, 0.0..1e12f64], 0.0..=100.0)
     }
 
     proptest! {
+        /// Any JSON object a client sends is an update or a one-line refusal.
+        #[test]
+        fn any_json_object_reads_or_is_refused(
+            fields in proptest::collection::btree_map(
+                prop_oneof![Just("op".to_string()), Just("units".to_string()), Just("total".to_string()), "[a-z_]{1,8}"],
+                prop_oneof![Just(json!("start")), Just(json!("advance")), Just(json!(4)), Just(json!(null)), any::<f64>().prop_map(|f| json!(f)), "[ -~]{0,12}".prop_map(|s| json!(s))],
+                0..6,
+            )
+        ) {
+            let object: Map<String, Value> = fields.into_iter().collect();
+            if let Err(e) = serde_json::from_value::<Update>(Value::Object(object)) {
+                prop_assert!(!e.to_string().contains('\n'));
+            }
+        }
+
         /// Valid updates in any order keep the node consistent, and only `Start`
         /// moves a finished node.
         #[test]

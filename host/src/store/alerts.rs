@@ -6,7 +6,7 @@
 //! change in one transaction ([`Store::alerts_record`]), and the daemon routes a
 //! transition only after that commit: nothing is sent that is not on disk.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, db};
@@ -30,7 +30,7 @@ impl Store {
     /// Appends `transitions` to the history and replaces the engine's state,
     /// in one durable commit; returns the entries as numbered.
     pub fn alerts_record(&self, transitions: &[Transition], saved: &Saved) -> Result<Vec<HistoryEntry>, StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
+        let tx = self.write()?;
         let mut out = Vec::with_capacity(transitions.len());
         {
             let mut history = tx.open_table(HISTORY).map_err(db)?;
@@ -44,13 +44,13 @@ impl Store {
             let state = serde_json::to_string(saved).expect("the engine state serializes");
             tx.open_table(STATE).map_err(db)?.insert(ENGINE, state.as_str()).map_err(db)?;
         }
-        tx.commit().map_err(db)?;
+        self.commit(tx)?;
         Ok(out)
     }
 
     /// The engine's state as last recorded; empty on a new database.
     pub fn alerts_saved(&self) -> Result<Saved, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(STATE).map_err(db)?;
         match table.get(ENGINE).map_err(db)? {
             Some(json) => serde_json::from_str(json.value())
@@ -62,7 +62,7 @@ impl Store {
     /// Transitions at or after `since_ms` with a sequence number above
     /// `after_seq`, oldest first, at most `limit` (the newest ones).
     pub fn alerts_history(&self, since_ms: u64, after_seq: u64, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(HISTORY).map_err(db)?;
         let mut out = Vec::new();
         // Entries are appended in time order, so walk back from the newest.
@@ -82,7 +82,7 @@ impl Store {
     /// `limit`; and the oldest number still kept (`None` when there is no
     /// history), by which a reader tells that entries it missed were pruned.
     pub fn alerts_after(&self, after_seq: u64, limit: usize) -> Result<(Vec<HistoryEntry>, Option<u64>), StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(HISTORY).map_err(db)?;
         let oldest = table.first().map_err(db)?.map(|(k, _)| k.value());
         let mut out = Vec::new();
@@ -95,7 +95,7 @@ impl Store {
 
     /// The newest sequence number (0 when there is no history).
     pub fn alerts_last_seq(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(HISTORY).map_err(db)?;
         Ok(table.last().map_err(db)?.map_or(0, |(k, _)| k.value()))
     }
@@ -108,7 +108,7 @@ impl Store {
             at_ms: u64,
         }
         let cutoff = now_ms.saturating_sub(keep_ms);
-        let tx = self.db.begin_write().map_err(db)?;
+        let tx = self.write()?;
         let mut doomed = Vec::new();
         {
             let mut history = tx.open_table(HISTORY).map_err(db)?;
@@ -128,7 +128,7 @@ impl Store {
         if doomed.is_empty() {
             tx.abort().map_err(db)?;
         } else {
-            tx.commit().map_err(db)?;
+            self.commit(tx)?;
         }
         Ok(doomed.len() as u64)
     }

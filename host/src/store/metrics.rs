@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{META, Store, StoreError, db};
@@ -98,7 +98,7 @@ impl Store {
         if samples.peek().is_none() {
             return Ok(refused);
         }
-        let tx = self.db.begin_write().map_err(db)?;
+        let tx = self.write()?;
         {
             let mut per_plugin = tx.open_table(SERIES_PER_PLUGIN).map_err(db)?;
             let mut ids = tx.open_table(SERIES_IDS).map_err(db)?;
@@ -132,7 +132,7 @@ impl Store {
                 points.insert((id, sample.timestamp_ms), sample.value).map_err(db)?;
             }
         }
-        tx.commit().map_err(db)?;
+        self.commit(tx)?;
         Ok(refused)
     }
 
@@ -142,7 +142,7 @@ impl Store {
     }
 
     fn series_with_ids(&self) -> Result<Vec<(u64, SeriesInfo)>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let infos = tx.open_table(SERIES_INFO).map_err(db)?;
         let mut out = Vec::new();
         for entry in infos.iter().map_err(db)? {
@@ -168,7 +168,7 @@ impl Store {
             .into_iter()
             .filter(|(_, s)| s.name == name && matchers.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
             .collect();
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let points = tx.open_table(POINTS).map_err(db)?;
         let minutes = tx.open_table(MINUTES).map_err(db)?;
         let mut out = Vec::with_capacity(wanted.len());
@@ -205,7 +205,7 @@ impl Store {
         let raw_cutoff = now_ms.saturating_sub(retention.raw_ms) / MINUTE_MS * MINUTE_MS;
         let minute_cutoff = now_ms.saturating_sub(retention.minutes_ms);
         let ids: Vec<u64> = self.series_with_ids()?.into_iter().map(|(id, _)| id).collect();
-        let tx = self.db.begin_write().map_err(db)?;
+        let tx = self.write()?;
         let mut removed = 0u64;
         {
             let mut points = tx.open_table(POINTS).map_err(db)?;
@@ -252,7 +252,7 @@ impl Store {
                 removed += old.len() as u64;
             }
         }
-        tx.commit().map_err(db)?;
+        self.commit(tx)?;
         Ok(removed)
     }
 }

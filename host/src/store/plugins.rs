@@ -1,13 +1,13 @@
 //! The `plugins` table: one JSON record per plugin name.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::{PLUGINS, Store, StoreError, db};
 pub use crate::plugin::record::PluginRecord;
 
 impl Store {
     pub fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(PLUGINS).map_err(db)?;
         let Some(json) = table.get(name).map_err(db)? else {
             return Ok(None);
@@ -16,7 +16,7 @@ impl Store {
     }
 
     pub fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(PLUGINS).map_err(db)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(db)? {
@@ -28,7 +28,7 @@ impl Store {
 
     /// Reads, changes and writes one record in a single transaction.
     pub fn update_plugin<R>(&self, name: &str, change: impl FnOnce(&mut PluginRecord) -> R) -> Result<R, StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
+        let tx = self.write()?;
         let result = {
             let mut table = tx.open_table(PLUGINS).map_err(db)?;
             let mut record = match table.get(name).map_err(db)? {
@@ -40,7 +40,7 @@ impl Store {
             table.insert(name, json.as_str()).map_err(db)?;
             result
         };
-        tx.commit().map_err(db)?;
+        self.commit(tx)?;
         Ok(result)
     }
 }
@@ -48,7 +48,7 @@ impl Store {
 impl Store {
     /// Changes every record in one transaction: one disk flush for all of them.
     pub fn update_all_plugins(&self, mut change: impl FnMut(&mut PluginRecord)) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
+        let tx = self.write()?;
         {
             let mut table = tx.open_table(PLUGINS).map_err(db)?;
             let mut records = Vec::new();
@@ -62,7 +62,7 @@ impl Store {
                 table.insert(record.name.as_str(), json.as_str()).map_err(db)?;
             }
         }
-        tx.commit().map_err(db)?;
+        self.commit(tx)?;
         Ok(())
     }
 }

@@ -40,7 +40,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::{PROGRESS_EVENTS, PROGRESS_FEED, PROGRESS_NODES, Store, StoreError, db};
@@ -102,82 +102,111 @@ impl Store {
     /// [`Store::progress_apply`], with `calculator` running the plugins that
     /// parents are named for; also returns the events it recorded (what the
     /// stream publishes once the commit is done).
+    ///
+    /// The batch is worked out in memory from the runs it touches, read first;
+    /// the plugins run with no transaction open (one that called back into the
+    /// database, or was slow, would otherwise hold every other writer); then
+    /// one write transaction stores the outcome. Appliers in this process take
+    /// turns, so nothing changes the runs in between.
     pub fn progress_apply_with(
         &self,
         batch: &[(NodePath, Update)],
         now_ms: u64,
         calculator: Option<&dyn Calculator>,
     ) -> Result<(Vec<UpdateResult>, Vec<ProgressEvent>), StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
+        let _turn = self.shared.progress_turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let runs: BTreeSet<&str> = batch.iter().map(|(path, _)| path.run()).collect();
+        let (mut tree, mut next_seq, mut next_id) = self.read_runs(&runs)?;
         let mut results = Vec::with_capacity(batch.len());
         let mut recorded = Vec::new();
+        let mut touched: BTreeSet<NodePath> = BTreeSet::new();
+        for (path, update) in batch {
+            let stored = tree.get(path.as_str()).cloned();
+            let existed = stored.is_some();
+            let mut node = stored.unwrap_or_else(|| Node::new(path.clone(), now_ms));
+            let result = node.apply(update.clone(), now_ms);
+            if let Ok(applied) = result {
+                if applied != Applied::IgnoredTerminal {
+                    tree.put(node);
+                    touched.insert(path.clone());
+                }
+                if !existed {
+                    let mut ancestor = path.parent();
+                    while let Some(p) = ancestor {
+                        if tree.get(p.as_str()).is_some() {
+                            break;
+                        }
+                        ancestor = p.parent();
+                        tree.put(Node::new(p, now_ms));
+                    }
+                }
+                let seq = next_seq.entry(path.run().to_string()).or_insert(1);
+                let event = ProgressEvent {
+                    id: next_id,
+                    seq: *seq,
+                    at_ms: now_ms,
+                    path: path.clone(),
+                    update: update.clone(),
+                    applied: applied.into(),
+                };
+                *seq += 1;
+                next_id += 1;
+                recorded.push(event);
+            }
+            results.push(result);
+        }
+        if recorded.is_empty() {
+            return Ok((results, recorded));
+        }
+        reaggregate(&mut tree, &touched, now_ms, calculator);
+
+        let tx = self.write()?;
         {
             let mut nodes = tx.open_table(PROGRESS_NODES).map_err(db)?;
             let mut events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
             let mut feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
-            let mut next_id = feed.last().map_err(db)?.map_or(0, |(k, _)| k.value()) + 1;
-            let mut next_seq: HashMap<String, u64> = HashMap::new();
-            let mut touched: BTreeSet<NodePath> = BTreeSet::new();
-            for (path, update) in batch {
-                let stored = load(&nodes, path.as_str())?;
-                let existed = stored.is_some();
-                let mut node = stored.unwrap_or_else(|| Node::new(path.clone(), now_ms));
-                let result = node.apply(update.clone(), now_ms);
-                if let Ok(applied) = result {
-                    if applied != Applied::IgnoredTerminal {
-                        put(&mut nodes, &node)?;
-                        touched.insert(path.clone());
-                    }
-                    if !existed {
-                        let mut ancestor = path.parent();
-                        while let Some(p) = ancestor {
-                            if load(&nodes, p.as_str())?.is_some() {
-                                break;
-                            }
-                            put(&mut nodes, &Node::new(p.clone(), now_ms))?;
-                            ancestor = p.parent();
-                        }
-                    }
-                    let run = path.run();
-                    let seq = match next_seq.get(run) {
-                        Some(seq) => *seq,
-                        None => {
-                            let last = events.range((run, 0)..=(run, u64::MAX)).map_err(db)?.next_back();
-                            match last {
-                                Some(entry) => entry.map_err(db)?.0.value().1 + 1,
-                                None => 1,
-                            }
-                        }
-                    };
-                    next_seq.insert(run.to_string(), seq + 1);
-                    let event = ProgressEvent {
-                        id: next_id,
-                        seq,
-                        at_ms: now_ms,
-                        path: path.clone(),
-                        update: update.clone(),
-                        applied: applied.into(),
-                    };
-                    let json = serde_json::to_string(&event).expect("events serialise");
-                    events.insert((run, seq), json.as_str()).map_err(db)?;
-                    feed.insert(next_id, (run, seq)).map_err(db)?;
-                    next_id += 1;
-                    recorded.push(event);
-                }
-                results.push(result);
+            for node in tree.changed() {
+                put(&mut nodes, node)?;
             }
-            reaggregate(&mut nodes, &touched, now_ms, calculator)?;
+            for event in &recorded {
+                let json = serde_json::to_string(event).expect("events serialise");
+                let run = event.path.run();
+                events.insert((run, event.seq), json.as_str()).map_err(db)?;
+                feed.insert(event.id, (run, event.seq)).map_err(db)?;
+            }
         }
-        if recorded.is_empty() {
-            tx.abort().map_err(db)?;
-        } else {
-            tx.commit().map_err(db)?;
-        }
+        self.commit(tx)?;
         Ok((results, recorded))
     }
 
+    /// The nodes of `runs`, the next event number of each, and the next feed id.
+    fn read_runs(&self, runs: &BTreeSet<&str>) -> Result<(Tree, HashMap<String, u64>, u64), StoreError> {
+        let tx = self.read()?;
+        let nodes = tx.open_table(PROGRESS_NODES).map_err(db)?;
+        let events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
+        let feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
+        let mut tree = Tree::default();
+        let mut next_seq = HashMap::new();
+        for run in runs {
+            if let Some(root) = load(&nodes, run)? {
+                tree.nodes.insert(run.to_string(), root);
+            }
+            for node in descendants(&nodes, run)? {
+                tree.nodes.insert(node.path.to_string(), node);
+            }
+            let last = events.range((*run, 0)..=(*run, u64::MAX)).map_err(db)?.next_back();
+            let seq = match last {
+                Some(entry) => entry.map_err(db)?.0.value().1 + 1,
+                None => 1,
+            };
+            next_seq.insert(run.to_string(), seq);
+        }
+        let next_id = feed.last().map_err(db)?.map_or(0, |(k, _)| k.value()) + 1;
+        Ok((tree, next_seq, next_id))
+    }
+
     pub fn progress_node(&self, path: &NodePath) -> Result<Option<Node>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(PROGRESS_NODES).map_err(db)?;
         load(&table, path.as_str())
     }
@@ -185,7 +214,7 @@ impl Store {
     /// The run's root and all its descendants, in path (byte) order; empty for
     /// an unknown run.
     pub fn progress_tree(&self, run: &str) -> Result<Vec<Node>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(PROGRESS_NODES).map_err(db)?;
         let Some(root) = load(&table, run)? else {
             return Ok(Vec::new());
@@ -197,7 +226,7 @@ impl Store {
 
     /// The root node of every run, in run-name order.
     pub fn progress_runs(&self) -> Result<Vec<Node>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(PROGRESS_NODES).map_err(db)?;
         let mut out = Vec::new();
         let mut from = String::new();
@@ -224,7 +253,7 @@ impl Store {
 
     /// The run's events with `seq > since_seq`, oldest first.
     pub fn progress_events(&self, run: &str, since_seq: u64) -> Result<Vec<ProgressEvent>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let table = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
         let mut out = Vec::new();
         let Some(start) = since_seq.checked_add(1) else {
@@ -244,7 +273,7 @@ impl Store {
     /// most `limit`; and the oldest id still kept (`None` when the feed is
     /// empty), by which a reader tells that events it missed were pruned.
     pub fn progress_feed(&self, after: u64, limit: usize) -> Result<(Vec<ProgressEvent>, Option<u64>), StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
         let events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
         let oldest = feed.first().map_err(db)?.map(|(k, _)| k.value());
@@ -266,7 +295,7 @@ impl Store {
     /// The newest feed id (0 when there is none): where a reader that wants
     /// only what comes next starts.
     pub fn progress_feed_last(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
+        let tx = self.read()?;
         let feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
         Ok(feed.last().map_err(db)?.map_or(0, |(k, _)| k.value()))
     }
@@ -290,7 +319,7 @@ impl Store {
     pub fn progress_prune(&self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
         let cutoff = now_ms.saturating_sub(retention.max_age_ms);
         let runs = self.progress_runs()?;
-        let tx = self.db.begin_write().map_err(db)?;
+        let tx = self.write()?;
         let mut removed = 0u64;
         {
             let mut events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
@@ -324,7 +353,7 @@ impl Store {
             }
         }
         if removed > 0 {
-            tx.commit().map_err(db)?;
+            self.commit(tx)?;
         } else {
             tx.abort().map_err(db)?;
         }
@@ -340,14 +369,40 @@ struct Kept {
     id: u64,
 }
 
+/// The nodes of the runs a batch touches, as read and as changed by it.
+#[derive(Default)]
+struct Tree {
+    /// By path; keys sort as in the table, so a node's descendants are a range.
+    nodes: std::collections::BTreeMap<String, Node>,
+    changed: BTreeSet<String>,
+}
+
+impl Tree {
+    fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    fn put(&mut self, node: Node) {
+        let path = node.path.to_string();
+        self.changed.insert(path.clone());
+        self.nodes.insert(path, node);
+    }
+
+    /// The direct children of `path`, in key order.
+    fn children(&self, path: &NodePath) -> Vec<Node> {
+        let (from, to) = (format!("{path}/"), format!("{path}0"));
+        let depth = path.depth() + 1;
+        self.nodes.range(from..to).map(|(_, n)| n).filter(|n| n.path.depth() == depth).cloned().collect()
+    }
+
+    fn changed(&self) -> impl Iterator<Item = &Node> {
+        self.changed.iter().filter_map(|path| self.nodes.get(path))
+    }
+}
+
 /// Re-aggregates every touched node and all their ancestors, deepest first, so
 /// each parent sees its children's final state for this batch.
-fn reaggregate(
-    nodes: &mut redb::Table<&'static str, &'static str>,
-    touched: &BTreeSet<NodePath>,
-    now_ms: u64,
-    calculator: Option<&dyn Calculator>,
-) -> Result<(), StoreError> {
+fn reaggregate(tree: &mut Tree, touched: &BTreeSet<NodePath>, now_ms: u64, calculator: Option<&dyn Calculator>) {
     let mut affected: BTreeSet<NodePath> = BTreeSet::new();
     for path in touched {
         let mut next = Some(path.clone());
@@ -361,16 +416,14 @@ fn reaggregate(
     let mut order: Vec<NodePath> = affected.into_iter().collect();
     order.sort_by_key(|p| std::cmp::Reverse(p.depth()));
     for path in order {
-        let depth = path.depth() + 1;
-        let children: Vec<Node> =
-            descendants(nodes, path.as_str())?.into_iter().filter(|n| n.path.depth() == depth).collect();
+        let children = tree.children(&path);
         if children.is_empty() {
             continue;
         }
-        let Some(mut parent) = load(nodes, path.as_str())? else {
+        let Some(mut parent) = tree.get(path.as_str()).cloned() else {
             continue;
         };
-        let (plugin, policy) = inherited(nodes, &parent)?;
+        let (plugin, policy) = inherited(tree, &parent);
         let mut computed = aggregate(&children, policy);
         let mut eta_at_ms = None;
         if let Some(plugin) = plugin {
@@ -385,28 +438,24 @@ fn reaggregate(
             }
         }
         if recompute_parent(&mut parent, computed, eta_at_ms, now_ms) {
-            put(nodes, &parent)?;
+            tree.put(parent);
         }
     }
-    Ok(())
 }
 
 /// The calculator and failure policy for a parent: its own, else the nearest
 /// ancestor's.
-fn inherited(
-    nodes: &redb::Table<&'static str, &'static str>,
-    parent: &Node,
-) -> Result<(Option<String>, FailurePolicy), StoreError> {
+fn inherited(tree: &Tree, parent: &Node) -> (Option<String>, FailurePolicy) {
     let (mut plugin, mut policy) = (parent.calculator.clone(), parent.on_failure);
     let mut next = parent.path.parent();
     while let Some(path) = next.filter(|_| plugin.is_none() || policy.is_none()) {
-        if let Some(node) = load(nodes, path.as_str())? {
-            plugin = plugin.or(node.calculator);
+        if let Some(node) = tree.get(path.as_str()) {
+            plugin = plugin.or(node.calculator.clone());
             policy = policy.or(node.on_failure);
         }
         next = path.parent();
     }
-    Ok((plugin, policy.unwrap_or_default()))
+    (plugin, policy.unwrap_or_default())
 }
 
 /// Sets a parent's computed progress and status; true if it changed.

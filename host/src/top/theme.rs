@@ -107,7 +107,7 @@ pub fn alert_tone(state: AlertState, level: Level) -> Tone {
 pub fn plugin_tone(state: &PluginState) -> Tone {
     match state {
         PluginState::Running => Tone::Fine,
-        PluginState::AwaitingGrant { .. } => Tone::Warning,
+        PluginState::AwaitingGrant { .. } | PluginState::AwaitingConfirmation { .. } => Tone::Warning,
         PluginState::Quarantined { .. } | PluginState::Failed { .. } => Tone::Bad,
         PluginState::Disabled | PluginState::Absent => Tone::Quiet,
     }

@@ -70,6 +70,34 @@ pub struct Context {
     pub events: broadcast::Sender<JobEvent>,
     /// Copy command output to the terminal and say what runs (`watch-files`).
     pub echo: bool,
+    /// Where what each job has done is kept across restarts (the daemon).
+    pub store: Option<crate::store::Store>,
+}
+
+/// What a job has done, as kept across restarts.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Saved {
+    runs: u64,
+    failures: u64,
+    rescans: u64,
+    skipped: u64,
+    last: Option<Execution>,
+}
+
+/// Takes up what the job had done before the host restarted.
+pub(crate) fn restore(store: &crate::store::Store, view: &mut JobView) {
+    let saved = match store.watch_job(&view.name) {
+        Ok(Some(json)) => serde_json::from_str::<Saved>(&json),
+        Ok(None) => return,
+        Err(e) => return tracing::warn!(job = %view.name, "cannot read what the job did before: {e}"),
+    };
+    match saved {
+        Ok(s) => {
+            (view.runs, view.failures, view.rescans, view.skipped, view.last) =
+                (s.runs, s.failures, s.rescans, s.skipped, s.last)
+        }
+        Err(e) => tracing::warn!(job = %view.name, "what the job did before is unreadable: {e}"),
+    }
 }
 
 /// The progress run of a job.
@@ -193,7 +221,8 @@ impl Job {
         let mut pending = Work::default();
         let mut current: Option<Current> = None;
         let mut rewatch = tokio::time::interval(REWATCH_EVERY);
-        let mut seq = 0u64;
+        // Runs are numbered on from before a restart.
+        let mut seq = self.state.lock().expect("job state").last.as_ref().map_or(0, |last| last.seq);
         let stopped = loop {
             let deadline = (last_at + debounce).min(first_at + max_wait);
             tokio::select! {
@@ -460,7 +489,7 @@ impl Job {
             && let Some(line) = execution.stderr_tail.lines().rev().find(|l| !l.trim().is_empty())
         {
             message.push_str(": ");
-            message.extend(line.trim().chars().take(200));
+            message.push_str(&crate::text::line(line.trim(), 200));
         }
         self.say(message.clone());
         let op = match &execution.outcome {
@@ -470,7 +499,7 @@ impl Job {
         };
         let metadata = json!({"outcome": execution.outcome, "duration_ms": execution.duration_ms()});
         self.report(vec![(current.node, Update::new(op).with_message(message).with_metadata(metadata))]).await;
-        {
+        let saved = {
             let mut state = self.state.lock().expect("job state");
             state.pid = None;
             state.runs += 1;
@@ -478,6 +507,21 @@ impl Job {
                 state.failures += 1;
             }
             state.last = Some(execution.clone());
+            Saved {
+                runs: state.runs,
+                failures: state.failures,
+                rescans: state.rescans,
+                skipped: state.skipped,
+                last: state.last.clone(),
+            }
+        };
+        if let Some(store) = self.ctx.store.clone() {
+            let name = self.spec.name.clone();
+            let json = serde_json::to_string(&saved).expect("plain data");
+            let stored = tokio::task::spawn_blocking(move || store.put_watch_job(&name, &json)).await;
+            if let Ok(Err(e)) = stored {
+                tracing::warn!(job = %self.spec.name, "what the job did is not kept across a restart: {e}");
+            }
         }
         let _ = self.ctx.events.send(JobEvent::Finished(Box::new(execution)));
     }

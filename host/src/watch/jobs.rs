@@ -77,6 +77,8 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Copy command output to the terminal (`watch-files`).
     pub echo: bool,
+    /// Keep what each job has done across restarts (the daemon).
+    pub store: Option<crate::store::Store>,
 }
 
 struct Handle {
@@ -117,16 +119,25 @@ impl Jobs {
             prepared.push((spec, roots));
         }
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let ctx = Arc::new(Context { progress: options.progress, events: events.clone(), echo: options.echo });
+        let ctx = Arc::new(Context {
+            progress: options.progress,
+            events: events.clone(),
+            echo: options.echo,
+            store: options.store,
+        });
         let mut jobs = Vec::with_capacity(prepared.len());
         for (spec, roots) in prepared {
-            let state = Arc::new(Mutex::new(JobView {
+            let mut view = JobView {
                 name: spec.name.clone(),
                 roots: roots.clone(),
                 command: spec.command.argv.clone(),
                 state: "idle".into(),
                 ..JobView::default()
-            }));
+            };
+            if let Some(store) = &ctx.store {
+                super::job::restore(store, &mut view);
+            }
+            let state = Arc::new(Mutex::new(view));
             let (control, inbox) = mpsc::unbounded_channel();
             let job = Job { spec: spec.clone(), roots: roots.clone(), ctx: ctx.clone(), state: state.clone() };
             let watching = job.start_watching().map_err(|e| JobsError::Path {

@@ -9,6 +9,11 @@
 //! and root. The kernel releases the lock however the holder dies, so a stale
 //! file never blocks anyone. (Two different users watching one tree are not
 //! kept apart: each has their own lock directory.)
+//!
+//! In a shared `/tmp` another user could make that directory first, or put a
+//! link where a lock file goes: the directory is used only if it is a real
+//! directory, ours and private (0700), and lock files are opened without
+//! following links and must be ours too.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -25,6 +30,10 @@ pub enum LockError {
     Held { root: PathBuf, pid: String, data_dir: Option<PathBuf> },
     #[error("cannot lock {root} for watching ({path}): {source}")]
     Io { root: PathBuf, path: PathBuf, source: std::io::Error },
+    #[error(
+        "lock directory {dir} {why}; another user may have made it: remove it, or set XDG_RUNTIME_DIR to a private directory"
+    )]
+    Unsafe { dir: PathBuf, why: String },
 }
 
 /// What the lock file says about its holder.
@@ -61,8 +70,27 @@ impl ProjectLock {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io)?;
         }
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let unsafe_dir = |why: String| LockError::Unsafe { dir: dir.clone(), why };
+        private_to_us(&std::fs::symlink_metadata(&dir).map_err(io)?).map_err(unsafe_dir)?;
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(io)?
+        };
+        {
+            use std::os::unix::fs::MetadataExt;
+            let owner = file.metadata().map_err(io)?.uid();
+            if owner != rustix::process::getuid().as_raw() {
+                return Err(unsafe_dir(format!("holds {} owned by uid {owner}", path.display())));
+            }
+        }
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -84,9 +112,42 @@ impl ProjectLock {
     }
 }
 
+/// Whether a lock directory is a real directory of ours that only we can use.
+fn private_to_us(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !meta.file_type().is_dir() {
+        return Err("is not a directory (a symbolic link?)".into());
+    }
+    if meta.uid() != rustix::process::getuid().as_raw() {
+        return Err(format!("belongs to uid {}, not to you", meta.uid()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!("has mode {mode:o}; it must be private (700)"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_private_directory_of_ours_is_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(private_to_us(&std::fs::symlink_metadata(&private).unwrap()).is_ok());
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = private_to_us(&std::fs::symlink_metadata(&private).unwrap()).unwrap_err();
+        assert_eq!(err, "has mode 777; it must be private (700)");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        let err = private_to_us(&std::fs::symlink_metadata(&link).unwrap()).unwrap_err();
+        assert!(err.contains("not a directory"), "{err}");
+    }
 
     #[test]
     fn a_second_lock_on_a_root_names_the_first_holder() {

@@ -11,12 +11,18 @@
 //! process in between.)
 //!
 //! Output is read by two threads that keep the last [`TAIL_BYTES`] of each
-//! stream (and, for `watch-files`, copy it through to the terminal).
+//! stream (and, for `watch-files`, copy it through to the terminal). A
+//! process that left the group (`setsid`) but kept the output open would hold
+//! them for ever: once the command is done they read on for [`OUTPUT_GRACE`]
+//! at most, and the run ends with what they have.
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group};
 use serde::{Deserialize, Serialize};
@@ -24,6 +30,8 @@ use tokio::sync::oneshot;
 
 /// How much of each output stream is kept with a run.
 pub const TAIL_BYTES: usize = 64 * 1024;
+/// How long the output is read after the command's group is gone.
+pub const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,8 +130,13 @@ pub fn spawn(invocation: &Invocation) -> std::io::Result<Running> {
             let _ = pipe.write_all(&input);
         });
     }
-    let stdout = reader(child.stdout.take().expect("piped"), invocation.echo.then(|| Box::new(std::io::stdout()) as _));
-    let stderr = reader(child.stderr.take().expect("piped"), invocation.echo.then(|| Box::new(std::io::stderr()) as _));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    let echo = |out: Echo| invocation.echo.then_some(out);
+    let stdout = child.stdout.take().expect("piped");
+    let stdout = reader(stdout, echo(Box::new(std::io::stdout())), stop.clone(), ended_tx.clone());
+    let stderr = child.stderr.take().expect("piped");
+    let stderr = reader(stderr, echo(Box::new(std::io::stderr())), stop.clone(), ended_tx);
     let (done_tx, done) = oneshot::channel();
     std::thread::Builder::new().name("watch-command".into()).spawn(move || {
         // Wait for the leader without reaping it, kill what it left in its group,
@@ -132,6 +145,14 @@ pub fn spawn(invocation: &Invocation) -> std::io::Result<Running> {
         while let Err(rustix::io::Errno::INTR) = rustix::process::waitid(WaitId::Pid(pid), options) {}
         let _ = kill_process_group(pid, Signal::KILL);
         let status = child.wait();
+        // Both readers end at the end of their output, or are told to after the grace.
+        let deadline = Instant::now() + OUTPUT_GRACE;
+        for _ in 0..2 {
+            if ended.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_err() {
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
         let stdout = stdout.join().unwrap_or_default();
         let stderr = stderr.join().unwrap_or_default();
         let _ = done_tx.send(Finished { status, stdout, stderr });
@@ -141,11 +162,26 @@ pub fn spawn(invocation: &Invocation) -> std::io::Result<Running> {
 
 type Echo = Box<dyn Write + Send>;
 
-fn reader(mut pipe: impl Read + Send + 'static, mut echo: Option<Echo>) -> std::thread::JoinHandle<Vec<u8>> {
+/// How often a reader looks whether it was told to stop.
+const READ_POLL: Duration = Duration::from_millis(100);
+
+fn reader(
+    mut pipe: impl Read + AsFd + Send + 'static,
+    mut echo: Option<Echo>,
+    stop: Arc<AtomicBool>,
+    ended: std::sync::mpsc::Sender<()>,
+) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut tail = Vec::new();
         let mut buf = [0u8; 8192];
-        loop {
+        let wait = rustix::event::Timespec::try_from(READ_POLL).expect("a short time");
+        while !stop.load(Ordering::Relaxed) {
+            let mut fds = [rustix::event::PollFd::new(&pipe, rustix::event::PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&wait)) {
+                Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+                Ok(_) => {}
+                Err(_) => break,
+            }
             match pipe.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -161,6 +197,7 @@ fn reader(mut pipe: impl Read + Send + 'static, mut echo: Option<Echo>) -> std::
                 Err(_) => break,
             }
         }
+        let _ = ended.send(());
         if tail.len() > TAIL_BYTES {
             tail.drain(..tail.len() - TAIL_BYTES);
         }
@@ -271,6 +308,17 @@ mod tests {
         let ran = block_on(run(&sh("head -c 300000 /dev/zero | tr '\\0' a; echo END"), None, Duration::from_secs(1)));
         assert_eq!(ran.stdout.len(), TAIL_BYTES);
         assert!(ran.stdout.ends_with("aEND\n"));
+    }
+
+    #[test]
+    fn a_process_that_leaves_the_group_with_the_output_open_does_not_hold_the_run() {
+        // `setsid` puts the sleep out of the group's reach; it keeps stdout open.
+        // The shell goes on once the sleep leads a session of its own.
+        let script =
+            "setsid sleep 300 & until [ \"$(ps -o sid= -p $! | tr -d ' ')\" = \"$!\" ]; do :; done; echo started";
+        let ran = block_on(run(&sh(script), None, Duration::from_secs(1)));
+        assert_eq!((ran.outcome, ran.stdout.as_str()), (Outcome::Exited { code: 0 }, "started\n"));
+        let _ = std::process::Command::new("pkill").args(["-f", "^sleep 300$"]).status();
     }
 
     #[test]

@@ -36,7 +36,7 @@ fn an_overflow_or_a_watcher_error_runs_the_command_for_the_whole_tree() {
     };
     let spec = config.validate().unwrap();
     let (events, mut subscriber) = broadcast::channel(64);
-    let ctx = Arc::new(Context { progress: None, events, echo: false });
+    let ctx = Arc::new(Context { progress: None, events, echo: false, store: None });
     let state = Arc::new(Mutex::new(JobView::default()));
     let job = Job { spec, roots: vec![root.clone()], ctx, state: state.clone() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
