@@ -150,6 +150,9 @@ pub fn running(data: &DataDir) -> anyhow::Result<Option<Remote>> {
     }
 }
 
+/// The largest answer read from a host.
+const ANSWER_LIMIT: u64 = 1 << 30;
+
 pub struct Remote {
     base: String,
     token: String,
@@ -209,7 +212,9 @@ impl Remote {
         &self,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> anyhow::Result<T> {
-        self.success(response)?.body_mut().read_json::<T>().context("reading the daemon's answer")
+        // Answers can be large (a run of many nodes): more than ureq's 10 MiB default.
+        let mut response = self.success(response)?;
+        response.body_mut().with_config().limit(ANSWER_LIMIT).read_json::<T>().context("reading the daemon's answer")
     }
 
     /// The response if it is a success; the daemon's error otherwise.

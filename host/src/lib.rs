@@ -6,6 +6,8 @@
 
 pub mod alerts;
 pub mod api;
+#[cfg(test)]
+mod boundaries;
 pub mod cli;
 pub mod client;
 pub mod config;

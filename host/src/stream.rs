@@ -75,7 +75,7 @@ impl Topic {
     pub fn parse(text: &str) -> Result<Topic, String> {
         Topic::ALL.into_iter().find(|t| t.as_str() == text).ok_or_else(|| {
             let known: Vec<&str> = Topic::ALL.iter().map(|t| t.as_str()).collect();
-            format!("unknown topic '{text}'; the topics are {}", known.join(", "))
+            format!("unknown topic '{}'; the topics are {}", crate::text::line(text, 40), known.join(", "))
         })
     }
 

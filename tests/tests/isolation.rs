@@ -272,3 +272,51 @@ fn sigterm_stops_the_host_while_a_plugin_compiles() {
     assert_alive(&sandbox);
     assert_stops(daemon);
 }
+
+#[test]
+fn a_string_flood_is_bounded_and_escaped_wherever_it_is_shown() {
+    let (sandbox, daemon) = host(&["fx-strings", "fx-format"], &[("fx-format", "mode = \"escape\"\n")], "");
+    let r = wait_for("fx-strings's error", LIMIT, || {
+        let r = record(&sandbox, "fx-strings");
+        r["stats"]["last_error"].is_string().then_some(r)
+    });
+    let error = r["stats"]["last_error"].as_str().unwrap();
+    assert!(error.starts_with("collect returned an error: \\u{1b}[2Jboom"), "{}", &error[..80]);
+    assert!(error.len() < 1200 && !error.chars().any(char::is_control), "bounded and escaped: {} bytes", error.len());
+    assert_eq!(r["summary"], "floods strings \\u{1b}[31mred\\u{1b}[0m");
+    // Printed by the CLI: no escape sequence, no carriage return reaches the terminal.
+    let list = sandbox.monitor(&["plugins", "list"]);
+    let info = sandbox.monitor(&["plugins", "info", "fx-strings"]);
+    let status = sandbox.monitor(&["status", "--format", "fx-format"]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let rendered = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        rendered.contains("before\\u{1b}]0;pwned\\u{7}") && rendered.contains("\\u{d}\nline2\\u{9b}31m"),
+        "{rendered}"
+    );
+    for out in [&list, &info, &status] {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{9b}'), "{text}");
+    }
+    // In the host's log, the plugin's stdout line is escaped too.
+    wait_for("the plugin's stdout in the log", LIMIT, || {
+        daemon.log().contains("\\u{1b}]0;title\\u{7}stdout").then_some(())
+    });
+    assert_alive(&sandbox);
+    assert_stops(daemon);
+}
+
+#[test]
+fn metrics_with_oversized_or_unprintable_names_units_and_labels_are_refused_one_by_one() {
+    let (sandbox, daemon) = host(&["fx-strings"], &[("fx-strings", "mode = \"labels\"\n")], "");
+    wait_for("the one fine metric", LIMIT, || sandbox.metric("fx-strings", "strings_ok"));
+    for refused in ["strings_0", "strings_unit", "strings_label"] {
+        assert!(sandbox.metric("fx-strings", refused).is_none(), "{refused} was kept");
+    }
+    let log = daemon.log();
+    assert!(log.contains("label values are at most 1024 printable bytes"), "{log}");
+    assert!(log.contains("units are at most 64 printable bytes"), "{log}");
+    assert!(log.contains("is not valid ([a-zA-Z_:][a-zA-Z0-9_:]*, at most 200)"), "{log}");
+    assert!(log.lines().all(|l| l.len() < 8 << 10), "no log line carries the flood");
+    assert_stops(daemon);
+}

@@ -334,19 +334,30 @@ async fn command(argv: &[String], payload: Vec<u8>) -> Outcome {
         // A program that does not read its stdin is fine.
         let _ = stdin.write_all(&payload).await;
     }
-    let out = child.wait_with_output().await.map_err(|e| format!("{}: {e}", argv[0]))?;
+    // Only the end of its stderr is kept, however much it writes.
+    let mut stderr = child.stderr.take().expect("piped");
+    let tail = async {
+        use tokio::io::AsyncReadExt;
+        let (mut tail, mut buf) = (Vec::new(), [0u8; 4096]);
+        while let Ok(n @ 1..) = stderr.read(&mut buf).await {
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 2 * STDERR_TAIL {
+                tail.drain(..tail.len() - STDERR_TAIL);
+            }
+        }
+        tail
+    };
+    let (status, tail) = tokio::join!(child.wait(), tail);
+    let status = status.map_err(|e| format!("{}: {e}", argv[0]))?;
     std::mem::forget(group);
-    if out.status.success() {
+    if status.success() {
         return Ok(());
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&tail);
     let stderr = stderr.trim();
-    let tail = &stderr[stderr.floor_char_boundary(stderr.len().saturating_sub(STDERR_TAIL))..];
-    Err(if tail.is_empty() {
-        format!("{} {}", argv[0], out.status)
-    } else {
-        format!("{} {}: {tail}", argv[0], out.status)
-    })
+    let tail =
+        crate::text::line(&stderr[stderr.floor_char_boundary(stderr.len().saturating_sub(STDERR_TAIL))..], STDERR_TAIL);
+    Err(if tail.is_empty() { format!("{} {status}", argv[0]) } else { format!("{} {status}: {tail}", argv[0]) })
 }
 
 /// Kills a command's whole process group when a timeout drops its future.

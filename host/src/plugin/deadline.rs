@@ -3,8 +3,10 @@
 //! Running wasm is stopped by the engine's epoch: one ticker thread for the
 //! process advances every registered engine's epoch each [`EPOCH_TICK`] while
 //! any call runs, and sleeps when none has run for a few ticks, so an idle host
-//! never wakes for it. Starting and ending a call costs two atomic operations,
-//! and a wake-up only when the ticker slept.
+//! never wakes for it. Each instance has a [`Slot`] that says whether it is in
+//! a call: starting a call costs one locked instruction (the handshake with a
+//! ticker that may be falling asleep) and a wake-up only when it slept; ending
+//! one, a plain store.
 //!
 //! A plugin blocked in a host call (a sleep, a poll, a wait) runs no wasm, so
 //! the epoch cannot stop it. The same ticker watches each plugin thread's
@@ -13,7 +15,7 @@
 //! is answered with a fault and a fresh thread takes the plugin's next calls
 //! (see [`super::actor`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::Thread;
 use std::time::Duration;
@@ -29,8 +31,6 @@ pub const GRACE_TICKS: u64 = 40;
 /// sampling tick share one wake-up.
 const IDLE_TICKS: u32 = 2;
 
-/// Calls running in the process.
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// Set while the ticker sleeps: a call that starts then wakes it.
 static ASLEEP: AtomicBool = AtomicBool::new(false);
 /// Ticks so far; they only advance while the ticker is awake. 0 means "no call".
@@ -40,6 +40,8 @@ struct Ticker {
     thread: Thread,
     engines: Mutex<Vec<EngineWeak>>,
     watched: Mutex<Vec<Weak<Busy>>>,
+    /// Every live instance's slot (dropped from here once only here).
+    slots: Mutex<Vec<Arc<Slot>>>,
 }
 
 fn ticker() -> &'static Ticker {
@@ -51,13 +53,18 @@ fn ticker() -> &'static Ticker {
             .expect("spawning the epoch ticker")
             .thread()
             .clone();
-        Ticker { thread, engines: Mutex::default(), watched: Mutex::default() }
+        Ticker { thread, engines: Mutex::default(), watched: Mutex::default(), slots: Mutex::default() }
     })
 }
 
 /// Has the ticker advance `engine`'s epoch while calls run.
 pub fn register_engine(engine: &Engine) {
     lock(&ticker().engines).push(engine.weak());
+}
+
+/// Ticks so far (they advance only while calls run).
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
 }
 
 /// The epoch deadline of a call limited to `limit`, in ticks.
@@ -129,8 +136,7 @@ impl Busy {
         if self.call.compare_exchange(seen, CLAIMED, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return;
         }
-        // The call will never say it ended: it stops counting as running now.
-        ACTIVE.fetch_sub(1, Ordering::Release);
+        // From now on its call no longer keeps the ticker awake.
         self.abandoned.store(true, Ordering::Release);
         let name = CALLS[usize::from(self.name.load(Ordering::Relaxed))];
         if let Some(on_hung) = lock(&self.on_hung).take() {
@@ -144,51 +150,85 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Whether one instance is in a call (how deep: opening its sandbox and
+/// instantiating nest), as the ticker sees it. Only the instance's own thread
+/// writes it.
+pub struct Slot {
+    depth: AtomicU32,
+    /// The thread's watch: once it was given up on, its call no longer keeps the ticker awake.
+    busy: Option<Arc<Busy>>,
+}
+
+impl Slot {
+    /// The slot of a new instance, whose thread `busy` watches (if any).
+    pub fn new(busy: Option<Arc<Busy>>) -> Arc<Slot> {
+        let slot = Arc::new(Slot { depth: AtomicU32::new(0), busy });
+        let mut slots = lock(&ticker().slots);
+        slots.retain(|s| Arc::strong_count(s) > 1);
+        slots.push(slot.clone());
+        slot
+    }
+
+    fn in_call(&self) -> bool {
+        self.depth.load(Ordering::SeqCst) > 0 && !self.busy.as_ref().is_some_and(|b| b.abandoned())
+    }
+}
+
 /// Held for the length of one call into a plugin: the epoch advances meanwhile
 /// and, with a [`Busy`], the watchdog times the call.
 pub struct Call<'a> {
+    slot: &'a Slot,
+    depth: u32,
     busy: Option<&'a Busy>,
 }
 
 impl<'a> Call<'a> {
-    pub fn start(busy: Option<&'a Busy>, call: &'static str) -> Call<'a> {
+    pub fn start(slot: &'a Slot, busy: Option<&'a Busy>, call: &'static str) -> Call<'a> {
         if let Some(busy) = busy {
             let index = CALLS.iter().position(|c| *c == call).unwrap_or(0);
             busy.name.store(index as u8, Ordering::Relaxed);
-            let number = busy.calls.fetch_add(1, Ordering::Relaxed);
+            // Only this thread counts its calls: no read-modify-write needed.
+            let number = busy.calls.load(Ordering::Relaxed);
+            busy.calls.store(number + 1, Ordering::Relaxed);
             busy.call.store(pack(TICKS.load(Ordering::Relaxed), number), Ordering::Release);
         }
-        ACTIVE.fetch_add(1, Ordering::SeqCst);
+        let depth = slot.depth.load(Ordering::Relaxed);
+        // The one full barrier: the ticker sets ASLEEP, then reads the slots.
+        slot.depth.swap(depth + 1, Ordering::SeqCst);
         if ASLEEP.load(Ordering::SeqCst) {
             ticker().thread.unpark();
         }
-        Call { busy }
+        Call { slot, depth, busy }
     }
 }
 
 impl Drop for Call<'_> {
     fn drop(&mut self) {
+        self.slot.depth.store(self.depth, Ordering::Release);
         if let Some(busy) = self.busy
             && busy.call.swap(0, Ordering::AcqRel) == CLAIMED
         {
-            // Given up on while it ran: the watchdog stopped counting it.
+            // Given up on while it ran.
             busy.abandoned.store(true, Ordering::Release);
-            return;
         }
-        ACTIVE.fetch_sub(1, Ordering::Release);
     }
+}
+
+/// Whether any instance is in a call.
+fn any_call() -> bool {
+    lock(&ticker().slots).iter().any(|s| s.in_call())
 }
 
 fn run() {
     let mut idle = 0;
     loop {
-        if ACTIVE.load(Ordering::SeqCst) == 0 {
+        if !any_call() {
             idle += 1;
             if idle > IDLE_TICKS {
                 // A call that starts after this store sees it and wakes us; one
-                // that started before is seen by the load below.
+                // that started before is seen by the loads below.
                 ASLEEP.store(true, Ordering::SeqCst);
-                if ACTIVE.load(Ordering::SeqCst) == 0 {
+                if !any_call() {
                     std::thread::park();
                 }
                 ASLEEP.store(false, Ordering::SeqCst);
@@ -234,7 +274,8 @@ mod tests {
     fn a_call_past_its_grace_is_given_up_on_once() {
         let (tx, rx) = std::sync::mpsc::channel();
         let busy = Busy::watch(Duration::from_millis(10), Box::new(move |call| tx.send(call).unwrap()));
-        let call = Call::start(Some(&busy), "compute");
+        let slot = Slot::new(Some(busy.clone()));
+        let call = Call::start(&slot, Some(&busy), "compute");
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("compute"));
         assert!(busy.abandoned());
         drop(call);
@@ -245,11 +286,13 @@ mod tests {
     fn a_call_that_ends_in_time_is_left_alone_and_the_ticker_then_sleeps() {
         let (tx, rx) = std::sync::mpsc::channel();
         let busy = Busy::watch(Duration::from_millis(10), Box::new(move |call| tx.send(call).unwrap()));
+        let slot = Slot::new(Some(busy.clone()));
         for _ in 0..3 {
-            drop(Call::start(Some(&busy), "collect"));
+            drop(Call::start(&slot, Some(&busy), "collect"));
         }
         // Another call keeps the ticker going well past the first calls' limit.
-        let keep = Call::start(None, "collect");
+        let other = Slot::new(None);
+        let keep = Call::start(&other, None, "collect");
         let from = TICKS.load(Ordering::Relaxed);
         wait_until(|| TICKS.load(Ordering::Relaxed) > from + busy.limit_ticks + 2);
         assert!(rx.try_recv().is_err() && !busy.abandoned(), "a finished call was given up on");

@@ -104,7 +104,16 @@ pub struct Instance {
     progress: Option<guest::progress::Guest>,
     alerts: Option<guest::alerts::Guest>,
     formatter: Option<guest::formatter::Guest>,
+    bounds: Bounds,
+}
+
+/// What every call of an instance runs under, worked out once.
+struct Bounds {
     limits: Limits,
+    /// Says to the ticker when the instance is in a call.
+    slot: Arc<deadline::Slot>,
+    /// The epoch deadline of a call, in ticks.
+    epoch_ticks: u64,
     /// What the watchdog times, when the instance runs on a plugin thread.
     busy: Option<Arc<Busy>>,
 }
@@ -118,7 +127,8 @@ impl Instance {
     ) -> Result<Instance, Fault> {
         // Opening granted directories can block (a mount that is gone): the
         // watchdog times it with the instantiation that follows.
-        let timed = deadline::Call::start(busy.as_deref(), "instantiate");
+        let slot = deadline::Slot::new(busy.clone());
+        let timed = deadline::Call::start(&slot, busy.as_deref(), "instantiate");
         let mut sandbox =
             Sandbox::new(spec).map_err(|e| Fault::Denied { call: "instantiate", detail: format!("{e:#}") })?;
         sandbox.busy.clone_from(&busy);
@@ -126,8 +136,11 @@ impl Instance {
         store.limiter(|s| &mut s.limiter);
         let pre = &loaded.pre;
         let mut this = None;
-        // Instantiation runs guest code (start functions), so it is bounded too.
-        let instance = guarded(&mut store, limits, None, "instantiate", |store| {
+        // Instantiation runs guest code (start functions), so it is bounded
+        // too; the watchdog times it as one with opening the sandbox, above.
+        let epoch_ticks = deadline::epoch_ticks(limits.call_timeout);
+        let untimed = Bounds { limits, slot: slot.clone(), epoch_ticks, busy: None };
+        let instance = guarded(&mut store, &untimed, "instantiate", |store| {
             let instance = pre.instantiate(&mut *store)?;
             this = Some((
                 guest::plugin::GuestIndices::new(pre)?.load(&mut *store, &instance)?,
@@ -141,7 +154,8 @@ impl Instance {
         drop(timed);
         instance?;
         let (plugin, metrics, progress, alerts, formatter) = this.expect("set on success");
-        Ok(Instance { store, plugin, metrics, progress, alerts, formatter, limits, busy })
+        let bounds = Bounds { busy, ..untimed };
+        Ok(Instance { store, plugin, metrics, progress, alerts, formatter, bounds })
     }
 
     /// The highest linear memory size the plugin reached, in bytes.
@@ -150,29 +164,25 @@ impl Instance {
     }
 
     pub fn describe(&mut self) -> Result<Description, Fault> {
-        let plugin = self.plugin.clone();
-        let info =
-            guarded(&mut self.store, self.limits, self.busy.as_deref(), "describe", |s| plugin.call_describe(s))?;
+        let plugin = &self.plugin;
+        let info = guarded(&mut self.store, &self.bounds, "describe", |s| plugin.call_describe(s))?;
         validate(info).map_err(|detail| Fault::Returned { call: "describe", message: detail })
     }
 
     pub fn configure(&mut self, config: &str) -> Result<(), Fault> {
-        let plugin = self.plugin.clone();
-        let result = guarded(&mut self.store, self.limits, self.busy.as_deref(), "configure", |s| {
-            plugin.call_configure(s, config)
-        })?;
+        let plugin = &self.plugin;
+        let result = guarded(&mut self.store, &self.bounds, "configure", |s| plugin.call_configure(s, config))?;
         result.map_err(|message| returned("configure", &message))
     }
 
     pub fn collect(&mut self) -> Result<Vec<types::Metric>, Fault> {
-        let Some(metrics) = self.metrics.clone() else {
+        let Some(metrics) = &self.metrics else {
             return Ok(Vec::new());
         };
-        let result =
-            guarded(&mut self.store, self.limits, self.busy.as_deref(), "collect", |s| metrics.call_collect(s))?;
+        let result = guarded(&mut self.store, &self.bounds, "collect", |s| metrics.call_collect(s))?;
         let list = result.map_err(|message| returned("collect", &message))?;
-        if list.len() > self.limits.max_metrics {
-            let detail = format!("{} metrics, the cap is {}", list.len(), self.limits.max_metrics);
+        if list.len() > self.bounds.limits.max_metrics {
+            let detail = format!("{} metrics, the cap is {}", list.len(), self.bounds.limits.max_metrics);
             return Err(Fault::OutputTooLarge { call: "collect", detail });
         }
         Ok(list)
@@ -183,12 +193,10 @@ impl Instance {
         parent: &types::ProgressNode,
         children: &[types::ProgressNode],
     ) -> Result<types::ProgressEstimate, Fault> {
-        let Some(progress) = self.progress.clone() else {
+        let Some(progress) = &self.progress else {
             return Err(Fault::Returned { call: "compute", message: "not a progress calculator".into() });
         };
-        let result = guarded(&mut self.store, self.limits, self.busy.as_deref(), "compute", |s| {
-            progress.call_compute(s, parent, children)
-        })?;
+        let result = guarded(&mut self.store, &self.bounds, "compute", |s| progress.call_compute(s, parent, children))?;
         let mut estimate = result.map_err(|message| returned("compute", &message))?;
         if !estimate.progress.is_finite() {
             return Err(Fault::Returned {
@@ -202,23 +210,21 @@ impl Instance {
     }
 
     pub fn handle(&mut self, alert: &types::Alert) -> Result<(), Fault> {
-        let Some(alerts) = self.alerts.clone() else {
+        let Some(alerts) = &self.alerts else {
             return Ok(());
         };
-        let result =
-            guarded(&mut self.store, self.limits, self.busy.as_deref(), "handle", |s| alerts.call_handle(s, alert))?;
+        let result = guarded(&mut self.store, &self.bounds, "handle", |s| alerts.call_handle(s, alert))?;
         result.map_err(|message| returned("handle", &message))
     }
 
     pub fn format(&mut self, view: &types::View) -> Result<String, Fault> {
-        let Some(formatter) = self.formatter.clone() else {
+        let Some(formatter) = &self.formatter else {
             return Err(Fault::Returned { call: "format", message: "not a display formatter".into() });
         };
-        let result =
-            guarded(&mut self.store, self.limits, self.busy.as_deref(), "format", |s| formatter.call_format(s, view))?;
+        let result = guarded(&mut self.store, &self.bounds, "format", |s| formatter.call_format(s, view))?;
         // Printed on terminals and status bars: lines stay, escape sequences do not.
         result
-            .map(|text| crate::text::lines(&text, self.limits.max_output_bytes))
+            .map(|text| crate::text::lines(&text, self.bounds.limits.max_output_bytes))
             .map_err(|message| returned("format", &message))
     }
 }
@@ -236,15 +242,15 @@ fn optional<T>(loaded: wasmtime::Result<T>) -> Option<T> {
 /// Runs `f` with a fresh deadline and output budget, and names what went wrong.
 fn guarded<R>(
     store: &mut Store<Sandbox>,
-    limits: Limits,
-    busy: Option<&Busy>,
+    bounds: &Bounds,
     call: &'static str,
     f: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<R>,
 ) -> Result<R, Fault> {
+    let limits = bounds.limits;
     store.data_mut().start_call(limits.call_timeout);
-    store.set_epoch_deadline(deadline::epoch_ticks(limits.call_timeout));
+    store.set_epoch_deadline(bounds.epoch_ticks);
     store.set_hostcall_fuel(limits.max_output_bytes);
-    let timed = deadline::Call::start(busy, call);
+    let timed = deadline::Call::start(&bounds.slot, bounds.busy.as_deref(), call);
     let result = f(store);
     drop(timed);
     result.map_err(|e| {
@@ -275,7 +281,7 @@ fn first_line(s: &str) -> String {
 const MAX_REQUESTS: usize = 16;
 
 /// Checks what a plugin says about itself; the error names the field and value.
-fn validate(info: types::PluginInfo) -> Result<Description, String> {
+pub(crate) fn validate(info: types::PluginInfo) -> Result<Description, String> {
     let name_ok = !info.name.is_empty()
         && info.name.len() <= 64
         && info.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -284,7 +290,7 @@ fn validate(info: types::PluginInfo) -> Result<Description, String> {
         let name = crate::text::line(&info.name, 64);
         return Err(format!("name '{name}' is not kebab-case (a-z, 0-9, '-', at most 64)"));
     }
-    if info.version.is_empty() || info.version.len() > 64 || crate::text::has_controls(&info.version) {
+    if info.version.is_empty() || info.version.len() > 64 || info.version.chars().any(char::is_control) {
         let version = crate::text::line(&info.version, 64);
         return Err(format!("version '{version}' must be 1 to 64 printable characters"));
     }

@@ -57,8 +57,10 @@ pub struct Sandbox {
     plugin: Arc<str>,
     wasi: WasiCtx,
     pub(super) table: ResourceTable,
-    /// When the running call must end; waits in WASI stop there ([`super::wait`]).
-    pub(super) call_deadline: Option<std::time::Instant>,
+    /// The running call's start (in epoch ticks: cheaper than the clock on
+    /// every call) and limit; waits in WASI stop at its deadline ([`super::wait`]).
+    call_started: u64,
+    call_limit: std::time::Duration,
     /// Set when a wait was stopped at the deadline during the current call.
     pub deadline_reached: bool,
     /// The plugin thread's watch: once it was given up on, its host calls are refused.
@@ -105,7 +107,8 @@ impl Sandbox {
             plugin: spec.plugin.clone(),
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            call_deadline: None,
+            call_started: 0,
+            call_limit: std::time::Duration::ZERO,
             deadline_reached: false,
             busy: None,
             limiter: MemoryLimiter::new(spec.memory_bytes),
@@ -119,11 +122,19 @@ impl Sandbox {
     /// Gives the next call, limited to `limit`, a fresh log budget and a clean
     /// record of refusals.
     pub fn start_call(&mut self, limit: std::time::Duration) {
-        self.call_deadline = std::time::Instant::now().checked_add(limit);
+        self.call_started = super::deadline::ticks();
+        self.call_limit = limit;
         self.deadline_reached = false;
         self.log_budget.store(LOG_BUDGET_BYTES, Ordering::Relaxed);
         self.denied = None;
         self.limiter.exceeded = false;
+    }
+
+    /// When the running call must end, to within a tick or two: the ticks only
+    /// advance once the call woke the ticker.
+    pub(super) fn call_deadline(&self) -> Option<std::time::Instant> {
+        let spent = super::deadline::EPOCH_TICK * (super::deadline::ticks().saturating_sub(self.call_started) as u32);
+        std::time::Instant::now().checked_add(self.call_limit.saturating_sub(spent))
     }
 
     /// The trap that ends a call whose wait reached its deadline.

@@ -27,7 +27,7 @@ pub fn bound_waits(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
         "[method]pollable.block",
         |mut store: StoreContextMut<'_, Sandbox>, (p,): (Resource<DynPollable>,)| {
             let sandbox = store.data_mut();
-            let deadline = sandbox.call_deadline.map(tokio::time::Instant::from_std);
+            let deadline = sandbox.call_deadline().map(tokio::time::Instant::from_std);
             let waited = in_tokio(async {
                 match deadline {
                     Some(at) => tokio::time::timeout_at(at, sandbox.table.block(p)).await.ok(),
@@ -42,7 +42,7 @@ pub fn bound_waits(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
     )?;
     poll.func_wrap("poll", |mut store: StoreContextMut<'_, Sandbox>, (list,): (Vec<Resource<DynPollable>>,)| {
         let sandbox = store.data_mut();
-        let deadline = sandbox.call_deadline.map(tokio::time::Instant::from_std);
+        let deadline = sandbox.call_deadline().map(tokio::time::Instant::from_std);
         let waited = in_tokio(async {
             match deadline {
                 Some(at) => tokio::time::timeout_at(at, sandbox.table.poll(list)).await.ok(),

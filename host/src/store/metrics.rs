@@ -199,18 +199,23 @@ impl Store {
     }
 
     /// Folds raw points older than the raw window into minute aggregates and
-    /// removes aggregates older than theirs; returns how many rows went.
+    /// removes aggregates older than theirs; a series with nothing left goes
+    /// too (and no longer counts against its plugin's cap). Returns how many
+    /// rows went.
     pub fn metrics_compact(&self, retention: &MetricRetention, now_ms: u64) -> Result<u64, StoreError> {
         // Only whole minutes are folded, so a minute is never aggregated in two parts.
         let raw_cutoff = now_ms.saturating_sub(retention.raw_ms) / MINUTE_MS * MINUTE_MS;
         let minute_cutoff = now_ms.saturating_sub(retention.minutes_ms);
-        let ids: Vec<u64> = self.series_with_ids()?.into_iter().map(|(id, _)| id).collect();
+        let series = self.series_with_ids()?;
         let tx = self.write()?;
         let mut removed = 0u64;
         {
             let mut points = tx.open_table(POINTS).map_err(db)?;
             let mut minutes = tx.open_table(MINUTES).map_err(db)?;
-            for id in ids {
+            let mut ids = tx.open_table(SERIES_IDS).map_err(db)?;
+            let mut infos = tx.open_table(SERIES_INFO).map_err(db)?;
+            let mut per_plugin = tx.open_table(SERIES_PER_PLUGIN).map_err(db)?;
+            for (id, info) in series {
                 let mut folded: BTreeMap<u64, Minute> = BTreeMap::new();
                 let mut doomed = Vec::new();
                 for entry in points.range((id, 0)..(id, raw_cutoff)).map_err(db)? {
@@ -250,6 +255,16 @@ impl Store {
                     minutes.remove((id, *minute)).map_err(db)?;
                 }
                 removed += old.len() as u64;
+                let empty = points.range((id, 0)..=(id, u64::MAX)).map_err(db)?.next().is_none()
+                    && minutes.range((id, 0)..=(id, u64::MAX)).map_err(db)?.next().is_none();
+                if empty {
+                    ids.remove(info.key().as_str()).map_err(db)?;
+                    infos.remove(id).map_err(db)?;
+                    if let Some(plugin) = info.labels.get("plugin") {
+                        let held = per_plugin.get(plugin.as_str()).map_err(db)?.map_or(0, |v| v.value());
+                        per_plugin.insert(plugin.as_str(), held.saturating_sub(1)).map_err(db)?;
+                    }
+                }
             }
         }
         self.commit(tx)?;
@@ -294,6 +309,12 @@ mod tests {
         let series = store.metrics_series().unwrap();
         assert_eq!(series.iter().filter(|s| s.labels["plugin"] == "flood").count(), 8);
         assert_eq!(store.metrics_query("ok", &BTreeMap::new(), 0).unwrap()[0].points.len(), 3, "others go on");
+
+        // Once their history has aged out, old series go and make room for new ones.
+        let retention = MetricRetention { raw_ms: 0, minutes_ms: 0 };
+        store.metrics_compact(&retention, 10 * MINUTE_MS).unwrap();
+        assert!(store.metrics_series().unwrap().is_empty(), "nothing kept, no series left");
+        assert!(store.metrics_record(&tick(4), 8).unwrap().is_empty(), "the plugin's cap is free again");
     }
 
     fn open() -> (tempfile::TempDir, Store) {
@@ -349,11 +370,11 @@ mod tests {
         assert_eq!(history.points.len(), 1 + 18, "minute 0 aggregated, the rest raw");
         assert_eq!(store.metrics_compact(&retention, 150_000).unwrap(), 0, "nothing left to fold");
 
-        // Much later, the aggregates expire too; the series stays listed.
+        // Much later, the aggregates expire too, and the series with them.
         let later = retention.minutes_ms + 200_000;
         assert_eq!(store.metrics_compact(&retention, later).unwrap(), 18 + 4, "18 points folded, 4 minutes gone");
-        assert!(store.metrics_query("x", &BTreeMap::new(), 0).unwrap()[0].points.is_empty());
-        assert_eq!(store.metrics_series().unwrap().len(), 1);
+        assert!(store.metrics_query("x", &BTreeMap::new(), 0).unwrap().is_empty());
+        assert!(store.metrics_series().unwrap().is_empty());
     }
 
     #[test]

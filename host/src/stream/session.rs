@@ -46,7 +46,8 @@ impl Cursor {
 
 fn bad_cursor(text: &str) -> String {
     format!(
-        "cursor '{text}' is not like 'p12.a3' (the last progress event id and alert sequence number seen); pass the id of the last event received"
+        "cursor '{}' is not like 'p12.a3' (the last progress event id and alert sequence number seen); pass the id of the last event received",
+        crate::text::line(text, 40)
     )
 }
 
