@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins/{name}/enable", post(enable))
         .route("/v1/plugins/{name}/disable", post(disable))
         .route("/v1/plugins/{name}/revoke", post(revoke))
+        .route("/v1/plugins/{name}/kv", get(plugin_kv))
         .route("/v1/metrics", get(metrics))
         .route("/v1/metrics/series", get(metric_series))
         .route("/v1/metrics/history", get(metric_history))
@@ -317,6 +318,18 @@ async fn revoke(
     Input(body): Input<RevokeRequest>,
 ) -> Result<Json<PluginRecord>, Response> {
     blocking(&state, move |m| m.revoke(&name, &body.grant)).await
+}
+
+async fn plugin_kv(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<crate::client::KvEntry>>, Response> {
+    blocking(&state, move |m| {
+        m.view(&name)?;
+        let entries = m.store().kv_entries(&name)?;
+        Ok(entries.into_iter().map(|(k, v)| crate::client::KvEntry::new(k, v)).collect())
+    })
+    .await
 }
 
 async fn metrics(State(state): State<AppState>) -> Json<Vec<Sample>> {

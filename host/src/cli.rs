@@ -100,10 +100,37 @@ pub enum Command {
     /// The database: check it (with the host stopped).
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Print the running host's API address and token as shell exports, for
+    /// scripts and curl: eval "$(monitor api-env)".
+    ApiEnv,
     /// Compiles the plugin on standard input into OUT: the host runs it to keep
     /// the compiler out of its own process.
     #[command(name = "__compile-plugin", hide = true)]
     CompilePlugin { out: PathBuf },
+}
+
+/// `monitor api-env`: `MONITOR_URL` and `MONITOR_TOKEN` of the host running on
+/// this data directory, as shell exports (other commands take them too).
+fn api_env(data: &DataDir) -> anyhow::Result<()> {
+    let Some(host) = crate::client::Remote::find(data)? else {
+        anyhow::bail!(
+            "no monitor host is running on {}; start one with 'monitor run' (or pass --data-dir DIR)",
+            data.root.display()
+        );
+    };
+    let token = std::fs::read_to_string(data.token())?;
+    println!("export MONITOR_URL={}", host.base());
+    println!("export MONITOR_TOKEN={}", token.trim());
+    Ok(())
+}
+
+/// Prints text from the host or a formatter, ending its last line.
+pub fn print_text(text: &str) {
+    if text.ends_with('\n') {
+        print!("{text}");
+    } else {
+        println!("{text}");
+    }
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while doing it.
@@ -144,7 +171,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { run: None, format, .. } => {
             let client = crate::client::connect(&data, None)?;
-            print!("{}", client.status(format.as_deref())?);
+            print_text(&client.status(format.as_deref())?);
             Ok(())
         }
         Command::Resources(args) => resources::run(&args),
@@ -153,6 +180,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Top(args) => top::run(&data, args),
         Command::Stream(args) => stream::run(&data, args),
         Command::Db(command) => db::run(&data, command),
+        Command::ApiEnv => api_env(&data),
         Command::CompilePlugin { out } => crate::plugin::engine::compile_plugin_command(&out),
     }
 }

@@ -34,6 +34,8 @@ pub trait Client {
     fn enable(&self, name: &str, grants: &[Grant]) -> anyhow::Result<PluginRecord>;
     fn disable(&self, name: &str) -> anyhow::Result<PluginRecord>;
     fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord>;
+    /// A plugin's key-value data, every key with its value.
+    fn plugin_kv(&self, name: &str) -> anyhow::Result<Vec<KvEntry>>;
     /// The one-line status, through a display formatter when one is named.
     fn status(&self, format: Option<&str>) -> anyhow::Result<String>;
     /// Applies one progress update; the node as it is afterwards.
@@ -87,6 +89,31 @@ fn no_host_for_jobs() -> anyhow::Error {
     anyhow::anyhow!(
         "no monitor host is running on this data directory; watch jobs run inside it: start it with 'monitor run --config FILE' (jobs are [[watch]] tables)"
     )
+}
+
+/// One key of a plugin's key-value store, its value as text when it is UTF-8.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KvEntry {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The value as hex when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hex: Option<String>,
+    pub bytes: usize,
+}
+
+impl KvEntry {
+    pub fn new(key: String, value: Vec<u8>) -> KvEntry {
+        let bytes = value.len();
+        match String::from_utf8(value) {
+            Ok(text) => KvEntry { key, text: Some(text), hex: None, bytes },
+            Err(e) => {
+                let hex = e.into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+                KvEntry { key, text: None, hex: Some(hex), bytes }
+            }
+        }
+    }
 }
 
 /// What the daemon writes to `daemon.json` so other commands can find it.
@@ -182,8 +209,12 @@ impl Remote {
         let Ok(info) = serde_json::from_str::<DaemonInfo>(&text) else {
             return Ok(None);
         };
-        let token = std::fs::read_to_string(data.token())
-            .with_context(|| format!("the daemon runs but its token {} cannot be read", data.token().display()))?;
+        let token = std::fs::read_to_string(data.token()).with_context(|| {
+            format!(
+                "the host runs but its token {} cannot be read; run this as the user who started it",
+                data.token().display()
+            )
+        })?;
         let remote = Remote::new(&info.addr, &token);
         // The token goes only to a host that proves it holds it: after a crash
         // another program may answer on the old port.
@@ -214,7 +245,7 @@ impl Remote {
     ) -> anyhow::Result<T> {
         // Answers can be large (a run of many nodes): more than ureq's 10 MiB default.
         let mut response = self.success(response)?;
-        response.body_mut().with_config().limit(ANSWER_LIMIT).read_json::<T>().context("reading the daemon's answer")
+        response.body_mut().with_config().limit(ANSWER_LIMIT).read_json::<T>().context("reading the host's answer")
     }
 
     /// The response if it is a success; the daemon's error otherwise.
@@ -222,7 +253,7 @@ impl Remote {
         &self,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
-        let mut response = response.with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        let mut response = response.with_context(|| format!("cannot reach the host at {}", self.base))?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -231,7 +262,7 @@ impl Remote {
             // The daemon refused what was asked: bad input, as when no daemon runs.
             Ok(e) if status == 400 => Err(UsageError(e.error).into()),
             Ok(e) => bail!("{}", e.error),
-            Err(_) => bail!("the daemon answered {status}"),
+            Err(_) => bail!("the host answered {status}"),
         }
     }
 
@@ -297,6 +328,10 @@ impl Client for Remote {
 
     fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord> {
         self.post(&format!("/v1/plugins/{name}/revoke"), &RevokeRequest { grant: grant.into() })
+    }
+
+    fn plugin_kv(&self, name: &str) -> anyhow::Result<Vec<KvEntry>> {
+        self.get(&format!("/v1/plugins/{name}/kv"))
     }
 
     fn progress(&self, path: &NodePath, update: &Update) -> anyhow::Result<Node> {
@@ -411,13 +446,13 @@ impl Remote {
         if let Some(plugin) = format {
             request = request.query("format", plugin);
         }
-        let mut response = request.call().with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        let mut response = request.call().with_context(|| format!("cannot reach the host at {}", self.base))?;
         if response.status().is_success() {
             return Ok(response.body_mut().read_to_string()?);
         }
         match response.body_mut().read_json::<ApiError>() {
             Ok(e) => bail!("{}", e.error),
-            Err(_) => bail!("the daemon answered {}", response.status()),
+            Err(_) => bail!("the host answered {}", response.status()),
         }
     }
 }

@@ -151,10 +151,17 @@ impl HostConfig {
 
     pub fn parse(text: &str, path: &Path) -> Result<HostConfig, ConfigError> {
         let config: HostConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             let message = e.message().trim().to_string();
-            let message = match line {
-                Some(line) => format!("line {line}: {message}"),
+            let message = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start].matches('\n').count() + 1;
+                    // What the error points at, so "duplicate key" says which.
+                    let at = text.get(span).and_then(|t| t.lines().next()).map(str::trim).unwrap_or_default();
+                    match at {
+                        "" => format!("line {line}: {message}"),
+                        at => format!("line {line}: {message} (at `{}`)", crate::text::line(at, 60)),
+                    }
+                }
                 None => message,
             };
             ConfigError::Parse { path: path.into(), message }
@@ -285,6 +292,7 @@ mod tests {
         let cases = [
             ("[plugins]\ncall_timeout_ms = 0", "plugins.call_timeout_ms = 0 is out of range; use 1 to 60000"),
             ("[plugins]\ntimeout = 5", "line 2: unknown field `timeout`"),
+            ("[alerts]\ndisable = []\n[plugins]\n[alerts]\n", "line 4: duplicate key (at `alerts`)"),
             ("sample_interval_ms = \"fast\"", "line 1: invalid type: string \"fast\", expected u64"),
             ("[api]\nlisten = \"localhost\"", "api.listen = 'localhost' is not an address"),
             ("[progress]\nkeep_events = \"a while\"", "progress.keep_events = 'a while' is not a duration"),

@@ -195,8 +195,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 ready = true;
                 let listing = manager.listing()?;
                 let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count();
+                let loaded = listing.plugins.iter().filter(|p| p.state != crate::plugin::State::Absent).count();
                 tracing::info!(
-                    api = %addr, plugins = running, problems = listing.problems.len(),
+                    api = %addr, loaded, running, problems = listing.problems.len(),
                     "monitor ready in {:.1} ms (data in {})", started.elapsed().as_secs_f64() * 1e3, data.root.display()
                 );
             }

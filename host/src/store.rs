@@ -435,6 +435,22 @@ impl Store {
         Ok(())
     }
 
+    /// Every key of a plugin with its value, in key order: what `monitor plugins kv` shows.
+    pub fn kv_entries(&self, plugin: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.read()?;
+        let table = tx.open_table(PLUGIN_KV).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in table.range((plugin, "")..).map_err(db)? {
+            let (key, value) = entry.map_err(db)?;
+            let (owner, key) = key.value();
+            if owner != plugin {
+                break;
+            }
+            out.push((key.to_string(), value.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     pub fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
         let tx = self.read()?;
         let table = tx.open_table(PLUGIN_KV).map_err(db)?;

@@ -237,7 +237,7 @@ fn status_renders_through_a_display_formatter() {
     let out = sandbox.monitor(&["status", "--format", "compact-status"]);
     assert!(out.status.success(), "{}", text(&out));
     let line = String::from_utf8_lossy(&out.stdout);
-    assert!(line.starts_with("cpu ") && !line.contains('\n'), "{line:?}");
+    assert!(line.starts_with("cpu ") && line.lines().count() == 1 && line.ends_with('\n'), "one line: {line:?}");
     let out = sandbox.monitor(&["status", "--format", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("no plugin named 'nope'"), "{}", text(&out));

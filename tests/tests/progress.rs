@@ -319,7 +319,7 @@ fn a_run_named_for_the_weighted_phases_plugin_is_computed_by_it() {
 
     // The same run, rendered by a display formatter: one line for a tmux status bar.
     let line = ok(&sandbox, &["status", "build-7", "--format", "compact-status"]);
-    assert_eq!(line, "build-7 55%", "the plugin rounds down: {line:?}");
+    assert_eq!(line, "build-7 55%\n", "the plugin rounds down: {line:?}");
     let line = ok(&sandbox, &["status", "--format", "compact-status"]);
     assert!(line.contains("| build-7 55%, plain 75%"), "the host line shows running runs: {line:?}");
 }
@@ -360,11 +360,14 @@ fn list_filters_runs_and_status_shows_rate_and_eta() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'soon' for '--since <DURATION>'"));
 
-    // Two reports some time apart give the step a rate, and the run an ETA.
+    // Reports a moment apart say nothing of the pace: no rate, no ETA.
     ok(&sandbox, &["progress", "update", "live-run/copy", "--done", "100"]);
+    let text = ok(&sandbox, &["status", "live-run"]);
+    assert!(!text.contains(" eta ") && !text.contains("/s"), "{text}");
+    // Two reports some time apart give the step a rate, and the run an ETA.
     let first = tree_of(&sandbox, "live-run")[1]["updated_ms"].as_u64().unwrap();
     monitor_tests::wait_for("the clock to move", Duration::from_secs(5), || {
-        (monitor_host::sampler::now_ms() > first + 20).then_some(())
+        (monitor_host::sampler::now_ms() > first + monitor_host::progress::rate::MIN_SPAN_MS).then_some(())
     });
     ok(&sandbox, &["progress", "update", "live-run/copy", "--done", "200"]);
     let text = ok(&sandbox, &["status", "live-run"]);

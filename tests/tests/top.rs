@@ -438,6 +438,7 @@ name = "top-job"
 paths = ["PROJECT"]
 debounce = "50ms"
 shell = true
+pass = "args"
 command = 'echo "built $*"; case "$*" in *bad*) echo "broken: $*" >&2; exit 3;; esac'
 "#;
 

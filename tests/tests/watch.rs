@@ -67,13 +67,15 @@ impl Project {
         std::fs::write(self.out("gate"), "").unwrap();
     }
 
-    /// `monitor watch-files p FLAGS -- sh -c SCRIPT sh`, with `$OUT` the out directory.
+    /// `monitor watch-files p FLAGS -- sh -c SCRIPT sh`, with `$OUT` the out
+    /// directory; the paths as arguments unless FLAGS say how.
     fn watch_files(&self, flags: &[&str], script: &str) -> Daemon {
         let mut command = Command::new(monitor_bin());
+        command.arg("watch-files").arg(self.root()).args(flags);
+        if !flags.contains(&"--pass") {
+            command.args(["--pass", "args"]);
+        }
         command
-            .arg("watch-files")
-            .arg(self.root())
-            .args(flags)
             .args(["--", "sh", "-c", script, "sh"])
             .env("MONITOR_DATA_DIR", self.dir.path().join("data"))
             .env("OUT", self.dir.path().join("out"));
@@ -118,6 +120,28 @@ fn creates_modifies_renames_and_deletes_reach_the_command() {
     std::fs::create_dir_all(project.file("sub/deeper")).unwrap();
     project.write("sub/deeper/c.txt", "x");
     project.wait_start("changes", &["sub/deeper/c.txt"]);
+}
+
+#[test]
+fn by_default_the_command_runs_as_written_and_the_paths_are_in_the_environment() {
+    let project = Project::new();
+    let script = r#"echo "args:$#" >> "$OUT/runs.log"; printf '%s' "$MONITOR_WATCH_PATHS" >> "$OUT/runs.log"; echo "start $MONITOR_WATCH_REASON" >> "$OUT/runs.log""#;
+    let mut command = Command::new(monitor_bin());
+    command
+        .arg("watch-files")
+        .arg(project.root())
+        .args(["--debounce", "50ms", "--", "sh", "-c", script, "sh"])
+        .env("MONITOR_DATA_DIR", project.dir.path().join("data"))
+        .env("OUT", project.dir.path().join("out"));
+    let mut watcher = Daemon::spawn(command);
+    watcher.wait_log("watch-files to start", "[monitor watch] watching");
+    project.write("a.txt", "");
+    let log = wait_for("the run", LIMIT, || {
+        let log = std::fs::read_to_string(project.out("runs.log")).ok()?;
+        log.contains("start changes").then_some(log)
+    });
+    let expected = format!("args:0\n{}\nstart changes\n", project.file("a.txt").display());
+    assert_eq!(log, expected, "no path appended to the command; the path in MONITOR_WATCH_PATHS");
 }
 
 #[test]
@@ -341,7 +365,7 @@ mod daemon {
     fn config(sandbox: &Sandbox, project: &Project, extra: &str) -> PathBuf {
         let path = sandbox.root.path().join("host.toml");
         let text = format!(
-            "[[watch]]\nname = \"build\"\npaths = [\"{}\"]\ndebounce = \"50ms\"\nshell = true\ncommand = '''OUT='{}'; {}'''\n{extra}",
+            "[[watch]]\nname = \"build\"\npaths = [\"{}\"]\ndebounce = \"50ms\"\nshell = true\npass = \"args\"\ncommand = '''OUT='{}'; {}'''\n{extra}",
             project.root().display(),
             project.dir.path().join("out").display(),
             r#"echo "start $MONITOR_WATCH_REASON $*" >> "$OUT/runs.log"; sleep 300 & echo $! > "$OUT/grandchild"; case "$*" in *bad*) exit 4;; *hang*) wait;; esac"#

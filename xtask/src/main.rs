@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("plugins") => {
-            build_examples(&args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("target/plugins")))
+            build_examples(&args.get(1).map(PathBuf::from).unwrap_or_else(|| target_dir().join("plugins")))
         }
         _ => Err("usage: cargo xtask demo | cargo xtask plugins [DIR]".into()),
     };
@@ -55,9 +55,15 @@ fn ensure_wasm_target() -> Result<(), String> {
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
 }
 
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR`, else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 fn build_examples(out: &Path) -> Result<(), String> {
     ensure_wasm_target()?;
-    let target = root().join("target/wasm");
+    println!("xtask: building the example plugins for wasm32-wasip2");
+    let target = target_dir().join("wasm");
     let mut build = cargo();
     build.env("CARGO_TARGET_DIR", &target).args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"]);
     for p in EXAMPLES {
@@ -76,7 +82,7 @@ fn build_examples(out: &Path) -> Result<(), String> {
 }
 
 fn demo() -> Result<(), String> {
-    let demo = root().join("target/demo");
+    let demo = target_dir().join("demo");
     let plugins = demo.join("plugins");
     let textfiles = demo.join("textfile");
     let alerts = demo.join("alerts");
@@ -92,10 +98,39 @@ fn demo() -> Result<(), String> {
         "# HELP demo_backup_age_seconds Age of the last backup.\n# TYPE demo_backup_age_seconds gauge\ndemo_backup_age_seconds{host=\"db1\"} 5400\ndemo_queue_depth{queue=\"ingest\"} 42\n".into(),
     )?;
     write(plugins.join("textfile-collector.toml"), format!("directory = \"{}\"\n", textfiles.display()))?;
+    // The README's examples: the `queue-deep` rule on the text file's queue, and a
+    // watch job that says what changed in `watched/`.
+    let watched = demo.join("watched");
+    std::fs::create_dir_all(&watched).map_err(|e| e.to_string())?;
+    let config = demo.join("host.toml");
+    write(
+        config.clone(),
+        format!(
+            r#"[[alerts.rule]]
+name = "queue-deep"
+level = "warning"
+kind = "threshold"
+metric = "demo_queue_depth"
+matchers = {{ queue = "ingest" }}
+op = ">"
+value = 100
+clear = 50
+message = "queue {{labels.queue}} holds {{value}} items"
+
+[[watch]]
+name = "demo"
+paths = ["{}"]
+shell = true
+command = 'echo "changed: $MONITOR_WATCH_PATHS"'
+"#,
+            watched.display()
+        ),
+    )?;
     write(plugins.join("jsonl-alerts.toml"), format!("path = \"{}\"\n", alerts.join("alerts.jsonl").display()))?;
 
-    run(cargo().args(["build", "--release", "-p", "monitor-host", "--bin", "monitor"]))?;
-    let monitor = root().join("target/release/monitor");
+    println!("xtask: building monitor (profile quick; about 6 minutes the first time on two cores)");
+    run(cargo().args(["build", "--profile", "quick", "-p", "monitor-host", "--bin", "monitor"]))?;
+    let monitor = target_dir().join("quick/monitor");
     let grant = |plugin: &str, capability: String| {
         run(Command::new(&monitor)
             .arg("--data-dir")
@@ -117,6 +152,11 @@ fn demo() -> Result<(), String> {
     println!("  {} status demo", monitor.display());
     println!("  {} resources --processes --limit 10", monitor.display());
     println!("  {} metrics query monitor_cpu_usage_percent --since 5m", monitor.display());
+    println!("  sed -i 's/ 42$/ 150/' {}   # the queue-deep alert fires", textfiles.join("demo.prom").display());
+    println!("  {} alerts list", monitor.display());
+    println!("  touch {}/a.txt; {} jobs list", watched.display(), monitor.display());
     println!();
-    run(Command::new(&monitor).arg("--data-dir").arg(&data).arg("run").arg("--plugins").arg(&plugins))
+    let mut host = Command::new(&monitor);
+    host.arg("--data-dir").arg(&data).arg("run").arg("--plugins").arg(&plugins).arg("--config").arg(&config);
+    run(&mut host)
 }

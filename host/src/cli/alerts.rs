@@ -99,7 +99,7 @@ pub fn run(data: &DataDir, command: AlertsCommand) -> anyhow::Result<()> {
             }
         }
         AlertsCommand::Ack { id, note, by } => {
-            let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+            let by = by.or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty())).unwrap_or_else(login_name);
             print_entry(&client.ack(&id, &by, &note)?);
         }
         AlertsCommand::Resolve { id } => print_entry(&client.resolve(&id)?),
@@ -237,4 +237,15 @@ fn check(config: Option<PathBuf>) -> anyhow::Result<()> {
         if routes == 0 { "default routes".into() } else { format!("{routes} routes") }
     );
     Ok(())
+}
+
+/// The name of the user this runs as, from the password database: `USER` is
+/// not always set (cron, containers, `sudo -E`).
+fn login_name() -> String {
+    let uid = rustix::process::getuid();
+    let users = sysinfo::Users::new_with_refreshed_list();
+    users
+        .iter()
+        .find(|u| **u.id() == uid.as_raw())
+        .map_or_else(|| format!("uid {}", uid.as_raw()), |u| u.name().to_string())
 }

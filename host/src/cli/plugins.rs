@@ -8,7 +8,6 @@ use clap::Subcommand;
 use super::UsageError;
 use crate::client;
 use crate::paths::DataDir;
-use crate::plugin::capability::Kind;
 use crate::plugin::manager::inspect;
 use crate::plugin::sandbox::SandboxSpec;
 use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime, State};
@@ -25,6 +24,9 @@ pub enum PluginsCommand {
         name: String,
         #[arg(long)]
         json: bool,
+        /// Where to look for a plugin the host has not loaded yet (no host running).
+        #[arg(long, value_name = "DIR")]
+        plugins: Option<PathBuf>,
     },
     /// Validate a .wasm without installing it: roles, contract version, capabilities.
     Check {
@@ -46,14 +48,21 @@ pub enum PluginsCommand {
     Disable { name: String },
     /// Take back a grant: kv, fs-read:DIR, fs-write:DIR, or a kind alone for all of that kind.
     Revoke { name: String, capability: String },
+    /// What a plugin keeps in its key-value store (read only): every key, or one.
+    Kv {
+        name: String,
+        key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
     if let PluginsCommand::Check { file, json } = &command {
-        return check(data, file, *json);
+        return check(file, *json);
     }
     let plugins_dir = match &command {
-        PluginsCommand::Enable { plugins, .. } => plugins.clone(),
+        PluginsCommand::Enable { plugins, .. } | PluginsCommand::Info { plugins, .. } => plugins.clone(),
         _ => None,
     };
     let client = client::connect(data, plugins_dir)?;
@@ -65,10 +74,10 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
         PluginsCommand::List { json: false } => {
             print!("{}", table(&client.listing()?, client.is_live()))
         }
-        PluginsCommand::Info { name, json: true } => {
+        PluginsCommand::Info { name, json: true, .. } => {
             println!("{}", serde_json::to_string_pretty(&client.plugin(&name)?)?)
         }
-        PluginsCommand::Info { name, json: false } => print!("{}", details(&client.plugin(&name)?)),
+        PluginsCommand::Info { name, json: false, .. } => print!("{}", details(&client.plugin(&name)?)),
         PluginsCommand::Enable { name, grants, .. } => {
             let grants = grants
                 .iter()
@@ -76,6 +85,9 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()?;
             let record = client.enable(&name, &grants)?;
             println!("{name}: {}{when}", record.state);
+            if record.state != State::Running {
+                anyhow::bail!("{name} is not running: {}", record.state);
+            }
         }
         PluginsCommand::Disable { name } => {
             println!("{name}: {}{when}", client.disable(&name)?.state)
@@ -83,19 +95,46 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
         PluginsCommand::Revoke { name, capability } => {
             println!("{name}: {}{when}", client.revoke(&name, &capability)?.state)
         }
+        PluginsCommand::Kv { name, key, json } => {
+            let mut entries = client.plugin_kv(&name)?;
+            if let Some(key) = &key {
+                entries.retain(|e| &e.key == key);
+                if entries.is_empty() {
+                    anyhow::bail!("plugin '{name}' has no key '{key}'; 'monitor plugins kv {name}' lists its keys");
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else if entries.is_empty() {
+                println!("{name} keeps nothing in its key-value store");
+            }
+            for e in entries.iter().filter(|_| !json) {
+                // Stored by the plugin: shown escaped, never as terminal control.
+                let value = match (&e.text, &e.hex) {
+                    (Some(text), _) => crate::text::line(text, 200),
+                    (None, Some(hex)) => format!("0x{}", crate::text::line(hex, 200)),
+                    _ => String::new(),
+                };
+                println!("{}  ({} bytes)  {value}", crate::text::line(&e.key, 256), e.bytes);
+            }
+        }
         PluginsCommand::Check { .. } => unreachable!("handled above"),
     }
     Ok(())
 }
 
-fn check(data: &DataDir, file: &PathBuf, json: bool) -> anyhow::Result<()> {
+fn check(file: &PathBuf, json: bool) -> anyhow::Result<()> {
     let max = crate::config::HostConfig::default().plugins.max_file_mib << 20;
     let bytes = crate::plugin::manager::read_capped(file, max).map_err(|e| anyhow::anyhow!(e))?;
-    let runtime = Runtime::new(Some(data.compile_cache()))
+    // Compiled into a directory of its own that goes afterwards: checking installs nothing.
+    let scratch = std::env::temp_dir().join(format!("monitor-check-{}", std::process::id()));
+    let runtime = Runtime::new(Some(scratch.clone()))
         .map_err(|e| anyhow::anyhow!("{e:#}"))?
         .compile_with(crate::config::HostConfig::default().compiler());
     let spec = SandboxSpec::bare("(check)");
-    let (loaded, desc) = inspect(&runtime, &spec, Limits::default(), file, &bytes).map_err(|e| anyhow::anyhow!(e))?;
+    let inspected = inspect(&runtime, &spec, Limits::default(), file, &bytes);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (loaded, desc) = inspected.map_err(|e| anyhow::anyhow!(e))?;
     if json {
         let out = serde_json::json!({
             "file": file, "hash": loaded.hash, "contract": "monitor:plugin@0.1.0",
@@ -126,45 +165,38 @@ fn table(listing: &Listing, live: bool) -> String {
     if listing.plugins.is_empty() {
         out.push_str("no plugins known yet\n");
     } else {
-        let _ = writeln!(
-            out,
-            "{:<22} {:<9} {:<20} {:<15} {:>7} {:>6} {:>9} {:>9} {:>8}  GRANTS",
-            "NAME", "VERSION", "ROLES", "STATE", "CALLS", "FAULTS", "P50", "P99", "MEM"
-        );
-    }
-    for p in &listing.plugins {
-        let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
-        let grants: Vec<String> = p.grants.iter().map(Grant::to_string).collect();
-        let _ = writeln!(
-            out,
-            "{:<22} {:<9} {:<20} {:<15} {:>7} {:>6} {:>9} {:>9} {:>8}  {}",
-            p.name,
-            p.version,
-            roles.join(","),
-            p.state.word(),
-            p.stats.calls,
-            p.stats.faults,
-            micros(p.stats.p50_us),
-            micros(p.stats.p99_us),
-            mib(p.stats.memory_peak_bytes),
-            if grants.is_empty() { "-".into() } else { grants.join(",") },
-        );
+        // Without a host, a state is only what it last was.
+        let state = if live { "STATE" } else { "LAST STATE" };
+        let mut rows = vec![
+            ["NAME", "VERSION", "ROLES", state, "CALLS", "FAULTS", "ERRORS", "P50", "P99", "MEM", "GRANTS"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for p in &listing.plugins {
+            let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
+            let grants: Vec<String> = p.grants.iter().map(Grant::to_string).collect();
+            rows.push(vec![
+                p.name.clone(),
+                p.version.clone(),
+                roles.join(","),
+                p.state.word().into(),
+                p.stats.calls.to_string(),
+                p.stats.faults.to_string(),
+                p.stats.errors.to_string(),
+                micros(p.stats.p50_us),
+                micros(p.stats.p99_us),
+                mib(p.stats.memory_peak_bytes),
+                if grants.is_empty() { "-".into() } else { grants.join(",") },
+            ]);
+        }
+        out.push_str(&columns(&rows, &[4, 5, 6, 7, 8, 9]));
     }
     for p in &listing.plugins {
         match &p.state {
             State::Running | State::Disabled | State::Absent => {}
             State::AwaitingGrant { missing } => {
-                let caps: Vec<String> =
-                    missing.iter().map(|k| if *k == Kind::Kv { "kv".into() } else { format!("{k}:DIR") }).collect();
-                let grants: Vec<String> = caps.iter().map(|c| format!("--grant {c}")).collect();
-                let _ = writeln!(
-                    out,
-                    "  {}: {}; run 'monitor plugins enable {} {}'",
-                    p.name,
-                    p.state,
-                    p.name,
-                    grants.join(" ")
-                );
+                let command = crate::plugin::capability::grant_command(&p.name, missing);
+                let _ = writeln!(out, "  {}: {}; run '{command}'", p.name, p.state);
             }
             State::AwaitingConfirmation { .. } => {
                 let file = p.file.as_ref().map_or("-".into(), |f| f.display().to_string());
@@ -183,7 +215,30 @@ fn table(listing: &Listing, live: bool) -> String {
         let _ = writeln!(out, "  not loaded: {}", problem.error);
     }
     if !live {
-        out.push_str("(no host running: states are as last seen)\n");
+        out.push_str("(no host is running: each state is as it last was; 'monitor run' starts one)\n");
+    }
+    out
+}
+
+/// Rows laid out in columns as wide as their widest cell; the columns in
+/// `right` are aligned right (numbers), the last one is not padded.
+fn columns(rows: &[Vec<String>], right: &[usize]) -> String {
+    let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..rows[0].len()).map(width).collect();
+    let mut out = String::new();
+    for row in rows {
+        let last = row.len() - 1;
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| match c {
+                c if c == last => cell.clone(),
+                c if right.contains(&c) => format!("{cell:>w$}", w = widths[c]),
+                c => format!("{cell:<w$}", w = widths[c]),
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
     }
     out
 }
@@ -217,7 +272,10 @@ fn details(p: &PluginRecord) -> String {
                 _ => g.to_string(),
             })
             .collect();
-        let status = if granted.is_empty() { "NOT GRANTED".into() } else { format!("granted {}", granted.join(", ")) };
+        let status = match granted.is_empty() {
+            true => format!("NOT GRANTED; run '{}'", crate::plugin::capability::grant_command(&p.name, &[r.kind])),
+            false => format!("granted {}", granted.join(", ")),
+        };
         let _ = writeln!(out, "  asks for      {} ({}) — {status}", r.kind, r.reason);
     }
     let s = &p.stats;

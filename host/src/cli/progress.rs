@@ -177,7 +177,7 @@ pub fn list(client: &dyn Client, json: bool, filter: &RunFilter) -> anyhow::Resu
 /// `monitor status RUN`: the tree with bars, or rendered by a display formatter.
 pub fn tree(client: &dyn Client, run: &str, json: bool, format: Option<&str>) -> anyhow::Result<()> {
     if let Some(plugin) = format {
-        print!("{}", client.format_run(run, plugin)?);
+        super::print_text(&client.format_run(run, plugin)?);
         return Ok(());
     }
     let nodes = client.tree(run)?;

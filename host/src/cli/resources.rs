@@ -126,8 +126,8 @@ fn render(s: &Snapshot, processes: Option<&[ProcessSample]>) -> String {
         s.load_fifteen,
         s.process_count
     );
-    let cores: Vec<String> = s.per_core_percent.iter().map(|c| format!("{c:.0}")).collect();
-    let _ = writeln!(out, "cpu   {:.1}%  cores {}", s.cpu_percent, cores.join(" "));
+    let cores: Vec<String> = s.per_core_percent.iter().map(|c| format!("{c:.0}%")).collect();
+    let _ = writeln!(out, "cpu   {:.1}%  per core {}", s.cpu_percent, cores.join(" "));
     let _ = writeln!(
         out,
         "mem   {} of {} ({memory})  swap {} of {}",
@@ -140,14 +140,13 @@ fn render(s: &Snapshot, processes: Option<&[ProcessSample]>) -> String {
 
     if !s.disks.is_empty() {
         let rows = s.disks.iter().map(|d| {
-            let used = d.total_bytes.saturating_sub(d.available_bytes);
             vec![
                 d.mount_point.clone(),
                 d.device.clone(),
                 d.filesystem.clone(),
                 bytes(d.total_bytes),
                 bytes(d.available_bytes),
-                percent(used, d.total_bytes),
+                format!("{:.0}%", d.used_percent()),
             ]
         });
         table(&mut out, &["MOUNT", "DEVICE", "FS", "SIZE", "AVAIL", "USED"], &[3, 4, 5], rows);
@@ -354,6 +353,8 @@ mod tests {
                 filesystem: "ext4".into(),
                 total_bytes: 100 << 30,
                 available_bytes: 25 << 30,
+                // 5 GiB reserved for root: 70 of the 95 users can have, as df says.
+                used_bytes: 70 << 30,
             }],
             block_devices: vec![BlockDeviceSample { device: "vda".into(), ..Default::default() }],
             networks: vec![NetworkSample {
@@ -375,12 +376,12 @@ mod tests {
         let text = render(&snapshot, Some(&[python, kthread]));
         let expected = "\
 box  up 0s  load 0.00 0.00 0.00  0 processes
-cpu   0.0%  cores 1 2
+cpu   0.0%  per core 1% 2%
 mem   1.0GiB of 4.0GiB (25%)  swap 0B of 0B
 self  cpu 0.0%  rss 0B
 
 MOUNT  DEVICE    FS        SIZE    AVAIL  USED
-/      /dev/vda  ext4  100.0GiB  25.0GiB   75%
+/      /dev/vda  ext4  100.0GiB  25.0GiB   74%
 
 DEVICE  READ/s  WRITE/s  READS/s  WRITES/s
 vda          -        -        -         -

@@ -43,10 +43,12 @@ pub struct WatchFilesArgs {
     /// Time between SIGTERM and SIGKILL when a command is stopped.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub grace: String,
-    /// How the command gets the changed paths.
-    #[arg(long, value_enum, default_value_t = Pass::Args)]
+    /// How the command gets the changed paths besides MONITOR_WATCH_PATHS (one a
+    /// line): env (only there; the command runs as written), args (after its
+    /// own), stdin (as JSON), each (one run per path).
+    #[arg(long, value_enum, default_value_t = Pass::Env)]
     pub pass: Pass,
-    /// Run COMMAND through 'sh -c' (the paths are "$@").
+    /// Run COMMAND through 'sh -c' (with --pass args the paths are "$@").
     #[arg(long)]
     pub shell: bool,
     /// The command and its arguments, after '--'.

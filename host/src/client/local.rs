@@ -145,6 +145,11 @@ impl Client for Local {
         })
     }
 
+    fn plugin_kv(&self, name: &str) -> anyhow::Result<Vec<super::KvEntry>> {
+        self.record(name)?;
+        Ok(self.store.kv_entries(name)?.into_iter().map(|(k, v)| super::KvEntry::new(k, v)).collect())
+    }
+
     fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord> {
         self.change(name, |r| r.revoke(grant).map(drop).map_err(Into::into))
     }

@@ -73,6 +73,8 @@ pub enum CapabilityError {
         resolved.display(), dir.display()
     )]
     HostDirectory { grant: String, resolved: PathBuf, what: &'static str, dir: PathBuf },
+    #[error("capability '{grant}': {} is not a directory (does it exist?); create it, or grant the directory the plugin should use", resolved.display())]
+    NotADirectory { grant: String, resolved: PathBuf },
 }
 
 impl Grant {
@@ -123,9 +125,9 @@ impl HostDirs {
         HostDirs(dirs)
     }
 
-    /// The grant's directory as it resolves now (symbolic links followed as
-    /// far as it exists), or why it may not be given: it is `/`, or it holds or
-    /// lies inside one of the host's directories.
+    /// The grant's directory as it resolves now (symbolic links followed), or
+    /// why it may not be given: it is not a directory, it is `/`, or it holds
+    /// or lies inside one of the host's directories.
     pub fn check(&self, grant: &Grant) -> Result<Option<PathBuf>, CapabilityError> {
         let Some(path) = &grant.path else {
             return Ok(None);
@@ -142,6 +144,9 @@ impl HostDirs {
                 let (grant, dir) = (grant.to_string(), dir.clone());
                 return Err(CapabilityError::HostDirectory { grant, resolved, what, dir });
             }
+        }
+        if !resolved.is_dir() {
+            return Err(CapabilityError::NotADirectory { grant: grant.to_string(), resolved });
         }
         Ok(Some(resolved))
     }
@@ -224,6 +229,16 @@ pub fn missing(requests: &[Request], grants: &[Grant]) -> Vec<Kind> {
     out
 }
 
+/// The command that grants `missing` to plugin `name`: `kv` as it is, a
+/// directory kind with `DIR` for the directory to give.
+pub fn grant_command(name: &str, missing: &[Kind]) -> String {
+    let grants: Vec<String> = missing
+        .iter()
+        .map(|k| if k.takes_path() { format!("--grant {k}:DIR") } else { format!("--grant {k}") })
+        .collect();
+    format!("monitor plugins enable {name} {}", grants.join(" "))
+}
+
 /// Grants of kinds the plugin did not ask for; they are never handed to it.
 pub fn unrequested<'a>(requests: &[Request], grants: &'a [Grant]) -> Vec<&'a Grant> {
     grants.iter().filter(|g| !requests.iter().any(|r| r.kind == g.kind)).collect()
@@ -289,10 +304,12 @@ mod tests {
         let bin = std::env::current_exe().unwrap().parent().unwrap().canonicalize().unwrap();
         assert!(check(format!("fs-write:{}", bin.display())).unwrap_err().contains("program directory"));
         assert!(check(format!("fs-read:{}", bin.display())).is_ok(), "reading it is fine");
-        // Not made yet: resolved through the nearest parent that exists.
+        // Not made yet: resolved through the nearest parent that exists, and refused either way.
         let later = base.join("sneaky/later");
         let err = check(format!("fs-write:{}", later.display())).unwrap_err();
         assert!(err.contains(&format!("(resolved: {})", data.join("later").display())), "{err}");
+        let err = check(format!("fs-read:{}", srv.join("nope").display())).unwrap_err();
+        assert!(err.contains("is not a directory (does it exist?)"), "{err}");
         for reach in [base.join("home"), data.clone(), data.join("cache"), plugins.clone(), base.clone()] {
             let err = check(format!("fs-write:{}", reach.display())).unwrap_err();
             assert!(err.contains("would reach the host's"), "{reach:?}: {err}");

@@ -126,6 +126,11 @@ impl Manager {
         &self.settings
     }
 
+    /// The database the plugins' records and key-value data are in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Brings the running set in line with the directory: loads new and changed
     /// files, stops plugins whose files are gone. Compiles, so call it off the
     /// async runtime's worker threads.
@@ -287,13 +292,14 @@ impl Manager {
                         granted_file.display()
                     );
                 }
-                if let State::AwaitingGrant { .. } = &other {
+                if let State::AwaitingGrant { missing } = &other {
                     let asks: Vec<String> =
                         record.requests.iter().map(|r| format!("{} ({})", r.kind, r.reason)).collect();
                     tracing::warn!(
                         plugin = %name,
-                        "plugin waits for a grant; it asks for {}; run 'monitor plugins enable {name} --grant CAP'",
-                        asks.join(", ")
+                        "plugin waits for a grant; it asks for {}; run '{}'",
+                        asks.join(", "),
+                        super::capability::grant_command(name, missing)
                     );
                 }
                 other

@@ -17,6 +17,9 @@ pub const MAX_SAMPLES: usize = 8;
 /// How far back the rate looks, in milliseconds.
 pub const WINDOW_MS: u64 = 60_000;
 const SPACING_MS: u64 = WINDOW_MS / MAX_SAMPLES as u64;
+/// The least time the samples must span for a rate: two reports a moment
+/// apart (a start and a first step) say nothing of the pace.
+pub const MIN_SPAN_MS: u64 = 1_000;
 
 /// `(timestamp_ms, done, progress)`.
 type Sample = (u64, f64, f64);
@@ -83,7 +86,7 @@ impl Rate {
 
     fn ends(&self) -> Option<(Sample, Sample)> {
         let (first, last) = (*self.samples.first()?, *self.samples.last()?);
-        (last.0 > first.0).then_some((first, last))
+        (last.0 >= first.0 + MIN_SPAN_MS).then_some((first, last))
     }
 }
 
@@ -100,8 +103,10 @@ mod tests {
         rate.record(1_000, 6.0, 0.06);
         assert_eq!(rate.units_per_sec(), None, "no time has passed");
         rate.record(1_500, 7.0, 0.07);
-        assert_eq!(rate.units_per_sec(), Some(4.0), "from 5 at 1.0 s to 7 at 1.5 s");
-        rate.record(2_000, f64::NAN, 0.5);
+        assert_eq!(rate.units_per_sec(), None, "half a second says nothing of the pace");
+        rate.record(3_000, 13.0, 0.13);
+        assert_eq!(rate.units_per_sec(), Some(4.0), "from 5 at 1.0 s to 13 at 3.0 s");
+        rate.record(3_500, f64::NAN, 0.5);
         assert_eq!(rate.units_per_sec(), Some(4.0), "non-finite samples are ignored");
     }
 

@@ -19,6 +19,24 @@ pub struct MountSample {
     pub filesystem: String,
     pub total_bytes: u64,
     pub available_bytes: u64,
+    /// In use, as `df` counts it (blocks less free blocks): space reserved for
+    /// the superuser is neither used nor available to others.
+    #[serde(default)]
+    pub used_bytes: u64,
+}
+
+impl MountSample {
+    /// How full it is, as `df` says: used out of what users can have.
+    pub fn used_percent(&self) -> f64 {
+        let usable = self.used_bytes + self.available_bytes;
+        if usable == 0 { 0.0 } else { 100.0 * self.used_bytes as f64 / usable as f64 }
+    }
+}
+
+/// Bytes in use on the filesystem at `mount`, as `df` counts them.
+fn used_bytes(mount: &std::path::Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(mount).ok()?;
+    Some(stat.f_blocks.saturating_sub(stat.f_bfree).saturating_mul(stat.f_frsize))
 }
 
 /// I/O of one block device since the previous sample; `None` until there is one.
@@ -73,6 +91,8 @@ impl DiskSampler {
                 filesystem: d.file_system().to_string_lossy().into_owned(),
                 total_bytes: d.total_space(),
                 available_bytes: d.available_space(),
+                used_bytes: used_bytes(d.mount_point())
+                    .unwrap_or_else(|| d.total_space().saturating_sub(d.available_space())),
             })
             .collect();
         // A mount point mounted over again shows the last mount: keep that one.

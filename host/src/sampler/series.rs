@@ -106,6 +106,7 @@ mod tests {
                 filesystem: "ext4".into(),
                 total_bytes: 100,
                 available_bytes: 40,
+                used_bytes: 60,
             }],
             block_devices: vec![
                 BlockDeviceSample {

@@ -47,6 +47,7 @@ fn snapshot(at: u64, cpu: f32) -> Snapshot {
             filesystem: "ext4".into(),
             total_bytes: 100 << 30,
             available_bytes: 5 << 30,
+            used_bytes: 95 << 30,
         }],
         block_devices: vec![BlockDeviceSample {
             device: "vda".into(),

@@ -43,7 +43,7 @@ pub struct JobConfig {
     /// What runs on deleted files, if they need another command.
     #[serde(default)]
     pub on_delete: Option<CommandLine>,
-    /// Run the command through `sh -c`; the paths are then `"$@"`.
+    /// Run the command through `sh -c` (with `pass = "args"` the paths are `"$@"`).
     #[serde(default)]
     pub shell: bool,
     /// How the command gets the paths.
@@ -83,12 +83,16 @@ pub enum CommandLine {
     Line(String),
 }
 
-/// How the changed paths reach the command.
+/// How the changed paths reach the command. Whatever the choice, they are in
+/// `MONITOR_WATCH_PATHS` too, one a line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pass {
-    /// As arguments after the command's own.
+    /// Only in `MONITOR_WATCH_PATHS`: the command runs as written (as in
+    /// watchexec), so `cargo test` is never handed a path as a test filter.
     #[default]
+    Env,
+    /// As arguments after the command's own.
     Args,
     /// As one JSON object on stdin: `{"job","root","reason","paths":[…]}`.
     Stdin,
@@ -302,7 +306,7 @@ mod tests {
         let spec = parse("[[watch]]\nname = \"docs\"\npaths = [\"/p\"]\ncommand = [\"make\", \"html\"]").unwrap();
         assert_eq!(spec.debounce, Duration::from_millis(100));
         assert_eq!(spec.grace, Duration::from_secs(5));
-        assert_eq!((spec.pass, spec.busy, spec.timeout), (Pass::Args, Busy::Queue, None));
+        assert_eq!((spec.pass, spec.busy, spec.timeout), (Pass::Env, Busy::Queue, None));
         assert!(spec.recursive && spec.ignore_files);
         assert_eq!(spec.command.argv, ["make", "html"]);
         assert_eq!(spec.workdir, PathBuf::from("/p"));

@@ -368,7 +368,9 @@ impl Job {
                 argv.extend(paths.iter().map(|p| p.to_string_lossy().into_owned()));
                 None
             }
+            Pass::Env => None,
         };
+        let (listed, cut) = path_lines(&paths);
         let invocation = Invocation {
             argv,
             workdir: self.spec.workdir.clone(),
@@ -377,6 +379,8 @@ impl Job {
                 ("MONITOR_WATCH_ROOT".into(), self.root().to_string_lossy().into_owned()),
                 ("MONITOR_WATCH_REASON".into(), reason.as_str().into()),
                 ("MONITOR_WATCH_SEQ".into(), seq.to_string()),
+                ("MONITOR_WATCH_PATHS".into(), listed),
+                ("MONITOR_WATCH_PATHS_CUT".into(), if cut { "1" } else { "0" }.into()),
             ],
             stdin,
             echo: self.ctx.echo,
@@ -536,6 +540,25 @@ impl Job {
         }
         .into();
     }
+}
+
+/// Most bytes of paths put in `MONITOR_WATCH_PATHS` (the kernel refuses one
+/// environment string over 128 KiB); past it the list is cut at a whole line
+/// and `MONITOR_WATCH_PATHS_CUT=1` says so.
+const PATHS_ENV_BYTES: usize = 64 * 1024;
+
+/// The paths one a line, within [`PATHS_ENV_BYTES`], and whether some were left out.
+fn path_lines(paths: &[PathBuf]) -> (String, bool) {
+    let mut out = String::new();
+    for path in paths {
+        let line = path.to_string_lossy();
+        if out.len() + line.len() + 1 > PATHS_ENV_BYTES {
+            return (out, true);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    (out, false)
 }
 
 fn accepts(filters: &[Filter], path: &Path, dir: bool) -> bool {

@@ -99,8 +99,7 @@ fn lines(model: &Model, width: usize) -> Vec<Line<'static>> {
         ]));
     }
     for (i, d) in s.disks.iter().enumerate() {
-        let used = d.total_bytes.saturating_sub(d.available_bytes);
-        let percent = if d.total_bytes == 0 { 0.0 } else { 100.0 * used as f64 / d.total_bytes as f64 };
+        let percent = d.used_percent();
         out.push(Line::from(vec![
             label(if i == 0 { "SPACE" } else { "" }),
             Span::styled(bar(percent / 100.0, 10), theme.tone(percent_tone(percent))),

@@ -1,0 +1,182 @@
+//! What a new user meets first, with the real binary: output closed early,
+//! output to a file, the host stopped, grants that cannot work, and the
+//! commands the README gives.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use monitor_tests::{Sandbox, install, monitor_bin, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_command_whose_output_is_closed_early_ends_quietly() {
+    let sandbox = Sandbox::new();
+    let mut child = Command::new(monitor_bin())
+        .args(["resources", "--processes"])
+        .env("MONITOR_DATA_DIR", sandbox.data())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -1`: read a line, then close the pipe.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    const SIGPIPE: i32 = 13;
+    assert!(out.status.success() || out.status.signal() == Some(SIGPIPE), "{:?}", out.status);
+}
+
+#[test]
+fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.root.path().join("host.log");
+    let mut host = Command::new(monitor_bin())
+        .arg("run")
+        .arg("--plugins")
+        .arg(sandbox.plugins())
+        .env("MONITOR_DATA_DIR", sandbox.data())
+        .env("MONITOR_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let text = wait_for("the ready line", LIMIT, || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("monitor ready").then_some(text)
+    });
+    let _ = host.kill();
+    let _ = host.wait();
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.contains("loaded=0") && text.contains("running=0"), "loaded and running apart: {text}");
+}
+
+#[test]
+fn without_a_host_plugins_list_says_each_state_is_as_it_last_was() {
+    let sandbox = Sandbox::new();
+    install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
+    install("compact-status", &sandbox.plugins(), "compact-status.wasm");
+    let host = sandbox.start(&[]);
+    // Through the host, the formatter's line ends with a newline.
+    let out = sandbox.monitor(&["status", "--format", "compact-status"]);
+    assert!(out.status.success() && stdout(&out).ends_with('\n'), "{out:?}");
+    drop(host);
+    let out = sandbox.monitor(&["plugins", "list"]);
+    let text = stdout(&out);
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("LAST STATE"), "{text}");
+    assert!(text.contains("no host is running: each state is as it last was"), "{text}");
+    // Columns line up whatever the widths: every row's state starts where the header's does.
+    let at = header.find("LAST STATE").unwrap();
+    for row in text.lines().skip(1).filter(|l| l.starts_with("derived") || l.starts_with("compact")) {
+        assert_eq!(row.get(at..at + 1).map(|c| c != " "), Some(true), "{text}");
+    }
+}
+
+#[test]
+fn checking_a_plugin_installs_nothing() {
+    let sandbox = Sandbox::new();
+    let file = install("derived-metrics", sandbox.root.path(), "candidate.wasm");
+    let out = sandbox.monitor(&["plugins", "check", file.to_str().unwrap()]);
+    assert!(out.status.success() && stdout(&out).contains("valid plugin"), "{}", stderr(&out));
+    assert!(!sandbox.data().join("cache").exists(), "nothing compiled into the data directory");
+}
+
+#[test]
+fn a_grant_that_cannot_work_is_refused_and_a_plugin_that_does_not_run_is_a_failure() {
+    let sandbox = Sandbox::new();
+    install("textfile-collector", &sandbox.plugins(), "textfile-collector.wasm");
+    let plugins = sandbox.plugins();
+    let missing = sandbox.root.path().join("no-such-dir");
+    let grant = format!("fs-read:{}", missing.display());
+    let out = sandbox.monitor(&[
+        "plugins",
+        "enable",
+        "textfile-collector",
+        "--grant",
+        &grant,
+        "--plugins",
+        plugins.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not a directory (does it exist?)"), "{}", stderr(&out));
+    let info = stdout(&sandbox.monitor(&["plugins", "info", "textfile-collector"]));
+    assert!(
+        info.contains("NOT GRANTED; run 'monitor plugins enable textfile-collector --grant fs-read:DIR'"),
+        "{info}"
+    );
+
+    // Granted a real directory but configured wrong: it does not run, and enable says so.
+    let dir = sandbox.root.path().join("prom");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(plugins.join("textfile-collector.toml"), "directory = 3\n").unwrap();
+    let _host = sandbox.start(&[]);
+    let grant = format!("fs-read:{}", dir.display());
+    let out = sandbox.monitor(&["plugins", "enable", "textfile-collector", "--grant", &grant]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("textfile-collector is not running: failed: invalid configuration"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn api_env_prints_the_running_host_s_address_and_token() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.monitor(&["api-env"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no monitor host is running on"), "{}", stderr(&out));
+    let _host = sandbox.start(&[]);
+    let out = sandbox.monitor(&["api-env"]);
+    let text = stdout(&out);
+    assert_eq!(
+        text,
+        format!("export MONITOR_URL=http://{}\nexport MONITOR_TOKEN={}\n", sandbox.addr(), sandbox.token())
+    );
+}
+
+#[test]
+fn plugins_kv_shows_what_a_plugin_stored() {
+    let sandbox = Sandbox::new();
+    install("fx-kv-counter", &sandbox.plugins(), "fx-kv-counter.wasm");
+    let host = sandbox.start(&[]);
+    let out = sandbox.monitor(&["plugins", "enable", "fx-kv-counter", "--grant", "kv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("a count", LIMIT, || sandbox.metric("fx-kv-counter", "kv_counter_calls"));
+    let text = stdout(&sandbox.monitor(&["plugins", "kv", "fx-kv-counter"]));
+    assert!(text.starts_with("count  ("), "{text}");
+    drop(host);
+    let out = sandbox.monitor(&["plugins", "kv", "fx-kv-counter", "count", "--json"]);
+    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(entries[0]["text"].as_str().unwrap().parse::<u64>().unwrap() >= 1, "{entries}");
+    let out = sandbox.monitor(&["plugins", "kv", "fx-kv-counter", "nope"]);
+    assert!(stderr(&out).contains("has no key 'nope'"), "{}", stderr(&out));
+}
+
+#[test]
+fn disk_use_is_counted_as_df_counts_it() {
+    let out = Command::new("df").args(["--output=pcent", "/"]).output().unwrap();
+    let df: f64 = stdout(&out).lines().nth(1).unwrap().trim().trim_end_matches('%').parse().unwrap();
+    let sandbox = Sandbox::new();
+    let out = sandbox.monitor(&["resources", "--json"]);
+    let snapshot: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = snapshot["disks"].as_array().unwrap().iter().find(|d| d["mount_point"] == "/").unwrap().clone();
+    let (used, available) = (root["used_bytes"].as_f64().unwrap(), root["available_bytes"].as_f64().unwrap());
+    let ours = 100.0 * used / (used + available);
+    // df rounds up; a second apart the disk may have moved a little.
+    assert!((ours - df).abs() <= 2.0, "ours {ours:.1}%, df {df}%");
+}
