@@ -38,11 +38,19 @@ pub struct MetricsConfig {
     pub keep_minutes: String,
     /// Most series one plugin may add to the history; samples of more are dropped.
     pub max_series_per_plugin: u64,
+    /// How long samples are gathered before they are committed together, like `10s`:
+    /// what a crash can lose of the history, and what keeps the disk quiet.
+    pub commit_every: String,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { keep_raw: "1h".into(), keep_minutes: "7d".into(), max_series_per_plugin: 1000 }
+        MetricsConfig {
+            keep_raw: "1h".into(),
+            keep_minutes: "7d".into(),
+            max_series_per_plugin: 1000,
+            commit_every: "10s".into(),
+        }
     }
 }
 
@@ -140,7 +148,12 @@ pub enum ConfigError {
     Watch { path: PathBuf, source: crate::watch::ConfigError },
     #[error("config file {path}: {field} = '{value}' is not a duration; write one like 30d, 12h or 90m")]
     Duration { path: PathBuf, field: &'static str, value: String },
+    #[error("config file {path}: metrics.commit_every = '{value}' is not a duration from 0s to 5m; write one like 10s")]
+    CommitEvery { path: PathBuf, value: String },
 }
+
+/// The longest the history may gather samples: more would be a lot to lose to a crash.
+const MAX_COMMIT_EVERY: Duration = Duration::from_secs(300);
 
 impl HostConfig {
     /// Reads and validates a config file.
@@ -199,6 +212,11 @@ impl HostConfig {
                 return Err(ConfigError::Duration { path: path.into(), field, value: value.clone() });
             }
         }
+        let commit_every = &config.metrics.commit_every;
+        match humantime::parse_duration(commit_every) {
+            Ok(every) if every <= MAX_COMMIT_EVERY => {}
+            _ => return Err(ConfigError::CommitEvery { path: path.into(), value: commit_every.clone() }),
+        }
         if let Err(errors) = crate::alerts::validate(&config.alerts) {
             return Err(ConfigError::Alerts { path: path.into(), errors });
         }
@@ -223,6 +241,11 @@ impl HostConfig {
     /// How long metric history is kept.
     pub fn metric_retention(&self) -> MetricRetention {
         MetricRetention { raw_ms: millis(&self.metrics.keep_raw), minutes_ms: millis(&self.metrics.keep_minutes) }
+    }
+
+    /// How long the history's samples are gathered before a commit.
+    pub fn history_commit_every(&self) -> Duration {
+        Duration::from_millis(millis(&self.metrics.commit_every))
     }
 
     pub fn sample_interval(&self) -> Duration {
@@ -298,6 +321,7 @@ mod tests {
             ("[progress]\nkeep_events = \"a while\"", "progress.keep_events = 'a while' is not a duration"),
             ("[progress]\nmax_events_per_run = 0", "progress.max_events_per_run = 0 is out of range"),
             ("[metrics]\nkeep_minutes = \"1 week-ish\"", "metrics.keep_minutes = '1 week-ish' is not a duration"),
+            ("[metrics]\ncommit_every = \"1h\"", "metrics.commit_every = '1h' is not a duration from 0s to 5m"),
             (
                 "[[alerts.rule]]\nname = \"hot\"\nlevel = \"warning\"\nkind = \"threshold\"\nmetric = \"x\"\nop = \"=>\"\nvalue = 1",
                 "rule 'hot': op '=>' is not one of >, >=, <, <=",

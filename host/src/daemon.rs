@@ -2,6 +2,7 @@
 //! database, token), samples the machine, runs the plugins, reloads them when the
 //! directory changes, serves the API, and stops cleanly on SIGINT or SIGTERM.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ const RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
 const STREAMS_END: Duration = Duration::from_secs(3);
 /// How often self-metrics are written to the database.
 const PERSIST_EVERY: Duration = Duration::from_secs(10);
+/// The second process sample comes this soon after the first: CPU shares are differences
+/// between two, and the list should not wait a whole interval to have them.
+const SECOND_PROCESS_SAMPLE: Duration = Duration::from_secs(1);
 
 pub struct Options {
     pub data: DataDir,
@@ -84,7 +88,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let hub = Hub::default();
     let history = History::start(
         store.clone(),
-        Keeping { max_series_per_plugin: config.metrics.max_series_per_plugin, retention: config.metric_retention() },
+        Keeping {
+            max_series_per_plugin: config.metrics.max_series_per_plugin,
+            retention: config.metric_retention(),
+            commit_every: config.history_commit_every(),
+        },
     )
     .context("cannot start the metric history's writer")?;
     let (writer, writer_thread) = Writer::start(store.clone(), Some(Box::new(calculator)), hub.clone())
@@ -129,6 +137,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     tokio::spawn(forward_job_events(jobs.subscribe(), hub.clone()));
     // The plugins' state is on the stream before the first client can connect.
     let mut plugin_states = Vec::new();
+    // The alert-handler plugins running at the last look.
+    let mut handlers = HashSet::new();
     publish_plugins(&manager.listing()?, &hub, &mut plugin_states);
     let server = listener.serve(api::router(state));
     write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string() })?;
@@ -136,8 +146,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     let mut tick = tokio::time::interval(config.sample_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut process_tick = tokio::time::interval(Duration::from_millis(config.processes_interval_ms));
+    let processes_every = Duration::from_millis(config.processes_interval_ms);
+    let mut process_tick = tokio::time::interval(processes_every);
     process_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let second_process_sample = tokio::time::sleep(SECOND_PROCESS_SAMPLE.min(processes_every));
+    tokio::pin!(second_process_sample);
+    let mut second_process_sampled = false;
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut ticks = Latencies::default();
     let mut ticks_total = 0u64;
@@ -180,6 +194,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 alerting.evaluate(&samples, writer.commits(), &quarantined, &job_inputs, sampler::now_ms(), started);
                 if let Some(listing) = &listing {
                     publish_plugins(listing, &hub, &mut plugin_states);
+                    if ready {
+                        for name in started_handlers(listing, &mut handlers) {
+                            alerting.catch_up(&name, sampler::now_ms());
+                        }
+                    }
                 }
                 hub.publish_samples(sampler::now_ms(), &samples);
                 history.record(&samples);
@@ -188,12 +207,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             _ = process_tick.tick() => {
                 *processes.write().expect("processes lock") = Arc::new(sampler.processes());
             }
+            _ = &mut second_process_sample, if !second_process_sampled => {
+                second_process_sampled = true;
+                *processes.write().expect("processes lock") = Arc::new(sampler.processes());
+                process_tick.reset();
+            }
             Some(()) = scanned.recv() => {
                 if ready {
                     continue;
                 }
                 ready = true;
                 let listing = manager.listing()?;
+                // Those running at start heard of the firing alerts before the restart.
+                started_handlers(&listing, &mut handlers);
                 let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count();
                 let loaded = listing.plugins.iter().filter(|p| p.state != crate::plugin::State::Absent).count();
                 tracing::info!(
@@ -295,6 +321,20 @@ fn publish_plugins(listing: &crate::plugin::Listing, hub: &Hub, last: &mut Vec<(
         hub.publish_plugins(listing);
         *last = states;
     }
+}
+
+/// The alert-handler plugins running now that were not at the last look;
+/// `running` becomes those running now.
+fn started_handlers(listing: &crate::plugin::Listing, running: &mut HashSet<String>) -> Vec<String> {
+    let now: HashSet<String> = listing
+        .plugins
+        .iter()
+        .filter(|p| p.state == crate::plugin::State::Running && p.roles.contains(&crate::plugin::Role::AlertHandler))
+        .map(|p| p.name.clone())
+        .collect();
+    let started = now.difference(running).cloned().collect();
+    *running = now;
+    started
 }
 
 /// Puts the watch jobs' events on the stream until the jobs stop.

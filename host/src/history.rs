@@ -2,10 +2,13 @@
 //! samples, so neither a slow disk nor a progress commit holding the database
 //! ever delays sampling, the rules or the stream.
 //!
-//! The tick hands its samples over and goes on. The thread writes whatever has
-//! queued up meanwhile in one durable transaction, and compacts old points
-//! between batches. If the thread falls a whole queue behind (the disk stalled
-//! for [`QUEUE`] ticks), further ticks are left out of the history and counted,
+//! The tick hands its samples over and goes on. The thread gathers them for
+//! [`Keeping::commit_every`] and writes them in one durable transaction, and
+//! compacts old points between batches: a commit rewrites the tail page of every
+//! series, so one commit of ten ticks writes about a tenth of what ten commits
+//! do. A crash loses at most the samples gathered since the last commit; a stop
+//! writes them. If the thread falls a whole queue behind (the disk stalled for
+//! [`QUEUE`] ticks), further ticks are left out of the history and counted,
 //! rather than held in memory without bound.
 
 use std::collections::HashSet;
@@ -28,6 +31,7 @@ pub const COMPACT_EVERY: Duration = Duration::from_secs(60);
 #[derive(Default)]
 struct Shared {
     commits: Mutex<Latencies>,
+    commits_total: AtomicU64,
     skipped: AtomicU64,
     /// Set when a tick is left out, cleared by the next commit: one warning a stall.
     behind: AtomicBool,
@@ -41,11 +45,13 @@ pub struct History {
     thread: std::thread::JoinHandle<()>,
 }
 
-/// How the thread stores: the cap on each plugin's series, and what is kept how long.
+/// How the thread stores: the cap on each plugin's series, what is kept how long,
+/// and how long samples are gathered before a commit.
 #[derive(Debug, Clone, Copy)]
 pub struct Keeping {
     pub max_series_per_plugin: u64,
     pub retention: MetricRetention,
+    pub commit_every: Duration,
 }
 
 impl History {
@@ -85,6 +91,12 @@ impl History {
             gauge("monitor_history_commit_p50_seconds", p50_us / 1e6, "seconds", now_ms),
             gauge("monitor_history_commit_p99_seconds", p99_us / 1e6, "seconds", now_ms),
             gauge(
+                "monitor_history_commits_total",
+                self.shared.commits_total.load(Ordering::Relaxed) as f64,
+                "",
+                now_ms,
+            ),
+            gauge(
                 "monitor_history_skipped_ticks_total",
                 self.shared.skipped.load(Ordering::Relaxed) as f64,
                 "",
@@ -106,6 +118,7 @@ fn run(store: &Store, keeping: Keeping, shared: &Shared, ticks: &Receiver<Arc<Ve
     crate::sched::batch(0);
     let mut flooding = HashSet::new();
     let mut next_compaction = Instant::now();
+    let mut last_commit = Instant::now();
     loop {
         if Instant::now() >= next_compaction {
             compact(store, &keeping.retention);
@@ -117,10 +130,24 @@ fn run(store: &Store, keeping: Keeping, shared: &Shared, ticks: &Receiver<Arc<Ve
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let mut batch = vec![first];
-        batch.extend(ticks.try_iter().take(QUEUE));
+        let mut stopping = false;
+        let due = last_commit + keeping.commit_every;
+        // Gathered until the commit is due; a stop writes what was gathered.
+        while batch.len() < QUEUE {
+            match ticks.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(tick) => batch.push(tick),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    stopping = true;
+                    break;
+                }
+            }
+        }
         let started = Instant::now();
+        last_commit = started;
         let result = store.metrics_record(batch.iter().flat_map(|tick| tick.iter()), keeping.max_series_per_plugin);
         shared.commits.lock().expect("history latencies").record(started.elapsed());
+        shared.commits_total.fetch_add(1, Ordering::Relaxed);
         shared.behind.store(false, Ordering::Relaxed);
         match result {
             Ok(refused) => {
@@ -132,6 +159,9 @@ fn run(store: &Store, keeping: Keeping, shared: &Shared, ticks: &Receiver<Arc<Ve
                 }
             }
             Err(e) => tracing::error!("recording metric history: {e}"),
+        }
+        if stopping {
+            return;
         }
     }
 }
@@ -155,10 +185,15 @@ mod tests {
     }
 
     fn start() -> (tempfile::TempDir, Store, History) {
+        start_committing_every(Duration::ZERO)
+    }
+
+    fn start_committing_every(commit_every: Duration) -> (tempfile::TempDir, Store, History) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("monitor.redb")).unwrap();
         let retention = MetricRetention { raw_ms: 3_600_000, minutes_ms: 86_400_000 };
-        let history = History::start(store.clone(), Keeping { max_series_per_plugin: 100, retention }).unwrap();
+        let keeping = Keeping { max_series_per_plugin: 100, retention, commit_every };
+        let history = History::start(store.clone(), keeping).unwrap();
         (dir, store, history)
     }
 
@@ -222,6 +257,30 @@ mod tests {
         let kept = stored(&store, "load");
         assert_eq!(kept.len() as f64 + left_out, (at + 1) as f64, "every tick is kept or counted");
         assert_eq!(kept.last(), Some(&(at + 1)), "once the database is back, ticks are kept again");
+    }
+
+    #[test]
+    fn samples_are_gathered_until_a_commit_is_due_and_a_stop_writes_them() {
+        let (_dir, store, history) = start_committing_every(Duration::from_secs(3600));
+        for at in 1..=20 {
+            history.record(&tick(at));
+        }
+        let commits = |history: &History| history.shared.commits_total.load(Ordering::Relaxed);
+        assert_eq!(commits(&history), 0, "nothing is committed before the hour is up");
+        let shared = history.shared.clone();
+        history.stop();
+        assert_eq!(shared.commits_total.load(Ordering::Relaxed), 1, "the stop wrote them in one commit");
+        assert_eq!(stored(&store, "load"), (1..=20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_commit_comes_when_it_is_due_without_a_stop() {
+        let (_dir, store, history) = start_committing_every(Duration::from_millis(200));
+        history.record(&tick(1));
+        until("the first tick stored", || stored(&store, "load") == [1]);
+        history.record(&tick(2));
+        until("the second", || stored(&store, "load") == [1, 2]);
+        history.stop();
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!   [`keys`] turns keys into changes of it;
 //! - [`render`] and [`panels`] draw a model into a ratatui frame, with [`theme`]'s
 //!   colours (none under `NO_COLOR`);
+//! - [`signal`] sends the signal confirmed after `k`;
 //! - [`terminal`] takes the terminal over and gives it back, also on panic;
 //! - [`run`] ties them together: it redraws at the interval and on every key, and
 //!   never waits on the network.
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod model;
 pub mod panels;
 pub mod render;
+pub mod signal;
 pub mod terminal;
 pub mod theme;
 
@@ -98,6 +100,10 @@ fn event_loop(
                     // The fetcher ends only when this loop does.
                     let _ = requests.send(Request::Ack(id));
                 }
+                Effect::Signal(kill) => match signal::send(&kill) {
+                    Ok(done) => model.notify(false, done),
+                    Err(why) => model.notify(true, why),
+                },
                 Effect::None => {}
             },
             Event::Resize(..) => terminal.autoresize()?,

@@ -1,16 +1,34 @@
-//! The registration macros: one per role, each generating that role's export glue
-//! in the plugin crate so the component exports exactly the role it implements.
+//! The registration macros: [`export_plugin!`](crate::export_plugin) for any set of
+//! roles, and one shorthand per role. Each generates the export glue in the plugin
+//! crate, so the component exports exactly the roles it implements.
 
 include!(concat!(env!("OUT_DIR"), "/generate.rs"));
+
+/// Registers a plugin with the roles it implements, one or several:
+/// `export_plugin!(Type: metric_provider, alert_handler)`. The roles are
+/// `metric_provider`, `progress_calculator`, `alert_handler` and `display_formatter`;
+/// the type implements each one's trait. One registration per crate.
+#[macro_export]
+macro_rules! export_plugin {
+    ($ty:ty : $($role:ident),+ $(,)?) => {
+        $crate::__export_plugin!([$($role),+], $ty, $($crate::__role_glue!($role, $ty);)+);
+    };
+}
 
 /// Glue shared by every role: the plugin value, `describe` and `configure`. Internal.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_plugin {
-    ($world:tt, $ty:ty, $($role_impl:item)*) => {
+    ($roles:tt, $ty:ty, $($role_impl:item)*) => {
+        /// Two registrations in one crate meet here, and the compiler names this
+        /// item: a plugin with several roles registers them all in one
+        /// `export_plugin!(Type: role, role)`.
+        #[allow(non_upper_case_globals, dead_code)]
+        const one_registration_per_crate__for_several_roles_use__export_plugin: () = ();
+
         #[doc(hidden)]
         mod __monitor_bindings {
-            $crate::__generate_role!($world);
+            $crate::__generate_world!($roles);
         }
 
         #[doc(hidden)]
@@ -53,61 +71,72 @@ macro_rules! __export_plugin {
     };
 }
 
-/// Registers a [`MetricProvider`](crate::MetricProvider) as the plugin's export.
+/// One role's export, calling the plugin's trait. Internal.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __role_glue {
+    (metric_provider, $ty:ty) => {
+        impl __monitor_bindings::exports::monitor::plugin::metrics::Guest for __MonitorExport {
+            fn collect() -> ::core::result::Result<::std::vec::Vec<$crate::Metric>, ::std::string::String> {
+                __monitor_with(|p| <$ty as $crate::MetricProvider>::collect(p))
+            }
+        }
+    };
+    (progress_calculator, $ty:ty) => {
+        impl __monitor_bindings::exports::monitor::plugin::progress::Guest for __MonitorExport {
+            fn compute(
+                parent: $crate::ProgressNode,
+                children: ::std::vec::Vec<$crate::ProgressNode>,
+            ) -> ::core::result::Result<$crate::ProgressEstimate, ::std::string::String> {
+                __monitor_with(|p| <$ty as $crate::ProgressCalculator>::compute(p, &parent, &children))
+            }
+        }
+    };
+    (alert_handler, $ty:ty) => {
+        impl __monitor_bindings::exports::monitor::plugin::alerts::Guest for __MonitorExport {
+            fn handle(alert: $crate::Alert) -> ::core::result::Result<(), ::std::string::String> {
+                __monitor_with(|p| <$ty as $crate::AlertHandler>::handle(p, &alert))
+            }
+        }
+    };
+    (display_formatter, $ty:ty) => {
+        impl __monitor_bindings::exports::monitor::plugin::formatter::Guest for __MonitorExport {
+            fn format(view: $crate::View) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+                __monitor_with(|p| <$ty as $crate::DisplayFormatter>::format(p, &view))
+            }
+        }
+    };
+    ($other:ident, $ty:ty) => {};
+}
+
+/// Registers a [`MetricProvider`](crate::MetricProvider): `export_plugin!(Type: metric_provider)`.
 #[macro_export]
 macro_rules! export_metric_provider {
     ($ty:ty) => {
-        $crate::__export_plugin!("metric-provider", $ty,
-            impl __monitor_bindings::exports::monitor::plugin::metrics::Guest for __MonitorExport {
-                fn collect() -> ::core::result::Result<::std::vec::Vec<$crate::Metric>, ::std::string::String> {
-                    __monitor_with(|p| $crate::MetricProvider::collect(p))
-                }
-            }
-        );
+        $crate::export_plugin!($ty: metric_provider);
     };
 }
 
-/// Registers a [`ProgressCalculator`](crate::ProgressCalculator) as the plugin's export.
+/// Registers a [`ProgressCalculator`](crate::ProgressCalculator): `export_plugin!(Type: progress_calculator)`.
 #[macro_export]
 macro_rules! export_progress_calculator {
     ($ty:ty) => {
-        $crate::__export_plugin!("progress-calculator", $ty,
-            impl __monitor_bindings::exports::monitor::plugin::progress::Guest for __MonitorExport {
-                fn compute(
-                    parent: $crate::ProgressNode,
-                    children: ::std::vec::Vec<$crate::ProgressNode>,
-                ) -> ::core::result::Result<$crate::ProgressEstimate, ::std::string::String> {
-                    __monitor_with(|p| $crate::ProgressCalculator::compute(p, &parent, &children))
-                }
-            }
-        );
+        $crate::export_plugin!($ty: progress_calculator);
     };
 }
 
-/// Registers an [`AlertHandler`](crate::AlertHandler) as the plugin's export.
+/// Registers an [`AlertHandler`](crate::AlertHandler): `export_plugin!(Type: alert_handler)`.
 #[macro_export]
 macro_rules! export_alert_handler {
     ($ty:ty) => {
-        $crate::__export_plugin!("alert-handler", $ty,
-            impl __monitor_bindings::exports::monitor::plugin::alerts::Guest for __MonitorExport {
-                fn handle(alert: $crate::Alert) -> ::core::result::Result<(), ::std::string::String> {
-                    __monitor_with(|p| $crate::AlertHandler::handle(p, &alert))
-                }
-            }
-        );
+        $crate::export_plugin!($ty: alert_handler);
     };
 }
 
-/// Registers a [`DisplayFormatter`](crate::DisplayFormatter) as the plugin's export.
+/// Registers a [`DisplayFormatter`](crate::DisplayFormatter): `export_plugin!(Type: display_formatter)`.
 #[macro_export]
 macro_rules! export_display_formatter {
     ($ty:ty) => {
-        $crate::__export_plugin!("display-formatter", $ty,
-            impl __monitor_bindings::exports::monitor::plugin::formatter::Guest for __MonitorExport {
-                fn format(view: $crate::View) -> ::core::result::Result<::std::string::String, ::std::string::String> {
-                    __monitor_with(|p| $crate::DisplayFormatter::format(p, &view))
-                }
-            }
-        );
+        $crate::export_plugin!($ty: display_formatter);
     };
 }

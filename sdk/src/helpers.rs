@@ -32,28 +32,40 @@ pub fn system_snapshot() -> SystemSnapshot {
     host::snapshot()
 }
 
-/// Lines in the host's log, tagged with the plugin's name.
+/// Lines in the host's log, tagged with the plugin's name. The host shows those at
+/// or above its log level (`MONITOR_LOG`, `info` by default), escapes control
+/// characters, cuts lines at 4 KiB, and keeps at most 64 KiB of a plugin's output
+/// per call (these lines, `println!` and `eprintln!` together).
 pub mod log {
     use crate::bindings::monitor::plugin::host::{LogLevel, log};
 
+    /// Detail for following one call; shown only with `MONITOR_LOG=trace`.
     pub fn trace(message: &str) {
         log(LogLevel::Trace, message)
     }
+    /// Detail for the plugin's author; shown with `MONITOR_LOG=debug`.
     pub fn debug(message: &str) {
         log(LogLevel::Debug, message)
     }
+    /// Something the person running the host would want to read.
     pub fn info(message: &str) {
         log(LogLevel::Info, message)
     }
+    /// Something went wrong and the plugin went on.
     pub fn warn(message: &str) {
         log(LogLevel::Warn, message)
     }
+    /// Something went wrong and a result is missing; returning `Err` from a role
+    /// function also logs, and counts as the plugin's error.
     pub fn error(message: &str) {
         log(LogLevel::Error, message)
     }
 }
 
-/// The plugin's private, persistent key-value store. Needs the `kv` capability.
+/// The plugin's private, persistent key-value store. Needs the `kv` capability
+/// (without it every call fails, and `get` finds nothing). It survives host
+/// restarts and plugin upgrades; keys are at most 256 bytes, values at most
+/// 64 KiB, at most 1,024 keys. `monitor plugins kv NAME` shows what a plugin stored.
 pub mod kv {
     pub use crate::bindings::monitor::plugin::kv::{delete, get, keys, set};
 
@@ -62,6 +74,8 @@ pub mod kv {
         get(key).and_then(|v| String::from_utf8(v).ok())
     }
 
+    /// Stores `value` as UTF-8 under `key`, replacing what was there. Fails, saying
+    /// which limit, when the key or value is too long or the store is full.
     pub fn set_string(key: &str, value: &str) -> Result<(), String> {
         set(key, value.as_bytes())
     }

@@ -1,16 +1,16 @@
 //! Write plugins for `monitor`, the monitoring host.
 //!
 //! A plugin is a Rust crate built as a `cdylib` for `wasm32-wasip2`. It depends on
-//! this crate alone, implements [`Plugin`] and one role trait, and registers the
-//! type with one macro line. The host reads the plugin's role from the component
-//! it builds, so each role has its own macro:
+//! this crate alone, implements [`Plugin`] and a role trait, and registers the
+//! type with one macro line. The host reads the plugin's roles from the component
+//! it builds, so each role has its own macro, and [`export_plugin!`] takes several:
 //!
-//! | role | trait | macro |
+//! | role | trait | macro (or in [`export_plugin!`]) |
 //! | --- | --- | --- |
-//! | produce metrics on every sampling tick | [`MetricProvider`] | [`export_metric_provider!`] |
-//! | compute a parent's progress from its children | [`ProgressCalculator`] | [`export_progress_calculator!`] |
-//! | deliver alerts | [`AlertHandler`] | [`export_alert_handler!`] |
-//! | render a view as text | [`DisplayFormatter`] | [`export_display_formatter!`] |
+//! | produce metrics on every sampling tick | [`MetricProvider`] | [`export_metric_provider!`] (`metric_provider`) |
+//! | compute a parent's progress from its children | [`ProgressCalculator`] | [`export_progress_calculator!`] (`progress_calculator`) |
+//! | deliver alerts | [`AlertHandler`] | [`export_alert_handler!`] (`alert_handler`) |
+//! | render a view as text | [`DisplayFormatter`] | [`export_display_formatter!`] (`display_formatter`) |
 //!
 //! The plugin's name and version are its crate's. The host creates the plugin
 //! value with [`Default`], then calls [`Plugin::configure`] once with the text
@@ -68,11 +68,20 @@
 //! # An alert handler with a capability and a configuration
 //!
 //! ```
+//! use monitor_sdk::config::Deserialize;
 //! use monitor_sdk::{Alert, AlertHandler, CapabilityRequest, Plugin};
 //!
-//! #[derive(Default)]
+//! /// `counter.toml` beside the `.wasm`: `prefix = "rules"` (optional).
+//! #[derive(Deserialize)]
+//! #[serde(crate = "monitor_sdk::config::serde", default, deny_unknown_fields)]
 //! struct Counter {
 //!     prefix: String,
+//! }
+//!
+//! impl Default for Counter {
+//!     fn default() -> Self {
+//!         Counter { prefix: "count".into() }
+//!     }
 //! }
 //!
 //! impl Plugin for Counter {
@@ -83,7 +92,8 @@
 //!     }
 //!
 //!     fn configure(&mut self, config: &str) -> Result<(), String> {
-//!         self.prefix = config.trim().strip_prefix("prefix = ").unwrap_or("count").trim_matches('"').into();
+//!         // An error names the line, the field and the value.
+//!         *self = monitor_sdk::config::from_toml(config)?;
 //!         Ok(())
 //!     }
 //! }
@@ -121,6 +131,61 @@
 //! }
 //!
 //! monitor_sdk::export_display_formatter!(Load);
+//! ```
+//!
+//! # Several roles in one plugin
+//!
+//! One type may implement several role traits, registered together with
+//! [`export_plugin!`]; the component then exports each of them, and the host
+//! calls it in each role. Its world includes the roles' own worlds (for a
+//! component built without this SDK: `world w { include metric-provider;
+//! include display-formatter; }` in a package that depends on `monitor:plugin`).
+//!
+//! ```
+//! use monitor_sdk::{DisplayFormatter, Metric, MetricProvider, Plugin, View};
+//!
+//! /// Counts its own calls, and shows the count in a status line.
+//! #[derive(Default)]
+//! struct Calls(u64);
+//!
+//! impl Plugin for Calls {
+//!     const SUMMARY: &'static str = "a metric and a status line";
+//! }
+//!
+//! impl MetricProvider for Calls {
+//!     fn collect(&mut self) -> Result<Vec<Metric>, String> {
+//!         self.0 += 1;
+//!         Ok(vec![Metric::new("collects", self.0 as f64)])
+//!     }
+//! }
+//!
+//! impl DisplayFormatter for Calls {
+//!     fn format(&mut self, _view: &View) -> Result<String, String> {
+//!         Ok(format!("{} collects", self.0))
+//!     }
+//! }
+//!
+//! monitor_sdk::export_plugin!(Calls: metric_provider, display_formatter);
+//! ```
+//!
+//! Two registrations in one crate do not build; the compiler's error names
+//! `one_registration_per_crate__for_several_roles_use__export_plugin`:
+//!
+//! ```compile_fail,E0428
+//! # use monitor_sdk::{DisplayFormatter, Metric, MetricProvider, Plugin, View};
+//! # #[derive(Default)]
+//! # struct Calls;
+//! # impl Plugin for Calls {
+//! #     const SUMMARY: &'static str = "";
+//! # }
+//! # impl MetricProvider for Calls {
+//! #     fn collect(&mut self) -> Result<Vec<Metric>, String> { Ok(Vec::new()) }
+//! # }
+//! # impl DisplayFormatter for Calls {
+//! #     fn format(&mut self, _view: &View) -> Result<String, String> { Ok(String::new()) }
+//! # }
+//! monitor_sdk::export_metric_provider!(Calls);
+//! monitor_sdk::export_display_formatter!(Calls);
 //! ```
 
 pub mod config;

@@ -1,11 +1,15 @@
 //! The host's own cost beside the usual collectors, side by side for the same
 //! minute on this machine: the release `monitor` daemon with the five example
-//! plugins at 1 s ticks (sampling, plugins, one history commit per tick on its writer's thread),
-//! `prometheus-node-exporter` scraped every second (it collects on scrape), and
-//! `collectd` at a 1 s interval writing CSV. CPU is the process's user + system
-//! time over the minute, as a percentage of one core; RSS is read at the end,
-//! split into anonymous memory and file-backed pages (code, mapped files).
-//! Enough `sleep` processes are started to bring the machine to ~150 processes.
+//! plugins at 1 s ticks (sampling, plugins, the history committed every 10 s on
+//! its writer's thread, the default), the same host committing every tick
+//! (`metrics.commit_every = "0s"`), `prometheus-node-exporter` scraped every
+//! second (it collects on scrape), and `collectd` at a 1 s interval writing CSV.
+//! CPU is the process's user + system time over the minute, as a percentage of
+//! one core; RSS is read at the end, split into anonymous memory and file-backed
+//! pages (code, mapped files); disk writes are the bytes the process sent to the
+//! disk over the minute (`write_bytes` of `/proc/PID/io`; the data directories are
+//! on the machine's disk, not a tmpfs). Enough `sleep` processes are started to
+//! bring the machine to ~150 processes.
 //!
 //! `cargo bench -p monitor-tests --bench footprint` (the Debian packages
 //! `prometheus-node-exporter` and `collectd-core` must be installed for their rows)
@@ -25,6 +29,13 @@ fn cpu_secs(pid: u32) -> f64 {
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0 // USER_HZ
+}
+
+/// Bytes the process (all its threads) has caused to be written to storage so far.
+fn written(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    let line = io.lines().find(|l| l.starts_with("write_bytes:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// A `/proc/PID/status` memory field (`VmRSS:`, `RssAnon:`, `RssFile:`), in MiB.
@@ -71,6 +82,15 @@ fn main() {
     host.wait_exit(Duration::from_secs(10));
 
     let host = sandbox.start(&[]);
+    // The same host, in a data directory of its own, committing the history every tick.
+    let every_tick = Sandbox::new();
+    every_tick.install_examples();
+    let config = every_tick.root.path().join("host.toml");
+    std::fs::write(&config, "[metrics]\ncommit_every = \"0s\"\n").unwrap();
+    let mut warm = every_tick.start(&["--config", config.to_str().unwrap()]);
+    warm.signal("TERM");
+    warm.wait_exit(Duration::from_secs(10));
+    let every_tick_host = every_tick.start(&["--config", config.to_str().unwrap()]);
     let mut others: Vec<(&str, Reaped)> = Vec::new();
     let exporter_port = free_port();
     if installed("/usr/bin/prometheus-node-exporter") {
@@ -107,10 +127,16 @@ fn main() {
         others.push(("collectd (1 s interval, CSV)", Reaped(child)));
     }
 
-    let mut measured: Vec<(&str, u32, f64)> = vec![("monitor (5 example plugins, 1 s ticks)", host.child.id(), 0.0)];
-    measured.extend(others.iter().map(|(name, child)| (*name, child.0.id(), 0.0)));
+    let mut measured: Vec<(&str, u32, f64, u64)> = vec![
+        ("monitor (5 example plugins, 1 s ticks, history committed every 10 s)", host.child.id(), 0.0, 0),
+        ("monitor, the same, history committed every tick", every_tick_host.child.id(), 0.0, 0),
+    ];
+    measured.extend(others.iter().map(|(name, child)| (*name, child.0.id(), 0.0, 0)));
+    let database = |sandbox: &Sandbox| std::fs::metadata(sandbox.data().join("monitor.redb")).map_or(0, |m| m.len());
+    let databases = [database(&sandbox), database(&every_tick)];
     for entry in &mut measured {
         entry.2 = cpu_secs(entry.1);
+        entry.3 = written(entry.1);
     }
     let started = Instant::now();
     let scrape = format!("127.0.0.1:{exporter_port}");
@@ -131,13 +157,22 @@ fn main() {
     let commit_p50 = sandbox.metric_host("monitor_history_commit_p50_seconds").map(|s| s * 1e3);
 
     println!("one minute side by side on this machine ({} processes running)", process_count());
-    println!("| collector | CPU, % of one core | RSS at the end, MiB | of which anonymous / file-backed |");
-    println!("| --- | --- | --- | --- |");
-    for (name, pid, before) in &measured {
+    println!(
+        "| collector | CPU, % of one core | RSS at the end, MiB | of which anonymous / file-backed | disk writes, KiB/s |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for (name, pid, before, written_before) in &measured {
         let cpu = (cpu_secs(*pid) - before) / elapsed * 100.0;
         let (rss, anon, file) = (mib(*pid, "VmRSS:"), mib(*pid, "RssAnon:"), mib(*pid, "RssFile:"));
-        println!("| {name} | {cpu:.2} | {rss:.1} | {anon:.1} / {file:.1} |");
+        let writes = (written(*pid) - written_before) as f64 / 1024.0 / elapsed;
+        println!("| {name} | {cpu:.2} | {rss:.1} | {anon:.1} / {file:.1} | {writes:.1} |");
     }
+    let grown = |sandbox: &Sandbox, before: u64| (database(sandbox) as f64 - before as f64) / 1024.0;
+    println!(
+        "database growth over the minute: {:.0} KiB committing every 10 s, {:.0} KiB committing every tick",
+        grown(&sandbox, databases[0]),
+        grown(&every_tick, databases[1])
+    );
     println!("node-exporter scrapes answered: {scrapes}");
     println!("monitor tick (sampling, plugins, rules, stream): p50 {} ms, p99 {} ms", ms(tick_p50), ms(tick_p99));
     println!("monitor history commit (its own thread): p50 {} ms, p99 {} ms", ms(commit_p50), ms(commit_p99));

@@ -42,6 +42,7 @@ pub const PLUGINS: &[&str] = &[
     "fx-thief",
     "fx-strings",
     "fx-fifo",
+    "fx-two-roles",
 ];
 
 pub fn workspace() -> PathBuf {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use monitor_tests::{Sandbox, Webhook, wait_for};
+use monitor_tests::{Sandbox, Webhook, install, wait_for};
 
 const BAD: &str = r#"
 [[alerts.rule]]
@@ -389,4 +389,49 @@ kind = "watch_failed"
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is paused"), "{refused:?}");
     ok(&sandbox.monitor(&["alerts", "ack", "job-failed", "--note", "fixing the build"]));
     wait_for("the job to run again", Duration::from_secs(10), || (jobs(&sandbox)[0]["paused"] == false).then_some(()));
+}
+
+/// An alert that fired while its handler plugin waited for a grant reaches the
+/// handler once it runs; one that runs at start does not hear it again.
+#[test]
+fn a_handler_that_starts_late_hears_of_the_alerts_still_firing() {
+    let sandbox = Sandbox::new();
+    let plugins = sandbox.plugins();
+    install("jsonl-alerts", &plugins, "jsonl-alerts.wasm");
+    let alerts = sandbox.root.path().join("alerts");
+    std::fs::create_dir_all(&alerts).unwrap();
+    let jsonl = alerts.join("a.jsonl");
+    std::fs::write(plugins.join("jsonl-alerts.toml"), format!("path = \"{}\"\n", jsonl.display())).unwrap();
+    let config = sandbox.root.path().join("host.toml");
+    let rule = "[[alerts.rule]]\nname = \"memory-used\"\nlevel = \"warning\"\nkind = \"threshold\"\n\
+                metric = \"monitor_memory_used_bytes\"\nop = \">\"\nvalue = 0\n";
+    std::fs::write(&config, format!("sample_interval_ms = 100\n{rule}")).unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let mut host = sandbox.start(&args);
+    wait_for("the rule to fire", Duration::from_secs(20), || {
+        let out = sandbox.monitor(&["alerts", "list", "--json"]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        list.as_array()?.iter().any(|a| a["rule"] == "memory-used" && a["state"] == "firing").then_some(())
+    });
+    assert!(!jsonl.exists(), "the handler waits for its grant");
+
+    let grant = format!("fs-write:{}", alerts.display());
+    ok(&sandbox.monitor(&["plugins", "enable", "jsonl-alerts", "--grant", &grant]));
+    let lines = wait_line(&jsonl, "state", "firing");
+    assert_eq!(lines[0]["rule"], "memory-used");
+
+    // Restarted, it runs from the start: the alert is not handed over again.
+    host.signal("TERM");
+    host.wait_exit(Duration::from_secs(20));
+    let mut host = sandbox.start(&args);
+    wait_for("the plugin running again", Duration::from_secs(20), || {
+        (sandbox.state("jsonl-alerts").as_deref() == Some("running")).then_some(())
+    });
+    // A later transition of the same alert shows the file is still being written.
+    ok(&sandbox.monitor(&["alerts", "ack", lines[0]["id"].as_str().unwrap(), "--by", "me"]));
+    let after = wait_line(&jsonl, "state", "acknowledged");
+    let firing = after.iter().filter(|l| l["state"] == "firing").count();
+    assert_eq!(firing, 1, "{after:?}");
+    host.signal("TERM");
+    host.wait_exit(Duration::from_secs(20));
 }

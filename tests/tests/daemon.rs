@@ -274,6 +274,43 @@ fn after_kill_9_the_database_opens_and_nothing_acknowledged_is_lost() {
     assert!(resumed > counted, "the count goes on from what was stored ({counted} then {resumed})");
 }
 
+/// Metric samples are gathered for `metrics.commit_every` before they are
+/// committed: a crash loses those gathered since the last commit (here, with a
+/// window of five minutes, all of them), never a progress update; a stop loses none.
+#[test]
+fn a_crash_loses_the_samples_gathered_since_the_last_history_commit_and_a_stop_none() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.root.path().join("host.toml");
+    std::fs::write(&config, "sample_interval_ms = 200\n[metrics]\ncommit_every = \"5m\"\n").unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let ticks = |sandbox: &Sandbox| sandbox.metric_host("monitor_ticks_total");
+    let stored = |sandbox: &Sandbox| {
+        let out = sandbox.monitor(&["metrics", "query", "monitor_ticks_total", "--json"]);
+        let text = text(&out);
+        if !out.status.success() {
+            assert!(text.contains("no series named 'monitor_ticks_total'"), "{text}");
+            return 0;
+        }
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        found[0]["points"].as_array().map_or(0, Vec::len)
+    };
+
+    let mut host = sandbox.start(&args);
+    assert!(sandbox.monitor(&["progress", "start", "crash/step", "--total", "4"]).status.success());
+    wait_for("five ticks", LIVE, || ticks(&sandbox).filter(|&n| n >= 5.0));
+    host.signal("KILL");
+    host.wait_exit(LIVE);
+    assert_eq!(stored(&sandbox), 0, "the samples of the open window are lost to the crash");
+    let tree = sandbox.monitor(&["status", "crash", "--json"]);
+    assert!(text(&tree).contains("crash/step"), "an acknowledged update is not: {}", text(&tree));
+
+    let mut host = sandbox.start(&args);
+    let seen = wait_for("five more ticks", LIVE, || ticks(&sandbox).filter(|&n| n >= 5.0));
+    host.signal("TERM");
+    host.wait_exit(LIVE);
+    assert!(stored(&sandbox) as f64 >= seen, "a stop commits every tick it sampled");
+}
+
 #[test]
 fn read_commands_reach_a_host_elsewhere_by_url_and_token() {
     let host = Sandbox::new();

@@ -180,3 +180,54 @@ fn disk_use_is_counted_as_df_counts_it() {
     // df rounds up; a second apart the disk may have moved a little.
     assert!((ours - df).abs() <= 2.0, "ours {ours:.1}%, df {df}%");
 }
+
+/// CPU shares are differences between two process samples; the second comes a
+/// second after start, not a whole interval (here an hour) later.
+#[test]
+fn the_process_list_has_cpu_figures_soon_after_the_host_starts() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.root.path().join("host.toml");
+    std::fs::write(&config, "processes_interval_ms = 3600000\n").unwrap();
+    struct Busy(std::process::Child);
+    impl Drop for Busy {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let busy = Busy(Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap());
+    let _host = sandbox.start(&["--config", config.to_str().unwrap()]);
+    let pid = busy.0.id();
+    let token = sandbox.token();
+    wait_for("a CPU figure for the busy process", LIMIT, || {
+        let (_, body) = sandbox.api_get("/v1/processes", Some(&token));
+        let list: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let me = list.as_array()?.iter().find(|p| p["pid"] == pid)?;
+        let cpu = me["cpu_percent"].as_f64()?;
+        (cpu > 0.0).then_some(cpu)
+    });
+    drop(busy);
+}
+
+/// One component in two roles, registered with one `export_plugin!`: the host calls
+/// it in both, and the list keeps its columns.
+#[test]
+fn a_plugin_with_two_roles_works_in_both_and_lists_in_line() {
+    let sandbox = Sandbox::new();
+    install("fx-two-roles", &sandbox.plugins(), "fx-two-roles.wasm");
+    install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
+    let _host = sandbox.start(&[]);
+    let collects = wait_for("the plugin's metric", LIMIT, || sandbox.metric("fx-two-roles", "collects"));
+    assert!(collects >= 1.0);
+    let out = sandbox.monitor(&["status", "--format", "fx-two-roles"]);
+    assert!(out.status.success() && stdout(&out).ends_with(" collects\n"), "{out:?}");
+
+    let text = stdout(&sandbox.monitor(&["plugins", "list"]));
+    let header = text.lines().next().unwrap();
+    let row = text.lines().find(|l| l.starts_with("fx-two-roles")).expect("its row");
+    assert!(row.contains("metric-provider,display-formatter"), "{text}");
+    let at = header.find("STATE").unwrap();
+    assert_eq!(row.get(at..at + "running".len()), Some("running"), "{text}");
+    let other = text.lines().find(|l| l.starts_with("derived-metrics")).unwrap();
+    assert_eq!(other.get(at..at + "running".len()), Some("running"), "{text}");
+}

@@ -276,6 +276,48 @@ fn top_filters_and_sorts_processes() {
 }
 
 #[test]
+fn top_draws_the_process_tree_and_signals_a_process_after_asking() {
+    let sandbox = Sandbox::new();
+    let _daemon = started(&sandbox);
+    // Two minutes at most, with a mark no other process has.
+    let tag = format!("120.{}", 8000 + std::process::id() % 1000);
+    // A shell and its sleep: the sleep is drawn under the shell in the tree.
+    let mut shell = Command::new("sh")
+        .args(["-c", &format!("sleep {tag}; echo {tag}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmux = Tmux::start("signal", &sandbox.data(), "--focus processes", 120, 30);
+    tmux.wait_text("┌ Processes");
+    // Typed, so that the mark is in no command line of the terminal's.
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", &tag]);
+    tmux.keys(&["Enter"]);
+    tmux.wait("the shell and its sleep", |s| s.contains("Processes 2 ") && s.contains(&format!("sleep {tag}")));
+    tmux.keys(&["t"]);
+    let screen = tmux.wait("the sleep under the shell", |s| s.contains(&format!("└─ sleep {tag}")));
+    assert!(screen.contains("· tree"), "{screen}");
+
+    // The shell is the tree's root: the first row.
+    tmux.keys(&["g", "k"]);
+    tmux.wait_text(&format!("send SIGTERM to {} (sh -c sleep {tag}", shell.id()));
+    tmux.keys(&["n"]);
+    tmux.wait_text(&format!("no signal sent to {}", shell.id()));
+    assert!(shell.try_wait().unwrap().is_none(), "n sends nothing");
+    tmux.keys(&["k"]);
+    tmux.wait_text("y/Enter: SIGTERM");
+    tmux.keys(&["y"]);
+    tmux.wait_text(&format!("sent SIGTERM to {}", shell.id()));
+    let status = wait_for("the shell to end", SCREEN_WAIT, || shell.try_wait().unwrap());
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
+    // Its sleep lives on, orphaned: a root once the host samples again.
+    tmux.wait("the orphan as a root", |s| s.contains("Processes 1 ") && !s.contains("└─ sleep"));
+    let _ = Command::new("pkill").args(["-f", &format!("sleep {tag}")]).status();
+    tmux.quit();
+}
+
+#[test]
 fn top_acknowledges_the_selected_firing_alert() {
     let sandbox = Sandbox::new();
     let _daemon = started(&sandbox);

@@ -99,6 +99,17 @@ impl Dispatcher {
         }
     }
 
+    /// Sends `entries` (alerts firing now) to the alert-handler plugin `plugin`, which
+    /// has just started, where a route sends them to plugins.
+    pub fn catch_up(&self, plugin: &str, entries: &[HistoryEntry]) {
+        for entry in entries {
+            if self.routing.targets(&entry.transition).contains(&Target::Plugins) {
+                let job = Job { entry: Arc::new(entry.clone()), since: Instant::now(), reply: None };
+                self.enqueue(Target::Plugin(plugin.to_string()), job);
+            }
+        }
+    }
+
     /// Sends one transition to the handlers its routes name (ignoring
     /// silences) and waits for each outcome, retries included.
     pub async fn test(&self, entry: HistoryEntry) -> Vec<(String, Outcome)> {

@@ -184,6 +184,38 @@ impl Alerting {
         Ok(self.dispatcher.test(HistoryEntry { seq: 0, transition }).await)
     }
 
+    /// Hands the alerts firing now (not silenced, not acknowledged) to an
+    /// alert-handler plugin that has just started: one granted, enabled or
+    /// installed after they fired would otherwise never hear of them. Each goes
+    /// as it stands, a repeat of its firing, where a route sends it to plugins.
+    pub fn catch_up(&self, plugin: &str, now_ms: u64) {
+        let entries: Vec<HistoryEntry> = self
+            .alerts(now_ms)
+            .into_iter()
+            .filter(|a| a.state == State::Firing && !a.silenced)
+            .map(|a| HistoryEntry {
+                seq: 0,
+                transition: Transition {
+                    id: a.id,
+                    rule: a.rule,
+                    level: a.level,
+                    labels: a.labels,
+                    from: State::Firing,
+                    to: State::Firing,
+                    value: a.value,
+                    message: a.message,
+                    at_ms: a.fired_ms.unwrap_or(a.since_ms),
+                    silenced: false,
+                    ack: None,
+                },
+            })
+            .collect();
+        if !entries.is_empty() {
+            tracing::info!(plugin, "{} firing alerts handed to the alert handler that just started", entries.len());
+            self.dispatcher.catch_up(plugin, &entries);
+        }
+    }
+
     pub fn handlers(&self) -> Vec<HandlerStatus> {
         self.dispatcher.status()
     }

@@ -126,14 +126,15 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
 fn check(file: &PathBuf, json: bool) -> anyhow::Result<()> {
     let max = crate::config::HostConfig::default().plugins.max_file_mib << 20;
     let bytes = crate::plugin::manager::read_capped(file, max).map_err(|e| anyhow::anyhow!(e))?;
-    // Compiled into a directory of its own that goes afterwards: checking installs nothing.
-    let scratch = std::env::temp_dir().join(format!("monitor-check-{}", std::process::id()));
-    let runtime = Runtime::new(Some(scratch.clone()))
+    // Compiled into a private directory of its own (a fresh name, mode 0700: no one
+    // can plant an artifact there) that goes afterwards: checking installs nothing.
+    let scratch = tempfile::Builder::new().prefix("monitor-check-").tempdir()?;
+    let runtime = Runtime::new(Some(scratch.path().to_path_buf()))
         .map_err(|e| anyhow::anyhow!("{e:#}"))?
         .compile_with(crate::config::HostConfig::default().compiler());
     let spec = SandboxSpec::bare("(check)");
     let inspected = inspect(&runtime, &spec, Limits::default(), file, &bytes);
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch);
     let (loaded, desc) = inspected.map_err(|e| anyhow::anyhow!(e))?;
     if json {
         let out = serde_json::json!({

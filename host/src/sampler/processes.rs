@@ -14,6 +14,9 @@ use super::rate::Rates;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessSample {
     pub pid: u32,
+    /// The parent's PID; `None` for the first process and where the platform does not say.
+    #[serde(default)]
+    pub parent: Option<u32>,
     pub name: String,
     /// The arguments joined by spaces, cut at [`COMMAND_CHARS`]; empty for kernel threads.
     pub command: String,
@@ -40,7 +43,17 @@ impl ProcessSample {
     pub fn display_command(&self, max_chars: usize) -> String {
         if self.command.is_empty() { format!("[{}]", self.name) } else { shorten(&self.command, max_chars) }
     }
+
+    /// A Linux kernel thread: `kthreadd` (PID 2) and its children, which have no
+    /// command line (in a container PID 2 is an ordinary process, with one). They
+    /// use no memory of their own and crowd a process list.
+    pub fn is_kernel_thread(&self) -> bool {
+        cfg!(target_os = "linux") && self.command.is_empty() && (self.pid == KTHREADD || self.parent == Some(KTHREADD))
+    }
 }
+
+/// The PID of the kernel's thread starter on Linux.
+const KTHREADD: u32 = 2;
 
 /// Enough of a command line to recognise it in a table or a filter.
 pub const COMMAND_CHARS: usize = 256;
@@ -133,6 +146,7 @@ impl ProcessSampler {
             .zip(rates)
             .map(|(p, (_, rates))| ProcessSample {
                 pid: p.pid().as_u32(),
+                parent: p.parent().map(|pid| pid.as_u32()),
                 name: p.name().to_string_lossy().into_owned(),
                 command: command_line(p.cmd(), COMMAND_CHARS),
                 user: p.user_id().map(|uid| self.user_name(uid)).unwrap_or_default(),

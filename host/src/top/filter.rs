@@ -1,6 +1,7 @@
 //! Which rows each panel shows and in what order: pure functions over the data.
 
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 
 use super::model::{Sort, SortKey};
 use crate::alerts::{Alert, State as AlertState};
@@ -50,13 +51,21 @@ pub fn io_rate(p: &ProcessSample) -> f64 {
     p.disk_read_bytes_per_second.unwrap_or(0.0) + p.disk_write_bytes_per_second.unwrap_or(0.0)
 }
 
-pub fn processes<'a>(all: &'a [ProcessSample], filter: &Filter, sort: Sort) -> Vec<&'a ProcessSample> {
+/// The processes the filter keeps, sorted; kernel threads only when asked for (they are
+/// many and idle, and crowd out the work).
+pub fn processes<'a>(
+    all: &'a [ProcessSample],
+    filter: &Filter,
+    sort: Sort,
+    kernel_threads: bool,
+) -> Vec<&'a ProcessSample> {
+    let all = all.iter().filter(|p| kernel_threads || !p.is_kernel_thread());
     let mut rows: Vec<&ProcessSample> = match filter {
-        Filter::None => all.iter().collect(),
-        Filter::Active => all.iter().filter(|p| p.cpu_percent > 0.0 || io_rate(p) > 0.0).collect(),
+        Filter::None => all.collect(),
+        Filter::Active => all.filter(|p| p.cpu_percent > 0.0 || io_rate(p) > 0.0).collect(),
         Filter::Text(text) => {
             let filter = ProcessFilter::parse(text);
-            all.iter().filter(|p| filter.matches(p)).collect()
+            all.filter(|p| filter.matches(p)).collect()
         }
     };
     rows.sort_by(|a, b| {
@@ -71,6 +80,45 @@ pub fn processes<'a>(all: &'a [ProcessSample], filter: &Filter, sort: Sort) -> V
         (if sort.descending { order.reverse() } else { order }).then(a.pid.cmp(&b.pid))
     });
     rows
+}
+
+/// Indentation stops growing past this depth, so a deep chain of processes costs no
+/// more than a wide one.
+const DEEPEST_BRANCH: usize = 32;
+
+/// `rows` as a tree, as `pstree` draws it: each process under its parent when the parent
+/// is among the rows, siblings in the order given; with each, the branch drawn before
+/// its command (empty for a process whose parent is not shown).
+pub fn tree<'a>(rows: &[&'a ProcessSample]) -> Vec<(String, &'a ProcessSample)> {
+    let shown: HashSet<u32> = rows.iter().map(|p| p.pid).collect();
+    let mut children: HashMap<u32, Vec<&ProcessSample>> = HashMap::new();
+    for p in rows {
+        if let Some(parent) = p.parent.filter(|parent| *parent != p.pid && shown.contains(parent)) {
+            children.entry(parent).or_default().push(p);
+        }
+    }
+    let is_root = |p: &ProcessSample| p.parent.is_none_or(|parent| parent == p.pid || !shown.contains(&parent));
+    let mut out = Vec::with_capacity(rows.len());
+    let mut visited = HashSet::with_capacity(rows.len());
+    // Roots first; then anything left, which only a parent loop (PIDs reused between
+    // reads) can leave, so that every row is shown once.
+    for start in rows.iter().filter(|p| is_root(p)).chain(rows.iter()) {
+        // Depth first without recursion: (process, its branch, the indent of its children).
+        let mut stack = vec![(*start, String::new(), String::new())];
+        while let Some((p, branch, indent)) = stack.pop() {
+            if !visited.insert(p.pid) {
+                continue;
+            }
+            out.push((branch, p));
+            let Some(kids) = children.get(&p.pid) else { continue };
+            for (i, kid) in kids.iter().enumerate().rev() {
+                let (elbow, rest) = if i + 1 == kids.len() { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+                let deeper = if indent.chars().count() < DEEPEST_BRANCH * 3 { rest } else { "" };
+                stack.push((*kid, format!("{indent}{elbow}"), format!("{indent}{deeper}")));
+            }
+        }
+    }
+    out
 }
 
 /// Every node of the runs kept, in tree order.
@@ -179,7 +227,7 @@ mod tests {
     #[test]
     fn processes_sort_by_each_column_both_ways() {
         let all = table();
-        let sorted = |key, descending| pids(&processes(&all, &Filter::None, Sort { key, descending }));
+        let sorted = |key, descending| pids(&processes(&all, &Filter::None, Sort { key, descending }, true));
         assert_eq!(sorted(SortKey::Cpu, true), [150, 300, 7, 2], "ties by PID");
         assert_eq!(sorted(SortKey::Cpu, false), [2, 7, 150, 300]);
         assert_eq!(sorted(SortKey::Mem, true), [2, 150, 300, 7]);
@@ -195,13 +243,52 @@ mod tests {
     fn processes_filter_by_text_user_or_activity() {
         let all = table();
         let sort = Sort::new(SortKey::Pid);
-        let kept = |f: &str| pids(&processes(&all, &Filter::parse(f), sort));
+        let kept = |f: &str| pids(&processes(&all, &Filter::parse(f), sort, true));
         assert_eq!(kept(""), [2, 7, 150, 300]);
         assert_eq!(kept("PYTH"), [300], "name, any case");
         assert_eq!(kept("--serve"), [2, 7, 150, 300], "command");
         assert_eq!(kept("user:root"), [2, 7]);
         assert_eq!(kept("active"), [7, 150, 300], "CPU or I/O");
         assert!(kept("nothing-like-this").is_empty());
+    }
+
+    fn child(pid: u32, parent: u32) -> ProcessSample {
+        ProcessSample { pid, parent: Some(parent), name: format!("p{pid}"), command: "x".into(), ..Default::default() }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn kernel_threads_show_only_when_asked_for() {
+        let kthreadd = ProcessSample { pid: 2, parent: Some(0), name: "kthreadd".into(), ..Default::default() };
+        let kworker = ProcessSample { pid: 3, parent: Some(2), name: "kworker/0:0".into(), ..Default::default() };
+        let all = vec![child(1, 0), kthreadd, kworker, child(40, 1)];
+        let kept =
+            |all: &[ProcessSample], kernel| pids(&processes(all, &Filter::None, Sort::new(SortKey::Pid), kernel));
+        assert_eq!(kept(&all, false), [1, 40]);
+        assert_eq!(kept(&all, true), [1, 2, 3, 40]);
+        // In a container PID 2 is whatever started second, with a command line.
+        let container = [child(1, 0), child(2, 1), child(3, 2)];
+        assert_eq!(kept(&container, false), [1, 2, 3]);
+    }
+
+    #[test]
+    fn the_tree_puts_children_under_parents_in_the_order_given() {
+        // 1 ─ 10 ─ 11, 1 ─ 20; 30 has a parent not shown; 7 and 8 are each other's parent.
+        let all = [child(20, 1), child(1, 0), child(11, 10), child(30, 99), child(10, 1), child(7, 8), child(8, 7)];
+        let rows: Vec<&ProcessSample> = all.iter().collect();
+        let drawn: Vec<(String, u32)> = tree(&rows).into_iter().map(|(branch, p)| (branch, p.pid)).collect();
+        let expected = [("", 1), ("├─ ", 20), ("└─ ", 10), ("   └─ ", 11), ("", 30), ("", 7), ("└─ ", 8)];
+        assert_eq!(drawn, expected.map(|(b, pid)| (b.to_string(), pid)), "a loop still shows each row once");
+    }
+
+    #[test]
+    fn a_deep_chain_draws_without_recursion_and_stops_indenting() {
+        let all: Vec<ProcessSample> = (1..=100_000).map(|pid| child(pid, pid - 1)).collect();
+        let rows: Vec<&ProcessSample> = all.iter().collect();
+        let drawn = tree(&rows);
+        assert_eq!(drawn.len(), all.len());
+        let widest = drawn.iter().map(|(branch, _)| branch.chars().count()).max().unwrap();
+        assert_eq!(widest, DEEPEST_BRANCH * 3 + 3);
     }
 
     fn node(path: &str, status: Status, started: u64, finished: Option<u64>) -> Node {

@@ -4,7 +4,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::filter::Filter;
-use super::model::{Model, Panel, Sort};
+use super::model::{Kill, Model, Panel, Signal, Sort};
 use crate::alerts::State as AlertState;
 
 /// Rows a page key moves.
@@ -16,6 +16,8 @@ pub enum Effect {
     Quit,
     /// Acknowledge the alert with this id.
     Ack(String),
+    /// Send a signal the user confirmed.
+    Signal(Kill),
 }
 
 /// The keys, for the help overlay and the README: key, what it does.
@@ -25,9 +27,12 @@ pub const HELP: &[(&str, &str)] = &[
     ("/", "filter: type, Enter applies, Esc cancels"),
     ("Esc", "clear the filter"),
     ("s S", "sort processes: next column / reverse"),
+    ("t", "processes as a tree under their parents / as a list"),
+    ("K", "show / hide kernel threads (hidden at start)"),
+    ("k", "signal the selected process: SIGTERM, or SIGKILL; asks first"),
     ("tab S-tab 1-6", "next / previous panel, or panel N"),
     ("6", "custom panel: the status by --format PLUGIN"),
-    ("↑↓ j k PgUp PgDn g G", "move the selection"),
+    ("↑↓ PgUp PgDn g G", "move the selection"),
     ("enter", "details of the selection"),
     ("a", "acknowledge the selected firing alert"),
     ("q Ctrl-C", "quit"),
@@ -55,6 +60,21 @@ pub fn handle(model: &mut Model, key: KeyEvent) -> Effect {
             _ => {}
         }
         return Effect::None;
+    }
+    if let Some(kill) = model.confirm.take() {
+        return match key.code {
+            KeyCode::Char('y') | KeyCode::Enter => confirmed(model, kill),
+            KeyCode::Char('9') => confirmed(model, Kill { signal: Signal::Kill, ..kill }),
+            KeyCode::Char('n') | KeyCode::Esc => {
+                model.notify(false, format!("no signal sent to {}", kill.pid));
+                Effect::None
+            }
+            _ => {
+                // Only an answer ends the question.
+                model.confirm = Some(kill);
+                Effect::None
+            }
+        };
     }
     if model.help {
         match key.code {
@@ -89,8 +109,17 @@ pub fn handle(model: &mut Model, key: KeyEvent) -> Effect {
             Some(panel) => model.focus = *panel,
             None => model.notify(true, "no panel 6: the custom panel needs top --format PLUGIN (a display formatter)"),
         },
-        KeyCode::Up | KeyCode::Char('k') => move_by(model, -1),
-        KeyCode::Down | KeyCode::Char('j') => move_by(model, 1),
+        KeyCode::Char('t') => {
+            model.keeping_selection(|m| m.tree = !m.tree);
+            model.notify(false, if model.tree { "processes as a tree" } else { "processes as a list" });
+        }
+        KeyCode::Char('K') => {
+            model.keeping_selection(|m| m.kernel_threads = !m.kernel_threads);
+            model.notify(false, if model.kernel_threads { "kernel threads shown" } else { "kernel threads hidden" });
+        }
+        KeyCode::Char('k') => ask_to_signal(model),
+        KeyCode::Up => move_by(model, -1),
+        KeyCode::Down => move_by(model, 1),
         KeyCode::PageUp => move_by(model, -(PAGE as isize)),
         KeyCode::PageDown => move_by(model, PAGE as isize),
         KeyCode::Home | KeyCode::Char('g') => move_by(model, isize::MIN),
@@ -131,6 +160,25 @@ fn ack(model: &mut Model) -> Effect {
     let id = alert.id.clone();
     model.notify(false, format!("acknowledging {id}…"));
     Effect::Ack(id)
+}
+
+fn ask_to_signal(model: &mut Model) {
+    if model.focus != Panel::Processes {
+        return model.notify(true, "'k' signals the selected process: switch to the processes panel with tab or 2");
+    }
+    if !model.local() {
+        return model.notify(true, "'k' signals processes on this machine; this view shows another host's");
+    }
+    let Some(p) = model.selected_process() else {
+        return model.notify(true, "no process to signal");
+    };
+    let command = p.display_command(60);
+    model.confirm = Some(Kill { pid: p.pid, start_time_secs: p.start_time_secs, command, signal: Signal::Term });
+}
+
+fn confirmed(model: &mut Model, kill: Kill) -> Effect {
+    model.notify(false, format!("sending {} to {}…", kill.signal.name(), kill.pid));
+    Effect::Signal(kill)
 }
 
 /// `cpu ▼`, `name ▲`.
@@ -178,7 +226,13 @@ mod tests {
     fn model() -> Model {
         let mut model = Model::new(Panel::System, SortKey::Cpu, Filter::None, Theme::plain(), Duration::from_secs(1));
         let processes = (1..=30)
-            .map(|pid| ProcessSample { pid, name: format!("p{pid}"), cpu_percent: pid as f32, ..Default::default() })
+            .map(|pid| ProcessSample {
+                pid,
+                name: format!("p{pid}"),
+                command: format!("p{pid} --run"),
+                cpu_percent: pid as f32,
+                ..Default::default()
+            })
             .collect();
         let alerts = vec![alert("hot", AlertState::Firing), alert("old", AlertState::Resolved)];
         model.receive(Data { processes, alerts, ..Default::default() }, Origin::Daemon);
@@ -283,15 +337,15 @@ mod tests {
     }
 
     #[test]
-    fn arrows_and_j_k_move_the_selection_within_the_rows() {
+    fn arrows_move_the_selection_within_the_rows() {
         let mut m = model();
         press(&mut m, KeyCode::Char('2'));
         press(&mut m, KeyCode::Up);
         assert_eq!(m.selection(), 0);
         press(&mut m, KeyCode::Down);
-        press(&mut m, KeyCode::Char('j'));
+        press(&mut m, KeyCode::Down);
         assert_eq!(m.selection(), 2);
-        press(&mut m, KeyCode::Char('k'));
+        press(&mut m, KeyCode::Up);
         assert_eq!(m.selection(), 1);
         press(&mut m, KeyCode::PageDown);
         assert_eq!(m.selection(), 11);
@@ -333,6 +387,54 @@ mod tests {
         press(&mut m, KeyCode::Down);
         assert_eq!(press(&mut m, KeyCode::Char('a')), Effect::None);
         assert!(m.notice.as_ref().unwrap().text.contains("alert old is resolved"), "{:?}", m.notice);
+    }
+
+    #[test]
+    fn k_asks_before_signalling_the_selected_process() {
+        let mut m = model();
+        assert_eq!(press(&mut m, KeyCode::Char('k')), Effect::None);
+        assert!(m.confirm.is_none() && m.notice.as_ref().unwrap().error, "not on the processes panel");
+        press(&mut m, KeyCode::Char('2'));
+        press(&mut m, KeyCode::Char('k'));
+        let asked = m.confirm.clone().expect("a question");
+        assert_eq!((asked.pid, asked.signal), (30, Signal::Term), "the selected process, SIGTERM first");
+        assert_eq!(press(&mut m, KeyCode::Char('q')), Effect::None, "only an answer ends the question");
+        assert_eq!(press(&mut m, KeyCode::Down), Effect::None);
+        assert_eq!((m.selection(), m.confirm.is_some()), (0, true));
+        assert_eq!(press(&mut m, KeyCode::Esc), Effect::None);
+        assert!(m.confirm.is_none());
+        press(&mut m, KeyCode::Char('k'));
+        assert_eq!(press(&mut m, KeyCode::Char('y')), Effect::Signal(asked.clone()));
+        press(&mut m, KeyCode::Char('k'));
+        assert_eq!(press(&mut m, KeyCode::Char('9')), Effect::Signal(Kill { signal: Signal::Kill, ..asked }));
+        m.origin = Some(Origin::Remote("http://elsewhere:1".into()));
+        press(&mut m, KeyCode::Char('k'));
+        assert!(m.confirm.is_none(), "a PID of another machine is not ours to signal");
+    }
+
+    #[test]
+    fn t_shows_the_tree_and_shift_k_the_kernel_threads() {
+        let mut m = model();
+        let mut data = (*m.live.data).clone();
+        data.processes = vec![
+            ProcessSample { pid: 2, name: "kthreadd".into(), ..Default::default() },
+            ProcessSample { pid: 9, parent: Some(2), name: "kworker".into(), ..Default::default() },
+            ProcessSample { pid: 10, command: "init".into(), cpu_percent: 1.0, ..Default::default() },
+            ProcessSample { pid: 11, parent: Some(10), command: "job".into(), cpu_percent: 5.0, ..Default::default() },
+        ];
+        m.receive(data, Origin::Local);
+        press(&mut m, KeyCode::Char('2'));
+        let pids = |m: &Model| m.processes().iter().map(|p| p.pid).collect::<Vec<_>>();
+        let kernel_hidden = if cfg!(target_os = "linux") { vec![11, 10] } else { vec![11, 10, 9, 2] };
+        assert_eq!(pids(&m), kernel_hidden, "by CPU");
+        press(&mut m, KeyCode::Char('t'));
+        assert_eq!(pids(&m)[..2], [10, 11], "the child under its parent");
+        assert_eq!(m.process_rows()[1].0, "└─ ");
+        assert_eq!(m.selection(), 1, "the selection stays on its process");
+        press(&mut m, KeyCode::Char('K'));
+        assert_eq!(pids(&m).len(), 4);
+        press(&mut m, KeyCode::Char('t'));
+        assert_eq!(pids(&m)[..2], [11, 10]);
     }
 
     #[test]

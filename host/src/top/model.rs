@@ -108,6 +108,33 @@ impl Sort {
     }
 }
 
+/// The signals `k` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Kill => "SIGKILL",
+        }
+    }
+}
+
+/// A signal for a process, named by PID and start time so that it never reaches
+/// another process that took the PID since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kill {
+    pub pid: u32,
+    pub start_time_secs: u64,
+    /// The command as shown, for the prompt.
+    pub command: String,
+    pub signal: Signal,
+}
+
 /// What is on screen: the data and the history that goes with it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct View {
@@ -150,6 +177,12 @@ pub struct Model {
     pub editing: Option<String>,
     pub help: bool,
     pub details: bool,
+    /// Kernel threads in the process list; hidden by default.
+    pub kernel_threads: bool,
+    /// Processes drawn as a tree under their parents, the sort within each level.
+    pub tree: bool,
+    /// A signal waiting for the user to confirm it.
+    pub confirm: Option<Kill>,
     /// The selected row of each panel, by [`Panel::index`].
     pub selected: [usize; Panel::ALL.len()],
     /// The display-formatter plugin of the custom panel; without one there is no such panel.
@@ -172,6 +205,9 @@ impl Model {
             editing: None,
             help: false,
             details: false,
+            kernel_threads: false,
+            tree: false,
+            confirm: None,
             selected: [0; Panel::ALL.len()],
             custom: None,
             notice: None,
@@ -243,12 +279,32 @@ impl Model {
     }
 
     pub fn processes(&self) -> Vec<&ProcessSample> {
-        let mut rows = filter::processes(&self.shown().data.processes, &self.filter, self.sort);
-        if matches!(self.filter, Filter::Text(_)) && !matches!(self.origin, Some(Origin::Remote(_))) {
+        self.process_rows().into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// The processes shown, in order, each with the branch drawn before its command in
+    /// the tree view (empty otherwise).
+    pub fn process_rows(&self) -> Vec<(String, &ProcessSample)> {
+        let data = &self.shown().data;
+        let mut rows = filter::processes(&data.processes, &self.filter, self.sort, self.kernel_threads);
+        if matches!(self.filter, Filter::Text(_)) && self.local() {
             // `monitor top --filter TEXT` has the text in its own command line: it is no answer.
             rows.retain(|p| p.pid != std::process::id());
         }
-        rows
+        match self.tree {
+            true => filter::tree(&rows),
+            false => rows.into_iter().map(|p| (String::new(), p)).collect(),
+        }
+    }
+
+    /// Whether the processes shown are this machine's (a PID here means the same process).
+    pub fn local(&self) -> bool {
+        !matches!(self.origin, Some(Origin::Remote(_)))
+    }
+
+    /// The selected process, if the processes panel has one.
+    pub fn selected_process(&self) -> Option<&ProcessSample> {
+        self.processes().get(self.selected[Panel::Processes.index()]).copied()
     }
 
     pub fn progress(&self) -> Vec<&Node> {

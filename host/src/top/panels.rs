@@ -17,6 +17,8 @@ mod processes;
 mod progress;
 mod system;
 
+pub use processes::COLUMNS_HELP;
+
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     match model.focus {
         Panel::System => system::render(model, frame, area),

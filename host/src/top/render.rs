@@ -12,6 +12,7 @@ use super::format::{self, bar, bytes, rate, spark};
 use super::keys::HELP;
 use super::model::{Model, Origin, Panel};
 use super::panels;
+use super::panels::COLUMNS_HELP;
 use super::theme::{Tone, level_tone, percent_tone};
 use crate::alerts::State as AlertState;
 
@@ -147,7 +148,15 @@ fn render_summary(model: &Model, frame: &mut Frame, area: Rect) {
 
 fn render_footer(model: &Model, frame: &mut Frame, area: Rect) {
     let theme = &model.theme;
-    let line = if let Some(text) = &model.editing {
+    let line = if let Some(kill) = &model.confirm {
+        Line::from(vec![
+            Span::styled(
+                format!(" send {} to {} ({})? ", kill.signal.name(), kill.pid, kill.command),
+                theme.tone(Tone::Warning),
+            ),
+            Span::styled("y/Enter: SIGTERM · 9: SIGKILL · n/Esc: no", theme.heading()),
+        ])
+    } else if let Some(text) = &model.editing {
         Line::from(vec![
             Span::styled(" filter: ", theme.heading()),
             Span::raw(format!("{text}█")),
@@ -158,7 +167,7 @@ fn render_footer(model: &Model, frame: &mut Frame, area: Rect) {
         Line::from(Span::styled(format!(" {}", notice.text), theme.tone(tone)))
     } else {
         let mut spans = vec![Span::styled(
-            " q quit  ? help  tab panel  / filter  s/S sort  space pause  enter details",
+            " q quit  ? help  tab panel  / filter  s/S sort  t tree  k signal  space pause  enter details",
             theme.tone(Tone::Quiet),
         )];
         if !model.filter.text().is_empty() {
@@ -175,10 +184,17 @@ fn render_help(model: &Model, frame: &mut Frame, area: Rect) {
     let block = Block::bordered().title(Line::styled(" Keys (? or Esc closes) ", theme.heading()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [keys, legend] = Layout::vertical([Constraint::Min(0), Constraint::Length(3)]).areas(inner);
-    let rows = HELP.iter().map(|(key, what)| Row::new([Span::styled(*key, theme.heading()), Span::raw(*what)]));
-    let table = Table::new(rows, [Constraint::Length(20), Constraint::Min(10)]).column_spacing(1);
-    frame.render_widget(table, keys);
+    let columns = COLUMNS_HELP.len() as u16 + 2;
+    let [keys, processes, legend] =
+        Layout::vertical([Constraint::Min(HELP.len() as u16), Constraint::Length(columns), Constraint::Length(3)])
+            .areas(inner);
+    let table = |rows: &[(&'static str, &'static str)]| {
+        let rows = rows.iter().map(|(key, what)| Row::new([Span::styled(*key, theme.heading()), Span::raw(*what)]));
+        Table::new(rows, [Constraint::Length(20), Constraint::Min(10)]).column_spacing(1)
+    };
+    frame.render_widget(table(HELP), keys);
+    let heading = Row::new([Span::raw("process column"), Span::raw("")]).style(theme.heading()).top_margin(1);
+    frame.render_widget(table(COLUMNS_HELP).header(heading), processes);
     let legend_lines = vec![
         Line::from(vec![
             Span::raw("colours: "),

@@ -10,6 +10,16 @@ use super::super::keys::sort_name;
 use super::super::model::{Model, Panel, SortKey};
 use super::super::theme::{Tone, percent_tone};
 
+/// What each column is, for the help.
+pub const COLUMNS_HELP: &[(&str, &str)] = &[
+    ("PID USER", "process id; the real user's name"),
+    ("CPU%", "CPU since the last sample, % of one core (up to 100 × cores)"),
+    ("MEM", "resident memory"),
+    ("READ/s WRITE/s", "bytes from and to disk per second; - until a second sample"),
+    ("STATE", "running, sleeping, disk-sleep (waiting on I/O), stopped, zombie, idle"),
+    ("COMMAND", "the command line; [name] for a kernel thread"),
+];
+
 /// Columns: header, sort key, width.
 const COLUMNS: [(&str, Option<SortKey>, u16); 7] = [
     ("PID", Some(SortKey::Pid), 7),
@@ -22,11 +32,21 @@ const COLUMNS: [(&str, Option<SortKey>, u16); 7] = [
 ];
 
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
-    let rows = model.processes();
-    let title = format!("Processes {} · sort {}", rows.len(), sort_name(model.sort));
+    let rows = model.process_rows();
+    let mut title = format!("Processes {} · sort {}", rows.len(), sort_name(model.sort));
+    if model.tree {
+        title.push_str(" · tree");
+    }
+    if model.kernel_threads {
+        title.push_str(" · kernel threads");
+    }
     let block = super::block(model, title);
     if rows.is_empty() {
-        return super::empty(model, frame, area, block, "no processes match the filter; Esc clears it");
+        let hint = match model.kernel_threads {
+            true => "no processes match the filter; Esc clears it",
+            false => "no processes match the filter; Esc clears it, K shows kernel threads",
+        };
+        return super::empty(model, frame, area, block, hint);
     }
     let theme = model.theme;
     let mark = |key: SortKey| match (key == model.sort.key, model.sort.descending) {
@@ -46,7 +66,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let command_width =
         (area.width as usize).saturating_sub(COLUMNS.iter().map(|c| c.2 as usize + 1).sum::<usize>() + 2);
     let width = |i: usize| COLUMNS[i].2;
-    let table_rows = rows.iter().map(|p| {
+    let table_rows = rows.iter().map(|(branch, p)| {
         let cpu = f64::from(p.cpu_percent);
         Row::new(vec![
             Cell::from(right(&p.pid.to_string(), width(0))),
@@ -56,7 +76,10 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
             Cell::from(right(&rate(p.disk_read_bytes_per_second), width(4))),
             Cell::from(right(&rate(p.disk_write_bytes_per_second), width(5))),
             Cell::from(Span::styled(p.status.clone(), theme.tone(state_tone(&p.status)))),
-            Cell::from(p.display_command(command_width.max(8))),
+            Cell::from(format!(
+                "{branch}{}",
+                p.display_command(command_width.saturating_sub(branch.chars().count()).max(8))
+            )),
         ])
     });
     let mut widths: Vec<Constraint> = COLUMNS.iter().map(|c| Constraint::Length(c.2)).collect();
@@ -84,7 +107,7 @@ fn state_tone(state: &str) -> Tone {
 }
 
 pub fn details(model: &Model) -> Vec<(String, String)> {
-    let Some(p) = model.processes().get(model.selected[Panel::Processes.index()]).copied().cloned() else {
+    let Some(p) = model.selected_process().cloned() else {
         return Vec::new();
     };
     let now_secs = model.shown().data.snapshot.timestamp_ms / 1000;
