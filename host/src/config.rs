@@ -38,7 +38,7 @@ pub struct MetricsConfig {
     pub keep_minutes: String,
     /// Most series one plugin may add to the history; samples of more are dropped.
     pub max_series_per_plugin: u64,
-    /// How long samples are gathered before they are committed together, like `10s`:
+    /// How long samples are gathered before they are committed together, like `30s`:
     /// what a crash can lose of the history, and what keeps the disk quiet.
     pub commit_every: String,
 }
@@ -49,7 +49,7 @@ impl Default for MetricsConfig {
             keep_raw: "1h".into(),
             keep_minutes: "7d".into(),
             max_series_per_plugin: 1000,
-            commit_every: "10s".into(),
+            commit_every: "30s".into(),
         }
     }
 }

@@ -5,8 +5,8 @@
 //! The tick hands its samples over and goes on. The thread gathers them for
 //! [`Keeping::commit_every`] and writes them in one durable transaction, and
 //! compacts old points between batches: a commit rewrites the tail page of every
-//! series, so one commit of ten ticks writes about a tenth of what ten commits
-//! do. A crash loses at most the samples gathered since the last commit; a stop
+//! series, so one commit of thirty ticks writes about a thirtieth of what thirty
+//! commits do. A crash loses at most the samples gathered since the last commit; a stop
 //! writes them. If the thread falls a whole queue behind (the disk stalled for
 //! [`QUEUE`] ticks), further ticks are left out of the history and counted,
 //! rather than held in memory without bound.

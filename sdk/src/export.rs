@@ -93,9 +93,9 @@ macro_rules! __role_glue {
         }
     };
     (alert_handler, $ty:ty) => {
-        impl __monitor_bindings::exports::monitor::plugin::alerts::Guest for __MonitorExport {
-            fn handle(alert: $crate::Alert) -> ::core::result::Result<(), ::std::string::String> {
-                __monitor_with(|p| <$ty as $crate::AlertHandler>::handle(p, &alert))
+        impl __monitor_bindings::exports::monitor::plugin::alert_events::Guest for __MonitorExport {
+            fn handle(event: $crate::AlertEvent) -> ::core::result::Result<(), ::std::string::String> {
+                __monitor_with(|p| <$ty as $crate::AlertHandler>::handle(p, &event))
             }
         }
     };

@@ -69,7 +69,7 @@
 //!
 //! ```
 //! use monitor_sdk::config::Deserialize;
-//! use monitor_sdk::{Alert, AlertHandler, CapabilityRequest, Plugin};
+//! use monitor_sdk::{AlertEvent, AlertHandler, AlertState, CapabilityRequest, Plugin};
 //!
 //! /// `counter.toml` beside the `.wasm`: `prefix = "rules"` (optional).
 //! #[derive(Deserialize)]
@@ -85,7 +85,7 @@
 //! }
 //!
 //! impl Plugin for Counter {
-//!     const SUMMARY: &'static str = "counts alerts per rule in the key-value store";
+//!     const SUMMARY: &'static str = "counts firings per rule in the key-value store";
 //!
 //!     fn capabilities() -> Vec<CapabilityRequest> {
 //!         vec![CapabilityRequest::new("kv", "keeps the counts across restarts")]
@@ -99,8 +99,12 @@
 //! }
 //!
 //! impl AlertHandler for Counter {
-//!     fn handle(&mut self, alert: &Alert) -> Result<(), String> {
-//!         let key = format!("{}/{}", self.prefix, alert.rule);
+//!     fn handle(&mut self, event: &AlertEvent) -> Result<(), String> {
+//!         // A repeat is the same firing again: count each firing once.
+//!         if event.alert.state != AlertState::Firing || event.from == AlertState::Firing {
+//!             return Ok(());
+//!         }
+//!         let key = format!("{}/{}", self.prefix, event.alert.rule);
 //!         let n = monitor_sdk::kv::get_string(&key).and_then(|s| s.parse().ok()).unwrap_or(0u64);
 //!         monitor_sdk::kv::set_string(&key, &(n + 1).to_string())
 //!     }
@@ -209,8 +213,8 @@ pub mod bindings {
 
 pub use bindings::monitor::plugin::types;
 pub use types::{
-    Alert, AlertState, CapabilityRequest, Label, Level, Metric, NodeStatus, PluginInfo, ProgressEstimate, ProgressNode,
-    StatusView, SystemSnapshot, View,
+    Alert, AlertAck, AlertEvent, AlertState, CapabilityRequest, Label, Level, Metric, NodeStatus, PluginInfo,
+    ProgressEstimate, ProgressNode, StatusView, SystemSnapshot, View,
 };
 
 /// What every plugin is, whatever its role.
@@ -245,9 +249,11 @@ pub trait ProgressCalculator: Plugin {
     fn compute(&mut self, parent: &ProgressNode, children: &[ProgressNode]) -> Result<ProgressEstimate, String>;
 }
 
-/// Receives alert transitions and delivers them somewhere.
+/// Receives alert transitions and delivers them somewhere: each as an
+/// [`AlertEvent`], the alert with its history number, the state it came from
+/// (a repeat comes from `firing`) and, on acknowledgement, who and why.
 pub trait AlertHandler: Plugin {
-    fn handle(&mut self, alert: &Alert) -> Result<(), String>;
+    fn handle(&mut self, event: &AlertEvent) -> Result<(), String>;
 }
 
 /// Renders a view as text.

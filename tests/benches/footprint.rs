@@ -1,8 +1,8 @@
 //! The host's own cost beside the usual collectors, side by side for the same
 //! minute on this machine: the release `monitor` daemon with the five example
-//! plugins at 1 s ticks (sampling, plugins, the history committed every 10 s on
-//! its writer's thread, the default), the same host committing every tick
-//! (`metrics.commit_every = "0s"`), `prometheus-node-exporter` scraped every
+//! plugins at 1 s ticks (sampling, plugins, the history committed every 30 s on
+//! its writer's thread, the default), the same host committing every 10 s and
+//! every tick (`metrics.commit_every = "10s"`, `"0s"`), `prometheus-node-exporter` scraped every
 //! second (it collects on scrape), and `collectd` at a 1 s interval writing CSV.
 //! CPU is the process's user + system time over the minute, as a percentage of
 //! one core; RSS is read at the end, split into anonymous memory and file-backed
@@ -82,15 +82,22 @@ fn main() {
     host.wait_exit(Duration::from_secs(10));
 
     let host = sandbox.start(&[]);
-    // The same host, in a data directory of its own, committing the history every tick.
-    let every_tick = Sandbox::new();
-    every_tick.install_examples();
-    let config = every_tick.root.path().join("host.toml");
-    std::fs::write(&config, "[metrics]\ncommit_every = \"0s\"\n").unwrap();
-    let mut warm = every_tick.start(&["--config", config.to_str().unwrap()]);
-    warm.signal("TERM");
-    warm.wait_exit(Duration::from_secs(10));
-    let every_tick_host = every_tick.start(&["--config", config.to_str().unwrap()]);
+    // The same host in data directories of their own, committing the history
+    // more often: every 10 s, and every tick.
+    let often: Vec<(Sandbox, monitor_tests::Daemon)> = ["10s", "0s"]
+        .into_iter()
+        .map(|every| {
+            let other = Sandbox::new();
+            other.install_examples();
+            let config = other.root.path().join("host.toml");
+            std::fs::write(&config, format!("[metrics]\ncommit_every = \"{every}\"\n")).unwrap();
+            let mut warm = other.start(&["--config", config.to_str().unwrap()]);
+            warm.signal("TERM");
+            warm.wait_exit(Duration::from_secs(10));
+            let daemon = other.start(&["--config", config.to_str().unwrap()]);
+            (other, daemon)
+        })
+        .collect();
     let mut others: Vec<(&str, Reaped)> = Vec::new();
     let exporter_port = free_port();
     if installed("/usr/bin/prometheus-node-exporter") {
@@ -128,12 +135,14 @@ fn main() {
     }
 
     let mut measured: Vec<(&str, u32, f64, u64)> = vec![
-        ("monitor (5 example plugins, 1 s ticks, history committed every 10 s)", host.child.id(), 0.0, 0),
-        ("monitor, the same, history committed every tick", every_tick_host.child.id(), 0.0, 0),
+        ("monitor (5 example plugins, 1 s ticks, history committed every 30 s)", host.child.id(), 0.0, 0),
+        ("monitor, the same, history committed every 10 s", often[0].1.child.id(), 0.0, 0),
+        ("monitor, the same, history committed every tick", often[1].1.child.id(), 0.0, 0),
     ];
     measured.extend(others.iter().map(|(name, child)| (*name, child.0.id(), 0.0, 0)));
     let database = |sandbox: &Sandbox| std::fs::metadata(sandbox.data().join("monitor.redb")).map_or(0, |m| m.len());
-    let databases = [database(&sandbox), database(&every_tick)];
+    let sandboxes = [&sandbox, &often[0].0, &often[1].0];
+    let databases = sandboxes.map(database);
     for entry in &mut measured {
         entry.2 = cpu_secs(entry.1);
         entry.3 = written(entry.1);
@@ -167,12 +176,12 @@ fn main() {
         let writes = (written(*pid) - written_before) as f64 / 1024.0 / elapsed;
         println!("| {name} | {cpu:.2} | {rss:.1} | {anon:.1} / {file:.1} | {writes:.1} |");
     }
-    let grown = |sandbox: &Sandbox, before: u64| (database(sandbox) as f64 - before as f64) / 1024.0;
-    println!(
-        "database growth over the minute: {:.0} KiB committing every 10 s, {:.0} KiB committing every tick",
-        grown(&sandbox, databases[0]),
-        grown(&every_tick, databases[1])
-    );
+    let grown: Vec<String> = sandboxes
+        .iter()
+        .zip(databases)
+        .map(|(s, before)| format!("{:.0}", (database(s) as f64 - before as f64) / 1024.0))
+        .collect();
+    println!("database growth over the minute, KiB, committing every 30 s / 10 s / tick: {}", grown.join(" / "));
     println!("node-exporter scrapes answered: {scrapes}");
     println!("monitor tick (sampling, plugins, rules, stream): p50 {} ms, p99 {} ms", ms(tick_p50), ms(tick_p99));
     println!("monitor history commit (its own thread): p50 {} ms, p99 {} ms", ms(commit_p50), ms(commit_p99));

@@ -43,6 +43,7 @@ pub const PLUGINS: &[&str] = &[
     "fx-strings",
     "fx-fifo",
     "fx-two-roles",
+    "fx-alerts-v1",
 ];
 
 pub fn workspace() -> PathBuf {

@@ -162,6 +162,11 @@ fn a_threshold_crossing_reaches_every_handler_and_ack_and_resolve_are_kept() {
         (&commanded[0]["id"], &commanded[0]["from"], commanded[0]["seq"].as_u64()),
         (&lines[0]["id"], &"inactive".into(), Some(1))
     );
+    // The plugin hears what the command hears: the same number, where it came from.
+    assert_eq!(
+        (lines[0]["seq"].as_u64(), &lines[0]["from"], &lines[0]["ack"]),
+        (Some(1), &"pending".into(), &serde_json::Value::Null)
+    );
     // The webhook failed twice, then took the alert.
     let delivered = wait_for("the webhook delivery", Duration::from_secs(20), || {
         let d = hook.delivered();
@@ -193,7 +198,10 @@ fn a_threshold_crossing_reaches_every_handler_and_ack_and_resolve_are_kept() {
     // Acknowledge by a prefix of the id: every handler hears of it.
     let acked = ok(&sandbox.monitor(&["alerts", "ack", "queue-deep", "--note", "draining it", "--by", "ann"]));
     assert!(acked.contains("firing → acknowledged") && acked.contains("(by ann: draining it)"), "{acked}");
-    wait_line(&jsonl, "state", "acknowledged");
+    let lines = wait_line(&jsonl, "state", "acknowledged");
+    let acknowledged = lines.iter().find(|l| l["state"] == "acknowledged").unwrap();
+    assert_eq!((&acknowledged["from"], &acknowledged["ack"]["by"]), (&"firing".into(), &"ann".into()));
+    assert_eq!(acknowledged["ack"]["note"], "draining it");
     wait_line(&command_out, "to", "acknowledged");
     let list = ok(&sandbox.monitor(&["alerts", "list"]));
     assert!(list.contains("acknowledged by ann") && list.contains("draining it"), "{list}");

@@ -126,8 +126,9 @@ fn jsonl_alerts_appends_one_json_line_per_alert_in_the_granted_directory() {
         value: Some(97.5),
         at_ms: 1_700_000_000_000,
     };
+    let event = types::AlertEvent { alert, seq: 7, from: types::AlertState::Pending, ack: None };
     for _ in 0..2 {
-        let results = host.block_on(host.manager.dispatch(&alert));
+        let results = host.block_on(host.manager.dispatch(&event));
         assert_eq!(results.len(), 1);
         assert!(results[0].1.is_ok(), "{:?}", results[0].1);
     }
@@ -139,6 +140,31 @@ fn jsonl_alerts_appends_one_json_line_per_alert_in_the_granted_directory() {
     assert_eq!(lines[0]["message"], "/ is 97% full\nact now");
     assert_eq!(lines[0]["labels"]["mount"], "/");
     assert_eq!(lines[0]["value"], 97.5);
+    assert_eq!((&lines[0]["seq"], &lines[0]["from"]), (&7.into(), &"pending".into()));
+}
+
+/// A handler built before `alert-events` existed still gets every alert, the
+/// alert alone, and still counts as an alert handler.
+#[test]
+fn an_alert_handler_of_the_first_form_still_gets_alerts() {
+    let host = Host::with(Sandbox::new(), &["fx-alerts-v1"]);
+    let record = host.enable("fx-alerts-v1", &["kv"]);
+    assert_eq!(record.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["alert-handler"]);
+    let alert = types::Alert {
+        id: "old-form".into(),
+        rule: "r".into(),
+        level: types::Level::Warning,
+        state: types::AlertState::Firing,
+        message: String::new(),
+        labels: Vec::new(),
+        value: None,
+        at_ms: 1,
+    };
+    let event = types::AlertEvent { alert, seq: 3, from: types::AlertState::Firing, ack: None };
+    let results = host.block_on(host.manager.dispatch(&event));
+    let mine = results.iter().find(|(name, _)| name == "fx-alerts-v1").expect("called");
+    assert!(mine.1.is_ok(), "{:?}", mine.1);
+    assert_eq!(host.manager.store().kv_get("fx-alerts-v1", "last").unwrap().as_deref(), Some(&b"old-form"[..]));
 }
 
 #[test]

@@ -11,11 +11,15 @@ use monitor_tests::{Sandbox, install, monitor_bin, wait_for};
 /// How long any one screen may take to appear (a debug build on a busy machine).
 const SCREEN_WAIT: Duration = Duration::from_secs(30);
 
-/// A host configuration: a process table every half second, and an alert rule that
-/// fires at the first tick (some memory is always in use).
+/// A host configuration: a process table every half second, the history committed
+/// every second, and an alert rule that fires at the first tick (some memory is
+/// always in use).
 const CONFIG: &str = r#"
 sample_interval_ms = 500
 processes_interval_ms = 500
+
+[metrics]
+commit_every = "1s"
 
 [[alerts.rule]]
 name = "top-test-memory"

@@ -304,7 +304,7 @@ impl Delivery {
                 let Some(manager) = &self.manager else {
                     return Err(format!("plugin '{name}' cannot run here: no host is running plugins"));
                 };
-                manager.handle_alert(name, (&entry.transition).into()).await.map_err(|e| e.to_string())
+                manager.handle_alert(name, entry.into()).await.map_err(|e| e.to_string())
             }
             (_, Some(handler)) => {
                 let mut payload =

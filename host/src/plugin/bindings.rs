@@ -75,6 +75,18 @@ impl From<&crate::alerts::Transition> for types::Alert {
     }
 }
 
+impl From<&crate::store::alerts::HistoryEntry> for types::AlertEvent {
+    fn from(entry: &crate::store::alerts::HistoryEntry) -> Self {
+        let t = &entry.transition;
+        types::AlertEvent {
+            alert: t.into(),
+            seq: entry.seq,
+            from: plugin_state(Some(t.from)),
+            ack: t.ack.as_ref().map(|a| types::AlertAck { by: a.by.clone(), note: a.note.clone(), at_ms: a.at_ms }),
+        }
+    }
+}
+
 impl From<&crate::alerts::Alert> for types::Alert {
     fn from(a: &crate::alerts::Alert) -> Self {
         let state = if a.silenced { None } else { Some(a.state) };
@@ -95,7 +107,7 @@ fn alert(
     value: Option<f64>,
     at_ms: u64,
 ) -> types::Alert {
-    use crate::alerts::{Level, State};
+    use crate::alerts::Level;
     types::Alert {
         id: id.into(),
         rule: rule.into(),
@@ -105,16 +117,22 @@ fn alert(
             Level::Error => types::Level::Error,
             Level::Critical => types::Level::Critical,
         },
-        state: match state {
-            None => types::AlertState::Silenced,
-            Some(State::Inactive | State::Pending) => types::AlertState::Pending,
-            Some(State::Firing) => types::AlertState::Firing,
-            Some(State::Acknowledged) => types::AlertState::Acknowledged,
-            Some(State::Resolved) => types::AlertState::Resolved,
-        },
+        state: plugin_state(state),
         message: message.into(),
         labels: labels.iter().map(|(k, v)| types::Label { key: k.clone(), value: v.clone() }).collect(),
         value,
         at_ms,
+    }
+}
+
+/// An alert state as plugins see it; none means silenced.
+fn plugin_state(state: Option<crate::alerts::State>) -> types::AlertState {
+    use crate::alerts::State;
+    match state {
+        None => types::AlertState::Silenced,
+        Some(State::Inactive | State::Pending) => types::AlertState::Pending,
+        Some(State::Firing) => types::AlertState::Firing,
+        Some(State::Acknowledged) => types::AlertState::Acknowledged,
+        Some(State::Resolved) => types::AlertState::Resolved,
     }
 }

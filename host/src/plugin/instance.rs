@@ -102,9 +102,16 @@ pub struct Instance {
     plugin: guest::plugin::Guest,
     metrics: Option<guest::metrics::Guest>,
     progress: Option<guest::progress::Guest>,
-    alerts: Option<guest::alerts::Guest>,
+    alerts: Option<AlertsExport>,
     formatter: Option<guest::formatter::Guest>,
     bounds: Bounds,
+}
+
+/// An alert handler's export: the event with its transition, or, built before
+/// that existed, the alert alone.
+enum AlertsExport {
+    Events(guest::alert_events::Guest),
+    Alerts(guest::alerts::Guest),
 }
 
 /// What every call of an instance runs under, worked out once.
@@ -146,7 +153,12 @@ impl Instance {
                 guest::plugin::GuestIndices::new(pre)?.load(&mut *store, &instance)?,
                 optional(guest::metrics::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance))),
                 optional(guest::progress::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance))),
-                optional(guest::alerts::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance))),
+                optional(guest::alert_events::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance)))
+                    .map(AlertsExport::Events)
+                    .or_else(|| {
+                        optional(guest::alerts::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance)))
+                            .map(AlertsExport::Alerts)
+                    }),
                 optional(guest::formatter::GuestIndices::new(pre).and_then(|i| i.load(&mut *store, &instance))),
             ));
             Ok(())
@@ -209,11 +221,16 @@ impl Instance {
         Ok(estimate)
     }
 
-    pub fn handle(&mut self, alert: &types::Alert) -> Result<(), Fault> {
-        let Some(alerts) = &self.alerts else {
-            return Ok(());
+    pub fn handle(&mut self, event: &types::AlertEvent) -> Result<(), Fault> {
+        let result = match &self.alerts {
+            None => return Ok(()),
+            Some(AlertsExport::Events(events)) => {
+                guarded(&mut self.store, &self.bounds, "handle", |s| events.call_handle(s, event))?
+            }
+            Some(AlertsExport::Alerts(alerts)) => {
+                guarded(&mut self.store, &self.bounds, "handle", |s| alerts.call_handle(s, &event.alert))?
+            }
         };
-        let result = guarded(&mut self.store, &self.bounds, "handle", |s| alerts.call_handle(s, alert))?;
         result.map_err(|message| returned("handle", &message))
     }
 

@@ -38,7 +38,7 @@ pub enum LoadError {
     )]
     WrongVersion { file: String, found: String },
     #[error(
-        "{file} implements no monitor world (it exports: {exports}); a plugin exports {CONTRACT_PACKAGE}/plugin@{CONTRACT_VERSION} and one of metrics, progress, alerts, formatter"
+        "{file} implements no monitor world (it exports: {exports}); a plugin exports {CONTRACT_PACKAGE}/plugin@{CONTRACT_VERSION} and one of metrics, progress, alert-events, formatter"
     )]
     NoWorld { file: String, exports: String },
     #[error("{file} imports '{import}', which this host does not provide to plugins")]
@@ -88,7 +88,8 @@ pub fn load_bytes(runtime: &Runtime, bytes: &[u8], file: &str) -> Result<Loaded,
             interfaces.push(interface.to_string());
         }
     }
-    let roles: Vec<Role> = Role::ALL.into_iter().filter(|r| interfaces.iter().any(|i| i == r.interface())).collect();
+    let roles: Vec<Role> =
+        Role::ALL.into_iter().filter(|r| interfaces.iter().any(|i| r.interfaces().contains(&i.as_str()))).collect();
     if roles.is_empty() || !interfaces.iter().any(|i| i == "plugin") {
         let exports = if exports.is_empty() { "nothing".into() } else { exports.join(", ") };
         return Err(LoadError::NoWorld { file, exports });

@@ -527,14 +527,14 @@ impl Manager {
         out
     }
 
-    /// Hands an alert to every running alert handler.
-    pub async fn dispatch(&self, alert: &types::Alert) -> Vec<(String, Result<(), Fault>)> {
+    /// Hands an alert transition to every running alert handler.
+    pub async fn dispatch(&self, event: &types::AlertEvent) -> Vec<(String, Result<(), Fault>)> {
         let calls: Vec<_> = self
             .actors(Role::AlertHandler)
             .into_iter()
             .map(|(name, actor)| {
-                let alert = alert.clone();
-                (name, actor.run(move |w| w.call(|i| i.handle(&alert))))
+                let event = event.clone();
+                (name, actor.run(move |w| w.call(|i| i.handle(&event))))
             })
             .collect();
         let mut out = Vec::new();
@@ -551,10 +551,10 @@ impl Manager {
         self.actors(Role::AlertHandler).into_iter().map(|(name, _)| name).collect()
     }
 
-    /// Hands an alert to one alert-handler plugin.
-    pub async fn handle_alert(&self, name: &str, alert: types::Alert) -> Result<(), ManagerError> {
+    /// Hands an alert transition to one alert-handler plugin.
+    pub async fn handle_alert(&self, name: &str, event: types::AlertEvent) -> Result<(), ManagerError> {
         let actor = self.actor(name, Role::AlertHandler)?;
-        let result = actor.run(move |w| w.call(|i| i.handle(&alert))).await;
+        let result = actor.run(move |w| w.call(|i| i.handle(&event))).await;
         self.finish(name, result)
     }
 

@@ -34,13 +34,14 @@ impl Role {
         }
     }
 
-    /// The interface a component exports to play this role.
-    pub fn interface(self) -> &'static str {
+    /// The interfaces a component may export to play this role (an alert
+    /// handler built before `alert-events` existed exports `alerts`).
+    pub fn interfaces(self) -> &'static [&'static str] {
         match self {
-            Role::MetricProvider => "metrics",
-            Role::ProgressCalculator => "progress",
-            Role::AlertHandler => "alerts",
-            Role::DisplayFormatter => "formatter",
+            Role::MetricProvider => &["metrics"],
+            Role::ProgressCalculator => &["progress"],
+            Role::AlertHandler => &["alert-events", "alerts"],
+            Role::DisplayFormatter => &["formatter"],
         }
     }
 }

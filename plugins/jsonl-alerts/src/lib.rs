@@ -2,13 +2,15 @@
 //! Lines), for `tail -f`, `jq` or a log shipper.
 //!
 //! Each line holds the fields `id`, `rule`, `level` (`info`, `warning`, `error`,
-//! `critical`), `state` (`pending`, `firing`, `acknowledged`, `resolved`,
-//! `silenced`), `message`, `labels` (an object; the last value wins when a key
-//! repeats), `value` (a number, or `null` when there is none or it is not finite)
-//! and `at_ms` (milliseconds since the Unix epoch):
+//! `critical`), `state` (`firing`, `acknowledged`, `resolved`), `message`,
+//! `labels` (an object; the last value wins when a key repeats), `value` (a
+//! number, or `null` when there is none or it is not finite), `at_ms`
+//! (milliseconds since the Unix epoch), `seq` (the transition's number in the
+//! host's alert history), `from` (the state it came from: `firing` for a repeat)
+//! and `ack` (`{"by":…,"note":…,"at_ms":…}` on acknowledgement, else `null`):
 //!
 //! ```json
-//! {"id":"a1","rule":"disk_full","level":"critical","state":"firing","message":"/ is 97% full","labels":{"mount":"/"},"value":97.2,"at_ms":1700000000000}
+//! {"id":"a1","rule":"disk_full","level":"critical","state":"firing","message":"/ is 97% full","labels":{"mount":"/"},"value":97.2,"at_ms":1700000000000,"seq":42,"from":"pending","ack":null}
 //! ```
 //!
 //! The file is opened for appending (created when missing) for every alert and
@@ -38,7 +40,7 @@ use std::fs::OpenOptions;
 use std::io::Write as _;
 
 use monitor_sdk::config::Deserialize;
-use monitor_sdk::{Alert, AlertHandler, AlertState, CapabilityRequest, Level, Plugin};
+use monitor_sdk::{AlertEvent, AlertHandler, AlertState, CapabilityRequest, Level, Plugin};
 
 const PLUGIN: &str = env!("CARGO_PKG_NAME");
 
@@ -61,8 +63,8 @@ impl Plugin for JsonlAlerts {
 }
 
 impl AlertHandler for JsonlAlerts {
-    fn handle(&mut self, alert: &Alert) -> Result<(), String> {
-        append_line(&self.path, &alert_json(alert))
+    fn handle(&mut self, event: &AlertEvent) -> Result<(), String> {
+        append_line(&self.path, &alert_json(event))
     }
 }
 
@@ -132,8 +134,9 @@ fn state_name(state: AlertState) -> &'static str {
     }
 }
 
-/// The alert as one line of JSON, without the newline.
-fn alert_json(alert: &Alert) -> String {
+/// The alert transition as one line of JSON, without the newline.
+fn alert_json(event: &AlertEvent) -> String {
+    let alert = &event.alert;
     let mut out = String::with_capacity(256);
     out.push_str("{\"id\":");
     push_json_string(&mut out, &alert.id);
@@ -166,7 +169,20 @@ fn alert_json(alert: &Alert) -> String {
         Some(v) => push_json_number(&mut out, v),
         None => out.push_str("null"),
     }
-    let _ = write!(out, ",\"at_ms\":{}}}", alert.at_ms);
+    let _ = write!(out, ",\"at_ms\":{},\"seq\":{},\"from\":", alert.at_ms, event.seq);
+    push_json_string(&mut out, state_name(event.from));
+    out.push_str(",\"ack\":");
+    match &event.ack {
+        Some(ack) => {
+            out.push_str("{\"by\":");
+            push_json_string(&mut out, &ack.by);
+            out.push_str(",\"note\":");
+            push_json_string(&mut out, &ack.note);
+            let _ = write!(out, ",\"at_ms\":{}}}", ack.at_ms);
+        }
+        None => out.push_str("null"),
+    }
+    out.push('}');
     out
 }
 
@@ -209,9 +225,13 @@ fn push_json_number(out: &mut String, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monitor_sdk::Label;
+    use monitor_sdk::{Alert, AlertAck, Label};
 
-    fn alert() -> Alert {
+    fn alert() -> AlertEvent {
+        AlertEvent { alert: bare(), seq: 42, from: AlertState::Pending, ack: None }
+    }
+
+    fn bare() -> Alert {
         Alert {
             id: "a1".into(),
             rule: "disk_full".into(),
@@ -240,20 +260,23 @@ mod tests {
     fn line_has_every_field_in_order() {
         assert_eq!(
             alert_json(&alert()),
-            r#"{"id":"a1","rule":"disk_full","level":"critical","state":"firing","message":"/ is 97% full","labels":{"mount":"/"},"value":97.2,"at_ms":1700000000000}"#
+            r#"{"id":"a1","rule":"disk_full","level":"critical","state":"firing","message":"/ is 97% full","labels":{"mount":"/"},"value":97.2,"at_ms":1700000000000,"seq":42,"from":"pending","ack":null}"#
         );
     }
 
     #[test]
     fn levels_states_and_missing_value() {
         let mut a = alert();
-        a.level = Level::Warning;
-        a.state = AlertState::Acknowledged;
-        a.value = None;
-        a.labels.clear();
+        a.alert.level = Level::Warning;
+        a.alert.state = AlertState::Acknowledged;
+        a.alert.value = None;
+        a.alert.labels.clear();
+        a.from = AlertState::Firing;
+        a.ack = Some(AlertAck { by: "ann".into(), note: "on \"it\"".into(), at_ms: 5 });
         let line = alert_json(&a);
         assert!(line.contains(r#""level":"warning","state":"acknowledged""#), "{line}");
         assert!(line.contains(r#""labels":{},"value":null,"#), "{line}");
+        assert!(line.ends_with(r#""from":"firing","ack":{"by":"ann","note":"on \"it\"","at_ms":5}}"#), "{line}");
         for (level, name) in [(Level::Info, "info"), (Level::Error, "error"), (Level::Critical, "critical")] {
             assert_eq!(level_name(level), name);
         }
@@ -274,7 +297,7 @@ mod tests {
         assert_eq!(json_string("é ☃ \u{7f}"), "\"é ☃ \u{7f}\"");
         // The line never contains a raw newline.
         let mut a = alert();
-        a.message = "line one\nline two".into();
+        a.alert.message = "line one\nline two".into();
         assert!(!alert_json(&a).contains('\n'));
     }
 
@@ -293,7 +316,7 @@ mod tests {
     #[test]
     fn repeated_label_keys_keep_the_last_value() {
         let mut a = alert();
-        a.labels = [("a", "1"), ("b", "2"), ("a", "3")]
+        a.alert.labels = [("a", "1"), ("b", "2"), ("a", "3")]
             .iter()
             .map(|(k, v)| Label { key: k.to_string(), value: v.to_string() })
             .collect();
