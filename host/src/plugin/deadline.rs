@@ -4,11 +4,9 @@
 //! process advances every registered engine's epoch each [`EPOCH_TICK`] while
 //! any call runs, and sleeps when none has run for a few ticks, so an idle host
 //! never wakes for it. Each instance has a [`Slot`] that says whether it is in
-//! a call: starting or ending a call is a plain store, and a wake-up only when
-//! the ticker slept. The handshake with a ticker falling asleep needs a full
-//! barrier on both sides; the ticker pays for both with `membarrier(2)`, which
-//! makes every thread of the process pass one, so a call start needs none of
-//! its own (where the kernel lacks it, a call start pays one locked instruction).
+//! a call: starting a call costs one locked instruction (the handshake with a
+//! ticker that may be falling asleep) and a wake-up only when it slept; ending
+//! one, a plain store.
 //!
 //! A plugin blocked in a host call (a sleep, a poll, a wait) runs no wasm, so
 //! the epoch cannot stop it. The same ticker watches each plugin thread's
@@ -35,8 +33,6 @@ const IDLE_TICKS: u32 = 2;
 
 /// Set while the ticker sleeps: a call that starts then wakes it.
 static ASLEEP: AtomicBool = AtomicBool::new(false);
-/// Whether the ticker's `membarrier` stands for the call starts' barrier.
-static ASYMMETRIC: AtomicBool = AtomicBool::new(false);
 /// Ticks so far; they only advance while the ticker is awake. 0 means "no call".
 static TICKS: AtomicU64 = AtomicU64::new(1);
 
@@ -51,7 +47,6 @@ struct Ticker {
 fn ticker() -> &'static Ticker {
     static TICKER: OnceLock<Ticker> = OnceLock::new();
     TICKER.get_or_init(|| {
-        ASYMMETRIC.store(register_membarrier(), Ordering::SeqCst);
         let thread = std::thread::Builder::new()
             .name("epoch-ticker".into())
             .spawn(run)
@@ -198,19 +193,9 @@ impl<'a> Call<'a> {
             busy.call.store(pack(TICKS.load(Ordering::Relaxed), number), Ordering::Release);
         }
         let depth = slot.depth.load(Ordering::Relaxed);
-        // Dekker's handshake with the ticker, which sets ASLEEP, then reads the
-        // slots: each side's store must be seen by the other's load.
-        let asleep = if ASYMMETRIC.load(Ordering::Relaxed) {
-            // The ticker's membarrier is this thread's barrier; only the compiler
-            // must keep the store before the load.
-            slot.depth.store(depth + 1, Ordering::Relaxed);
-            std::sync::atomic::compiler_fence(Ordering::SeqCst);
-            ASLEEP.load(Ordering::Relaxed)
-        } else {
-            slot.depth.swap(depth + 1, Ordering::SeqCst);
-            ASLEEP.load(Ordering::SeqCst)
-        };
-        if asleep {
+        // The one full barrier: the ticker sets ASLEEP, then reads the slots.
+        slot.depth.swap(depth + 1, Ordering::SeqCst);
+        if ASLEEP.load(Ordering::SeqCst) {
             ticker().thread.unpark();
         }
         Call { slot, depth, busy }
@@ -234,31 +219,6 @@ fn any_call() -> bool {
     lock(&ticker().slots).iter().any(|s| s.in_call())
 }
 
-/// Registers the process for expedited private `membarrier`s; false where the
-/// kernel does not offer them (before Linux 4.14).
-#[cfg(target_os = "linux")]
-fn register_membarrier() -> bool {
-    use rustix::thread::{MembarrierCommand, membarrier, membarrier_query};
-    membarrier_query().contains_command(MembarrierCommand::PrivateExpedited)
-        && membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn register_membarrier() -> bool {
-    false
-}
-
-/// A full barrier on every thread of the process, where call starts rely on it;
-/// false if it could not be had, and then the ticker must not sleep.
-fn heavy_barrier() -> bool {
-    #[cfg(target_os = "linux")]
-    if ASYMMETRIC.load(Ordering::Relaxed) {
-        // Once registered it does not fail; were it to, staying awake is safe.
-        return rustix::thread::membarrier(rustix::thread::MembarrierCommand::PrivateExpedited).is_ok();
-    }
-    true
-}
-
 fn run() {
     let mut idle = 0;
     loop {
@@ -268,7 +228,7 @@ fn run() {
                 // A call that starts after this store sees it and wakes us; one
                 // that started before is seen by the loads below.
                 ASLEEP.store(true, Ordering::SeqCst);
-                if heavy_barrier() && !any_call() {
+                if !any_call() {
                     std::thread::park();
                 }
                 ASLEEP.store(false, Ordering::SeqCst);
