@@ -231,3 +231,52 @@ fn a_plugin_with_two_roles_works_in_both_and_lists_in_line() {
     let other = text.lines().find(|l| l.starts_with("derived-metrics")).unwrap();
     assert_eq!(other.get(at..at + "running".len()), Some("running"), "{text}");
 }
+
+/// The first code block of `language` after `marker` in the README.
+fn readme_block(marker: &str, language: &str) -> String {
+    let readme = std::fs::read_to_string(monitor_tests::workspace().join("README.md")).unwrap();
+    let after = readme.split(marker).nth(1).expect("the README section");
+    let start = after.find(&format!("```{language}\n")).expect("the block") + language.len() + 4;
+    after[start..].split("```").next().unwrap().to_string()
+}
+
+/// The README's "from a pipeline" snippets, pasted as written against a running
+/// host: `eval "$(monitor api-env)"` and curl, then the Python reporter.
+#[test]
+fn the_readme_pipeline_snippets_work_as_written() {
+    let sandbox = Sandbox::new();
+    let _host = sandbox.start(&[]);
+    let started = sandbox.monitor(&["progress", "start", "train-42/build", "--total", "10"]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let bin = monitor_bin().parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let shell = |script: &str, stdin: &str| {
+        let mut child = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .env("PATH", &path)
+            .env("MONITOR_DATA_DIR", sandbox.data())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{script}\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let marker = "**From a pipeline, without a process per update**";
+    let answered = shell(&readme_block(marker, "sh"), "");
+    let node: serde_json::Value = serde_json::from_str(&answered).unwrap_or_else(|_| panic!("{answered}"));
+    assert_eq!((node["done"].as_f64(), &node["message"]), (Some(4.0), &"compiling".into()), "{answered}");
+
+    let python = readme_block(marker, "python");
+    shell("eval \"$(monitor api-env)\"; python3 -", &python);
+    let tree: serde_json::Value =
+        serde_json::from_slice(&sandbox.monitor(&["status", "etl", "--json"]).stdout).unwrap();
+    let load = tree.as_array().unwrap().iter().find(|n| n["path"] == "etl/load").expect("the node");
+    assert_eq!(
+        (&load["status"], load["done"].as_f64(), &load["message"]),
+        (&"completed".into(), Some(1000.0), &"loaded".into())
+    );
+}

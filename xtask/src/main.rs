@@ -128,7 +128,7 @@ command = 'echo "changed: $MONITOR_WATCH_PATHS"'
     )?;
     write(plugins.join("jsonl-alerts.toml"), format!("path = \"{}\"\n", alerts.join("alerts.jsonl").display()))?;
 
-    println!("xtask: building monitor (profile quick; about 6 minutes the first time on two cores)");
+    println!("xtask: building monitor (profile quick; about 7 minutes the first time on two cores)");
     run(cargo().args(["build", "--profile", "quick", "-p", "monitor-host", "--bin", "monitor"]))?;
     let monitor = target_dir().join("quick/monitor");
     let grant = |plugin: &str, capability: String| {
