@@ -13,12 +13,9 @@ pub fn send(kill: &Kill) -> Result<String, String> {
     let gone = || format!("process {pid} has ended; no signal sent");
     let Some(raw_pid) = Pid::from_raw(pid as i32) else { return Err(format!("{pid} is not a process id")) };
     // The start time tells the process apart from a later one with the same PID.
-    let mut system = System::new();
-    let id = sysinfo::Pid::from_u32(pid);
-    system.refresh_processes_specifics(ProcessesToUpdate::Some(&[id]), true, ProcessRefreshKind::nothing());
-    match system.process(id) {
+    match start_time(pid) {
         None => return Err(gone()),
-        Some(p) if p.start_time() != kill.start_time_secs => {
+        Some(started) if started != kill.start_time_secs => {
             return Err(format!("PID {pid} is another process now; no signal sent"));
         }
         Some(_) => {}
@@ -35,6 +32,14 @@ pub fn send(kill: &Kill) -> Result<String, String> {
     }
 }
 
+/// When the process `pid` started, in seconds since the epoch; none if there is none.
+fn start_time(pid: u32) -> Option<u64> {
+    let mut system = System::new();
+    let id = sysinfo::Pid::from_u32(pid);
+    system.refresh_processes_specifics(ProcessesToUpdate::Some(&[id]), true, ProcessRefreshKind::nothing());
+    system.process(id).map(|p| p.start_time())
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::Command;
@@ -45,17 +50,10 @@ mod tests {
         Kill { pid: child.id(), start_time_secs, command: "sleep".into(), signal }
     }
 
-    fn start_time(pid: u32) -> u64 {
-        let mut system = System::new();
-        let id = sysinfo::Pid::from_u32(pid);
-        system.refresh_processes_specifics(ProcessesToUpdate::Some(&[id]), true, ProcessRefreshKind::nothing());
-        system.process(id).expect("the child runs").start_time()
-    }
-
     #[test]
     fn signals_the_process_shown_and_no_other() {
         let mut child = Command::new("sleep").arg("600").spawn().unwrap();
-        let started = start_time(child.id());
+        let started = start_time(child.id()).expect("the child runs");
         let refused = send(&kill_of(&child, started + 3600, Signal::Term)).unwrap_err();
         assert!(refused.contains("another process now"), "{refused}");
         assert!(child.try_wait().unwrap().is_none(), "a PID taken by another process is left alone");
