@@ -366,6 +366,7 @@ fn every_route_but_health_refuses_a_request_without_the_right_token() {
     let routes = [
         ("GET", "/v1/plugins"),
         ("GET", "/v1/plugins/p"),
+        ("GET", "/v1/plugins/p/kv"),
         ("POST", "/v1/plugins/p/enable"),
         ("POST", "/v1/plugins/p/disable"),
         ("POST", "/v1/plugins/p/revoke"),
