@@ -28,6 +28,7 @@ use crate::sampler::{ProcessFilter, ProcessSample, SharedProcesses, SharedSnapsh
 use crate::status;
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::{Outcome, ProgressEvent};
+use crate::store::space::{Compacted, Space};
 use crate::store::{Store, StoreError};
 use crate::writer::{MAX_BATCH, WriteError, Writer};
 
@@ -51,6 +52,8 @@ pub struct AppState {
     /// The watch jobs (none when the config declares none).
     pub jobs: Arc<crate::watch::Jobs>,
     pub hub: crate::stream::Hub,
+    /// The metric history's samples not committed yet.
+    pub unwritten: crate::history::Unwritten,
     /// Room for stream clients: each holds one of these while it reads.
     pub streams: Arc<tokio::sync::Semaphore>,
 }
@@ -126,6 +129,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs", get(runs))
         .route("/v1/runs/{run}", get(run_tree))
         .route("/v1/runs/{run}/events", get(run_events))
+        .route("/v1/db/space", get(db_space))
+        .route("/v1/db/compact", post(db_compact))
         .merge(alerts::routes())
         .merge(jobs::routes())
         .merge(stream::routes())
@@ -391,9 +396,25 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
     }
 }
 
+async fn db_space(State(state): State<AppState>) -> Result<Json<Space>, Response> {
+    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, |store| Ok(store.space()?)).await
+}
+
+/// Every other use of the database waits while it runs, the tick's history
+/// commit included (the tick itself goes on; its samples wait in memory).
+async fn db_compact(State(state): State<AppState>) -> Result<Json<Compacted>, Response> {
+    on_store(&state, StatusCode::SERVICE_UNAVAILABLE, |store| Ok(store.compact()?)).await
+}
+
 async fn metric_series(State(state): State<AppState>) -> Result<Json<SeriesListing>, Response> {
     let data = state.data.clone();
-    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, move |store| series_listing(store, &data)).await
+    let pending = state.unwritten.now();
+    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, move |store| {
+        let mut listing = series_listing(store, &data)?;
+        pending.add_series(&mut listing.series);
+        Ok(listing)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -415,8 +436,11 @@ async fn metric_history(
         "" => BTreeMap::new(),
         text => parse_labels(text).map_err(|e| error(StatusCode::BAD_REQUEST, e))?,
     };
+    let pending = state.unwritten.now();
     on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, move |store| {
-        Ok(store.metrics_query(&query.name, &labels, query.since_ms)?)
+        let mut found = store.metrics_query(&query.name, &labels, query.since_ms)?;
+        pending.complete(&mut found, &query.name, &labels, query.since_ms);
+        Ok(found)
     })
     .await
 }

@@ -97,7 +97,7 @@ pub enum Command {
     Stream(stream::StreamArgs),
     /// A live view of the machine, processes, runs, alerts and plugins (q quits, ? lists the keys).
     Top(top::TopArgs),
-    /// The database: check it (with the host stopped).
+    /// The database: check it (with the host stopped), see what takes its space, compact it.
     #[command(subcommand)]
     Db(db::DbCommand),
     /// Print the running host's API address and token as shell exports, for

@@ -19,6 +19,7 @@ use crate::sampler::{ProcessSample, Snapshot};
 use crate::store::alerts::HistoryEntry;
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
+use crate::store::space::{Compacted, Space};
 use crate::watch::JobView;
 
 pub mod local;
@@ -73,6 +74,10 @@ pub trait Client {
     fn resources(&self) -> anyhow::Result<Snapshot>;
     /// Every process as last sampled, busiest first.
     fn processes(&self) -> anyhow::Result<Vec<ProcessSample>>;
+    /// What takes the database's space.
+    fn space(&self) -> anyhow::Result<Space>;
+    /// Gives the database's free pages back to the file system.
+    fn compact(&self) -> anyhow::Result<Compacted>;
     /// The running host's watch jobs.
     fn jobs(&self) -> anyhow::Result<Vec<JobView>> {
         Err(no_host_for_jobs())
@@ -435,6 +440,14 @@ impl Client for Remote {
 
     fn processes(&self) -> anyhow::Result<Vec<ProcessSample>> {
         self.get("/v1/processes")
+    }
+
+    fn space(&self) -> anyhow::Result<Space> {
+        self.get("/v1/db/space")
+    }
+
+    fn compact(&self) -> anyhow::Result<Compacted> {
+        self.post("/v1/db/compact", &serde_json::json!({}))
     }
 }
 

@@ -133,6 +133,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         alerting: alerting.clone(),
         jobs: jobs.clone(),
         hub: hub.clone(),
+        unwritten: history.unwritten(),
     };
     tokio::spawn(forward_job_events(jobs.subscribe(), hub.clone()));
     // The plugins' state is on the stream before the first client can connect.
@@ -218,6 +219,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 }
                 ready = true;
                 let listing = manager.listing()?;
+                // A client that connects once the host says it is ready hears the loaded plugins first.
+                publish_plugins(&listing, &hub, &mut plugin_states);
                 // Those running at start heard of the firing alerts before the restart.
                 started_handlers(&listing, &mut handlers);
                 let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count();

@@ -11,7 +11,7 @@
 //! [`QUEUE`] ticks), further ticks are left out of the history and counted,
 //! rather than held in memory without bound.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::metrics::{Sample, gauge};
 use crate::plugin::stats::Latencies;
 use crate::store::Store;
-use crate::store::metrics::MetricRetention;
+use crate::store::metrics::{History as StoredHistory, MetricRetention, Point, SeriesInfo};
 
 /// Ticks that may wait for the writer before ticks are left out.
 pub const QUEUE: usize = 128;
@@ -37,11 +37,90 @@ struct Shared {
     behind: AtomicBool,
 }
 
+/// The samples handed to the writer and not committed yet (at most
+/// [`Keeping::commit_every`] of them), so that history answers reach the
+/// present rather than the last commit.
+#[derive(Clone, Default)]
+pub struct Unwritten(Arc<Mutex<Vec<Arc<Vec<Sample>>>>>);
+
+/// The ticks not committed at one moment.
+pub struct Pending(Vec<Arc<Vec<Sample>>>);
+
+impl Unwritten {
+    /// The ticks not committed now. Taken before the stored history is read,
+    /// a commit in between shows a point in both, never in neither.
+    pub fn now(&self) -> Pending {
+        Pending(self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
+
+    fn add(&self, tick: Arc<Vec<Sample>>) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(tick);
+    }
+
+    /// Forgets the oldest `n` ticks: they are committed (or lost to a failed commit).
+    fn written(&self, n: usize) {
+        let mut ticks = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = n.min(ticks.len());
+        ticks.drain(..n);
+    }
+}
+
+impl Pending {
+    /// Adds to `known` (sorted by key) the series not stored yet.
+    pub fn add_series(&self, known: &mut Vec<SeriesInfo>) {
+        let mut keys: HashSet<String> = known.iter().map(SeriesInfo::key).collect();
+        for sample in self.0.iter().flat_map(|tick| tick.iter()) {
+            let series =
+                SeriesInfo { name: sample.name.clone(), labels: sample.labels.clone(), unit: sample.unit.clone() };
+            if keys.insert(series.key()) {
+                known.push(series);
+            }
+        }
+        known.sort_by_key(SeriesInfo::key);
+    }
+
+    /// Adds to `found`, the stored history of the series named `name` with
+    /// all of `matchers` since `since_ms`, the points not written yet, and the
+    /// series that have none written yet; a point no later than its series'
+    /// last stored one is already there.
+    pub fn complete(
+        &self,
+        found: &mut Vec<StoredHistory>,
+        name: &str,
+        matchers: &BTreeMap<String, String>,
+        since_ms: u64,
+    ) {
+        for sample in self.0.iter().flat_map(|tick| tick.iter()) {
+            if sample.name != name
+                || sample.timestamp_ms < since_ms
+                || !matchers.iter().all(|(k, v)| sample.labels.get(k) == Some(v))
+            {
+                continue;
+            }
+            let at = found.iter().position(|h| h.series.labels == sample.labels);
+            let history = match at {
+                Some(i) => &mut found[i],
+                None => {
+                    let series =
+                        SeriesInfo { name: name.into(), labels: sample.labels.clone(), unit: sample.unit.clone() };
+                    found.push(StoredHistory { series, points: Vec::new() });
+                    found.last_mut().expect("just pushed")
+                }
+            };
+            if history.points.last().is_none_or(|p| p.at_ms < sample.timestamp_ms) {
+                let value = sample.value;
+                history.points.push(Point { at_ms: sample.timestamp_ms, value, min: None, max: None, last: None });
+            }
+        }
+    }
+}
+
 /// The handle the tick holds. Dropping it lets the thread write what is queued
 /// and end; [`History::stop`] also waits for that.
 pub struct History {
     queue: SyncSender<Arc<Vec<Sample>>>,
     shared: Arc<Shared>,
+    unwritten: Unwritten,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -59,13 +138,19 @@ impl History {
     pub fn start(store: Store, keeping: Keeping) -> std::io::Result<History> {
         let (queue, ticks) = std::sync::mpsc::sync_channel(QUEUE);
         let shared = Arc::new(Shared::default());
+        let unwritten = Unwritten::default();
         let thread = {
-            let shared = shared.clone();
+            let (shared, unwritten) = (shared.clone(), unwritten.clone());
             std::thread::Builder::new()
                 .name("metric-history".into())
-                .spawn(move || run(&store, keeping, &shared, &ticks))?
+                .spawn(move || run(&store, keeping, &shared, &unwritten, &ticks))?
         };
-        Ok(History { queue, shared, thread })
+        Ok(History { queue, shared, unwritten, thread })
+    }
+
+    /// What the thread holds and has not committed yet.
+    pub fn unwritten(&self) -> Unwritten {
+        self.unwritten.clone()
     }
 
     /// Hands a tick's samples to the thread; never waits.
@@ -112,7 +197,7 @@ impl History {
     }
 }
 
-fn run(store: &Store, keeping: Keeping, shared: &Shared, ticks: &Receiver<Arc<Vec<Sample>>>) {
+fn run(store: &Store, keeping: Keeping, shared: &Shared, unwritten: &Unwritten, ticks: &Receiver<Arc<Vec<Sample>>>) {
     // Handed samples at the end of each tick, it must not take the core from
     // the tick before the tick is done.
     crate::sched::batch(0);
@@ -129,13 +214,17 @@ fn run(store: &Store, keeping: Keeping, shared: &Shared, ticks: &Receiver<Arc<Ve
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        unwritten.add(first.clone());
         let mut batch = vec![first];
         let mut stopping = false;
         let due = last_commit + keeping.commit_every;
         // Gathered until the commit is due; a stop writes what was gathered.
         while batch.len() < QUEUE {
             match ticks.recv_timeout(due.saturating_duration_since(Instant::now())) {
-                Ok(tick) => batch.push(tick),
+                Ok(tick) => {
+                    unwritten.add(tick.clone());
+                    batch.push(tick);
+                }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => {
                     stopping = true;
@@ -146,6 +235,7 @@ fn run(store: &Store, keeping: Keeping, shared: &Shared, ticks: &Receiver<Arc<Ve
         let started = Instant::now();
         last_commit = started;
         let result = store.metrics_record(batch.iter().flat_map(|tick| tick.iter()), keeping.max_series_per_plugin);
+        unwritten.written(batch.len());
         shared.commits.lock().expect("history latencies").record(started.elapsed());
         shared.commits_total.fetch_add(1, Ordering::Relaxed);
         shared.behind.store(false, Ordering::Relaxed);
@@ -214,6 +304,34 @@ mod tests {
     fn skipped(history: &History) -> f64 {
         let metrics = history.metrics(0);
         metrics.iter().find(|s| s.name == "monitor_history_skipped_ticks_total").unwrap().value
+    }
+
+    #[test]
+    fn answers_reach_the_ticks_not_committed_yet() {
+        let (_dir, store, history) = start_committing_every(Duration::from_secs(3_600));
+        let unwritten = history.unwritten();
+        let answer = |since: u64| {
+            let pending = unwritten.now();
+            let mut found = store.metrics_query("load", &BTreeMap::new(), since).unwrap();
+            pending.complete(&mut found, "load", &BTreeMap::new(), since);
+            found.first().map(|h| h.points.iter().map(|p| p.at_ms).collect::<Vec<_>>()).unwrap_or_default()
+        };
+        for at in 1..=5 {
+            history.record(&tick(at));
+        }
+        until("the writer to take the ticks", || answer(0).len() == 5);
+        assert!(stored(&store, "load").is_empty(), "nothing committed yet");
+        assert_eq!(answer(0), [1, 2, 3, 4, 5], "a series not stored yet is answered too");
+        assert_eq!(answer(4), [4, 5]);
+        let pending = unwritten.now();
+        let mut found = store.metrics_query("load", &BTreeMap::new(), 0).unwrap();
+        pending.complete(&mut found, "load", &BTreeMap::from([("plugin".to_string(), "x".to_string())]), 0);
+        assert!(found.is_empty(), "matchers hold for the unwritten too");
+        history.stop();
+        assert_eq!(stored(&store, "load"), [1, 2, 3, 4, 5]);
+        let mut found = store.metrics_query("load", &BTreeMap::new(), 0).unwrap();
+        pending.complete(&mut found, "load", &BTreeMap::new(), 0);
+        assert_eq!(found[0].points.len(), 5, "what was committed since is not counted twice");
     }
 
     #[test]

@@ -17,11 +17,12 @@
 //! serving them is the store's and the API's job.
 
 pub mod aggregate;
+mod exact;
 pub mod node;
 pub mod path;
 pub mod rate;
 
-pub use aggregate::{Aggregate, FailurePolicy, aggregate};
+pub use aggregate::{Aggregate, Children, FailurePolicy, aggregate};
 pub use node::{Applied, Node, Op, Status, Update, UpdateError};
 pub use path::{NodePath, PathError};
 pub use rate::Rate;

@@ -28,21 +28,26 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 pub mod alerts;
+mod chunk;
 #[cfg(test)]
 mod faults;
 pub mod metrics;
 pub mod plugins;
 pub mod progress;
+pub mod space;
 
 pub use plugins::PluginRecord;
 
 /// Bump when a table's layout or meaning changes; add a migration in [`Store::open`].
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const PLUGINS: TableDefinition<&str, &str> = TableDefinition::new("plugins");
 const PLUGIN_KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("plugin_kv");
 const PROGRESS_NODES: TableDefinition<&str, &str> = TableDefinition::new("progress_nodes");
+/// Each parent's sums of its direct children (JSON [`crate::progress::Children`]);
+/// added in schema version 2.
+const PROGRESS_CHILDREN: TableDefinition<&str, &str> = TableDefinition::new("progress_children");
 const PROGRESS_EVENTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("progress_events");
 /// Every progress event's place in one host-wide order: feed id → (run, seq).
 const PROGRESS_FEED: TableDefinition<u64, (&str, u64)> = TableDefinition::new("progress_feed");
@@ -67,6 +72,10 @@ pub enum StoreError {
         "database {path} cannot be written now ({cause}); the host opens it again by itself once its disk takes writes (free space on it, or check it for errors)"
     )]
     Unavailable { path: PathBuf, cause: String },
+    #[error(
+        "database {path} stayed busy with other work for 10 s, so it was not compacted; try again when the host is less busy"
+    )]
+    Busy { path: PathBuf },
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
     #[error("stored record for '{key}' is unreadable: {source}")]
@@ -199,7 +208,12 @@ impl Store {
                 Some(v) if v > SCHEMA_VERSION => {
                     return Err(StoreError::TooNew { path: path.into(), found: v });
                 }
-                Some(_) => {}
+                Some(SCHEMA_VERSION) => {}
+                Some(_) => {
+                    progress::count_children(&tx)?;
+                    metrics::pack_points(&tx)?;
+                    meta.insert("schema_version", SCHEMA_VERSION).map_err(db)?;
+                }
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION).map_err(db)?;
                 }
@@ -207,12 +221,13 @@ impl Store {
             tx.open_table(PLUGINS).map_err(db)?;
             tx.open_table(PLUGIN_KV).map_err(db)?;
             tx.open_table(PROGRESS_NODES).map_err(db)?;
+            tx.open_table(PROGRESS_CHILDREN).map_err(db)?;
             tx.open_table(PROGRESS_EVENTS).map_err(db)?;
             tx.open_table(PROGRESS_FEED).map_err(db)?;
             tx.open_table(WATCH_JOBS).map_err(db)?;
             tx.open_table(metrics::SERIES_IDS).map_err(db)?;
             tx.open_table(metrics::SERIES_INFO).map_err(db)?;
-            tx.open_table(metrics::POINTS).map_err(db)?;
+            tx.open_table(metrics::CHUNKS).map_err(db)?;
             tx.open_table(metrics::MINUTES).map_err(db)?;
             tx.open_table(metrics::SERIES_PER_PLUGIN).map_err(db)?;
             tx.open_table(alerts::HISTORY).map_err(db)?;
@@ -490,7 +505,7 @@ mod tests {
             tx.commit().unwrap();
         }
         let err = Store::open(&path).err().unwrap().to_string();
-        assert!(err.contains("schema version 2, newer than this monitor's 1"), "{err}");
+        assert!(err.contains("schema version 3, newer than this monitor's 2"), "{err}");
     }
 
     #[test]

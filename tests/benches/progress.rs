@@ -66,6 +66,8 @@ fn main() {
     }
     latencies.sort_by(f64::total_cmp);
 
+    let siblings = under_many_siblings(&store_at(&sandbox));
+    let big_runs = status_of_big_runs(&sandbox);
     let api = through_the_host(&sandbox);
 
     println!("progress storage (redb file on this machine's disk)");
@@ -79,9 +81,93 @@ fn main() {
         latencies[0],
         latencies[latencies.len() - 1]
     );
+    for (children, single, batch) in siblings {
+        println!(
+            "| one durable advance under a parent of {children} children | median {single:.2} ms; 1,000 advances in one batch {batch:.1} ms |"
+        );
+    }
+    for (nodes, ms) in big_runs {
+        println!("| `monitor status` of a {nodes}-node run, no host, process start to exit | median {ms:.0} ms |");
+    }
     for (what, rate) in api {
         println!("| through the host's API: {what} | {rate:.0} updates/s |");
     }
+}
+
+fn store_at(sandbox: &Sandbox) -> Store {
+    Store::open(&sandbox.data().join("monitor.redb")).unwrap()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The cost of one update as its parent's children grow: each commit durable,
+/// the parent re-aggregated each time. Returns (children, median ms of a
+/// single advance, ms of a batch of 1,000 advances).
+fn under_many_siblings(store: &Store) -> Vec<(usize, f64, f64)> {
+    let mut out = Vec::new();
+    for children in [100, 1_000, 5_000, 20_000] {
+        let parent = format!("siblings-{children}/phase");
+        let start: Vec<(NodePath, Update)> = (0..children)
+            .map(|i| {
+                let path = NodePath::parse(&format!("{parent}/step-{i}")).unwrap();
+                (path, Update::new(Op::Start { total: Some(1e9), weight: None }))
+            })
+            .collect();
+        store.progress_apply(&start, 1).unwrap();
+        let one = NodePath::parse(&format!("{parent}/step-{}", children / 2)).unwrap();
+        let singles: Vec<f64> = (0..200)
+            .map(|t| {
+                let started = Instant::now();
+                store.progress_apply(&[(one.clone(), advance())], 2 + t).unwrap();
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        let batch: Vec<(NodePath, Update)> = (0..1_000)
+            .map(|i| (NodePath::parse(&format!("{parent}/step-{}", i % children)).unwrap(), advance()))
+            .collect();
+        let started = Instant::now();
+        store.progress_apply(&batch, 1_000).unwrap();
+        let batch_ms = started.elapsed().as_secs_f64() * 1e3;
+        let parent = store.progress_node(&NodePath::parse(&parent).unwrap()).unwrap().unwrap();
+        assert!(parent.progress > 0.0, "the parent follows its children");
+        out.push((children, median(singles), batch_ms));
+    }
+    out
+}
+
+/// `monitor status` of runs of 20,000 and 100,000 nodes (100 phases of 199
+/// and 999 steps), read by the CLI from the database.
+fn status_of_big_runs(sandbox: &Sandbox) -> Vec<(usize, f64)> {
+    let mut out = Vec::new();
+    for (name, steps) in [("run-20k", 199), ("run-100k", 999)] {
+        let store = store_at(sandbox);
+        for phase in 0..100 {
+            let batch: Vec<(NodePath, Update)> = (0..steps)
+                .map(|s| {
+                    let path = NodePath::parse(&format!("{name}/phase-{phase}/step-{s}")).unwrap();
+                    (path, Update::new(Op::Start { total: Some(10.0), weight: None }))
+                })
+                .collect();
+            store.progress_apply(&batch, 1).unwrap();
+        }
+        drop(store);
+        let nodes = 1 + 100 * (steps + 1);
+        let latencies: Vec<f64> = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                let out = sandbox.monitor(&["status", name]);
+                let ms = started.elapsed().as_secs_f64() * 1e3;
+                assert!(out.status.success());
+                assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), nodes);
+                ms
+            })
+            .collect();
+        out.push((nodes, median(latencies)));
+    }
+    out
 }
 
 /// Updates/s through the running host's HTTP API, each acknowledged only once

@@ -80,3 +80,21 @@ fn every_tick_is_recorded_and_can_be_queried_live_and_later() {
     let later = calls(&sandbox);
     assert!(later.len() >= live.len() && later[..live.len()] == live[..], "{live:?} then {later:?}");
 }
+
+#[test]
+fn the_history_answers_reach_the_samples_not_committed_yet() {
+    let sandbox = Sandbox::new();
+    install("derived-metrics", &sandbox.plugins(), "derived-metrics.wasm");
+    let config = sandbox.root.path().join("host.toml");
+    std::fs::write(&config, "sample_interval_ms = 100\n[metrics]\ncommit_every = \"5m\"\n").unwrap();
+    let _host = sandbox.start(&["--config", config.to_str().unwrap()]);
+    let live = wait_for("a few ticks in the history", Duration::from_secs(30), || {
+        let values = calls(&sandbox);
+        (values.len() >= 3).then_some(values)
+    });
+    assert!(live.windows(2).all(|w| w[1] >= w[0]), "{live:?}");
+    let (code, out, _) = run(&sandbox, &["metrics", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(r#"monitor_plugin_calls_total{plugin="derived-metrics"}"#), "{out}");
+    assert_eq!(sandbox.metric_host("monitor_history_commits_total"), Some(0.0), "none of it is committed yet");
+}

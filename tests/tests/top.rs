@@ -465,8 +465,10 @@ fn top_starts_its_sparklines_from_the_stored_history() {
     // stored minutes (one point per hour) and that one fetch.
     for (origin, name) in [("host", "history-host"), ("local", "history-local")] {
         if origin == "local" {
-            // Without a host, the same history comes from the database.
-            drop(daemon.take());
+            // Without a host, the same history comes from the database; a stop writes it all.
+            let mut host = daemon.take().unwrap();
+            host.signal("TERM");
+            host.wait_exit(Duration::from_secs(10));
         }
         let tmux = Tmux::start(name, &sandbox.data(), "--focus system --interval 1h", 100, 30);
         let screen = tmux.wait("the memory sparkline", |s| {

@@ -238,7 +238,7 @@ fn table(out: &mut String, header: &[&str], right: &[usize], rows: impl Iterator
 }
 
 /// `512B`, `1.5KiB`, `20.0GiB`.
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = n as f64;
     let mut unit = 0;

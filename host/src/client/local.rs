@@ -28,6 +28,7 @@ const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const SAMPLE_GAP: std::time::Duration = std::time::Duration::from_millis(250);
 use crate::store::metrics::{History, SeriesListing};
 use crate::store::progress::ProgressEvent;
+use crate::store::space::{Compacted, Space};
 
 pub struct Local {
     store: Store,
@@ -247,6 +248,14 @@ impl Client for Local {
         let mut processes = sampler.processes();
         processes.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));
         Ok(processes)
+    }
+
+    fn space(&self) -> anyhow::Result<Space> {
+        Ok(self.store.space()?)
+    }
+
+    fn compact(&self) -> anyhow::Result<Compacted> {
+        Ok(self.store.compact()?)
     }
 }
 

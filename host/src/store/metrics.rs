@@ -2,10 +2,13 @@
 //!
 //! A series (a name plus a label set) gets a number the first time it is seen
 //! (`metric_series`: canonical key → id; `metric_series_info`: id → JSON
-//! [`SeriesInfo`]). Raw points live in `metric_points` keyed by `(id, ms)`; once
-//! older than the raw window, [`Store::metrics_compact`] folds them into
+//! [`SeriesInfo`]). Raw points live in `metric_chunks`, a minute of a series a
+//! row, keyed by `(id, minute_ms)` and packed by [`super::chunk`]; once older
+//! than the raw window, [`Store::metrics_compact`] folds each minute into
 //! `metric_minutes` (`(id, minute_ms)` → min, max, sum, last, count) and removes
-//! them, and removes aggregates older than the aggregate window. A tick's samples
+//! it, and removes aggregates older than the aggregate window. A chunk that
+//! cannot be read is left out of answers and dropped when written or folded,
+//! with a warning: one damaged minute never stops the history. A tick's samples
 //! are written in one transaction ([`Store::metrics_record`]), by the history's
 //! writer ([`crate::history`]).
 
@@ -14,12 +17,15 @@ use std::collections::BTreeMap;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{META, Store, StoreError, db};
+use super::{META, Store, StoreError, chunk, db};
 use crate::metrics::Sample;
 
 pub(super) const SERIES_IDS: TableDefinition<&str, u64> = TableDefinition::new("metric_series");
 pub(super) const SERIES_INFO: TableDefinition<u64, &str> = TableDefinition::new("metric_series_info");
-pub(super) const POINTS: TableDefinition<(u64, u64), f64> = TableDefinition::new("metric_points");
+/// A minute of a series' raw points, packed; since schema version 2.
+pub(super) const CHUNKS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("metric_chunks");
+/// A row per raw point, as schema version 1 kept them; moved into chunks at open.
+const POINTS_V1: TableDefinition<(u64, u64), f64> = TableDefinition::new("metric_points");
 /// How many series each plugin has in the history, for [`Store::metrics_record`]'s cap.
 pub(super) const SERIES_PER_PLUGIN: TableDefinition<&str, u64> = TableDefinition::new("metric_series_per_plugin");
 /// A minute's min, max, sum, last and count.
@@ -103,8 +109,9 @@ impl Store {
             let mut per_plugin = tx.open_table(SERIES_PER_PLUGIN).map_err(db)?;
             let mut ids = tx.open_table(SERIES_IDS).map_err(db)?;
             let mut infos = tx.open_table(SERIES_INFO).map_err(db)?;
-            let mut points = tx.open_table(POINTS).map_err(db)?;
+            let mut chunks = tx.open_table(CHUNKS).map_err(db)?;
             let mut meta = tx.open_table(META).map_err(db)?;
+            let mut fresh: BTreeMap<(u64, u64), Vec<(u64, f64)>> = BTreeMap::new();
             for sample in samples {
                 let info =
                     SeriesInfo { name: sample.name.clone(), labels: sample.labels.clone(), unit: sample.unit.clone() };
@@ -129,7 +136,17 @@ impl Store {
                         id
                     }
                 };
-                points.insert((id, sample.timestamp_ms), sample.value).map_err(db)?;
+                fresh
+                    .entry((id, minute_of(sample.timestamp_ms)))
+                    .or_default()
+                    .push((sample.timestamp_ms, sample.value));
+            }
+            for ((id, minute), mut points) in fresh {
+                let stored = chunks.get((id, minute)).map_err(db)?.map(|bytes| read_chunk(id, minute, bytes.value()));
+                let mut all = stored.unwrap_or_default();
+                all.append(&mut points);
+                in_order(&mut all);
+                chunks.insert((id, minute), chunk::encode(minute, &all).as_slice()).map_err(db)?;
             }
         }
         self.commit(tx)?;
@@ -169,14 +186,19 @@ impl Store {
             .filter(|(_, s)| s.name == name && matchers.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
             .collect();
         let tx = self.read()?;
-        let points = tx.open_table(POINTS).map_err(db)?;
+        let chunks = tx.open_table(CHUNKS).map_err(db)?;
         let minutes = tx.open_table(MINUTES).map_err(db)?;
         let mut out = Vec::with_capacity(wanted.len());
         for (id, series) in wanted {
             let mut raw = Vec::new();
-            for entry in points.range((id, since_ms)..=(id, u64::MAX)).map_err(db)? {
-                let (key, value) = entry.map_err(db)?;
-                raw.push(Point { at_ms: key.value().1, value: value.value(), min: None, max: None, last: None });
+            for entry in chunks.range((id, minute_of(since_ms))..=(id, u64::MAX)).map_err(db)? {
+                let (key, bytes) = entry.map_err(db)?;
+                let minute = key.value().1;
+                for (at_ms, value) in read_chunk(id, minute, bytes.value()) {
+                    if at_ms >= since_ms {
+                        raw.push(Point { at_ms, value, min: None, max: None, last: None });
+                    }
+                }
             }
             // Aggregates only before the first raw point: no minute is counted twice.
             let until = raw.first().map_or(u64::MAX, |p| p.at_ms);
@@ -201,7 +223,7 @@ impl Store {
     /// Folds raw points older than the raw window into minute aggregates and
     /// removes aggregates older than theirs; a series with nothing left goes
     /// too (and no longer counts against its plugin's cap). Returns how many
-    /// rows went.
+    /// raw points and minute aggregates went.
     pub fn metrics_compact(&self, retention: &MetricRetention, now_ms: u64) -> Result<u64, StoreError> {
         // Only whole minutes are folded, so a minute is never aggregated in two parts.
         let raw_cutoff = now_ms.saturating_sub(retention.raw_ms) / MINUTE_MS * MINUTE_MS;
@@ -210,30 +232,34 @@ impl Store {
         let tx = self.write()?;
         let mut removed = 0u64;
         {
-            let mut points = tx.open_table(POINTS).map_err(db)?;
+            let mut chunks = tx.open_table(CHUNKS).map_err(db)?;
             let mut minutes = tx.open_table(MINUTES).map_err(db)?;
             let mut ids = tx.open_table(SERIES_IDS).map_err(db)?;
             let mut infos = tx.open_table(SERIES_INFO).map_err(db)?;
             let mut per_plugin = tx.open_table(SERIES_PER_PLUGIN).map_err(db)?;
             for (id, info) in series {
-                let mut folded: BTreeMap<u64, Minute> = BTreeMap::new();
-                let mut doomed = Vec::new();
-                for entry in points.range((id, 0)..(id, raw_cutoff)).map_err(db)? {
-                    if removed as usize + doomed.len() >= COMPACT_LIMIT {
+                // Each chunk is one minute: it folds into that minute's aggregate.
+                let mut folded: Vec<(u64, Option<Minute>)> = Vec::new();
+                for entry in chunks.range((id, 0)..(id, raw_cutoff)).map_err(db)? {
+                    if removed as usize >= COMPACT_LIMIT {
                         break;
                     }
-                    let (key, value) = entry.map_err(db)?;
-                    let (at, value) = (key.value().1, value.value());
-                    doomed.push(at);
-                    let minute = at / MINUTE_MS * MINUTE_MS;
-                    let agg = folded.entry(minute).or_insert((value, value, 0.0, value, 0));
-                    agg.0 = agg.0.min(value);
-                    agg.1 = agg.1.max(value);
-                    agg.2 += value;
-                    agg.3 = value;
-                    agg.4 += 1;
+                    let (key, bytes) = entry.map_err(db)?;
+                    let minute = key.value().1;
+                    let points = read_chunk(id, minute, bytes.value());
+                    removed += points.len() as u64;
+                    let agg = points.first().map(|&(_, first)| {
+                        points.iter().fold((first, first, 0.0, first, 0), |(min, max, sum, _, n), &(_, v)| {
+                            (min.min(v), max.max(v), sum + v, v, n + 1)
+                        })
+                    });
+                    folded.push((minute, agg));
                 }
-                for (minute, (min, max, sum, last, count)) in folded {
+                for (minute, agg) in folded {
+                    chunks.remove((id, minute)).map_err(db)?;
+                    let Some((min, max, sum, last, count)) = agg else {
+                        continue;
+                    };
                     let before = minutes.get((id, minute)).map_err(db)?.map(|v| v.value());
                     let merged = match before {
                         Some((m0, m1, s, _, c)) => (m0.min(min), m1.max(max), s + sum, last, c + count),
@@ -241,10 +267,6 @@ impl Store {
                     };
                     minutes.insert((id, minute), merged).map_err(db)?;
                 }
-                for at in &doomed {
-                    points.remove((id, *at)).map_err(db)?;
-                }
-                removed += doomed.len() as u64;
                 let old: Vec<u64> = minutes
                     .range((id, 0)..(id, minute_cutoff))
                     .map_err(db)?
@@ -255,7 +277,7 @@ impl Store {
                     minutes.remove((id, *minute)).map_err(db)?;
                 }
                 removed += old.len() as u64;
-                let empty = points.range((id, 0)..=(id, u64::MAX)).map_err(db)?.next().is_none()
+                let empty = chunks.range((id, 0)..=(id, u64::MAX)).map_err(db)?.next().is_none()
                     && minutes.range((id, 0)..=(id, u64::MAX)).map_err(db)?.next().is_none();
                 if empty {
                     ids.remove(info.key().as_str()).map_err(db)?;
@@ -270,6 +292,58 @@ impl Store {
         self.commit(tx)?;
         Ok(removed)
     }
+}
+
+fn minute_of(ms: u64) -> u64 {
+    ms / MINUTE_MS * MINUTE_MS
+}
+
+/// A chunk's points; none, with a warning, if it cannot be read.
+fn read_chunk(id: u64, minute_ms: u64, bytes: &[u8]) -> Vec<(u64, f64)> {
+    chunk::decode(minute_ms, bytes).unwrap_or_else(|e| {
+        tracing::warn!(series = id, minute_ms, "{e}; that minute of the series is left out");
+        Vec::new()
+    })
+}
+
+/// Sorts points by time; of two at the same millisecond the later written stays.
+fn in_order(points: &mut Vec<(u64, f64)>) {
+    if points.is_sorted_by(|a, b| a.0 < b.0) {
+        return;
+    }
+    points.sort_by_key(|p| p.0); // stable: the later written stays after
+    let mut kept: Vec<(u64, f64)> = Vec::with_capacity(points.len());
+    for point in points.drain(..) {
+        match kept.last_mut() {
+            Some(last) if last.0 == point.0 => *last = point,
+            _ => kept.push(point),
+        }
+    }
+    *points = kept;
+}
+
+/// Moves schema version 1's raw points, a row each, into chunks: the
+/// migration to version 2, in the transaction that opens the database.
+pub(super) fn pack_points(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut grouped: BTreeMap<(u64, u64), Vec<(u64, f64)>> = BTreeMap::new();
+    {
+        let old = tx.open_table(POINTS_V1).map_err(db)?;
+        for entry in old.iter().map_err(db)? {
+            let (key, value) = entry.map_err(db)?;
+            let (id, at_ms) = key.value();
+            grouped.entry((id, minute_of(at_ms))).or_default().push((at_ms, value.value()));
+        }
+    }
+    let mut chunks = tx.open_table(CHUNKS).map_err(db)?;
+    for ((id, minute), points) in &grouped {
+        chunks.insert((*id, *minute), chunk::encode(*minute, points).as_slice()).map_err(db)?;
+    }
+    drop(chunks);
+    tx.delete_table(POINTS_V1).map_err(db)?;
+    if !grouped.is_empty() {
+        tracing::info!(minutes = grouped.len(), "the metric history keeps its raw points packed a minute a row now");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -315,6 +389,49 @@ mod tests {
         store.metrics_compact(&retention, 10 * MINUTE_MS).unwrap();
         assert!(store.metrics_series().unwrap().is_empty(), "nothing kept, no series left");
         assert!(store.metrics_record(&tick(4), 8).unwrap().is_empty(), "the plugin's cap is free again");
+    }
+
+    #[test]
+    fn raw_points_of_schema_version_1_are_packed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.redb");
+        {
+            let store = Store::open(&file).unwrap();
+            store.metrics_record_all(&[sample("x", &[], 0.0, 1)]).unwrap();
+            // As version 1 kept them: a row a point, and no chunks.
+            let tx = store.write().unwrap();
+            tx.delete_table(CHUNKS).unwrap();
+            {
+                let mut old = tx.open_table(POINTS_V1).unwrap();
+                for at in [61_000u64, 5_000, 7_000, 125_000] {
+                    old.insert((1, at), at as f64 / 1000.0).unwrap();
+                }
+            }
+            tx.open_table(META).unwrap().insert("schema_version", 1).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&file).unwrap();
+        let got = store.metrics_query("x", &BTreeMap::new(), 0).unwrap().remove(0);
+        let got: Vec<(u64, f64)> = got.points.iter().map(|p| (p.at_ms, p.value)).collect();
+        assert_eq!(got, [(5_000, 5.0), (7_000, 7.0), (61_000, 61.0), (125_000, 125.0)]);
+        store.metrics_record_all(&[sample("x", &[], 6.0, 6_000)]).unwrap();
+        assert_eq!(store.metrics_query("x", &BTreeMap::new(), 5_500).unwrap()[0].points[0].value, 6.0);
+        let tx = store.read().unwrap();
+        assert!(tx.open_table(POINTS_V1).is_err(), "the old table is gone");
+    }
+
+    #[test]
+    fn a_damaged_minute_is_left_out_and_the_rest_goes_on() {
+        let (_dir, store) = open();
+        store.metrics_record_all(&[sample("x", &[], 1.0, 1_000), sample("x", &[], 2.0, 61_000)]).unwrap();
+        let tx = store.write().unwrap();
+        tx.open_table(CHUNKS).unwrap().insert((1, 0), [5u8, 0, 1].as_slice()).unwrap();
+        tx.commit().unwrap();
+        let got = store.metrics_query("x", &BTreeMap::new(), 0).unwrap().remove(0);
+        assert_eq!(got.points.iter().map(|p| p.value).collect::<Vec<_>>(), [2.0]);
+        store.metrics_record_all(&[sample("x", &[], 3.0, 2_000)]).unwrap();
+        let got = store.metrics_query("x", &BTreeMap::new(), 0).unwrap().remove(0);
+        assert_eq!(got.points.iter().map(|p| p.value).collect::<Vec<_>>(), [3.0, 2.0], "written over");
     }
 
     fn open() -> (tempfile::TempDir, Store) {

@@ -19,13 +19,20 @@
 //!   `Pause`/`Resume` create it pending. Missing ancestors are created pending.
 //!   A refused update creates nothing and records no event.
 //! - **Aggregation.** A node with at least one child takes its `progress` and
-//!   `status` from [`aggregate()`] over its direct children with
-//!   [`FailurePolicy::default()`]; its own `done`, `total`, `weight`, message and
+//!   `status` from [`crate::progress::aggregate()`] over its direct children
+//!   under its [`FailurePolicy`] (its own, else its nearest ancestor's); its own `done`, `total`, `weight`, message and
 //!   metadata stay as reported, but its own progress or status reports are
 //!   overwritten by the aggregate. When the aggregate changes the node,
 //!   `updated_ms` is set to now, `started_ms` is set if unset and the status is
 //!   not pending, and `finished_ms` is set on entering a finished status and
 //!   cleared on leaving it. A node without children keeps its own state.
+//! - **Children's sums.** `progress_children` maps a parent's path to the
+//!   [`Children`] sums of its direct children as stored, changed in the same
+//!   transaction as they are. A batch reads only the nodes it names and their
+//!   ancestors, aggregates each parent from its sums and moves each changed
+//!   child's share in its parent's sums: an update costs the same under
+//!   20,000 siblings as under 10. Only a parent with a calculator plugin reads
+//!   its children, to give them to the plugin.
 //! - **Batches.** [`Store::progress_apply`] applies a batch in one write
 //!   transaction (one commit, one fsync). Updates apply in order; every touched
 //!   node and each of its ancestors is re-aggregated once, deepest first, at the
@@ -43,8 +50,8 @@ use std::collections::{BTreeSet, HashMap};
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::{PROGRESS_EVENTS, PROGRESS_FEED, PROGRESS_NODES, Store, StoreError, db};
-use crate::progress::{Aggregate, Applied, FailurePolicy, Node, NodePath, Status, Update, UpdateError, aggregate};
+use super::{PROGRESS_CHILDREN, PROGRESS_EVENTS, PROGRESS_FEED, PROGRESS_NODES, Store, StoreError, db};
+use crate::progress::{Aggregate, Applied, Children, FailurePolicy, Node, NodePath, Status, Update, UpdateError};
 
 /// What an accepted update did, as recorded in an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,11 +110,12 @@ impl Store {
     /// parents are named for; also returns the events it recorded (what the
     /// stream publishes once the commit is done).
     ///
-    /// The batch is worked out in memory from the runs it touches, read first;
+    /// The batch is worked out in memory from the nodes it names and their
+    /// ancestors, read first;
     /// the plugins run with no transaction open (one that called back into the
     /// database, or was slow, would otherwise hold every other writer); then
     /// one write transaction stores the outcome. Appliers in this process take
-    /// turns, so nothing changes the runs in between.
+    /// turns, so nothing changes those nodes in between.
     pub fn progress_apply_with(
         &self,
         batch: &[(NodePath, Update)],
@@ -115,8 +123,7 @@ impl Store {
         calculator: Option<&dyn Calculator>,
     ) -> Result<(Vec<UpdateResult>, Vec<ProgressEvent>), StoreError> {
         let _turn = self.shared.progress_turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let runs: BTreeSet<&str> = batch.iter().map(|(path, _)| path.run()).collect();
-        let (mut tree, mut next_seq, mut next_id) = self.read_runs(&runs)?;
+        let mut tree = self.read_batch(batch)?;
         let mut results = Vec::with_capacity(batch.len());
         let mut recorded = Vec::new();
         let mut touched: BTreeSet<NodePath> = BTreeSet::new();
@@ -140,9 +147,9 @@ impl Store {
                         tree.put(Node::new(p, now_ms));
                     }
                 }
-                let seq = next_seq.entry(path.run().to_string()).or_insert(1);
+                let seq = tree.next_seq.entry(path.run().to_string()).or_insert(1);
                 let event = ProgressEvent {
-                    id: next_id,
+                    id: tree.next_id,
                     seq: *seq,
                     at_ms: now_ms,
                     path: path.clone(),
@@ -150,7 +157,7 @@ impl Store {
                     applied: applied.into(),
                 };
                 *seq += 1;
-                next_id += 1;
+                tree.next_id += 1;
                 recorded.push(event);
             }
             results.push(result);
@@ -158,15 +165,20 @@ impl Store {
         if recorded.is_empty() {
             return Ok((results, recorded));
         }
-        reaggregate(&mut tree, &touched, now_ms, calculator);
+        self.reaggregate(&mut tree, &touched, now_ms, calculator)?;
 
         let tx = self.write()?;
         {
             let mut nodes = tx.open_table(PROGRESS_NODES).map_err(db)?;
+            let mut sums = tx.open_table(PROGRESS_CHILDREN).map_err(db)?;
             let mut events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
             let mut feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
             for node in tree.changed() {
                 put(&mut nodes, node)?;
+            }
+            for (parent, children) in tree.changed_sums() {
+                let json = serde_json::to_string(children).expect("sums serialise");
+                sums.insert(parent, json.as_str()).map_err(db)?;
             }
             for event in &recorded {
                 let json = serde_json::to_string(event).expect("events serialise");
@@ -179,30 +191,124 @@ impl Store {
         Ok((results, recorded))
     }
 
-    /// The nodes of `runs`, the next event number of each, and the next feed id.
-    fn read_runs(&self, runs: &BTreeSet<&str>) -> Result<(Tree, HashMap<String, u64>, u64), StoreError> {
+    /// What a batch needs, and no more: each node it names with all its
+    /// ancestors, their children's sums, the next event number of each run,
+    /// and the next feed id. The cost follows the paths' depth, not the size
+    /// of the runs.
+    fn read_batch(&self, batch: &[(NodePath, Update)]) -> Result<Tree, StoreError> {
         let tx = self.read()?;
         let nodes = tx.open_table(PROGRESS_NODES).map_err(db)?;
+        let sums = tx.open_table(PROGRESS_CHILDREN).map_err(db)?;
         let events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
         let feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
         let mut tree = Tree::default();
-        let mut next_seq = HashMap::new();
-        for run in runs {
-            if let Some(root) = load(&nodes, run)? {
-                tree.nodes.insert(run.to_string(), root);
+        for (path, _) in batch {
+            let mut next = Some(path.clone());
+            while let Some(p) = next {
+                if tree.read.contains_key(p.as_str()) {
+                    break; // read with an earlier path of the batch, and its ancestors too
+                }
+                let key = p.as_str();
+                let node = load(&nodes, key)?;
+                if let Some(json) = sums.get(key).map_err(db)? {
+                    let children = serde_json::from_str(json.value())
+                        .map_err(|source| StoreError::Corrupt { key: format!("{key} (children)"), source })?;
+                    tree.sums.insert(key.to_string(), children);
+                }
+                if let Some(node) = &node {
+                    tree.nodes.insert(key.to_string(), node.clone());
+                }
+                tree.read.insert(key.to_string(), node);
+                next = p.parent();
             }
-            for node in descendants(&nodes, run)? {
-                tree.nodes.insert(node.path.to_string(), node);
+            let run = path.run();
+            if !tree.next_seq.contains_key(run) {
+                let last = events.range((run, 0)..=(run, u64::MAX)).map_err(db)?.next_back();
+                let seq = match last {
+                    Some(entry) => entry.map_err(db)?.0.value().1 + 1,
+                    None => 1,
+                };
+                tree.next_seq.insert(run.to_string(), seq);
             }
-            let last = events.range((*run, 0)..=(*run, u64::MAX)).map_err(db)?.next_back();
-            let seq = match last {
-                Some(entry) => entry.map_err(db)?.0.value().1 + 1,
-                None => 1,
-            };
-            next_seq.insert(run.to_string(), seq);
         }
-        let next_id = feed.last().map_err(db)?.map_or(0, |(k, _)| k.value()) + 1;
-        Ok((tree, next_seq, next_id))
+        tree.next_id = feed.last().map_err(db)?.map_or(0, |(k, _)| k.value()) + 1;
+        Ok(tree)
+    }
+
+    /// Re-aggregates every touched node and all their ancestors, deepest
+    /// first, each from its children's sums, and carries each node's change
+    /// into its parent's sums; so each parent sees its children's final state
+    /// for this batch. Only a parent whose subtree names a calculator reads
+    /// its children (the plugin is given them all), with no transaction open
+    /// while the plugin runs.
+    fn reaggregate(
+        &self,
+        tree: &mut Tree,
+        touched: &BTreeSet<NodePath>,
+        now_ms: u64,
+        calculator: Option<&dyn Calculator>,
+    ) -> Result<(), StoreError> {
+        let mut affected: BTreeSet<NodePath> = BTreeSet::new();
+        for path in touched {
+            let mut next = Some(path.clone());
+            while let Some(p) = next {
+                next = p.parent();
+                if !affected.insert(p) {
+                    break; // its ancestors are already in
+                }
+            }
+        }
+        let mut order: Vec<NodePath> = affected.into_iter().collect();
+        order.sort_by_key(|p| std::cmp::Reverse(p.depth()));
+        for path in order {
+            let Some(mut node) = tree.get(path.as_str()).cloned() else {
+                continue;
+            };
+            let sums = tree.sums.get(path.as_str()).filter(|s| s.count() > 0);
+            if let Some(sums) = sums {
+                let (plugin, policy) = inherited(tree, &node);
+                let mut computed = sums.aggregate(policy);
+                let mut eta_at_ms = None;
+                if let (Some(plugin), Some(calculator)) = (plugin, calculator) {
+                    let children = self.children(tree, &path)?;
+                    if let Some((progress, eta)) = calculator.compute(&plugin, &node, &children) {
+                        if progress.is_finite() {
+                            computed.progress = progress.clamp(0.0, 1.0);
+                        }
+                        eta_at_ms = eta.filter(|s| s.is_finite() && *s >= 0.0).map(|s| now_ms + (s * 1000.0) as u64);
+                    }
+                    if computed.status == Status::Completed {
+                        computed.progress = 1.0;
+                    }
+                }
+                if recompute_parent(&mut node, computed, eta_at_ms, now_ms) {
+                    tree.put(node.clone());
+                }
+            }
+            if let Some(parent) = path.parent() {
+                tree.carry(&parent, &node);
+            }
+        }
+        Ok(())
+    }
+
+    /// The direct children of `path` as this batch leaves them, in key order.
+    fn children(&self, tree: &Tree, path: &NodePath) -> Result<Vec<Node>, StoreError> {
+        let depth = path.depth() + 1;
+        let mut children: std::collections::BTreeMap<String, Node> = {
+            let tx = self.read()?;
+            let table = tx.open_table(PROGRESS_NODES).map_err(db)?;
+            descendants(&table, path.as_str())?
+                .into_iter()
+                .filter(|n| n.path.depth() == depth)
+                .map(|n| (n.path.to_string(), n))
+                .collect()
+        };
+        let (from, to) = (format!("{path}/"), format!("{path}0"));
+        for (key, node) in tree.nodes.range(from..to).filter(|(_, n)| n.path.depth() == depth) {
+            children.insert(key.clone(), node.clone());
+        }
+        Ok(children.into_values().collect())
     }
 
     pub fn progress_node(&self, path: &NodePath) -> Result<Option<Node>, StoreError> {
@@ -369,12 +475,20 @@ struct Kept {
     id: u64,
 }
 
-/// The nodes of the runs a batch touches, as read and as changed by it.
+/// The nodes a batch touches and their ancestors, as read and as changed by it.
 #[derive(Default)]
 struct Tree {
-    /// By path; keys sort as in the table, so a node's descendants are a range.
+    /// By path; keys sort as in the table.
     nodes: std::collections::BTreeMap<String, Node>,
     changed: BTreeSet<String>,
+    /// Every path read, and what was stored there (`None`: nothing): what its
+    /// parent's sums counted.
+    read: HashMap<String, Option<Node>>,
+    /// The children's sums of the nodes read, by path, as changed by the batch.
+    sums: HashMap<String, Children>,
+    sums_changed: BTreeSet<String>,
+    next_seq: HashMap<String, u64>,
+    next_id: u64,
 }
 
 impl Tree {
@@ -388,59 +502,50 @@ impl Tree {
         self.nodes.insert(path, node);
     }
 
-    /// The direct children of `path`, in key order.
-    fn children(&self, path: &NodePath) -> Vec<Node> {
-        let (from, to) = (format!("{path}/"), format!("{path}0"));
-        let depth = path.depth() + 1;
-        self.nodes.range(from..to).map(|(_, n)| n).filter(|n| n.path.depth() == depth).cloned().collect()
+    /// Moves `child`'s share in its parent's sums from what was stored to `child`.
+    fn carry(&mut self, parent: &NodePath, child: &Node) {
+        let before = self.read.get(child.path.as_str()).and_then(Option::as_ref);
+        if before == Some(child) {
+            return;
+        }
+        let sums = self.sums.entry(parent.to_string()).or_default();
+        if let Some(before) = before {
+            sums.remove(before);
+        }
+        sums.add(child);
+        self.sums_changed.insert(parent.to_string());
     }
 
     fn changed(&self) -> impl Iterator<Item = &Node> {
         self.changed.iter().filter_map(|path| self.nodes.get(path))
     }
+
+    fn changed_sums(&self) -> impl Iterator<Item = (&str, &Children)> {
+        self.sums_changed.iter().filter_map(|path| Some((path.as_str(), self.sums.get(path)?)))
+    }
 }
 
-/// Re-aggregates every touched node and all their ancestors, deepest first, so
-/// each parent sees its children's final state for this batch.
-fn reaggregate(tree: &mut Tree, touched: &BTreeSet<NodePath>, now_ms: u64, calculator: Option<&dyn Calculator>) {
-    let mut affected: BTreeSet<NodePath> = BTreeSet::new();
-    for path in touched {
-        let mut next = Some(path.clone());
-        while let Some(p) = next {
-            next = p.parent();
-            if !affected.insert(p) {
-                break; // its ancestors are already in
-            }
+/// Makes every parent's children's sums from the stored nodes: the migration
+/// to schema version 2, once, in the transaction that opens the database.
+pub(super) fn count_children(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let nodes = tx.open_table(PROGRESS_NODES).map_err(db)?;
+    let mut sums: HashMap<String, Children> = HashMap::new();
+    for entry in nodes.iter().map_err(db)? {
+        let (key, json) = entry.map_err(db)?;
+        let node = decode(key.value(), json.value())?;
+        if let Some(parent) = node.path.parent() {
+            sums.entry(parent.to_string()).or_default().add(&node);
         }
     }
-    let mut order: Vec<NodePath> = affected.into_iter().collect();
-    order.sort_by_key(|p| std::cmp::Reverse(p.depth()));
-    for path in order {
-        let children = tree.children(&path);
-        if children.is_empty() {
-            continue;
-        }
-        let Some(mut parent) = tree.get(path.as_str()).cloned() else {
-            continue;
-        };
-        let (plugin, policy) = inherited(tree, &parent);
-        let mut computed = aggregate(&children, policy);
-        let mut eta_at_ms = None;
-        if let Some(plugin) = plugin {
-            if let Some((progress, eta)) = calculator.and_then(|c| c.compute(&plugin, &parent, &children)) {
-                if progress.is_finite() {
-                    computed.progress = progress.clamp(0.0, 1.0);
-                }
-                eta_at_ms = eta.filter(|s| s.is_finite() && *s >= 0.0).map(|s| now_ms + (s * 1000.0) as u64);
-            }
-            if computed.status == Status::Completed {
-                computed.progress = 1.0;
-            }
-        }
-        if recompute_parent(&mut parent, computed, eta_at_ms, now_ms) {
-            tree.put(parent);
-        }
+    let mut table = tx.open_table(PROGRESS_CHILDREN).map_err(db)?;
+    for (parent, children) in &sums {
+        let json = serde_json::to_string(children).expect("sums serialise");
+        table.insert(parent.as_str(), json.as_str()).map_err(db)?;
     }
+    if !sums.is_empty() {
+        tracing::info!(parents = sums.len(), "the progress store keeps each parent's sums of its children now");
+    }
+    Ok(())
 }
 
 /// The calculator and failure policy for a parent: its own, else the nearest
@@ -520,7 +625,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::progress::Op;
+    use crate::progress::{Op, aggregate};
 
     fn p(text: &str) -> NodePath {
         NodePath::parse(text).unwrap()
@@ -751,6 +856,45 @@ mod tests {
         let before = node(&store, "r");
         store.progress_apply(&[up("r/a", Op::Resume)], 30).unwrap();
         assert_eq!(node(&store, "r"), before);
+    }
+
+    #[test]
+    fn a_database_from_before_the_children_s_sums_is_counted_once_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.redb");
+        let start = |total| Op::Start { total: Some(total), weight: None };
+        {
+            let store = Store::open(&file).unwrap();
+            store
+                .progress_apply(&[up("r/a/x", start(10.0)), up("r/a/y", start(30.0)), up("r/b", start(20.0))], 1)
+                .unwrap();
+            // As schema version 1 left it: no sums.
+            let tx = store.write().unwrap();
+            tx.delete_table(PROGRESS_CHILDREN).unwrap();
+            tx.open_table(crate::store::META).unwrap().insert("schema_version", 1).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&file).unwrap();
+        assert_eq!(store.schema_version().unwrap(), crate::store::SCHEMA_VERSION);
+        store.progress_apply(&[up("r/a/y", Op::Done { units: 30.0 })], 2).unwrap();
+        assert_eq!(node(&store, "r/a").progress, 30.0 / 40.0, "x still counts, from the migration");
+        assert_eq!(node(&store, "r").progress, 0.75 / 2.0, "r/a has no total of its own: equal shares");
+        store.progress_apply(&[up("r/a/x", Op::Finish), up("r/a/y", Op::Finish), up("r/b", Op::Finish)], 3).unwrap();
+        assert_eq!(node(&store, "r").status, Status::Completed);
+    }
+
+    #[test]
+    fn a_parent_under_thousands_of_children_reads_only_its_own_path() {
+        let (_dir, store) = open();
+        let batch: Vec<_> =
+            (0..5_000).map(|i| up(&format!("r/p/s{i}"), Op::Start { total: Some(2.0), weight: None })).collect();
+        store.progress_apply(&batch, 1).unwrap();
+        store.progress_apply(&[up("r/p/s7", Op::Done { units: 1.0 }), up("r/q", Op::Done { units: 0.0 })], 2).unwrap();
+        let p = node(&store, "r/p");
+        assert_eq!(p.progress, 1.0 / 10_000.0, "one half of one of 5,000 equal totals");
+        let model = aggregate(&store.progress_tree("r").unwrap()[2..5_002], FailurePolicy::default());
+        assert_eq!((p.progress, p.status), (model.progress, model.status), "the sums equal the children afresh");
+        assert_eq!(node(&store, "r").progress, 0.5 * 1.0 / 10_000.0);
     }
 
     // ---- model-based property test ----
