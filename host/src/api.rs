@@ -16,17 +16,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::UsageError;
-use crate::cli::metrics::parse_labels;
-use crate::cli::resources::{SortKey, sort};
-use crate::client::local::{history, series_listing, tree};
-use crate::metrics::{Board, Sample};
+use crate::error::UsageError;
+use crate::metrics::{Board, Sample, parse_labels};
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, Manager, ManagerError, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
-use crate::sampler::{ProcessFilter, ProcessSample, SharedProcesses, SharedSnapshot, Snapshot};
+use crate::query::{KvEntry, history, series_listing, tree};
+use crate::sampler::{ProcessFilter, ProcessSample, SharedProcesses, SharedSnapshot, Snapshot, SortKey, sort};
 use crate::status;
-use crate::store::metrics::{History, SeriesListing};
+use crate::store::metrics::{SeriesListing, SeriesPoints};
 use crate::store::progress::{Outcome, ProgressEvent};
 use crate::store::space::{Compacted, Space};
 use crate::store::{Store, StoreError};
@@ -325,14 +323,11 @@ async fn revoke(
     blocking(&state, move |m| m.revoke(&name, &body.grant)).await
 }
 
-async fn plugin_kv(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<Vec<crate::client::KvEntry>>, Response> {
+async fn plugin_kv(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Vec<KvEntry>>, Response> {
     blocking(&state, move |m| {
         m.view(&name)?;
         let entries = m.store().kv_entries(&name)?;
-        Ok(entries.into_iter().map(|(k, v)| crate::client::KvEntry::new(k, v)).collect())
+        Ok(entries.into_iter().map(|(k, v)| KvEntry::new(k, v)).collect())
     })
     .await
 }
@@ -386,10 +381,7 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
         Ok(Json(runs)) => runs,
         Err(response) => return response,
     };
-    match state
-        .manager
-        .format(&plugin, status::view(&snapshot, &runs, &state.alerting.alerts(crate::sampler::now_ms())))
-        .await
+    match state.manager.format_status(&plugin, &snapshot, &runs, &state.alerting.alerts(crate::sampler::now_ms())).await
     {
         Ok(text) => text.into_response(),
         Err(e) => e.into_response(),
@@ -431,7 +423,7 @@ pub struct HistoryQuery {
 async fn metric_history(
     State(state): State<AppState>,
     Query(query): Query<HistoryQuery>,
-) -> Result<Json<Vec<History>>, Response> {
+) -> Result<Json<Vec<SeriesPoints>>, Response> {
     let labels = match query.labels.as_str() {
         "" => BTreeMap::new(),
         text => parse_labels(text).map_err(|e| error(StatusCode::BAD_REQUEST, e))?,
@@ -562,8 +554,8 @@ async fn run_tree(
     let Some(plugin) = query.format else {
         return Ok(Json(nodes).into_response());
     };
-    let view = crate::plugin::bindings::types::View::Progress(nodes.iter().map(Into::into).collect());
-    state.manager.format(&plugin, view).await.map(IntoResponse::into_response).map_err(IntoResponse::into_response)
+    let text = state.manager.format_progress(&plugin, &nodes).await;
+    text.map(IntoResponse::into_response).map_err(IntoResponse::into_response)
 }
 
 #[derive(Debug, Default, Deserialize)]

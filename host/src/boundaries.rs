@@ -82,10 +82,11 @@ proptest! {
     /// and printable; refused with a readable reason otherwise.
     #[test]
     fn plugin_metrics(metric in metric()) {
+        let metric = crate::metrics::Metric::from(metric);
         match crate::metrics::check(&metric) {
             Ok(()) => {
                 prop_assert!(metric.value.is_finite() && metric.unit.len() <= 64);
-                prop_assert!(metric.labels.iter().all(|l| l.value.len() <= 1024 && !l.value.chars().any(char::is_control)));
+                prop_assert!(metric.labels.iter().all(|(_, v)| v.len() <= 1024 && !v.chars().any(char::is_control)));
             }
             Err(e) => prop_assert!(readable(&e), "{}", e),
         }

@@ -133,10 +133,7 @@ pub fn print_text(text: &str) {
     }
 }
 
-/// An error in what the user asked for (exit status 2), as opposed to a failure while doing it.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub use crate::error::UsageError;
 
 impl Cli {
     pub fn data(&self) -> DataDir {

@@ -6,18 +6,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::alerts::{Alert, Labels, Silence, State as AlertState};
 use crate::api::alerts::{AckRequest, Removed, ResolveRequest, SilenceRequest, TestRequest, TestResult};
 use crate::api::{ApiError, BatchItem, BatchRequest, BatchResponse, BatchResult, EnableRequest, Health, RevokeRequest};
-use crate::cli::UsageError;
+use crate::error::UsageError;
+pub use crate::paths::DaemonInfo;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
 use crate::progress::{Node, NodePath, Update};
+pub use crate::query::KvEntry;
 use crate::sampler::{ProcessSample, Snapshot};
 use crate::store::alerts::HistoryEntry;
-use crate::store::metrics::{History, SeriesListing};
+use crate::store::metrics::{SeriesListing, SeriesPoints};
 use crate::store::progress::ProgressEvent;
 use crate::store::space::{Compacted, Space};
 use crate::watch::JobView;
@@ -57,7 +59,7 @@ pub trait Client {
         name: &str,
         labels: &BTreeMap<String, String>,
         since_ms: u64,
-    ) -> anyhow::Result<Vec<History>>;
+    ) -> anyhow::Result<Vec<SeriesPoints>>;
     /// The alerts as they stand, optionally only those in one state.
     fn alerts(&self, state: Option<AlertState>) -> anyhow::Result<Vec<Alert>>;
     /// Alert transitions at or after `since_ms`, oldest first.
@@ -94,38 +96,6 @@ fn no_host_for_jobs() -> anyhow::Error {
     anyhow::anyhow!(
         "no monitor host is running on this data directory; watch jobs run inside it: start it with 'monitor run --config FILE' (jobs are [[watch]] tables)"
     )
-}
-
-/// One key of a plugin's key-value store, its value as text when it is UTF-8.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KvEntry {
-    pub key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    /// The value as hex when it is not UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hex: Option<String>,
-    pub bytes: usize,
-}
-
-impl KvEntry {
-    pub fn new(key: String, value: Vec<u8>) -> KvEntry {
-        let bytes = value.len();
-        match String::from_utf8(value) {
-            Ok(text) => KvEntry { key, text: Some(text), hex: None, bytes },
-            Err(e) => {
-                let hex = e.into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-                KvEntry { key, text: None, hex: Some(hex), bytes }
-            }
-        }
-    }
-}
-
-/// What the daemon writes to `daemon.json` so other commands can find it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DaemonInfo {
-    pub pid: u32,
-    pub addr: String,
 }
 
 /// The host named by `--url` (with `--token`), for every command of this process.
@@ -372,7 +342,7 @@ impl Client for Remote {
         name: &str,
         labels: &BTreeMap<String, String>,
         since_ms: u64,
-    ) -> anyhow::Result<Vec<History>> {
+    ) -> anyhow::Result<Vec<SeriesPoints>> {
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let response = self
             .agent

@@ -14,11 +14,11 @@ use tokio::sync::mpsc;
 
 use crate::alerts::{Alerting, JobInput};
 use crate::api::{self, AppState};
-use crate::client::DaemonInfo;
 use crate::config::HostConfig;
-use crate::history::{History, Keeping};
+use crate::history::{HistoryWriter, Keeping};
 use crate::lock::InstanceLock;
 use crate::metrics::{self, Board};
+use crate::paths::DaemonInfo;
 use crate::paths::DataDir;
 use crate::plugin::stats::Latencies;
 use crate::plugin::{Manager, Runtime};
@@ -86,7 +86,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let board = Arc::new(Mutex::new(Board::default()));
     let calculator = PluginCalculator::new(manager.clone(), tokio::runtime::Handle::current());
     let hub = Hub::default();
-    let history = History::start(
+    let history = HistoryWriter::start(
         store.clone(),
         Keeping {
             max_series_per_plugin: config.metrics.max_series_per_plugin,
@@ -172,36 +172,42 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                // A tick, in order, all of it stamped with the time of its machine sample.
                 let started = Instant::now();
-                let now = Arc::new(sampler.sample());
-                *snapshot.write().expect("snapshot lock") = now.clone();
-                let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
                 ticks_total += 1;
-                let health = store.health();
-                let mut host = metrics::host_metrics(&ticks, ticks_total, (database_bytes, &health), sampler::now_ms());
-                host.extend(alerting.metrics(sampler::now_ms()));
-                host.extend(hub.metrics(sampler::now_ms()));
-                host.extend(history.metrics(sampler::now_ms()));
-                sample_plugins(&manager, &board, host, &now).await;
+                // 1. The machine.
+                let machine = Arc::new(sampler.sample());
+                let at = sampler::now_ms();
+                *snapshot.write().expect("snapshot lock") = machine.clone();
+                // 2. The host's own series.
+                let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
+                let mut own = host_metrics(&ticks, ticks_total, (database_bytes, &store.health()), at);
+                own.extend(alerting.metrics(at));
+                own.extend(hub.metrics(at));
+                own.extend(history.metrics(at));
+                // 3. The plugins' metrics, beside the machine's and the host's own.
+                sample_plugins(&manager, &board, own, &machine, at).await;
                 let samples = Arc::new(board.lock().expect("board lock").samples());
-                let job_inputs = job_inputs(&jobs);
-                // One read of the plugins' states a tick, for the rules and the stream.
+                // 4. The rules, first so that their latency counts from the sample,
+                //    over one read of the plugins' states.
                 let listing = manager.listing().map_err(|e| tracing::error!("reading plugin states: {e}")).ok();
                 let quarantined: Vec<String> = listing.iter().flat_map(|l| &l.plugins)
                     .filter(|p| matches!(p.state, crate::plugin::State::Quarantined { .. }))
                     .map(|p| p.name.clone())
                     .collect();
-                // Alerts first: their latency counts from the sample.
-                alerting.evaluate(&samples, writer.commits(), &quarantined, &job_inputs, sampler::now_ms(), started);
+                alerting.evaluate(&samples, writer.commits(), &quarantined, &job_inputs(&jobs), at, started);
+                // 5. The stream: plugin states that changed, then the samples; alert
+                //    handlers that started since hear of what is firing.
                 if let Some(listing) = &listing {
                     publish_plugins(listing, &hub, &mut plugin_states);
                     if ready {
                         for name in started_handlers(listing, &mut handlers) {
-                            alerting.catch_up(&name, sampler::now_ms());
+                            alerting.catch_up(&name, at);
                         }
                     }
                 }
-                hub.publish_samples(sampler::now_ms(), &samples);
+                hub.publish_samples(at, &samples);
+                // 6. The history, on its writer's thread.
                 history.record(&samples);
                 ticks.record(started.elapsed());
             }
@@ -282,9 +288,9 @@ async fn sample_plugins(
     board: &Mutex<Board>,
     own: Vec<metrics::Sample>,
     machine: &sampler::Snapshot,
+    now: u64,
 ) {
     let results = manager.collect().await;
-    let now = sampler::now_ms();
     let live = manager.live_stats();
     let mut board = board.lock().expect("board lock");
     for (plugin, metrics) in results {
@@ -293,7 +299,7 @@ async fn sample_plugins(
         }
     }
     let mut host = sampler::samples(machine);
-    host.extend(metrics::plugin_self_metrics(&live, now));
+    host.extend(crate::plugin::manager::plugin_self_metrics(&live, now));
     host.extend(own);
     board.put_host(host);
 }
@@ -434,4 +440,27 @@ fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("cannot write API token {}", path.display()))?;
     file.write_all(token.as_bytes())?;
     Ok(token)
+}
+
+/// How long the host's ticks take (sampling, plugins, rules, the stream; the
+/// history is written on a thread of its own) and how much disk its database
+/// takes, as host series.
+fn host_metrics(
+    ticks: &crate::plugin::stats::Latencies,
+    ticks_total: u64,
+    database: (u64, &crate::store::Health),
+    now_ms: u64,
+) -> Vec<metrics::Sample> {
+    let (p50_us, p99_us) = ticks.p50_p99_us();
+    let (database_bytes, health) = database;
+    [
+        ("monitor_ticks_total", ticks_total as f64, ""),
+        ("monitor_database_healthy", f64::from(u8::from(health.healthy)), ""),
+        ("monitor_tick_duration_p50_seconds", p50_us / 1e6, "seconds"),
+        ("monitor_tick_duration_p99_seconds", p99_us / 1e6, "seconds"),
+        ("monitor_database_bytes", database_bytes as f64, "bytes"),
+    ]
+    .into_iter()
+    .map(|(name, value, unit)| crate::metrics::gauge(name, value, unit, now_ms))
+    .collect()
 }

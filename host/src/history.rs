@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::metrics::{Sample, gauge};
 use crate::plugin::stats::Latencies;
 use crate::store::Store;
-use crate::store::metrics::{History as StoredHistory, MetricRetention, Point, SeriesInfo};
+use crate::store::metrics::{MetricRetention, Point, SeriesInfo, SeriesPoints};
 
 /// Ticks that may wait for the writer before ticks are left out.
 pub const QUEUE: usize = 128;
@@ -85,7 +85,7 @@ impl Pending {
     /// last stored one is already there.
     pub fn complete(
         &self,
-        found: &mut Vec<StoredHistory>,
+        found: &mut Vec<SeriesPoints>,
         name: &str,
         matchers: &BTreeMap<String, String>,
         since_ms: u64,
@@ -103,7 +103,7 @@ impl Pending {
                 None => {
                     let series =
                         SeriesInfo { name: name.into(), labels: sample.labels.clone(), unit: sample.unit.clone() };
-                    found.push(StoredHistory { series, points: Vec::new() });
+                    found.push(SeriesPoints { series, points: Vec::new() });
                     found.last_mut().expect("just pushed")
                 }
             };
@@ -116,8 +116,8 @@ impl Pending {
 }
 
 /// The handle the tick holds. Dropping it lets the thread write what is queued
-/// and end; [`History::stop`] also waits for that.
-pub struct History {
+/// and end; [`HistoryWriter::stop`] also waits for that.
+pub struct HistoryWriter {
     queue: SyncSender<Arc<Vec<Sample>>>,
     shared: Arc<Shared>,
     unwritten: Unwritten,
@@ -133,9 +133,9 @@ pub struct Keeping {
     pub commit_every: Duration,
 }
 
-impl History {
+impl HistoryWriter {
     /// Starts the thread; it compacts once right away, then every [`COMPACT_EVERY`].
-    pub fn start(store: Store, keeping: Keeping) -> std::io::Result<History> {
+    pub fn start(store: Store, keeping: Keeping) -> std::io::Result<HistoryWriter> {
         let (queue, ticks) = std::sync::mpsc::sync_channel(QUEUE);
         let shared = Arc::new(Shared::default());
         let unwritten = Unwritten::default();
@@ -145,7 +145,7 @@ impl History {
                 .name("metric-history".into())
                 .spawn(move || run(&store, keeping, &shared, &unwritten, &ticks))?
         };
-        Ok(History { queue, shared, unwritten, thread })
+        Ok(HistoryWriter { queue, shared, unwritten, thread })
     }
 
     /// What the thread holds and has not committed yet.
@@ -274,16 +274,16 @@ mod tests {
         Arc::new(vec![gauge("load", at_ms as f64, "", at_ms), gauge("temp", 40.0, "celsius", at_ms)])
     }
 
-    fn start() -> (tempfile::TempDir, Store, History) {
+    fn start() -> (tempfile::TempDir, Store, HistoryWriter) {
         start_committing_every(Duration::ZERO)
     }
 
-    fn start_committing_every(commit_every: Duration) -> (tempfile::TempDir, Store, History) {
+    fn start_committing_every(commit_every: Duration) -> (tempfile::TempDir, Store, HistoryWriter) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("monitor.redb")).unwrap();
         let retention = MetricRetention { raw_ms: 3_600_000, minutes_ms: 86_400_000 };
         let keeping = Keeping { max_series_per_plugin: 100, retention, commit_every };
-        let history = History::start(store.clone(), keeping).unwrap();
+        let history = HistoryWriter::start(store.clone(), keeping).unwrap();
         (dir, store, history)
     }
 
@@ -301,7 +301,7 @@ mod tests {
         }
     }
 
-    fn skipped(history: &History) -> f64 {
+    fn skipped(history: &HistoryWriter) -> f64 {
         let metrics = history.metrics(0);
         metrics.iter().find(|s| s.name == "monitor_history_skipped_ticks_total").unwrap().value
     }
@@ -383,7 +383,7 @@ mod tests {
         for at in 1..=20 {
             history.record(&tick(at));
         }
-        let commits = |history: &History| history.shared.commits_total.load(Ordering::Relaxed);
+        let commits = |history: &HistoryWriter| history.shared.commits_total.load(Ordering::Relaxed);
         assert_eq!(commits(&history), 0, "nothing is committed before the hour is up");
         let shared = history.shared.clone();
         history.stop();

@@ -38,12 +38,4 @@ impl InstanceLock {
         write!(file, "{}", std::process::id()).map_err(io)?;
         Ok(InstanceLock { _file: file })
     }
-
-    /// Whether some process holds the lock now.
-    pub fn is_held(path: &Path) -> bool {
-        let Ok(file) = File::open(path) else {
-            return false;
-        };
-        matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
-    }
 }

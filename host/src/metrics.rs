@@ -4,10 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugin::bindings::types;
-use crate::plugin::manager::LiveStats;
-use crate::plugin::stats::Latencies;
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub name: String,
@@ -15,6 +11,15 @@ pub struct Sample {
     pub value: f64,
     pub unit: String,
     pub timestamp_ms: u64,
+}
+
+/// A metric as a plugin reports it, before the host takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+    pub labels: Vec<(String, String)>,
 }
 
 /// Series names starting with this are the host's own; plugins cannot write them.
@@ -28,7 +33,7 @@ pub struct Board {
 }
 
 /// Why one metric from a plugin was not kept.
-pub fn check(metric: &types::Metric) -> Result<(), String> {
+pub fn check(metric: &Metric) -> Result<(), String> {
     let name = crate::text::line(&metric.name, 80);
     if !valid_metric_name(&metric.name) || metric.name.len() > MAX_NAME_BYTES {
         return Err(format!("metric name '{name}' is not valid ([a-zA-Z_:][a-zA-Z0-9_:]*, at most {MAX_NAME_BYTES})"));
@@ -46,13 +51,14 @@ pub fn check(metric: &types::Metric) -> Result<(), String> {
     if metric.labels.len() > MAX_LABELS {
         return Err(format!("metric '{name}' has {} labels; at most {MAX_LABELS}", metric.labels.len()));
     }
-    for label in &metric.labels {
-        let key = crate::text::line(&label.key, 80);
-        if !valid_label_name(&label.key) || label.key.len() > MAX_NAME_BYTES || label.key == "plugin" {
-            return Err(format!("metric '{name}' has label '{key}', which is not a valid label name"));
+    for (key, value) in &metric.labels {
+        let shown = crate::text::line(key, 80);
+        if !valid_label_name(key) || key.len() > MAX_NAME_BYTES || key == "plugin" {
+            return Err(format!("metric '{name}' has label '{shown}', which is not a valid label name"));
         }
-        if label.value.len() > MAX_LABEL_VALUE_BYTES || label.value.chars().any(char::is_control) {
-            let value = crate::text::line(&label.value, 40);
+        if value.len() > MAX_LABEL_VALUE_BYTES || value.chars().any(char::is_control) {
+            let key = shown;
+            let value = crate::text::line(value, 40);
             return Err(format!(
                 "metric '{name}' has label {key}='{value}'; label values are at most {MAX_LABEL_VALUE_BYTES} printable bytes"
             ));
@@ -67,6 +73,16 @@ const MAX_NAME_BYTES: usize = 200;
 const MAX_UNIT_BYTES: usize = 64;
 const MAX_LABEL_VALUE_BYTES: usize = 1024;
 const MAX_LABELS: usize = 32;
+
+/// `k=v,k2=v2` into label matchers.
+pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
+    text.split(',')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            _ => Err(format!("'{pair}' is not a label filter; write key=value, several separated by commas")),
+        })
+        .collect()
+}
 
 /// A Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn valid_metric_name(name: &str) -> bool {
@@ -85,7 +101,7 @@ pub fn valid_label_name(name: &str) -> bool {
 impl Board {
     /// Replaces a plugin's series with this tick's, keeping only valid ones;
     /// returns the reasons for the ones refused.
-    pub fn put_plugin(&mut self, plugin: &str, metrics: Vec<types::Metric>, now_ms: u64) -> Vec<String> {
+    pub fn put_plugin(&mut self, plugin: &str, metrics: Vec<Metric>, now_ms: u64) -> Vec<String> {
         let mut refused = Vec::new();
         let mut samples = Vec::with_capacity(metrics.len());
         for metric in metrics {
@@ -93,7 +109,7 @@ impl Board {
                 refused.push(why);
                 continue;
             }
-            let mut labels: BTreeMap<String, String> = metric.labels.into_iter().map(|l| (l.key, l.value)).collect();
+            let mut labels: BTreeMap<String, String> = metric.labels.into_iter().collect();
             labels.insert("plugin".into(), plugin.into());
             samples.push(Sample {
                 name: metric.name,
@@ -117,55 +133,6 @@ impl Board {
     }
 }
 
-/// Plugins' self-metrics as host series.
-pub fn plugin_self_metrics(plugins: &[LiveStats], now_ms: u64) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for p in plugins {
-        let labels = BTreeMap::from([("plugin".to_string(), p.name.clone())]);
-        let mut put = |name: &str, value: f64, unit: &str| {
-            out.push(Sample {
-                name: name.into(),
-                labels: labels.clone(),
-                value,
-                unit: unit.into(),
-                timestamp_ms: now_ms,
-            });
-        };
-        put("monitor_plugin_calls_total", p.stats.calls as f64, "");
-        put("monitor_plugin_faults_total", p.stats.faults as f64, "");
-        put("monitor_plugin_call_latency_p50_seconds", p.stats.p50_us / 1e6, "seconds");
-        put("monitor_plugin_call_latency_p99_seconds", p.stats.p99_us / 1e6, "seconds");
-        put("monitor_plugin_memory_peak_bytes", p.stats.memory_peak_bytes as f64, "bytes");
-        put("monitor_plugin_errors_total", p.stats.errors as f64, "");
-        put("monitor_plugin_hung_threads", f64::from(p.stats.hung_threads), "");
-        put("monitor_plugin_running", f64::from(u8::from(p.running)), "");
-    }
-    out
-}
-
-/// How long the host's ticks take (sampling, plugins, rules, the stream; the
-/// history is written on a thread of its own) and how much disk its database
-/// takes, as host series.
-pub fn host_metrics(
-    ticks: &Latencies,
-    ticks_total: u64,
-    database: (u64, &crate::store::Health),
-    now_ms: u64,
-) -> Vec<Sample> {
-    let (p50_us, p99_us) = ticks.p50_p99_us();
-    let (database_bytes, health) = database;
-    [
-        ("monitor_ticks_total", ticks_total as f64, ""),
-        ("monitor_database_healthy", f64::from(u8::from(health.healthy)), ""),
-        ("monitor_tick_duration_p50_seconds", p50_us / 1e6, "seconds"),
-        ("monitor_tick_duration_p99_seconds", p99_us / 1e6, "seconds"),
-        ("monitor_database_bytes", database_bytes as f64, "bytes"),
-    ]
-    .into_iter()
-    .map(|(name, value, unit)| gauge(name, value, unit, now_ms))
-    .collect()
-}
-
 /// One of the host's own series, without labels.
 pub fn gauge(name: &str, value: f64, unit: &str, now_ms: u64) -> Sample {
     Sample { name: name.into(), labels: BTreeMap::new(), value, unit: unit.into(), timestamp_ms: now_ms }
@@ -175,8 +142,8 @@ pub fn gauge(name: &str, value: f64, unit: &str, now_ms: u64) -> Sample {
 mod tests {
     use super::*;
 
-    fn metric(name: &str, value: f64) -> types::Metric {
-        types::Metric { name: name.into(), value, unit: String::new(), labels: Vec::new() }
+    fn metric(name: &str, value: f64) -> Metric {
+        Metric { name: name.into(), value, unit: String::new(), labels: Vec::new() }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 /// The data directory: `--data-dir`, else `$MONITOR_DATA_DIR` (both handled by
 /// the CLI), else `$XDG_STATE_HOME/monitor`, else `~/.local/state/monitor`.
 pub fn default_data_dir() -> PathBuf {
@@ -51,4 +53,11 @@ impl DataDir {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root)
     }
+}
+
+/// What the daemon writes to `daemon.json` so other commands can find it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    pub addr: String,
 }

@@ -6,6 +6,7 @@ pub mod bindings;
 pub mod capability;
 pub mod deadline;
 pub mod engine;
+pub mod fault;
 pub mod instance;
 pub mod load;
 pub mod manager;
@@ -14,6 +15,7 @@ pub mod sandbox;
 pub mod stats;
 pub mod wait;
 
+pub use bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION};
 pub use capability::Grant;
 pub use engine::Runtime;
 pub use instance::{Fault, Limits};

@@ -18,7 +18,7 @@ mod series;
 pub use disks::{BlockDeviceSample, MountSample};
 pub use footprint::Footprint;
 pub use network::NetworkSample;
-pub use processes::{COMMAND_CHARS, ProcessFilter, ProcessSample};
+pub use processes::{COMMAND_CHARS, ProcessFilter, ProcessSample, SortKey, sort};
 pub use series::samples;
 
 /// The machine at one sampling tick.

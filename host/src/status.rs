@@ -1,22 +1,10 @@
 //! The one-line status of the host, plain or through a display formatter.
 
 use crate::alerts::{Alert, State};
-use crate::plugin::bindings::types;
-use crate::progress::{Node, Status};
 use crate::sampler::Snapshot;
 
-/// The view a display formatter renders for `monitor status`: the machine,
-/// the runs still going and the alerts firing (acknowledged or not).
-pub fn view(snapshot: &Snapshot, runs: &[Node], alerts: &[Alert]) -> types::View {
-    let live = runs.iter().filter(|r| matches!(r.status, Status::Running | Status::Paused));
-    types::View::Status(types::StatusView {
-        system: types::SystemSnapshot::from(snapshot),
-        runs: live.map(Into::into).collect(),
-        firing: alerts.iter().filter(|a| is_firing(a)).map(Into::into).collect(),
-    })
-}
-
-fn is_firing(a: &Alert) -> bool {
+/// Firing, acknowledged or not.
+pub fn is_firing(a: &Alert) -> bool {
     matches!(a.state, State::Firing | State::Acknowledged)
 }
 

@@ -94,6 +94,18 @@ fn db(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Db(e.into())
 }
 
+/// redb's errors become [`StoreError::Db`], so storage code writes `?`.
+macro_rules! from_redb {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(e: $error) -> StoreError {
+                db(e)
+            }
+        }
+    )*};
+}
+from_redb!(redb::TableError, redb::StorageError, redb::TransactionError, redb::CommitError);
+
 /// Whether redb can go on only after the database is opened again.
 fn needs_reopen(e: &redb::Error) -> bool {
     matches!(
@@ -202,8 +214,8 @@ impl Store {
         };
         let tx = store.write()?;
         {
-            let mut meta = tx.open_table(META).map_err(db)?;
-            let found = meta.get("schema_version").map_err(db)?.map(|v| v.value());
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
                     return Err(StoreError::TooNew { path: path.into(), found: v });
@@ -212,26 +224,26 @@ impl Store {
                 Some(_) => {
                     progress::count_children(&tx)?;
                     metrics::pack_points(&tx)?;
-                    meta.insert("schema_version", SCHEMA_VERSION).map_err(db)?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
                 None => {
-                    meta.insert("schema_version", SCHEMA_VERSION).map_err(db)?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
             }
-            tx.open_table(PLUGINS).map_err(db)?;
-            tx.open_table(PLUGIN_KV).map_err(db)?;
-            tx.open_table(PROGRESS_NODES).map_err(db)?;
-            tx.open_table(PROGRESS_CHILDREN).map_err(db)?;
-            tx.open_table(PROGRESS_EVENTS).map_err(db)?;
-            tx.open_table(PROGRESS_FEED).map_err(db)?;
-            tx.open_table(WATCH_JOBS).map_err(db)?;
-            tx.open_table(metrics::SERIES_IDS).map_err(db)?;
-            tx.open_table(metrics::SERIES_INFO).map_err(db)?;
-            tx.open_table(metrics::CHUNKS).map_err(db)?;
-            tx.open_table(metrics::MINUTES).map_err(db)?;
-            tx.open_table(metrics::SERIES_PER_PLUGIN).map_err(db)?;
-            tx.open_table(alerts::HISTORY).map_err(db)?;
-            tx.open_table(alerts::STATE).map_err(db)?;
+            tx.open_table(PLUGINS)?;
+            tx.open_table(PLUGIN_KV)?;
+            tx.open_table(PROGRESS_NODES)?;
+            tx.open_table(PROGRESS_CHILDREN)?;
+            tx.open_table(PROGRESS_EVENTS)?;
+            tx.open_table(PROGRESS_FEED)?;
+            tx.open_table(WATCH_JOBS)?;
+            tx.open_table(metrics::SERIES_IDS)?;
+            tx.open_table(metrics::SERIES_INFO)?;
+            tx.open_table(metrics::CHUNKS)?;
+            tx.open_table(metrics::HOURS)?;
+            tx.open_table(metrics::SERIES_PER_PLUGIN)?;
+            tx.open_table(alerts::HISTORY)?;
+            tx.open_table(alerts::STATE)?;
         }
         store.commit(tx)?;
         Ok(store)
@@ -243,8 +255,8 @@ impl Store {
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         let tx = self.read()?;
-        let meta = tx.open_table(META).map_err(db)?;
-        Ok(meta.get("schema_version").map_err(db)?.map(|v| v.value()).unwrap_or(0))
+        let meta = tx.open_table(META)?;
+        Ok(meta.get("schema_version")?.map(|v| v.value()).unwrap_or(0))
     }
 
     /// How the database stands now.
@@ -328,9 +340,9 @@ fn reopen(shared: &Shared) {
         drop(shared.db.write().expect("store handle").take());
         let result = opened(&shared.path, &shared.open).and_then(|database| {
             // A commit that writes proves the disk takes writes again.
-            let tx = database.begin_write().map_err(db)?;
-            tx.open_table(META).map_err(db)?.insert("reopened_ms", crate::sampler::now_ms()).map_err(db)?;
-            tx.commit().map_err(db)?;
+            let tx = database.begin_write()?;
+            tx.open_table(META)?.insert("reopened_ms", crate::sampler::now_ms())?;
+            tx.commit()?;
             Ok(database)
         });
         let mut trouble = shared.trouble.lock().expect("store trouble");
@@ -394,13 +406,13 @@ fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 impl Store {
     pub fn watch_job(&self, name: &str) -> Result<Option<String>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(WATCH_JOBS).map_err(db)?;
-        Ok(table.get(name).map_err(db)?.map(|v| v.value().to_string()))
+        let table = tx.open_table(WATCH_JOBS)?;
+        Ok(table.get(name)?.map(|v| v.value().to_string()))
     }
 
     pub fn put_watch_job(&self, name: &str, json: &str) -> Result<(), StoreError> {
         let tx = self.write()?;
-        tx.open_table(WATCH_JOBS).map_err(db)?.insert(name, json).map_err(db)?;
+        tx.open_table(WATCH_JOBS)?.insert(name, json)?;
         self.commit(tx)
     }
 }
@@ -409,8 +421,8 @@ impl Store {
 impl Store {
     pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(PLUGIN_KV).map_err(db)?;
-        Ok(table.get((plugin, key)).map_err(db)?.map(|v| v.value().to_vec()))
+        let table = tx.open_table(PLUGIN_KV)?;
+        Ok(table.get((plugin, key))?.map(|v| v.value().to_vec()))
     }
 
     /// Sets `key`, refusing a new key once the plugin holds `max_keys`.
@@ -423,12 +435,12 @@ impl Store {
     ) -> Result<Result<(), usize>, StoreError> {
         let tx = self.write()?;
         {
-            let mut table = tx.open_table(PLUGIN_KV).map_err(db)?;
-            if table.get((plugin, key)).map_err(db)?.is_none() {
-                let held = table.range((plugin, "")..).map_err(db)?;
+            let mut table = tx.open_table(PLUGIN_KV)?;
+            if table.get((plugin, key))?.is_none() {
+                let held = table.range((plugin, "")..)?;
                 let mut count = 0;
                 for entry in held {
-                    if entry.map_err(db)?.0.value().0 != plugin {
+                    if entry?.0.value().0 != plugin {
                         break;
                     }
                     count += 1;
@@ -437,7 +449,7 @@ impl Store {
                     return Ok(Err(count));
                 }
             }
-            table.insert((plugin, key), value).map_err(db)?;
+            table.insert((plugin, key), value)?;
         }
         self.commit(tx)?;
         Ok(Ok(()))
@@ -445,7 +457,7 @@ impl Store {
 
     pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
         let tx = self.write()?;
-        tx.open_table(PLUGIN_KV).map_err(db)?.remove((plugin, key)).map_err(db)?;
+        tx.open_table(PLUGIN_KV)?.remove((plugin, key))?;
         self.commit(tx)?;
         Ok(())
     }
@@ -453,10 +465,10 @@ impl Store {
     /// Every key of a plugin with its value, in key order: what `monitor plugins kv` shows.
     pub fn kv_entries(&self, plugin: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(PLUGIN_KV).map_err(db)?;
+        let table = tx.open_table(PLUGIN_KV)?;
         let mut out = Vec::new();
-        for entry in table.range((plugin, "")..).map_err(db)? {
-            let (key, value) = entry.map_err(db)?;
+        for entry in table.range((plugin, "")..)? {
+            let (key, value) = entry?;
             let (owner, key) = key.value();
             if owner != plugin {
                 break;
@@ -468,10 +480,10 @@ impl Store {
 
     pub fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(PLUGIN_KV).map_err(db)?;
+        let table = tx.open_table(PLUGIN_KV)?;
         let mut keys = Vec::new();
-        for entry in table.range((plugin, prefix)..).map_err(db)? {
-            let entry = entry.map_err(db)?;
+        for entry in table.range((plugin, prefix)..)? {
+            let entry = entry?;
             let (plugin_key, key) = entry.0.value();
             if plugin_key != plugin || !key.starts_with(prefix) {
                 break;

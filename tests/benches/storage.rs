@@ -62,7 +62,7 @@ fn simulated_days(file: &std::path::Path) {
     let store = Store::open(file).unwrap();
     let retention = MetricRetention { raw_ms: 3_600 * SECOND, minutes_ms: 7 * DAY };
     println!("ten simulated days: 100 series, 1 s tick, a commit every 30 ticks, compaction every minute");
-    println!("| day | file | in use | raw points | minutes | commit p50 |");
+    println!("| day | file | in use | raw points (their pages) | minutes (their pages) | commit p50 |");
     println!("| --- | --- | --- | --- | --- | --- |");
     let mut at = START;
     for day in 1..=10 {
@@ -81,10 +81,13 @@ fn simulated_days(file: &std::path::Path) {
         let space = store.space().unwrap();
         let raw: u64 = space.plugins.iter().map(|p| p.raw_points).sum();
         let minutes: u64 = space.plugins.iter().map(|p| p.minutes).sum();
+        let pages = |name: &str| space.tables.iter().find(|t| t.name == name).map_or(0, |t| t.page_bytes);
         println!(
-            "| {day} | {:.1} MiB | {:.1} MiB | {raw} | {minutes} | {:.2} ms |",
+            "| {day} | {:.1} MiB | {:.1} MiB | {raw} ({:.1} MiB) | {minutes} ({:.1} MiB) | {:.2} ms |",
             mib(space.file_bytes),
             mib(space.allocated_bytes),
+            mib(pages("metric_chunks")),
+            mib(pages("metric_minutes")),
             commits[commits.len() / 2]
         );
     }
@@ -117,10 +120,11 @@ fn many_series(file: &std::path::Path) {
     commits.sort_by(f64::total_cmp);
     let space = store.space().unwrap();
     println!(
-        "10,000 series, 10 minutes of 1 s ticks in 20 commits: {rate:.0} samples/s stored (sample making included), commit of 30 ticks median {:.0} ms, max {:.0} ms; file {:.1} MiB",
+        "10,000 series, 10 minutes of 1 s ticks in 20 commits: {rate:.0} samples/s stored (sample making included), commit of 30 ticks median {:.0} ms, max {:.0} ms; file {:.1} MiB, {:.1} MiB in use",
         commits[10],
         commits[19],
-        mib(space.file_bytes)
+        mib(space.file_bytes),
+        mib(space.allocated_bytes)
     );
 }
 

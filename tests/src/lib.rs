@@ -403,7 +403,7 @@ pub mod host {
 
     use std::sync::{Arc, RwLock};
 
-    use monitor_host::plugin::bindings::types;
+    use monitor_host::metrics::Metric;
     use monitor_host::plugin::{Grant, Manager, PluginRecord, Runtime, Settings};
     use monitor_host::sampler::Sampler;
     use monitor_host::store::Store;
@@ -459,11 +459,11 @@ pub mod host {
         }
 
         /// One sampling tick: every running metric provider's metrics by plugin.
-        pub fn collect(&self) -> Vec<(String, Vec<types::Metric>)> {
+        pub fn collect(&self) -> Vec<(String, Vec<Metric>)> {
             self.rt.block_on(self.manager.collect())
         }
 
-        pub fn metrics_of(&self, plugin: &str) -> Option<Vec<types::Metric>> {
+        pub fn metrics_of(&self, plugin: &str) -> Option<Vec<Metric>> {
             self.collect().into_iter().find(|(p, _)| p == plugin).map(|(_, m)| m)
         }
 

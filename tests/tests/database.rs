@@ -73,3 +73,41 @@ fn a_database_damaged_in_place_is_repaired_or_refused_never_a_panic() {
         other => panic!("exit {other:?}: {err}"),
     }
 }
+
+#[test]
+fn db_stats_and_compact_work_through_the_host_and_without_it() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.root.path().join("host.toml");
+    std::fs::write(&config, "sample_interval_ms = 100\n[metrics]\ncommit_every = \"200ms\"\n").unwrap();
+    let mut host = sandbox.start(&["--config", config.to_str().unwrap()]);
+    monitor_tests::wait_for("a history commit", std::time::Duration::from_secs(30), || {
+        sandbox.metric_host("monitor_history_commits_total").filter(|n| *n >= 1.0)
+    });
+    let out = sandbox.monitor(&["db", "stats", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let space: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let host_series = space["plugins"].as_array().unwrap().iter().find(|p| p["plugin"] == "host").cloned();
+    assert!(host_series.is_some_and(|p| p["raw_points"].as_u64() > Some(0)), "{space}");
+    let tables: Vec<&str> = space["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(tables.contains(&"metric_chunks") && tables.contains(&"progress_nodes"), "{tables:?}");
+
+    let out = sandbox.monitor(&["db", "compact"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains(" before, ") && text.contains(" now"), "{text}{}", stderr(&out));
+    // The host goes on after compacting: the history and progress still commit.
+    let commits = sandbox.metric_host("monitor_history_commits_total").unwrap();
+    monitor_tests::wait_for("a commit after compacting", std::time::Duration::from_secs(30), || {
+        sandbox.metric_host("monitor_history_commits_total").filter(|n| *n > commits)
+    });
+    let (status, _) = sandbox.api_post("/v1/progress/etl/load", r#"{"op":"advance","units":1}"#);
+    assert!(status.contains(" 200 "), "{status}");
+    host.signal("TERM");
+    host.wait_exit(std::time::Duration::from_secs(10));
+
+    let out = sandbox.monitor(&["db", "stats"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.starts_with("file ") && text.contains("metric_chunks") && text.contains("METRICS OF"), "{text}");
+    let out = sandbox.monitor(&["db", "compact"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

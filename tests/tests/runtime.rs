@@ -55,7 +55,7 @@ fn derived_metrics_are_computed_from_the_system_snapshot() {
     let windows: Vec<&str> = metrics
         .iter()
         .filter(|m| m.name == "load_per_core")
-        .flat_map(|m| m.labels.iter().filter(|l| l.key == "window").map(|l| l.value.as_str()))
+        .flat_map(|m| m.labels.iter().filter(|(k, _)| k == "window").map(|(_, v)| v.as_str()))
         .collect();
     assert_eq!(windows, ["1m", "5m", "15m"]);
 }
@@ -86,7 +86,7 @@ fn textfile_collector_reads_only_the_granted_directory() {
     let metrics = host.metrics_of("textfile-collector").expect("collected");
     let backup = metrics.iter().find(|m| m.name == "backup_age_seconds").expect("the sample from the file");
     assert_eq!(backup.value, 3600.0);
-    let labels: Vec<(&str, &str)> = backup.labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect();
+    let labels: Vec<(&str, &str)> = backup.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert!(labels.contains(&("host", "db1")) && labels.contains(&("file", "jobs.prom")), "{labels:?}");
 }
 
@@ -171,11 +171,9 @@ fn an_alert_handler_of_the_first_form_still_gets_alerts() {
 fn compact_status_renders_one_line() {
     let host = Host::with(Sandbox::new(), &["compact-status"]);
     let snapshot = monitor_host::sampler::Sampler::new().sample();
-    let mut view = monitor_host::status::view(&snapshot, &[], &[]);
-    if let types::View::Status(status) = &mut view {
-        status.runs.push(node("train-42", types::NodeStatus::Running, 0.63));
-    }
-    let line = host.block_on(host.manager.format("compact-status", view)).unwrap();
+    let mut run = monitor_host::progress::Node::new(monitor_host::progress::NodePath::parse("train-42").unwrap(), 0);
+    (run.status, run.progress) = (monitor_host::progress::Status::Running, 0.63);
+    let line = host.block_on(host.manager.format_status("compact-status", &snapshot, &[run], &[])).unwrap();
     assert!(!line.contains('\n'), "{line:?}");
     assert!(line.contains("cpu ") && line.contains("mem ") && line.contains("train-42 63%"), "{line}");
 }

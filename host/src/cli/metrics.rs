@@ -7,7 +7,8 @@ use clap::Subcommand;
 
 use super::UsageError;
 use crate::client::Client;
-use crate::store::metrics::History;
+use crate::metrics::parse_labels;
+use crate::store::metrics::SeriesPoints;
 
 #[derive(Debug, Subcommand)]
 pub enum MetricsCommand {
@@ -28,16 +29,6 @@ pub enum MetricsCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// `k=v,k2=v2` into label matchers.
-pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
-    text.split(',')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-            _ => Err(format!("'{pair}' is not a label filter; write key=value, several separated by commas")),
-        })
-        .collect()
 }
 
 pub fn run(client: &dyn Client, command: MetricsCommand) -> anyhow::Result<()> {
@@ -84,7 +75,7 @@ pub fn run(client: &dyn Client, command: MetricsCommand) -> anyhow::Result<()> {
 }
 
 /// `name{labels}  ▁▂▄█▆  last 42.0 percent (min 1, max 97, 600 points)`.
-fn line(history: &History) -> String {
+fn line(history: &SeriesPoints) -> String {
     let values: Vec<f64> = history.points.iter().map(|p| p.value).collect();
     let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
     let last = values.last().copied().unwrap_or(f64::NAN);

@@ -10,7 +10,7 @@ use crate::client;
 use crate::paths::DataDir;
 use crate::plugin::manager::inspect;
 use crate::plugin::sandbox::SandboxSpec;
-use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime, State};
+use crate::plugin::{CONTRACT_VERSION, Grant, Limits, Listing, PluginRecord, Runtime, State};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
@@ -138,7 +138,7 @@ fn check(file: &PathBuf, json: bool) -> anyhow::Result<()> {
     let (loaded, desc) = inspected.map_err(|e| anyhow::anyhow!(e))?;
     if json {
         let out = serde_json::json!({
-            "file": file, "hash": loaded.hash, "contract": "monitor:plugin@0.1.0",
+            "file": file, "hash": loaded.hash, "contract": format!("monitor:plugin@{CONTRACT_VERSION}"),
             "name": desc.name, "version": desc.version, "summary": desc.summary,
             "roles": desc.roles, "capabilities": desc.requests,
         });
@@ -150,7 +150,7 @@ fn check(file: &PathBuf, json: bool) -> anyhow::Result<()> {
     println!("  name          {} {}", desc.name, desc.version);
     println!("  summary       {}", desc.summary);
     println!("  roles         {}", roles.join(", "));
-    println!("  contract      monitor:plugin@0.1.0");
+    println!("  contract      monitor:plugin@{CONTRACT_VERSION}");
     if desc.requests.is_empty() {
         println!("  capabilities  none");
     }

@@ -338,6 +338,17 @@ pub(crate) fn utc(ms: u64) -> String {
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
+/// `--on-failure`'s choices are the progress model's policies.
+impl clap::ValueEnum for FailurePolicy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &FailurePolicy::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::client::Client as _;
-use crate::sampler::{ProcessFilter, ProcessSample, Sampler, Snapshot};
+use crate::sampler::{ProcessFilter, ProcessSample, Sampler, Snapshot, SortKey, sort};
 
 /// CPU use and rates are differences between two samples: this far apart.
 const INTERVAL: Duration = Duration::from_millis(250);
@@ -40,13 +40,15 @@ pub struct ResourcesArgs {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SortKey {
-    Cpu,
-    Mem,
-    Pid,
-    Name,
+/// `--sort`'s choices are the sampler's orders.
+impl ValueEnum for SortKey {
+    fn value_variants<'a>() -> &'a [Self] {
+        &SortKey::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
 }
 
 /// The JSON form: the snapshot's fields, then the processes when asked for.
@@ -99,18 +101,6 @@ pub fn run(args: &ResourcesArgs) -> anyhow::Result<()> {
         print!("{}", render(&snapshot, processes.as_deref()));
     }
     Ok(())
-}
-
-/// Largest first for CPU and memory; ties, and PID order, by PID.
-pub fn sort(processes: &mut [ProcessSample], key: SortKey) {
-    match key {
-        SortKey::Cpu => processes.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid))),
-        SortKey::Mem => processes.sort_by(|a, b| b.memory_bytes.cmp(&a.memory_bytes).then(a.pid.cmp(&b.pid))),
-        SortKey::Pid => processes.sort_by_key(|p| p.pid),
-        SortKey::Name => {
-            processes.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.pid.cmp(&b.pid)))
-        }
-    }
 }
 
 fn render(s: &Snapshot, processes: Option<&[ProcessSample]>) -> String {

@@ -10,13 +10,14 @@ use super::Client;
 use crate::alerts::service::stored_alerts;
 use crate::alerts::{Alert, Labels, Silence, State as AlertState};
 use crate::api::alerts::{HISTORY_LIMIT, TestResult};
-use crate::cli::UsageError;
+use crate::error::UsageError;
 use crate::paths::DataDir;
 use crate::plugin::capability::HostDirs;
 use crate::plugin::manager::inspect;
 use crate::plugin::sandbox::SandboxSpec;
 use crate::plugin::{Grant, Limits, Listing, PluginRecord, Runtime};
 use crate::progress::{Node, NodePath, Update};
+use crate::query::{history, series_listing, tree};
 use crate::sampler::now_ms;
 use crate::sampler::{ProcessSample, Sampler, Snapshot};
 use crate::store::alerts::HistoryEntry;
@@ -26,7 +27,7 @@ use crate::store::{Store, StoreError};
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// CPU use and rates are differences between two samples this far apart.
 const SAMPLE_GAP: std::time::Duration = std::time::Duration::from_millis(250);
-use crate::store::metrics::{History, SeriesListing};
+use crate::store::metrics::{SeriesListing, SeriesPoints};
 use crate::store::progress::ProgressEvent;
 use crate::store::space::{Compacted, Space};
 
@@ -180,7 +181,7 @@ impl Client for Local {
         name: &str,
         labels: &BTreeMap<String, String>,
         since_ms: u64,
-    ) -> anyhow::Result<Vec<History>> {
+    ) -> anyhow::Result<Vec<SeriesPoints>> {
         Ok(self.store.metrics_query(name, labels, since_ms)?)
     }
 
@@ -265,27 +266,4 @@ pub fn apply_progress(store: &Store, path: &NodePath, update: &Update) -> anyhow
     let mut results = store.progress_apply(&[(path.clone(), update.clone())], now)?;
     results.pop().expect("one result per update").map_err(|e| UsageError(format!("{path}: {e}")))?;
     Ok(store.progress_node(path)?.expect("an applied update leaves its node"))
-}
-
-/// A run's nodes, or an error naming the runs there are.
-pub fn tree(store: &Store, run: &str) -> anyhow::Result<Vec<Node>> {
-    let nodes = store.progress_tree(run)?;
-    if nodes.is_empty() {
-        let runs: Vec<String> = store.progress_runs()?.iter().map(|n| n.path.to_string()).collect();
-        let runs = if runs.is_empty() { "none".into() } else { runs.join(", ") };
-        bail!("no run named '{run}'; runs: {runs}");
-    }
-    Ok(nodes)
-}
-
-/// Every series, and how much disk the database takes.
-pub fn series_listing(store: &Store, data: &DataDir) -> anyhow::Result<SeriesListing> {
-    let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
-    Ok(SeriesListing { series: store.metrics_series()?, database_bytes })
-}
-
-/// A run's events after `since`, or an error naming the runs there are.
-pub fn history(store: &Store, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>> {
-    tree(store, run)?;
-    Ok(store.progress_events(run, since)?)
 }

@@ -13,9 +13,17 @@ wasmtime::component::bindgen!({
 pub use exports::monitor::plugin as guest;
 pub use monitor::plugin::types;
 
-/// The contract version this host speaks.
+/// The contract version this host speaks: the version of the WIT package in
+/// `wit/` (a test holds them together).
 pub const CONTRACT_PACKAGE: &str = "monitor:plugin";
 pub const CONTRACT_VERSION: &str = "0.1.0";
+
+impl From<types::Metric> for crate::metrics::Metric {
+    fn from(m: types::Metric) -> crate::metrics::Metric {
+        let labels = m.labels.into_iter().map(|l| (l.key, l.value)).collect();
+        crate::metrics::Metric { name: m.name, value: m.value, unit: m.unit, labels }
+    }
+}
 
 impl From<&crate::sampler::Snapshot> for types::SystemSnapshot {
     fn from(s: &crate::sampler::Snapshot) -> Self {
@@ -134,5 +142,31 @@ fn plugin_state(state: Option<crate::alerts::State>) -> types::AlertState {
         Some(State::Firing) => types::AlertState::Firing,
         Some(State::Acknowledged) => types::AlertState::Acknowledged,
         Some(State::Resolved) => types::AlertState::Resolved,
+    }
+}
+
+/// The view a display formatter renders for `monitor status`: the machine,
+/// the runs still going and the alerts firing (acknowledged or not).
+pub fn status_view(
+    snapshot: &crate::sampler::Snapshot,
+    runs: &[crate::progress::Node],
+    alerts: &[crate::alerts::Alert],
+) -> types::View {
+    let live =
+        runs.iter().filter(|r| matches!(r.status, crate::progress::Status::Running | crate::progress::Status::Paused));
+    types::View::Status(types::StatusView {
+        system: types::SystemSnapshot::from(snapshot),
+        runs: live.map(Into::into).collect(),
+        firing: alerts.iter().filter(|a| crate::status::is_firing(a)).map(Into::into).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_contract_version_is_the_wit_package_s() {
+        let wit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/types.wit")).unwrap();
+        let package = wit.lines().find(|l| l.starts_with("package ")).unwrap();
+        assert_eq!(package, format!("package {}@{};", super::CONTRACT_PACKAGE, super::CONTRACT_VERSION));
     }
 }

@@ -2,8 +2,6 @@
 //! file is a component, that it speaks this host's contract version, which roles
 //! it plays, and that every import is one the host provides.
 
-use std::path::Path;
-
 use wasmtime::component::InstancePre;
 use wasmtime::component::types::ComponentItem;
 
@@ -43,19 +41,10 @@ pub enum LoadError {
     NoWorld { file: String, exports: String },
     #[error("{file} imports '{import}', which this host does not provide to plugins")]
     UnknownImport { file: String, import: String },
-    #[error("cannot read {file}: {source}")]
-    Read { file: String, source: std::io::Error },
 }
 
 pub fn hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex()[..32].to_string()
-}
-
-/// Reads, validates, compiles (or loads from the cache) and links one plugin file.
-pub fn load_file(runtime: &Runtime, path: &Path) -> Result<Loaded, LoadError> {
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { file: file.clone(), source })?;
-    load_bytes(runtime, &bytes, &file)
 }
 
 pub fn load_bytes(runtime: &Runtime, bytes: &[u8], file: &str) -> Result<Loaded, LoadError> {

@@ -17,6 +17,7 @@ use super::load::{self, LoadError, Loaded};
 use super::record::{ChangeError, Description, PluginRecord, Role, State};
 use super::sandbox::SandboxSpec;
 use super::stats::Stats;
+use crate::metrics::{Metric, Sample};
 use crate::sampler::SharedSnapshot;
 use crate::store::{Store, StoreError};
 
@@ -120,10 +121,6 @@ pub struct Manager {
 impl Manager {
     pub fn new(runtime: Arc<Runtime>, store: Store, snapshot: SharedSnapshot, settings: Settings) -> Manager {
         Manager { runtime, store, snapshot, settings, inner: Mutex::default() }
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
     }
 
     /// The database the plugins' records and key-value data are in.
@@ -511,7 +508,7 @@ impl Manager {
     }
 
     /// Calls `collect` on every running metric provider, side by side.
-    pub async fn collect(&self) -> Vec<(String, Vec<types::Metric>)> {
+    pub async fn collect(&self) -> Vec<(String, Vec<Metric>)> {
         // Every call is queued before the first is awaited, so they run side by side.
         let calls: Vec<_> = self
             .actors(Role::MetricProvider)
@@ -521,7 +518,7 @@ impl Manager {
         let mut out = Vec::new();
         for (name, call) in calls {
             if let Some(Ok(metrics)) = self.after_call(&name, call.await) {
-                out.push((name, metrics));
+                out.push((name, metrics.into_iter().map(Metric::from).collect()));
             }
         }
         out
@@ -558,7 +555,24 @@ impl Manager {
         self.finish(name, result)
     }
 
-    pub async fn format(&self, name: &str, view: types::View) -> Result<String, ManagerError> {
+    /// The one-line status rendered by a display formatter: the machine, the
+    /// runs still going and the alerts firing.
+    pub async fn format_status(
+        &self,
+        name: &str,
+        snapshot: &crate::sampler::Snapshot,
+        runs: &[crate::progress::Node],
+        alerts: &[crate::alerts::Alert],
+    ) -> Result<String, ManagerError> {
+        self.format(name, super::bindings::status_view(snapshot, runs, alerts)).await
+    }
+
+    /// A run's nodes rendered by a display formatter.
+    pub async fn format_progress(&self, name: &str, nodes: &[crate::progress::Node]) -> Result<String, ManagerError> {
+        self.format(name, types::View::Progress(nodes.iter().map(Into::into).collect())).await
+    }
+
+    async fn format(&self, name: &str, view: types::View) -> Result<String, ManagerError> {
         let actor = self.actor(name, Role::DisplayFormatter)?;
         let result = actor.run(move |w| w.call(|i| i.format(&view))).await;
         self.finish(name, result)
@@ -659,4 +673,30 @@ fn read_config(file: &Path, name: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     text.parse::<toml::Table>().map_err(|e| format!("{} is not valid TOML: {}", path.display(), e.message()))?;
     Ok(text)
+}
+
+/// Plugins' self-metrics as host series.
+pub fn plugin_self_metrics(plugins: &[LiveStats], now_ms: u64) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for p in plugins {
+        let labels = BTreeMap::from([("plugin".to_string(), p.name.clone())]);
+        let mut put = |name: &str, value: f64, unit: &str| {
+            out.push(Sample {
+                name: name.into(),
+                labels: labels.clone(),
+                value,
+                unit: unit.into(),
+                timestamp_ms: now_ms,
+            });
+        };
+        put("monitor_plugin_calls_total", p.stats.calls as f64, "");
+        put("monitor_plugin_faults_total", p.stats.faults as f64, "");
+        put("monitor_plugin_call_latency_p50_seconds", p.stats.p50_us / 1e6, "seconds");
+        put("monitor_plugin_call_latency_p99_seconds", p.stats.p99_us / 1e6, "seconds");
+        put("monitor_plugin_memory_peak_bytes", p.stats.memory_peak_bytes as f64, "bytes");
+        put("monitor_plugin_errors_total", p.stats.errors as f64, "");
+        put("monitor_plugin_hung_threads", f64::from(p.stats.hung_threads), "");
+        put("monitor_plugin_running", f64::from(u8::from(p.running)), "");
+    }
+    out
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::instance::Fault;
+use super::fault::Fault;
 
 /// How many recent call latencies the percentiles are taken over.
 const WINDOW: usize = 1024;

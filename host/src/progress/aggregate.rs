@@ -21,7 +21,7 @@ use super::exact::Exact;
 use super::node::{Node, Status};
 
 /// How a failed child affects its parent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailurePolicy {
     /// The parent fails as soon as any child fails. Otherwise it completes when
@@ -33,6 +33,17 @@ pub enum FailurePolicy {
     /// finished it is failed if any failed, else completed if all completed,
     /// else cancelled.
     Continue,
+}
+
+impl FailurePolicy {
+    pub const ALL: [FailurePolicy; 2] = [FailurePolicy::FailFast, FailurePolicy::Continue];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::FailFast => "fail-fast",
+            FailurePolicy::Continue => "continue",
+        }
+    }
 }
 
 /// A parent's computed state.

@@ -1,5 +1,5 @@
 //! The process table, sampled less often than the rest: refreshing it costs tens of
-//! microseconds per process (DESIGN.md section 5), so only the fields shown are read.
+//! microseconds per process, so only the fields shown are read.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -57,6 +57,41 @@ const KTHREADD: u32 = 2;
 
 /// Enough of a command line to recognise it in a table or a filter.
 pub const COMMAND_CHARS: usize = 256;
+
+/// How a process table is ordered: most CPU or memory first, or by PID or name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortKey {
+    Cpu,
+    Mem,
+    Pid,
+    Name,
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 4] = [SortKey::Cpu, SortKey::Mem, SortKey::Pid, SortKey::Name];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortKey::Cpu => "cpu",
+            SortKey::Mem => "mem",
+            SortKey::Pid => "pid",
+            SortKey::Name => "name",
+        }
+    }
+}
+
+/// Largest first for CPU and memory; ties, and PID order, by PID.
+pub fn sort(processes: &mut [ProcessSample], key: SortKey) {
+    match key {
+        SortKey::Cpu => processes.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid))),
+        SortKey::Mem => processes.sort_by(|a, b| b.memory_bytes.cmp(&a.memory_bytes).then(a.pid.cmp(&b.pid))),
+        SortKey::Pid => processes.sort_by_key(|p| p.pid),
+        SortKey::Name => {
+            processes.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.pid.cmp(&b.pid)))
+        }
+    }
+}
 
 /// Which processes to keep: a name or command containing some text, or a user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

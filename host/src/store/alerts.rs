@@ -9,7 +9,7 @@
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, db};
+use super::{Store, StoreError};
 use crate::alerts::{Saved, Transition};
 
 pub(super) const HISTORY: TableDefinition<u64, &str> = TableDefinition::new("alert_history");
@@ -33,16 +33,16 @@ impl Store {
         let tx = self.write()?;
         let mut out = Vec::with_capacity(transitions.len());
         {
-            let mut history = tx.open_table(HISTORY).map_err(db)?;
-            let mut seq = history.last().map_err(db)?.map_or(0, |(k, _)| k.value());
+            let mut history = tx.open_table(HISTORY)?;
+            let mut seq = history.last()?.map_or(0, |(k, _)| k.value());
             for t in transitions {
                 seq += 1;
                 let json = serde_json::to_string(t).expect("a transition serializes");
-                history.insert(seq, json.as_str()).map_err(db)?;
+                history.insert(seq, json.as_str())?;
                 out.push(HistoryEntry { seq, transition: t.clone() });
             }
             let state = serde_json::to_string(saved).expect("the engine state serializes");
-            tx.open_table(STATE).map_err(db)?.insert(ENGINE, state.as_str()).map_err(db)?;
+            tx.open_table(STATE)?.insert(ENGINE, state.as_str())?;
         }
         self.commit(tx)?;
         Ok(out)
@@ -51,8 +51,8 @@ impl Store {
     /// The engine's state as last recorded; empty on a new database.
     pub fn alerts_saved(&self) -> Result<Saved, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(STATE).map_err(db)?;
-        match table.get(ENGINE).map_err(db)? {
+        let table = tx.open_table(STATE)?;
+        match table.get(ENGINE)? {
             Some(json) => serde_json::from_str(json.value())
                 .map_err(|source| StoreError::Corrupt { key: "alert_state/engine".into(), source }),
             None => Ok(Saved::default()),
@@ -63,11 +63,11 @@ impl Store {
     /// `after_seq`, oldest first, at most `limit` (the newest ones).
     pub fn alerts_history(&self, since_ms: u64, after_seq: u64, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(HISTORY).map_err(db)?;
+        let table = tx.open_table(HISTORY)?;
         let mut out = Vec::new();
         // Entries are appended in time order, so walk back from the newest.
-        for entry in table.range(after_seq.saturating_add(1)..).map_err(db)?.rev() {
-            let (key, json) = entry.map_err(db)?;
+        for entry in table.range(after_seq.saturating_add(1)..)?.rev() {
+            let (key, json) = entry?;
             let entry = decode(key.value(), json.value())?;
             if entry.transition.at_ms < since_ms || out.len() >= limit {
                 break;
@@ -83,11 +83,11 @@ impl Store {
     /// history), by which a reader tells that entries it missed were pruned.
     pub fn alerts_after(&self, after_seq: u64, limit: usize) -> Result<(Vec<HistoryEntry>, Option<u64>), StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(HISTORY).map_err(db)?;
-        let oldest = table.first().map_err(db)?.map(|(k, _)| k.value());
+        let table = tx.open_table(HISTORY)?;
+        let oldest = table.first()?.map(|(k, _)| k.value());
         let mut out = Vec::new();
-        for entry in table.range(after_seq.saturating_add(1)..).map_err(db)?.take(limit) {
-            let (key, json) = entry.map_err(db)?;
+        for entry in table.range(after_seq.saturating_add(1)..)?.take(limit) {
+            let (key, json) = entry?;
             out.push(decode(key.value(), json.value())?);
         }
         Ok((out, oldest))
@@ -96,8 +96,8 @@ impl Store {
     /// The newest sequence number (0 when there is no history).
     pub fn alerts_last_seq(&self) -> Result<u64, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(HISTORY).map_err(db)?;
-        Ok(table.last().map_err(db)?.map_or(0, |(k, _)| k.value()))
+        let table = tx.open_table(HISTORY)?;
+        Ok(table.last()?.map_or(0, |(k, _)| k.value()))
     }
 
     /// Removes history older than `keep_ms` (at most [`PRUNE_LIMIT`] entries per
@@ -111,10 +111,10 @@ impl Store {
         let tx = self.write()?;
         let mut doomed = Vec::new();
         {
-            let mut history = tx.open_table(HISTORY).map_err(db)?;
-            let last = history.last().map_err(db)?.map_or(0, |(k, _)| k.value());
-            for entry in history.range(..last).map_err(db)? {
-                let (key, json) = entry.map_err(db)?;
+            let mut history = tx.open_table(HISTORY)?;
+            let last = history.last()?.map_or(0, |(k, _)| k.value());
+            for entry in history.range(..last)? {
+                let (key, json) = entry?;
                 let at_ms = serde_json::from_str::<AtMs>(json.value()).map_or(0, |e| e.at_ms);
                 if at_ms >= cutoff || doomed.len() >= PRUNE_LIMIT {
                     break;
@@ -122,11 +122,11 @@ impl Store {
                 doomed.push(key.value());
             }
             for seq in &doomed {
-                history.remove(*seq).map_err(db)?;
+                history.remove(*seq)?;
             }
         }
         if doomed.is_empty() {
-            tx.abort().map_err(db)?;
+            tx.abort()?;
         } else {
             self.commit(tx)?;
         }

@@ -4,9 +4,10 @@
 //! (`metric_series`: canonical key → id; `metric_series_info`: id → JSON
 //! [`SeriesInfo`]). Raw points live in `metric_chunks`, a minute of a series a
 //! row, keyed by `(id, minute_ms)` and packed by [`super::chunk`]; once older
-//! than the raw window, [`Store::metrics_compact`] folds each minute into
-//! `metric_minutes` (`(id, minute_ms)` → min, max, sum, last, count) and removes
-//! it, and removes aggregates older than the aggregate window. A chunk that
+//! than the raw window, [`Store::metrics_compact`] folds each minute into its
+//! aggregate (min, max, sum, last, count), kept an hour of a series a row in
+//! `metric_hours` (`(id, hour_ms)`, packed the same way), and removes
+//! aggregates older than the aggregate window. A chunk that
 //! cannot be read is left out of answers and dropped when written or folded,
 //! with a warning: one damaged minute never stops the history. A tick's samples
 //! are written in one transaction ([`Store::metrics_record`]), by the history's
@@ -17,7 +18,8 @@ use std::collections::BTreeMap;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{META, Store, StoreError, chunk, db};
+use super::chunk::{self, Minute};
+use super::{META, Store, StoreError};
 use crate::metrics::Sample;
 
 pub(super) const SERIES_IDS: TableDefinition<&str, u64> = TableDefinition::new("metric_series");
@@ -28,11 +30,13 @@ pub(super) const CHUNKS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::n
 const POINTS_V1: TableDefinition<(u64, u64), f64> = TableDefinition::new("metric_points");
 /// How many series each plugin has in the history, for [`Store::metrics_record`]'s cap.
 pub(super) const SERIES_PER_PLUGIN: TableDefinition<&str, u64> = TableDefinition::new("metric_series_per_plugin");
-/// A minute's min, max, sum, last and count.
-type Minute = (f64, f64, f64, f64, u64);
-pub(super) const MINUTES: TableDefinition<(u64, u64), Minute> = TableDefinition::new("metric_minutes");
+/// An hour of a series' minute aggregates, packed; since schema version 2.
+pub(super) const HOURS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("metric_hours");
+/// A row per minute aggregate, as schema version 1 kept them; moved into hours at open.
+const MINUTES_V1: TableDefinition<(u64, u64), Minute> = TableDefinition::new("metric_minutes");
 
 const MINUTE_MS: u64 = 60_000;
+const HOUR_MS: u64 = 3_600_000;
 /// Most raw points one compaction folds, so it never holds the write lock long.
 const COMPACT_LIMIT: usize = 200_000;
 
@@ -69,7 +73,7 @@ pub struct Point {
 
 /// A series with the points asked for, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct History {
+pub struct SeriesPoints {
     #[serde(flatten)]
     pub series: SeriesInfo,
     pub points: Vec<Point>,
@@ -106,33 +110,33 @@ impl Store {
         }
         let tx = self.write()?;
         {
-            let mut per_plugin = tx.open_table(SERIES_PER_PLUGIN).map_err(db)?;
-            let mut ids = tx.open_table(SERIES_IDS).map_err(db)?;
-            let mut infos = tx.open_table(SERIES_INFO).map_err(db)?;
-            let mut chunks = tx.open_table(CHUNKS).map_err(db)?;
-            let mut meta = tx.open_table(META).map_err(db)?;
+            let mut per_plugin = tx.open_table(SERIES_PER_PLUGIN)?;
+            let mut ids = tx.open_table(SERIES_IDS)?;
+            let mut infos = tx.open_table(SERIES_INFO)?;
+            let mut chunks = tx.open_table(CHUNKS)?;
+            let mut meta = tx.open_table(META)?;
             let mut fresh: BTreeMap<(u64, u64), Vec<(u64, f64)>> = BTreeMap::new();
             for sample in samples {
                 let info =
                     SeriesInfo { name: sample.name.clone(), labels: sample.labels.clone(), unit: sample.unit.clone() };
                 let key = info.key();
-                let known = ids.get(key.as_str()).map_err(db)?.map(|v| v.value());
+                let known = ids.get(key.as_str())?.map(|v| v.value());
                 let id = match known {
                     Some(id) => id,
                     None => {
                         if let Some(plugin) = sample.labels.get("plugin") {
-                            let held = per_plugin.get(plugin.as_str()).map_err(db)?.map_or(0, |v| v.value());
+                            let held = per_plugin.get(plugin.as_str())?.map_or(0, |v| v.value());
                             if held >= max_series_per_plugin {
                                 *refused.entry(plugin.clone()).or_default() += 1;
                                 continue;
                             }
-                            per_plugin.insert(plugin.as_str(), held + 1).map_err(db)?;
+                            per_plugin.insert(plugin.as_str(), held + 1)?;
                         }
-                        let id = meta.get("next_series_id").map_err(db)?.map_or(1, |v| v.value());
-                        meta.insert("next_series_id", id + 1).map_err(db)?;
-                        ids.insert(key.as_str(), id).map_err(db)?;
+                        let id = meta.get("next_series_id")?.map_or(1, |v| v.value());
+                        meta.insert("next_series_id", id + 1)?;
+                        ids.insert(key.as_str(), id)?;
                         let json = serde_json::to_string(&info).expect("series info serialises");
-                        infos.insert(id, json.as_str()).map_err(db)?;
+                        infos.insert(id, json.as_str())?;
                         id
                     }
                 };
@@ -142,11 +146,11 @@ impl Store {
                     .push((sample.timestamp_ms, sample.value));
             }
             for ((id, minute), mut points) in fresh {
-                let stored = chunks.get((id, minute)).map_err(db)?.map(|bytes| read_chunk(id, minute, bytes.value()));
+                let stored = chunks.get((id, minute))?.map(|bytes| read_chunk(id, minute, bytes.value()));
                 let mut all = stored.unwrap_or_default();
                 all.append(&mut points);
                 in_order(&mut all);
-                chunks.insert((id, minute), chunk::encode(minute, &all).as_slice()).map_err(db)?;
+                chunks.insert((id, minute), chunk::encode(minute, &all).as_slice())?;
             }
         }
         self.commit(tx)?;
@@ -160,10 +164,10 @@ impl Store {
 
     fn series_with_ids(&self) -> Result<Vec<(u64, SeriesInfo)>, StoreError> {
         let tx = self.read()?;
-        let infos = tx.open_table(SERIES_INFO).map_err(db)?;
+        let infos = tx.open_table(SERIES_INFO)?;
         let mut out = Vec::new();
-        for entry in infos.iter().map_err(db)? {
-            let (id, json) = entry.map_err(db)?;
+        for entry in infos.iter()? {
+            let (id, json) = entry?;
             let info: SeriesInfo = serde_json::from_str(json.value())
                 .map_err(|source| StoreError::Corrupt { key: format!("series #{}", id.value()), source })?;
             out.push((id.value(), info));
@@ -179,20 +183,20 @@ impl Store {
         name: &str,
         matchers: &BTreeMap<String, String>,
         since_ms: u64,
-    ) -> Result<Vec<History>, StoreError> {
+    ) -> Result<Vec<SeriesPoints>, StoreError> {
         let wanted: Vec<(u64, SeriesInfo)> = self
             .series_with_ids()?
             .into_iter()
             .filter(|(_, s)| s.name == name && matchers.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
             .collect();
         let tx = self.read()?;
-        let chunks = tx.open_table(CHUNKS).map_err(db)?;
-        let minutes = tx.open_table(MINUTES).map_err(db)?;
+        let chunks = tx.open_table(CHUNKS)?;
+        let hours = tx.open_table(HOURS)?;
         let mut out = Vec::with_capacity(wanted.len());
         for (id, series) in wanted {
             let mut raw = Vec::new();
-            for entry in chunks.range((id, minute_of(since_ms))..=(id, u64::MAX)).map_err(db)? {
-                let (key, bytes) = entry.map_err(db)?;
+            for entry in chunks.range((id, minute_of(since_ms))..=(id, u64::MAX))? {
+                let (key, bytes) = entry?;
                 let minute = key.value().1;
                 for (at_ms, value) in read_chunk(id, minute, bytes.value()) {
                     if at_ms >= since_ms {
@@ -203,19 +207,18 @@ impl Store {
             // Aggregates only before the first raw point: no minute is counted twice.
             let until = raw.first().map_or(u64::MAX, |p| p.at_ms);
             let mut history = Vec::new();
-            for entry in minutes.range((id, since_ms / MINUTE_MS * MINUTE_MS)..(id, until)).map_err(db)? {
-                let (key, agg) = entry.map_err(db)?;
-                let (min, max, sum, last, count) = agg.value();
-                history.push(Point {
-                    at_ms: key.value().1,
-                    value: sum / count.max(1) as f64,
-                    min: Some(min),
-                    max: Some(max),
-                    last: Some(last),
-                });
+            for entry in hours.range((id, hour_of(since_ms))..(id, until))? {
+                let (key, bytes) = entry?;
+                for (at_ms, (min, max, sum, last, count)) in read_minutes(id, key.value().1, bytes.value()) {
+                    if at_ms < minute_of(since_ms) || at_ms >= until {
+                        continue;
+                    }
+                    let value = sum / count.max(1) as f64;
+                    history.push(Point { at_ms, value, min: Some(min), max: Some(max), last: Some(last) });
+                }
             }
             history.extend(raw);
-            out.push(History { series, points: history });
+            out.push(SeriesPoints { series, points: history });
         }
         Ok(out)
     }
@@ -232,19 +235,19 @@ impl Store {
         let tx = self.write()?;
         let mut removed = 0u64;
         {
-            let mut chunks = tx.open_table(CHUNKS).map_err(db)?;
-            let mut minutes = tx.open_table(MINUTES).map_err(db)?;
-            let mut ids = tx.open_table(SERIES_IDS).map_err(db)?;
-            let mut infos = tx.open_table(SERIES_INFO).map_err(db)?;
-            let mut per_plugin = tx.open_table(SERIES_PER_PLUGIN).map_err(db)?;
+            let mut chunks = tx.open_table(CHUNKS)?;
+            let mut hours = tx.open_table(HOURS)?;
+            let mut ids = tx.open_table(SERIES_IDS)?;
+            let mut infos = tx.open_table(SERIES_INFO)?;
+            let mut per_plugin = tx.open_table(SERIES_PER_PLUGIN)?;
             for (id, info) in series {
                 // Each chunk is one minute: it folds into that minute's aggregate.
                 let mut folded: Vec<(u64, Option<Minute>)> = Vec::new();
-                for entry in chunks.range((id, 0)..(id, raw_cutoff)).map_err(db)? {
+                for entry in chunks.range((id, 0)..(id, raw_cutoff))? {
                     if removed as usize >= COMPACT_LIMIT {
                         break;
                     }
-                    let (key, bytes) = entry.map_err(db)?;
+                    let (key, bytes) = entry?;
                     let minute = key.value().1;
                     let points = read_chunk(id, minute, bytes.value());
                     removed += points.len() as u64;
@@ -255,36 +258,51 @@ impl Store {
                     });
                     folded.push((minute, agg));
                 }
+                let mut by_hour: BTreeMap<u64, Vec<(u64, Minute)>> = BTreeMap::new();
                 for (minute, agg) in folded {
-                    chunks.remove((id, minute)).map_err(db)?;
-                    let Some((min, max, sum, last, count)) = agg else {
-                        continue;
-                    };
-                    let before = minutes.get((id, minute)).map_err(db)?.map(|v| v.value());
-                    let merged = match before {
-                        Some((m0, m1, s, _, c)) => (m0.min(min), m1.max(max), s + sum, last, c + count),
-                        None => (min, max, sum, last, count),
-                    };
-                    minutes.insert((id, minute), merged).map_err(db)?;
+                    chunks.remove((id, minute))?;
+                    if let Some(agg) = agg {
+                        by_hour.entry(hour_of(minute)).or_default().push((minute, agg));
+                    }
                 }
-                let old: Vec<u64> = minutes
-                    .range((id, 0)..(id, minute_cutoff))
-                    .map_err(db)?
-                    .map(|e| e.map(|(k, _)| k.value().1))
-                    .collect::<Result<_, _>>()
-                    .map_err(db)?;
-                for minute in &old {
-                    minutes.remove((id, *minute)).map_err(db)?;
+                for (hour, fresh) in by_hour {
+                    let stored = hours.get((id, hour))?.map(|bytes| read_minutes(id, hour, bytes.value()));
+                    let mut all: BTreeMap<u64, Minute> = stored.unwrap_or_default().into_iter().collect();
+                    for (minute, (min, max, sum, last, count)) in fresh {
+                        let merged = match all.get(&minute) {
+                            Some(&(m0, m1, s, _, c)) => (m0.min(min), m1.max(max), s + sum, last, c + count),
+                            None => (min, max, sum, last, count),
+                        };
+                        all.insert(minute, merged);
+                    }
+                    let all: Vec<(u64, Minute)> = all.into_iter().collect();
+                    hours.insert((id, hour), chunk::encode_minutes(hour, &all).as_slice())?;
                 }
-                removed += old.len() as u64;
-                let empty = chunks.range((id, 0)..=(id, u64::MAX)).map_err(db)?.next().is_none()
-                    && minutes.range((id, 0)..=(id, u64::MAX)).map_err(db)?.next().is_none();
+                // Hours that began before the cutoff lose their minutes before it.
+                let mut old = Vec::new();
+                for entry in hours.range((id, 0)..(id, minute_cutoff))? {
+                    let (key, bytes) = entry?;
+                    let hour = key.value().1;
+                    old.push((hour, read_minutes(id, hour, bytes.value())));
+                }
+                for (hour, minutes) in old {
+                    let before = minutes.len();
+                    let kept: Vec<(u64, Minute)> = minutes.into_iter().filter(|(m, _)| *m >= minute_cutoff).collect();
+                    removed += (before - kept.len()) as u64;
+                    if kept.is_empty() {
+                        hours.remove((id, hour))?;
+                    } else if kept.len() < before {
+                        hours.insert((id, hour), chunk::encode_minutes(hour, &kept).as_slice())?;
+                    }
+                }
+                let empty = chunks.range((id, 0)..=(id, u64::MAX))?.next().is_none()
+                    && hours.range((id, 0)..=(id, u64::MAX))?.next().is_none();
                 if empty {
-                    ids.remove(info.key().as_str()).map_err(db)?;
-                    infos.remove(id).map_err(db)?;
+                    ids.remove(info.key().as_str())?;
+                    infos.remove(id)?;
                     if let Some(plugin) = info.labels.get("plugin") {
-                        let held = per_plugin.get(plugin.as_str()).map_err(db)?.map_or(0, |v| v.value());
-                        per_plugin.insert(plugin.as_str(), held.saturating_sub(1)).map_err(db)?;
+                        let held = per_plugin.get(plugin.as_str())?.map_or(0, |v| v.value());
+                        per_plugin.insert(plugin.as_str(), held.saturating_sub(1))?;
                     }
                 }
             }
@@ -296,6 +314,18 @@ impl Store {
 
 fn minute_of(ms: u64) -> u64 {
     ms / MINUTE_MS * MINUTE_MS
+}
+
+fn hour_of(ms: u64) -> u64 {
+    ms / HOUR_MS * HOUR_MS
+}
+
+/// An hour row's minute aggregates; none, with a warning, if it cannot be read.
+fn read_minutes(id: u64, hour_ms: u64, bytes: &[u8]) -> Vec<(u64, Minute)> {
+    chunk::decode_minutes(hour_ms, bytes).unwrap_or_else(|e| {
+        tracing::warn!(series = id, hour_ms, "{e}; that hour of the series' minute aggregates is left out");
+        Vec::new()
+    })
 }
 
 /// A chunk's points; none, with a warning, if it cannot be read.
@@ -322,24 +352,40 @@ fn in_order(points: &mut Vec<(u64, f64)>) {
     *points = kept;
 }
 
-/// Moves schema version 1's raw points, a row each, into chunks: the
-/// migration to version 2, in the transaction that opens the database.
+/// Moves schema version 1's raw points and minute aggregates, a row each,
+/// into packed rows: the migration to version 2, in the transaction that
+/// opens the database.
 pub(super) fn pack_points(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     let mut grouped: BTreeMap<(u64, u64), Vec<(u64, f64)>> = BTreeMap::new();
     {
-        let old = tx.open_table(POINTS_V1).map_err(db)?;
-        for entry in old.iter().map_err(db)? {
-            let (key, value) = entry.map_err(db)?;
+        let old = tx.open_table(POINTS_V1)?;
+        for entry in old.iter()? {
+            let (key, value) = entry?;
             let (id, at_ms) = key.value();
             grouped.entry((id, minute_of(at_ms))).or_default().push((at_ms, value.value()));
         }
     }
-    let mut chunks = tx.open_table(CHUNKS).map_err(db)?;
+    let mut chunks = tx.open_table(CHUNKS)?;
     for ((id, minute), points) in &grouped {
-        chunks.insert((*id, *minute), chunk::encode(*minute, points).as_slice()).map_err(db)?;
+        chunks.insert((*id, *minute), chunk::encode(*minute, points).as_slice())?;
     }
     drop(chunks);
-    tx.delete_table(POINTS_V1).map_err(db)?;
+    tx.delete_table(POINTS_V1)?;
+    let mut by_hour: BTreeMap<(u64, u64), Vec<(u64, Minute)>> = BTreeMap::new();
+    {
+        let old = tx.open_table(MINUTES_V1)?;
+        for entry in old.iter()? {
+            let (key, agg) = entry?;
+            let (id, minute) = key.value();
+            by_hour.entry((id, hour_of(minute))).or_default().push((minute, agg.value()));
+        }
+    }
+    let mut hours = tx.open_table(HOURS)?;
+    for ((id, hour), minutes) in &by_hour {
+        hours.insert((*id, *hour), chunk::encode_minutes(*hour, minutes).as_slice())?;
+    }
+    drop(hours);
+    tx.delete_table(MINUTES_V1)?;
     if !grouped.is_empty() {
         tracing::info!(minutes = grouped.len(), "the metric history keeps its raw points packed a minute a row now");
     }
@@ -392,7 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn raw_points_of_schema_version_1_are_packed_at_open() {
+    fn the_history_of_schema_version_1_is_packed_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("m.redb");
         {
@@ -401,11 +447,15 @@ mod tests {
             // As version 1 kept them: a row a point, and no chunks.
             let tx = store.write().unwrap();
             tx.delete_table(CHUNKS).unwrap();
+            tx.delete_table(HOURS).unwrap();
             {
                 let mut old = tx.open_table(POINTS_V1).unwrap();
-                for at in [61_000u64, 5_000, 7_000, 125_000] {
-                    old.insert((1, at), at as f64 / 1000.0).unwrap();
+                for at in [7_261_000u64, 7_205_000, 7_207_000, 7_325_000] {
+                    old.insert((1, at), (at - 7_200_000) as f64 / 1000.0).unwrap();
                 }
+                let mut minutes = tx.open_table(MINUTES_V1).unwrap();
+                minutes.insert((1, 60_000), (1.0, 3.0, 4.0, 3.0, 2)).unwrap();
+                minutes.insert((1, 3_660_000), (5.0, 5.0, 5.0, 5.0, 1)).unwrap();
             }
             tx.open_table(META).unwrap().insert("schema_version", 1).unwrap();
             tx.commit().unwrap();
@@ -413,11 +463,22 @@ mod tests {
         let store = Store::open(&file).unwrap();
         let got = store.metrics_query("x", &BTreeMap::new(), 0).unwrap().remove(0);
         let got: Vec<(u64, f64)> = got.points.iter().map(|p| (p.at_ms, p.value)).collect();
-        assert_eq!(got, [(5_000, 5.0), (7_000, 7.0), (61_000, 61.0), (125_000, 125.0)]);
-        store.metrics_record_all(&[sample("x", &[], 6.0, 6_000)]).unwrap();
-        assert_eq!(store.metrics_query("x", &BTreeMap::new(), 5_500).unwrap()[0].points[0].value, 6.0);
+        assert_eq!(
+            got,
+            [
+                (60_000, 2.0),
+                (3_660_000, 5.0),
+                (7_205_000, 5.0),
+                (7_207_000, 7.0),
+                (7_261_000, 61.0),
+                (7_325_000, 125.0)
+            ],
+            "minutes, then raw points"
+        );
+        store.metrics_record_all(&[sample("x", &[], 6.0, 7_206_000)]).unwrap();
+        assert_eq!(store.metrics_query("x", &BTreeMap::new(), 7_205_500).unwrap()[0].points[0].value, 6.0);
         let tx = store.read().unwrap();
-        assert!(tx.open_table(POINTS_V1).is_err(), "the old table is gone");
+        assert!(tx.open_table(POINTS_V1).is_err() && tx.open_table(MINUTES_V1).is_err(), "the old tables are gone");
     }
 
     #[test]
@@ -440,7 +501,7 @@ mod tests {
         (dir, store)
     }
 
-    fn values(history: &History) -> Vec<(u64, f64)> {
+    fn values(history: &SeriesPoints) -> Vec<(u64, f64)> {
         history.points.iter().map(|p| (p.at_ms, p.value)).collect()
     }
 

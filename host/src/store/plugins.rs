@@ -2,14 +2,14 @@
 
 use redb::ReadableTable;
 
-use super::{PLUGINS, Store, StoreError, db};
+use super::{PLUGINS, Store, StoreError};
 pub use crate::plugin::record::PluginRecord;
 
 impl Store {
     pub fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(PLUGINS).map_err(db)?;
-        let Some(json) = table.get(name).map_err(db)? else {
+        let table = tx.open_table(PLUGINS)?;
+        let Some(json) = table.get(name)? else {
             return Ok(None);
         };
         decode(name, json.value()).map(Some)
@@ -17,10 +17,10 @@ impl Store {
 
     pub fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(PLUGINS).map_err(db)?;
+        let table = tx.open_table(PLUGINS)?;
         let mut out = Vec::new();
-        for entry in table.iter().map_err(db)? {
-            let (name, json) = entry.map_err(db)?;
+        for entry in table.iter()? {
+            let (name, json) = entry?;
             out.push(decode(name.value(), json.value())?);
         }
         Ok(out)
@@ -30,14 +30,14 @@ impl Store {
     pub fn update_plugin<R>(&self, name: &str, change: impl FnOnce(&mut PluginRecord) -> R) -> Result<R, StoreError> {
         let tx = self.write()?;
         let result = {
-            let mut table = tx.open_table(PLUGINS).map_err(db)?;
-            let mut record = match table.get(name).map_err(db)? {
+            let mut table = tx.open_table(PLUGINS)?;
+            let mut record = match table.get(name)? {
                 Some(json) => decode(name, json.value())?,
                 None => PluginRecord::new(name),
             };
             let result = change(&mut record);
             let json = serde_json::to_string(&record).expect("records serialise");
-            table.insert(name, json.as_str()).map_err(db)?;
+            table.insert(name, json.as_str())?;
             result
         };
         self.commit(tx)?;
@@ -50,16 +50,16 @@ impl Store {
     pub fn update_all_plugins(&self, mut change: impl FnMut(&mut PluginRecord)) -> Result<(), StoreError> {
         let tx = self.write()?;
         {
-            let mut table = tx.open_table(PLUGINS).map_err(db)?;
+            let mut table = tx.open_table(PLUGINS)?;
             let mut records = Vec::new();
-            for entry in table.iter().map_err(db)? {
-                let (name, json) = entry.map_err(db)?;
+            for entry in table.iter()? {
+                let (name, json) = entry?;
                 records.push(decode(name.value(), json.value())?);
             }
             for mut record in records {
                 change(&mut record);
                 let json = serde_json::to_string(&record).expect("records serialise");
-                table.insert(record.name.as_str(), json.as_str()).map_err(db)?;
+                table.insert(record.name.as_str(), json.as_str())?;
             }
         }
         self.commit(tx)?;

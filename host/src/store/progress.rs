@@ -50,7 +50,7 @@ use std::collections::{BTreeSet, HashMap};
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::{PROGRESS_CHILDREN, PROGRESS_EVENTS, PROGRESS_FEED, PROGRESS_NODES, Store, StoreError, db};
+use super::{PROGRESS_CHILDREN, PROGRESS_EVENTS, PROGRESS_FEED, PROGRESS_NODES, Store, StoreError};
 use crate::progress::{Aggregate, Applied, Children, FailurePolicy, Node, NodePath, Status, Update, UpdateError};
 
 /// What an accepted update did, as recorded in an event.
@@ -169,22 +169,22 @@ impl Store {
 
         let tx = self.write()?;
         {
-            let mut nodes = tx.open_table(PROGRESS_NODES).map_err(db)?;
-            let mut sums = tx.open_table(PROGRESS_CHILDREN).map_err(db)?;
-            let mut events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
-            let mut feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
+            let mut nodes = tx.open_table(PROGRESS_NODES)?;
+            let mut sums = tx.open_table(PROGRESS_CHILDREN)?;
+            let mut events = tx.open_table(PROGRESS_EVENTS)?;
+            let mut feed = tx.open_table(PROGRESS_FEED)?;
             for node in tree.changed() {
                 put(&mut nodes, node)?;
             }
             for (parent, children) in tree.changed_sums() {
                 let json = serde_json::to_string(children).expect("sums serialise");
-                sums.insert(parent, json.as_str()).map_err(db)?;
+                sums.insert(parent, json.as_str())?;
             }
             for event in &recorded {
                 let json = serde_json::to_string(event).expect("events serialise");
                 let run = event.path.run();
-                events.insert((run, event.seq), json.as_str()).map_err(db)?;
-                feed.insert(event.id, (run, event.seq)).map_err(db)?;
+                events.insert((run, event.seq), json.as_str())?;
+                feed.insert(event.id, (run, event.seq))?;
             }
         }
         self.commit(tx)?;
@@ -197,10 +197,10 @@ impl Store {
     /// of the runs.
     fn read_batch(&self, batch: &[(NodePath, Update)]) -> Result<Tree, StoreError> {
         let tx = self.read()?;
-        let nodes = tx.open_table(PROGRESS_NODES).map_err(db)?;
-        let sums = tx.open_table(PROGRESS_CHILDREN).map_err(db)?;
-        let events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
-        let feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
+        let nodes = tx.open_table(PROGRESS_NODES)?;
+        let sums = tx.open_table(PROGRESS_CHILDREN)?;
+        let events = tx.open_table(PROGRESS_EVENTS)?;
+        let feed = tx.open_table(PROGRESS_FEED)?;
         let mut tree = Tree::default();
         for (path, _) in batch {
             let mut next = Some(path.clone());
@@ -210,7 +210,7 @@ impl Store {
                 }
                 let key = p.as_str();
                 let node = load(&nodes, key)?;
-                if let Some(json) = sums.get(key).map_err(db)? {
+                if let Some(json) = sums.get(key)? {
                     let children = serde_json::from_str(json.value())
                         .map_err(|source| StoreError::Corrupt { key: format!("{key} (children)"), source })?;
                     tree.sums.insert(key.to_string(), children);
@@ -223,15 +223,15 @@ impl Store {
             }
             let run = path.run();
             if !tree.next_seq.contains_key(run) {
-                let last = events.range((run, 0)..=(run, u64::MAX)).map_err(db)?.next_back();
+                let last = events.range((run, 0)..=(run, u64::MAX))?.next_back();
                 let seq = match last {
-                    Some(entry) => entry.map_err(db)?.0.value().1 + 1,
+                    Some(entry) => entry?.0.value().1 + 1,
                     None => 1,
                 };
                 tree.next_seq.insert(run.to_string(), seq);
             }
         }
-        tree.next_id = feed.last().map_err(db)?.map_or(0, |(k, _)| k.value()) + 1;
+        tree.next_id = feed.last()?.map_or(0, |(k, _)| k.value()) + 1;
         Ok(tree)
     }
 
@@ -297,7 +297,7 @@ impl Store {
         let depth = path.depth() + 1;
         let mut children: std::collections::BTreeMap<String, Node> = {
             let tx = self.read()?;
-            let table = tx.open_table(PROGRESS_NODES).map_err(db)?;
+            let table = tx.open_table(PROGRESS_NODES)?;
             descendants(&table, path.as_str())?
                 .into_iter()
                 .filter(|n| n.path.depth() == depth)
@@ -313,7 +313,7 @@ impl Store {
 
     pub fn progress_node(&self, path: &NodePath) -> Result<Option<Node>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(PROGRESS_NODES).map_err(db)?;
+        let table = tx.open_table(PROGRESS_NODES)?;
         load(&table, path.as_str())
     }
 
@@ -321,7 +321,7 @@ impl Store {
     /// an unknown run.
     pub fn progress_tree(&self, run: &str) -> Result<Vec<Node>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(PROGRESS_NODES).map_err(db)?;
+        let table = tx.open_table(PROGRESS_NODES)?;
         let Some(root) = load(&table, run)? else {
             return Ok(Vec::new());
         };
@@ -333,14 +333,14 @@ impl Store {
     /// The root node of every run, in run-name order.
     pub fn progress_runs(&self) -> Result<Vec<Node>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(PROGRESS_NODES).map_err(db)?;
+        let table = tx.open_table(PROGRESS_NODES)?;
         let mut out = Vec::new();
         let mut from = String::new();
         loop {
             // On reaching a run's descendants, skip past all of them at once.
             let mut skip_to = None;
-            for entry in table.range(from.as_str()..).map_err(db)? {
-                let (key, json) = entry.map_err(db)?;
+            for entry in table.range(from.as_str()..)? {
+                let (key, json) = entry?;
                 let key = key.value();
                 match key.split_once('/') {
                     None => out.push(decode(key, json.value())?),
@@ -360,13 +360,13 @@ impl Store {
     /// The run's events with `seq > since_seq`, oldest first.
     pub fn progress_events(&self, run: &str, since_seq: u64) -> Result<Vec<ProgressEvent>, StoreError> {
         let tx = self.read()?;
-        let table = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
+        let table = tx.open_table(PROGRESS_EVENTS)?;
         let mut out = Vec::new();
         let Some(start) = since_seq.checked_add(1) else {
             return Ok(out);
         };
-        for entry in table.range((run, start)..=(run, u64::MAX)).map_err(db)? {
-            let (key, json) = entry.map_err(db)?;
+        for entry in table.range((run, start)..=(run, u64::MAX))? {
+            let (key, json) = entry?;
             let (run, seq) = key.value();
             let event = serde_json::from_str(json.value())
                 .map_err(|source| StoreError::Corrupt { key: format!("{run}#{seq}"), source })?;
@@ -380,14 +380,14 @@ impl Store {
     /// empty), by which a reader tells that events it missed were pruned.
     pub fn progress_feed(&self, after: u64, limit: usize) -> Result<(Vec<ProgressEvent>, Option<u64>), StoreError> {
         let tx = self.read()?;
-        let feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
-        let events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
-        let oldest = feed.first().map_err(db)?.map(|(k, _)| k.value());
+        let feed = tx.open_table(PROGRESS_FEED)?;
+        let events = tx.open_table(PROGRESS_EVENTS)?;
+        let oldest = feed.first()?.map(|(k, _)| k.value());
         let mut out = Vec::new();
-        for entry in feed.range(after.saturating_add(1)..).map_err(db)?.take(limit) {
-            let (id, place) = entry.map_err(db)?;
+        for entry in feed.range(after.saturating_add(1)..)?.take(limit) {
+            let (id, place) = entry?;
             let (run, seq) = place.value();
-            if let Some(json) = events.get((run, seq)).map_err(db)? {
+            if let Some(json) = events.get((run, seq))? {
                 let event = serde_json::from_str(json.value())
                     .map_err(|source| StoreError::Corrupt { key: format!("{run}#{seq}"), source })?;
                 out.push(event);
@@ -402,8 +402,8 @@ impl Store {
     /// only what comes next starts.
     pub fn progress_feed_last(&self) -> Result<u64, StoreError> {
         let tx = self.read()?;
-        let feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
-        Ok(feed.last().map_err(db)?.map_or(0, |(k, _)| k.value()))
+        let feed = tx.open_table(PROGRESS_FEED)?;
+        Ok(feed.last()?.map_or(0, |(k, _)| k.value()))
     }
 }
 
@@ -428,18 +428,18 @@ impl Store {
         let tx = self.write()?;
         let mut removed = 0u64;
         {
-            let mut events = tx.open_table(PROGRESS_EVENTS).map_err(db)?;
-            let mut feed = tx.open_table(PROGRESS_FEED).map_err(db)?;
+            let mut events = tx.open_table(PROGRESS_EVENTS)?;
+            let mut feed = tx.open_table(PROGRESS_FEED)?;
             for run in runs {
                 let run = run.path.as_str();
-                let Some(last) = events.range((run, 0)..=(run, u64::MAX)).map_err(db)?.next_back() else {
+                let Some(last) = events.range((run, 0)..=(run, u64::MAX))?.next_back() else {
                     continue;
                 };
-                let last = last.map_err(db)?.0.value().1;
+                let last = last?.0.value().1;
                 let keep_from = last.saturating_sub(retention.max_events_per_run.saturating_sub(1));
                 let mut doomed = Vec::new();
-                for entry in events.range((run, 0)..=(run, last)).map_err(db)? {
-                    let (key, json) = entry.map_err(db)?;
+                for entry in events.range((run, 0)..=(run, last))? {
+                    let (key, json) = entry?;
                     let seq = key.value().1;
                     let kept = serde_json::from_str::<Kept>(json.value()).unwrap_or(Kept { at_ms: 0, id: 0 });
                     // The newest event stays, so sequence numbers never start over.
@@ -452,8 +452,8 @@ impl Store {
                     doomed.push((seq, kept.id));
                 }
                 for (seq, id) in &doomed {
-                    events.remove((run, *seq)).map_err(db)?;
-                    feed.remove(*id).map_err(db)?;
+                    events.remove((run, *seq))?;
+                    feed.remove(*id)?;
                 }
                 removed += doomed.len() as u64;
             }
@@ -461,7 +461,7 @@ impl Store {
         if removed > 0 {
             self.commit(tx)?;
         } else {
-            tx.abort().map_err(db)?;
+            tx.abort()?;
         }
         Ok(removed)
     }
@@ -528,19 +528,19 @@ impl Tree {
 /// Makes every parent's children's sums from the stored nodes: the migration
 /// to schema version 2, once, in the transaction that opens the database.
 pub(super) fn count_children(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let nodes = tx.open_table(PROGRESS_NODES).map_err(db)?;
+    let nodes = tx.open_table(PROGRESS_NODES)?;
     let mut sums: HashMap<String, Children> = HashMap::new();
-    for entry in nodes.iter().map_err(db)? {
-        let (key, json) = entry.map_err(db)?;
+    for entry in nodes.iter()? {
+        let (key, json) = entry?;
         let node = decode(key.value(), json.value())?;
         if let Some(parent) = node.path.parent() {
             sums.entry(parent.to_string()).or_default().add(&node);
         }
     }
-    let mut table = tx.open_table(PROGRESS_CHILDREN).map_err(db)?;
+    let mut table = tx.open_table(PROGRESS_CHILDREN)?;
     for (parent, children) in &sums {
         let json = serde_json::to_string(children).expect("sums serialise");
-        table.insert(parent.as_str(), json.as_str()).map_err(db)?;
+        table.insert(parent.as_str(), json.as_str())?;
     }
     if !sums.is_empty() {
         tracing::info!(parents = sums.len(), "the progress store keeps each parent's sums of its children now");
@@ -594,15 +594,15 @@ fn recompute_parent(parent: &mut Node, computed: Aggregate, eta_at_ms: Option<u6
 fn descendants(table: &impl ReadableTable<&'static str, &'static str>, path: &str) -> Result<Vec<Node>, StoreError> {
     let (from, to) = (format!("{path}/"), format!("{path}0"));
     let mut out = Vec::new();
-    for entry in table.range(from.as_str()..to.as_str()).map_err(db)? {
-        let (key, json) = entry.map_err(db)?;
+    for entry in table.range(from.as_str()..to.as_str())? {
+        let (key, json) = entry?;
         out.push(decode(key.value(), json.value())?);
     }
     Ok(out)
 }
 
 fn load(table: &impl ReadableTable<&'static str, &'static str>, key: &str) -> Result<Option<Node>, StoreError> {
-    match table.get(key).map_err(db)? {
+    match table.get(key)? {
         Some(json) => decode(key, json.value()).map(Some),
         None => Ok(None),
     }
@@ -610,7 +610,7 @@ fn load(table: &impl ReadableTable<&'static str, &'static str>, key: &str) -> Re
 
 fn put(table: &mut redb::Table<&'static str, &'static str>, node: &Node) -> Result<(), StoreError> {
     let json = serde_json::to_string(node).expect("nodes serialise");
-    table.insert(node.path.as_str(), json.as_str()).map_err(db)?;
+    table.insert(node.path.as_str(), json.as_str())?;
     Ok(())
 }
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use redb::{CompactionError, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{CHUNKS, MINUTES, SERIES_INFO, SeriesInfo};
-use super::{Store, StoreError, chunk, db};
+use super::metrics::{CHUNKS, HOURS, SERIES_INFO, SeriesInfo};
+use super::{Store, StoreError, chunk};
 
 /// The database's space, by table and by plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,10 +47,8 @@ pub struct PluginSpace {
     pub stored_bytes: u64,
 }
 
-/// Bytes of a row's key `(u64, u64)`, and of a minute aggregate's value
-/// `(f64, f64, f64, f64, u64)`.
+/// Bytes of a row's key `(u64, u64)`.
 const KEY_BYTES: u64 = 16;
-const MINUTE_BYTES: u64 = 40;
 
 /// What compacting did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +66,8 @@ impl Store {
         // Only a write transaction tells the allocated pages; it is aborted.
         let (allocated_bytes, page_size) = {
             let tx = self.write()?;
-            let stats = tx.stats().map_err(db)?;
-            tx.abort().map_err(db)?;
+            let stats = tx.stats()?;
+            tx.abort()?;
             let page_size = stats.page_size() as u64;
             (stats.allocated_pages() * page_size, page_size)
         };
@@ -91,31 +89,36 @@ impl Store {
             super::metrics::SERIES_IDS,
             SERIES_INFO,
             CHUNKS,
-            MINUTES,
+            HOURS,
             super::metrics::SERIES_PER_PLUGIN,
             super::alerts::HISTORY,
             super::alerts::STATE,
         );
         tables.sort_by(|a, b| b.page_bytes.cmp(&a.page_bytes).then_with(|| a.name.cmp(&b.name)));
 
-        let infos = tx.open_table(SERIES_INFO).map_err(db)?;
-        let chunks = tx.open_table(CHUNKS).map_err(db)?;
-        let minutes = tx.open_table(MINUTES).map_err(db)?;
+        let infos = tx.open_table(SERIES_INFO)?;
+        let chunks = tx.open_table(CHUNKS)?;
+        let hours = tx.open_table(HOURS)?;
         let mut plugins: BTreeMap<String, PluginSpace> = BTreeMap::new();
-        for entry in infos.iter().map_err(db)? {
-            let (id, json) = entry.map_err(db)?;
+        for entry in infos.iter()? {
+            let (id, json) = entry?;
             let id = id.value();
             let plugin = serde_json::from_str::<SeriesInfo>(json.value())
                 .ok()
                 .and_then(|info| info.labels.get("plugin").cloned())
                 .unwrap_or_else(|| "host".into());
             let (mut raw, mut raw_bytes) = (0, 0);
-            for entry in chunks.range((id, 0)..=(id, u64::MAX)).map_err(db)? {
-                let (_, bytes) = entry.map_err(db)?;
+            for entry in chunks.range((id, 0)..=(id, u64::MAX))? {
+                let (_, bytes) = entry?;
                 raw += chunk::count(bytes.value()).unwrap_or(0);
                 raw_bytes += KEY_BYTES + bytes.value().len() as u64;
             }
-            let folded = minutes.range((id, 0)..=(id, u64::MAX)).map_err(db)?.count() as u64;
+            let (mut folded, mut folded_bytes) = (0, 0);
+            for entry in hours.range((id, 0)..=(id, u64::MAX))? {
+                let (_, bytes) = entry?;
+                folded += chunk::count(bytes.value()).unwrap_or(0);
+                folded_bytes += KEY_BYTES + bytes.value().len() as u64;
+            }
             let space = plugins.entry(plugin.clone()).or_insert(PluginSpace {
                 plugin,
                 series: 0,
@@ -126,7 +129,7 @@ impl Store {
             space.series += 1;
             space.raw_points += raw;
             space.minutes += folded;
-            space.stored_bytes += raw_bytes + folded * (KEY_BYTES + MINUTE_BYTES);
+            space.stored_bytes += raw_bytes + folded_bytes;
         }
         let mut plugins: Vec<PluginSpace> = plugins.into_values().collect();
         plugins.sort_by(|a, b| b.stored_bytes.cmp(&a.stored_bytes).then_with(|| a.plugin.cmp(&b.plugin)));
@@ -170,11 +173,11 @@ fn table_space<K: redb::Key + 'static, V: redb::Value + 'static>(
     def: TableDefinition<K, V>,
     page_size: u64,
 ) -> Result<TableSpace, StoreError> {
-    let table = tx.open_table(def).map_err(db)?;
-    let stats = table.stats().map_err(db)?;
+    let table = tx.open_table(def)?;
+    let stats = table.stats()?;
     Ok(TableSpace {
         name: def.name().to_string(),
-        entries: table.len().map_err(db)?,
+        entries: table.len()?,
         stored_bytes: stats.stored_bytes(),
         page_bytes: (stats.leaf_pages() + stats.branch_pages()) * page_size,
     })

@@ -27,7 +27,8 @@ use crate::sampler::Sampler;
 /// Finished runs shown below the ones still going, most recent first.
 const FINISHED_RUNS: usize = 20;
 
-/// CPU use is a difference between two readings this far apart (DESIGN.md section 5).
+/// CPU use is a difference between two readings this far apart: closer, and a
+/// process's few clock ticks make its percentage jump.
 const FIRST_READING: Duration = Duration::from_millis(250);
 
 /// Where the data comes from.

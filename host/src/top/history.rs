@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::client::Client;
 use crate::sampler::Snapshot;
-use crate::store::metrics::History as Stored;
+use crate::store::metrics::SeriesPoints as Stored;
 
 /// Points kept per sparkline: two minutes at the default interval.
 pub const HISTORY_POINTS: usize = 120;

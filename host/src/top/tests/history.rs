@@ -4,7 +4,7 @@ use super::*;
 use crate::client::{Client, Local};
 use crate::paths::DataDir;
 use crate::store::Store;
-use crate::store::metrics::{History as Stored, Point, SeriesInfo};
+use crate::store::metrics::{Point, SeriesInfo, SeriesPoints as Stored};
 use crate::top::history::{HISTORY_POINTS, History};
 
 const SECOND: u64 = 1000;
