@@ -217,6 +217,108 @@ pub use types::{
     ProgressEstimate, ProgressNode, StatusView, SystemSnapshot, View,
 };
 
+/// Everything a plugin usually names: `use monitor_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Alert, AlertAck, AlertEvent, AlertHandler, AlertState, CapabilityRequest, DisplayFormatter, Label, Level,
+        Metric, MetricProvider, NodeStatus, Plugin, ProgressCalculator, ProgressEstimate, ProgressNode, StatusView,
+        SystemSnapshot, View,
+    };
+}
+
+/// Builders for a plugin's tests (the `testing` feature, as a dev-dependency):
+/// the contract's records with what a test does not care about left empty.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use crate::{NodeStatus, ProgressNode, SystemSnapshot};
+
+    /// The node at `id` (`run/phase/step`), named after its last segment,
+    /// with no units, total or weight.
+    pub fn node(id: &str, status: NodeStatus, progress: f64) -> ProgressNode {
+        ProgressNode {
+            id: id.into(),
+            name: id.rsplit('/').next().unwrap_or(id).into(),
+            status,
+            done: 0.0,
+            total: None,
+            weight: None,
+            progress,
+            started_ms: None,
+            updated_ms: 0,
+            message: None,
+        }
+    }
+
+    /// A one-core machine named `hostname` with nothing running: no CPU,
+    /// load or memory in use, of 1 GiB.
+    pub fn snapshot(hostname: &str) -> SystemSnapshot {
+        SystemSnapshot {
+            timestamp_ms: 0,
+            hostname: hostname.into(),
+            cpu_percent: 0.0,
+            per_core_percent: vec![0.0],
+            memory_total_bytes: 1 << 30,
+            memory_used_bytes: 0,
+            swap_total_bytes: 0,
+            swap_used_bytes: 0,
+            load_one: 0.0,
+            load_five: 0.0,
+            load_fifteen: 0.0,
+            uptime_secs: 0,
+            process_count: 1,
+        }
+    }
+}
+
+/// The names the host uses for the contract's enums (`warning`, `firing`,
+/// `running`), so plugins print what the CLI and the API print.
+macro_rules! names {
+    ($type:ty { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $type {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(<$type>::$variant => $name,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+names!(Level { Info => "info", Warning => "warning", Error => "error", Critical => "critical" });
+names!(AlertState {
+    Pending => "pending",
+    Firing => "firing",
+    Acknowledged => "acknowledged",
+    Resolved => "resolved",
+    Silenced => "silenced",
+});
+names!(NodeStatus {
+    Pending => "pending",
+    Running => "running",
+    Completed => "completed",
+    Failed => "failed",
+    Cancelled => "cancelled",
+    Paused => "paused",
+});
+
+impl Level {
+    /// 0 for info up to 3 for critical: for picking the most severe.
+    pub fn severity(self) -> u8 {
+        match self {
+            Level::Info => 0,
+            Level::Warning => 1,
+            Level::Error => 2,
+            Level::Critical => 3,
+        }
+    }
+}
+
 /// What every plugin is, whatever its role.
 pub trait Plugin: Default + 'static {
     /// The plugin's name when it is not the crate's name.
@@ -259,4 +361,19 @@ pub trait AlertHandler: Plugin {
 /// Renders a view as text.
 pub trait DisplayFormatter: Plugin {
     fn format(&mut self, view: &View) -> Result<String, String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_s_enums_are_named_as_the_host_names_them() {
+        assert_eq!(Level::Warning.to_string(), "warning");
+        assert_eq!(AlertState::Acknowledged.as_str(), "acknowledged");
+        assert_eq!(NodeStatus::Cancelled.to_string(), "cancelled");
+        let mut levels = [Level::Critical, Level::Info, Level::Error, Level::Warning];
+        levels.sort_by_key(|l| l.severity());
+        assert_eq!(levels.map(Level::as_str), ["info", "warning", "error", "critical"]);
+    }
 }

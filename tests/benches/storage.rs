@@ -87,7 +87,7 @@ fn simulated_days(file: &std::path::Path) {
             mib(space.file_bytes),
             mib(space.allocated_bytes),
             mib(pages("metric_chunks")),
-            mib(pages("metric_minutes")),
+            mib(pages("metric_hours")),
             commits[commits.len() / 2]
         );
     }

@@ -116,11 +116,15 @@ pub struct Manager {
     snapshot: SharedSnapshot,
     settings: Settings,
     inner: Mutex<Inner>,
+    /// The plugins' records as last committed, by name: read from the database
+    /// once, then changed with every write the manager makes (nothing else
+    /// writes them while it runs), so a tick's listing touches no disk.
+    records: Mutex<Option<BTreeMap<String, PluginRecord>>>,
 }
 
 impl Manager {
     pub fn new(runtime: Arc<Runtime>, store: Store, snapshot: SharedSnapshot, settings: Settings) -> Manager {
-        Manager { runtime, store, snapshot, settings, inner: Mutex::default() }
+        Manager { runtime, store, snapshot, settings, inner: Mutex::default(), records: Mutex::default() }
     }
 
     /// The database the plugins' records and key-value data are in.
@@ -178,6 +182,31 @@ impl Manager {
         self.inner.lock().expect("manager lock")
     }
 
+    /// Reads `pick` off the records in memory (read from the database the first time).
+    fn with_records<T>(&self, pick: impl FnOnce(&BTreeMap<String, PluginRecord>) -> T) -> Result<T, StoreError> {
+        let mut records = self.records.lock().expect("records lock");
+        if records.is_none() {
+            *records = Some(self.store.plugins()?.into_iter().map(|r| (r.name.clone(), r)).collect());
+        }
+        Ok(pick(records.as_ref().expect("just read")))
+    }
+
+    fn stored(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
+        self.with_records(|records| records.get(name).cloned())
+    }
+
+    /// Changes and commits one record, then keeps what was committed.
+    fn update<R>(&self, name: &str, change: impl FnOnce(&mut PluginRecord) -> R) -> Result<R, StoreError> {
+        let (result, record) = self.store.update_plugin(name, |r| {
+            let result = change(r);
+            (result, r.clone())
+        })?;
+        if let Some(records) = self.records.lock().expect("records lock").as_mut() {
+            records.insert(name.to_string(), record);
+        }
+        Ok(result)
+    }
+
     fn forget_file(&self, file: &Path) -> Result<(), StoreError> {
         let Some(FileState::Plugin { name, .. }) = self.inner().files.remove(file) else {
             return Ok(());
@@ -185,7 +214,7 @@ impl Manager {
         let entry = self.inner().plugins.remove(&name);
         if let Some(entry) = entry {
             let stats = entry.stats.lock().expect("stats lock").snapshot();
-            self.store.update_plugin(&name, |r| {
+            self.update(&name, |r| {
                 r.state = State::Absent;
                 r.stats = stats;
             })?;
@@ -217,7 +246,7 @@ impl Manager {
             self.inner().files.insert(file.into(), FileState::Broken { fingerprint, error });
             return Ok(());
         }
-        let record = self.store.update_plugin(&name, |r| {
+        let record = self.update(&name, |r| {
             r.observe(file.into(), &loaded.hash, &desc);
             r.clone()
         })?;
@@ -253,7 +282,7 @@ impl Manager {
 
     /// Starts or stops a plugin to match what its record says it should be doing.
     fn apply(&self, name: &str) -> Result<(), StoreError> {
-        let Some(record) = self.store.plugin(name)? else {
+        let Some(record) = self.stored(name)? else {
             return Ok(());
         };
         let desired = record.desired_state();
@@ -302,7 +331,7 @@ impl Manager {
                 other
             }
         };
-        self.store.update_plugin(name, |r| r.state = state)?;
+        self.update(name, |r| r.state = state)?;
         Ok(())
     }
 
@@ -340,7 +369,7 @@ impl Manager {
     }
 
     fn record(&self, name: &str) -> Result<PluginRecord, ManagerError> {
-        match self.store.plugin(name)? {
+        match self.stored(name)? {
             Some(r) => Ok(r),
             None => Err(ManagerError::NoSuchPlugin { name: name.into(), known: self.known() }),
         }
@@ -353,7 +382,7 @@ impl Manager {
         for grant in grants {
             self.settings.host_dirs.check(grant)?;
         }
-        self.store.update_plugin(name, |r| r.enable(grants))?;
+        self.update(name, |r| r.enable(grants))?;
         // A restart picks up new grants, so stop a running instance first.
         self.set_actor(name, None);
         self.apply(name)?;
@@ -362,14 +391,14 @@ impl Manager {
 
     pub fn disable(&self, name: &str) -> Result<PluginRecord, ManagerError> {
         self.record(name)?;
-        self.store.update_plugin(name, |r| r.disable())?;
+        self.update(name, |r| r.disable())?;
         self.apply(name)?;
         self.view(name)
     }
 
     pub fn revoke(&self, name: &str, grant: &str) -> Result<PluginRecord, ManagerError> {
         self.record(name)?;
-        self.store.update_plugin(name, |r| r.revoke(grant))??;
+        self.update(name, |r| r.revoke(grant))??;
         self.set_actor(name, None);
         self.apply(name)?;
         self.view(name)
@@ -390,7 +419,8 @@ impl Manager {
     }
 
     pub fn listing(&self) -> Result<Listing, ManagerError> {
-        let plugins = self.store.plugins()?.into_iter().map(|r| self.live(r)).collect();
+        let records: Vec<PluginRecord> = self.with_records(|records| records.values().cloned().collect())?;
+        let plugins = records.into_iter().map(|r| self.live(r)).collect();
         let problems = self
             .inner()
             .files
@@ -429,7 +459,15 @@ impl Manager {
             if let Some(snapshot) = stats.get(&r.name) {
                 r.stats = snapshot.clone();
             }
-        })
+        })?;
+        if let Some(records) = self.records.lock().expect("records lock").as_mut() {
+            for (name, snapshot) in stats {
+                if let Some(record) = records.get_mut(&name) {
+                    record.stats = snapshot;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Stops every plugin thread and saves self-metrics.
@@ -461,7 +499,7 @@ impl Manager {
         }
         entry.actor.clone().ok_or_else(|| ManagerError::NotRunning {
             name: name.into(),
-            state: self.store.plugin(name).ok().flatten().map_or("unknown".into(), |r| r.state.to_string()),
+            state: self.stored(name).ok().flatten().map_or("unknown".into(), |r| r.state.to_string()),
         })
     }
 
@@ -494,7 +532,7 @@ impl Manager {
             };
             tracing::warn!(plugin = %name, "plugin quarantined: {reason}; 'monitor plugins enable {name}' runs it again");
             let stats = self.inner().plugins.get(name).map(|e| e.stats.lock().expect("stats lock").snapshot());
-            let quarantined = self.store.update_plugin(name, |r| {
+            let quarantined = self.update(name, |r| {
                 r.quarantine = Some(reason);
                 if let Some(stats) = stats {
                     r.stats = stats;

@@ -37,7 +37,7 @@
 //! None.
 
 use monitor_sdk::config::Deserialize;
-use monitor_sdk::{Alert, AlertState, DisplayFormatter, Level, NodeStatus, Plugin, ProgressNode, SystemSnapshot, View};
+use monitor_sdk::{Alert, AlertState, DisplayFormatter, NodeStatus, Plugin, ProgressNode, SystemSnapshot, View};
 
 const MAX_NAME_CHARS: usize = 24;
 
@@ -169,67 +169,31 @@ fn runs_part(style: &Style, nodes: &[ProgressNode]) -> Option<String> {
     Some(out)
 }
 
-fn level_rank(level: Level) -> u8 {
-    match level {
-        Level::Info => 0,
-        Level::Warning => 1,
-        Level::Error => 2,
-        Level::Critical => 3,
-    }
-}
-
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Info => "info",
-        Level::Warning => "warning",
-        Level::Error => "error",
-        Level::Critical => "critical",
-    }
-}
-
 fn alerts_part(style: &Style, alerts: &[Alert]) -> Option<String> {
     let firing: Vec<&Alert> = alerts.iter().filter(|a| a.state == AlertState::Firing).collect();
-    let highest = firing.iter().map(|a| a.level).max_by_key(|l| level_rank(*l))?;
+    let highest = firing.iter().map(|a| a.level).max_by_key(|l| l.severity())?;
     let prefix = if style.ascii { "" } else { "▲ " };
-    Some(format!("{prefix}{} firing ({})", firing.len(), level_name(highest)))
+    Some(format!("{prefix}{} firing ({})", firing.len(), highest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monitor_sdk::StatusView;
+    use monitor_sdk::{Level, StatusView};
 
     fn snapshot() -> SystemSnapshot {
         SystemSnapshot {
-            timestamp_ms: 0,
-            hostname: "box".into(),
             cpu_percent: 12.4,
             per_core_percent: vec![12.4],
             memory_total_bytes: 1000,
             memory_used_bytes: 430,
-            swap_total_bytes: 0,
-            swap_used_bytes: 0,
             load_one: 0.523,
-            load_five: 0.4,
-            load_fifteen: 0.3,
-            uptime_secs: 1,
-            process_count: 1,
+            ..monitor_sdk::testing::snapshot("box")
         }
     }
 
     fn run(id: &str, status: NodeStatus, progress: f64) -> ProgressNode {
-        ProgressNode {
-            id: id.into(),
-            name: id.rsplit('/').next().unwrap().into(),
-            status,
-            done: 0.0,
-            total: None,
-            weight: None,
-            progress,
-            started_ms: None,
-            updated_ms: 0,
-            message: None,
-        }
+        monitor_sdk::testing::node(id, status, progress)
     }
 
     fn alert(level: Level, state: AlertState) -> Alert {

@@ -40,7 +40,7 @@ use std::fs::OpenOptions;
 use std::io::Write as _;
 
 use monitor_sdk::config::Deserialize;
-use monitor_sdk::{AlertEvent, AlertHandler, AlertState, CapabilityRequest, Level, Plugin};
+use monitor_sdk::{AlertEvent, AlertHandler, CapabilityRequest, Plugin};
 
 const PLUGIN: &str = env!("CARGO_PKG_NAME");
 
@@ -115,25 +115,6 @@ fn append_line(path: &str, line: &str) -> Result<(), String> {
     })
 }
 
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Info => "info",
-        Level::Warning => "warning",
-        Level::Error => "error",
-        Level::Critical => "critical",
-    }
-}
-
-fn state_name(state: AlertState) -> &'static str {
-    match state {
-        AlertState::Pending => "pending",
-        AlertState::Firing => "firing",
-        AlertState::Acknowledged => "acknowledged",
-        AlertState::Resolved => "resolved",
-        AlertState::Silenced => "silenced",
-    }
-}
-
 /// The alert transition as one line of JSON, without the newline.
 fn alert_json(event: &AlertEvent) -> String {
     let alert = &event.alert;
@@ -143,9 +124,9 @@ fn alert_json(event: &AlertEvent) -> String {
     out.push_str(",\"rule\":");
     push_json_string(&mut out, &alert.rule);
     out.push_str(",\"level\":");
-    push_json_string(&mut out, level_name(alert.level));
+    push_json_string(&mut out, alert.level.as_str());
     out.push_str(",\"state\":");
-    push_json_string(&mut out, state_name(alert.state));
+    push_json_string(&mut out, alert.state.as_str());
     out.push_str(",\"message\":");
     push_json_string(&mut out, &alert.message);
     out.push_str(",\"labels\":{");
@@ -170,7 +151,7 @@ fn alert_json(event: &AlertEvent) -> String {
         None => out.push_str("null"),
     }
     let _ = write!(out, ",\"at_ms\":{},\"seq\":{},\"from\":", alert.at_ms, event.seq);
-    push_json_string(&mut out, state_name(event.from));
+    push_json_string(&mut out, event.from.as_str());
     out.push_str(",\"ack\":");
     match &event.ack {
         Some(ack) => {
@@ -225,7 +206,7 @@ fn push_json_number(out: &mut String, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monitor_sdk::{Alert, AlertAck, Label};
+    use monitor_sdk::{Alert, AlertAck, AlertState, Label, Level};
 
     fn alert() -> AlertEvent {
         AlertEvent { alert: bare(), seq: 42, from: AlertState::Pending, ack: None }
@@ -278,12 +259,12 @@ mod tests {
         assert!(line.contains(r#""labels":{},"value":null,"#), "{line}");
         assert!(line.ends_with(r#""from":"firing","ack":{"by":"ann","note":"on \"it\"","at_ms":5}}"#), "{line}");
         for (level, name) in [(Level::Info, "info"), (Level::Error, "error"), (Level::Critical, "critical")] {
-            assert_eq!(level_name(level), name);
+            assert_eq!(level.as_str(), name);
         }
         for (state, name) in
             [(AlertState::Pending, "pending"), (AlertState::Resolved, "resolved"), (AlertState::Silenced, "silenced")]
         {
-            assert_eq!(state_name(state), name);
+            assert_eq!(state.to_string(), name);
         }
     }
 

@@ -171,18 +171,7 @@ mod tests {
     use super::*;
 
     fn node(name: &str, progress: f64) -> ProgressNode {
-        ProgressNode {
-            id: format!("run/{name}"),
-            name: name.into(),
-            status: NodeStatus::Running,
-            done: 0.0,
-            total: None,
-            weight: None,
-            progress,
-            started_ms: None,
-            updated_ms: 0,
-            message: None,
-        }
+        monitor_sdk::testing::node(&format!("run/{name}"), NodeStatus::Running, progress)
     }
 
     fn parent() -> ProgressNode {
