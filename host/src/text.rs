@@ -17,6 +17,7 @@ pub fn lines(text: &str, max: usize) -> String {
 }
 
 /// Whether `text` holds a control character other than newline and tab.
+#[cfg(test)]
 pub fn has_controls(text: &str) -> bool {
     text.chars().any(|c| is_escaped(c, true))
 }

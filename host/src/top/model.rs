@@ -353,6 +353,7 @@ impl Model {
         }
     }
 
+    #[cfg(test)]
     pub fn selection(&self) -> usize {
         self.selected[self.focus.index()]
     }

@@ -4,11 +4,10 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Tabs, Wrap};
 
-use super::format::{self, bar, bytes, rate, spark};
+use super::format::{self, bar, rate, spark};
 use super::keys::HELP;
 use super::model::{Model, Origin, Panel};
 use super::panels;
@@ -220,14 +219,4 @@ pub fn centered(area: Rect, percent_x: u16, percent_y: u16, min_width: u16) -> R
     let width = share(area.width, percent_x).max(min_width).min(area.width);
     let height = share(area.height, percent_y).max(12).min(area.height);
     Rect::new(area.x + (area.width - width) / 2, area.y + (area.height - height) / 2, width, height)
-}
-
-/// The style of a table's header row.
-pub fn header_style(model: &Model) -> Style {
-    model.theme.heading()
-}
-
-/// `1.5G/7.7G`.
-pub fn used_of(used: u64, total: u64) -> String {
-    format!("{}/{}", bytes(used as f64), bytes(total as f64))
 }

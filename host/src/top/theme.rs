@@ -35,10 +35,12 @@ impl Theme {
         Theme { color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) }
     }
 
+    #[cfg(test)]
     pub fn plain() -> Theme {
         Theme { color: false }
     }
 
+    #[cfg(test)]
     pub fn colored() -> Theme {
         Theme { color: true }
     }
