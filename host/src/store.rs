@@ -288,8 +288,31 @@ impl Store {
         db.ok_or_else(|| self.unavailable("it is being opened again"))
     }
 
+    /// [`Store::database`], refusing at once rather than waiting while the
+    /// handle is taken (a compaction, a reopen): for plugins' calls, which
+    /// run under a deadline.
+    fn database_now(&self) -> Result<Arc<Database>, StoreError> {
+        if let Some(t) = &*self.shared.trouble.lock().expect("store trouble") {
+            return Err(self.unavailable(&t.cause));
+        }
+        let db = match self.shared.db.try_read() {
+            Ok(guard) => guard.clone(),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().clone(),
+        };
+        db.ok_or_else(|| self.unavailable("it is being compacted or opened again"))
+    }
+
     fn unavailable(&self, cause: &str) -> StoreError {
         StoreError::Unavailable { path: self.shared.path.clone(), cause: cause.into() }
+    }
+
+    fn read_now(&self) -> Result<ReadTransaction, StoreError> {
+        self.database_now()?.begin_read().map_err(|e| self.failed(e.into()))
+    }
+
+    fn write_now(&self) -> Result<WriteTransaction, StoreError> {
+        self.database_now()?.begin_write().map_err(|e| self.failed(e.into()))
     }
 
     fn write(&self) -> Result<WriteTransaction, StoreError> {
@@ -417,10 +440,12 @@ impl Store {
     }
 }
 
-/// Per-plugin key-value data (the `kv` host interface).
+/// Per-plugin key-value data (the `kv` host interface). Plugins call these
+/// under a deadline, so they refuse at once while a compaction has the
+/// database rather than wait for it.
 impl Store {
     pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.read()?;
+        let tx = self.read_now()?;
         let table = tx.open_table(PLUGIN_KV)?;
         Ok(table.get((plugin, key))?.map(|v| v.value().to_vec()))
     }
@@ -433,7 +458,7 @@ impl Store {
         value: &[u8],
         max_keys: usize,
     ) -> Result<Result<(), usize>, StoreError> {
-        let tx = self.write()?;
+        let tx = self.write_now()?;
         {
             let mut table = tx.open_table(PLUGIN_KV)?;
             if table.get((plugin, key))?.is_none() {
@@ -456,7 +481,7 @@ impl Store {
     }
 
     pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
-        let tx = self.write()?;
+        let tx = self.write_now()?;
         tx.open_table(PLUGIN_KV)?.remove((plugin, key))?;
         self.commit(tx)?;
         Ok(())
@@ -479,7 +504,7 @@ impl Store {
     }
 
     pub fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let tx = self.read()?;
+        let tx = self.read_now()?;
         let table = tx.open_table(PLUGIN_KV)?;
         let mut keys = Vec::new();
         for entry in table.range((plugin, prefix)..)? {
