@@ -12,7 +12,7 @@ use monitor_host::client::{Client, Remote};
 use monitor_host::paths::DataDir;
 use monitor_host::progress::{NodePath, Op, Update};
 use monitor_host::store::Store;
-use monitor_tests::Sandbox;
+use monitor_tests::{Sandbox, median};
 
 fn advance() -> Update {
     Update::new(Op::Advance { units: 1.0 })
@@ -100,11 +100,6 @@ fn main() {
 
 fn store_at(sandbox: &Sandbox) -> Store {
     Store::open(&sandbox.data().join("monitor.redb")).unwrap()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// The cost of one update as its parent's children grow: each commit durable,

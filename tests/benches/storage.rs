@@ -20,6 +20,7 @@ use monitor_host::metrics::Sample;
 use monitor_host::progress::{NodePath, Op, Update};
 use monitor_host::store::Store;
 use monitor_host::store::metrics::MetricRetention;
+use monitor_tests::median;
 
 const SECOND: u64 = 1_000;
 const DAY: u64 = 86_400 * SECOND;
@@ -77,7 +78,6 @@ fn simulated_days(file: &std::path::Path) {
                 store.metrics_compact(&retention, at).unwrap();
             }
         }
-        commits.sort_by(f64::total_cmp);
         let space = store.space().unwrap();
         let raw: u64 = space.plugins.iter().map(|p| p.raw_points).sum();
         let minutes: u64 = space.plugins.iter().map(|p| p.minutes).sum();
@@ -88,7 +88,7 @@ fn simulated_days(file: &std::path::Path) {
             mib(space.allocated_bytes),
             mib(pages("metric_chunks")),
             mib(pages("metric_hours")),
-            commits[commits.len() / 2]
+            median(commits)
         );
     }
     let compacted = store.compact().unwrap();
@@ -102,8 +102,7 @@ fn simulated_days(file: &std::path::Path) {
         times.push(started.elapsed().as_secs_f64() * 1e3);
         points = found[0].points.len();
     }
-    times.sort_by(f64::total_cmp);
-    println!("a week of one series ({points} points: minutes, then the last hour raw): median {:.1} ms", times[10]);
+    println!("a week of one series ({points} points: minutes, then the last hour raw): median {:.1} ms", median(times));
 }
 
 fn many_series(file: &std::path::Path) {
@@ -164,9 +163,8 @@ fn many_runs(file: &std::path::Path) {
         assert_eq!(store.progress_tree("run-42").unwrap().len(), 1 + 10 + 990);
         reads.push(started.elapsed().as_secs_f64() * 1e3);
     }
-    reads.sort_by(f64::total_cmp);
     println!(
         "100 runs of 1,001 nodes: created in {created:.1} s; {rate:.0} updates/s in batches of one advance per run; one run read whole, median {:.1} ms",
-        reads[5]
+        median(reads)
     );
 }

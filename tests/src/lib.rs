@@ -146,6 +146,12 @@ fn newest_change(dir: &Path) -> Option<std::time::SystemTime> {
     newest
 }
 
+/// The middle of `values` (the upper one of an even count), for benches.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Polls `condition` until it holds or `limit` passes; panics naming `what`.
 pub fn wait_for<T>(what: &str, limit: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;

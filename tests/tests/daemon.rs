@@ -382,6 +382,8 @@ fn every_route_but_health_refuses_a_request_without_the_right_token() {
         ("GET", "/v1/runs"),
         ("GET", "/v1/runs/r"),
         ("GET", "/v1/runs/r/events"),
+        ("GET", "/v1/db/space"),
+        ("POST", "/v1/db/compact"),
         ("GET", "/v1/alerts"),
         ("GET", "/v1/alerts/history"),
         ("POST", "/v1/alerts/ack"),

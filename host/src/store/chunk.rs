@@ -152,6 +152,8 @@ fn unzigzag(n: u64) -> i64 {
     ((n >> 1) as i64) ^ -((n & 1) as i64)
 }
 
+// LEB128 by hand: two short functions over a byte slice, where a crate's
+// reader and writer traits would be more code at the call sites.
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);

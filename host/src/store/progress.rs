@@ -565,8 +565,8 @@ fn inherited(tree: &Tree, parent: &Node) -> (Option<String>, FailurePolicy) {
 
 /// Sets a parent's computed progress and status; true if it changed.
 fn recompute_parent(parent: &mut Node, computed: Aggregate, eta_at_ms: Option<u64>, now_ms: u64) -> bool {
-    // serde_json (without its `float_roundtrip` feature) may read a stored f64
-    // back one ULP off, so an exact comparison would see a change every time.
+    // A parent stored before the sums were exact (schema 1) may hold a progress
+    // an ULP away from the exact one: not a change worth a new `updated_ms`.
     if (parent.progress - computed.progress).abs() <= 1e-12
         && parent.status == computed.status
         && parent.eta_at_ms == eta_at_ms

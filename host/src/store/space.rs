@@ -107,18 +107,8 @@ impl Store {
                 .ok()
                 .and_then(|info| info.labels.get("plugin").cloned())
                 .unwrap_or_else(|| "host".into());
-            let (mut raw, mut raw_bytes) = (0, 0);
-            for entry in chunks.range((id, 0)..=(id, u64::MAX))? {
-                let (_, bytes) = entry?;
-                raw += chunk::count(bytes.value()).unwrap_or(0);
-                raw_bytes += KEY_BYTES + bytes.value().len() as u64;
-            }
-            let (mut folded, mut folded_bytes) = (0, 0);
-            for entry in hours.range((id, 0)..=(id, u64::MAX))? {
-                let (_, bytes) = entry?;
-                folded += chunk::count(bytes.value()).unwrap_or(0);
-                folded_bytes += KEY_BYTES + bytes.value().len() as u64;
-            }
+            let (raw, raw_bytes) = packed(&chunks, id)?;
+            let (folded, folded_bytes) = packed(&hours, id)?;
             let space = plugins.entry(plugin.clone()).or_insert(PluginSpace {
                 plugin,
                 series: 0,
@@ -166,6 +156,17 @@ impl Store {
         let after_bytes = std::fs::metadata(self.path()).map(|m| m.len()).unwrap_or(0);
         Ok(Compacted { before_bytes, after_bytes })
     }
+}
+
+/// How many values a series' packed rows in `table` hold, and their bytes with the keys.
+fn packed(table: &redb::ReadOnlyTable<(u64, u64), &[u8]>, id: u64) -> Result<(u64, u64), StoreError> {
+    let (mut values, mut bytes) = (0, 0);
+    for entry in table.range((id, 0)..=(id, u64::MAX))? {
+        let (_, row) = entry?;
+        values += chunk::count(row.value()).unwrap_or(0);
+        bytes += KEY_BYTES + row.value().len() as u64;
+    }
+    Ok((values, bytes))
 }
 
 fn table_space<K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -238,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn compacting_waits_for_a_reader_and_gives_up_in_time() {
+    fn compacting_waits_for_a_reader_and_refuses_plugins_meanwhile() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("m.redb")).unwrap();
         let reader = store.read().unwrap();
