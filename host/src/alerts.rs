@@ -45,9 +45,9 @@ pub mod template;
 
 pub use config::{AlertsConfig, BUILTIN, RuleConfig, builtin, validate};
 pub use eval::{AlertError, Engine, Inputs, JobInput, NodeInput};
-pub use lifecycle::{Ack, Alert, State, Transition, alert_id};
+pub use lifecycle::{Ack, Alert, AlertState, Transition, alert_id};
 pub use route::{Routing, Target};
-pub use rule::{Kind, Labels, Level, Op, Rule, RuleError};
+pub use rule::{Labels, Level, Op, Rule, RuleError, RuleKind};
 pub use saved::Saved;
 pub use service::Alerting;
 pub use silence::Silence;

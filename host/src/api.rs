@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::error::UsageError;
+use crate::error::{Classified, CommandResult, ErrorKind};
 use crate::metrics::{Board, Sample, parse_labels};
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, Manager, ManagerError, PluginRecord};
@@ -24,10 +24,10 @@ use crate::progress::{Node, NodePath, Update};
 use crate::query::{KvEntry, history, series_listing, tree};
 use crate::sampler::{ProcessFilter, ProcessSample, SharedProcesses, SharedSnapshot, Snapshot, SortKey, sort};
 use crate::status;
+use crate::store::Store;
 use crate::store::metrics::{SeriesListing, SeriesPoints};
-use crate::store::progress::{Outcome, ProgressEvent};
+use crate::store::progress::{ProgressEvent, UpdateEffect};
 use crate::store::space::{Compacted, Space};
-use crate::store::{Store, StoreError};
 use crate::writer::{MAX_BATCH, WriteError, Writer};
 
 pub mod alerts;
@@ -247,6 +247,15 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(ApiError { error: message })).into_response()
 }
 
+/// An error answered with the HTTP status of its kind.
+fn failure(e: &(impl Classified + ?Sized)) -> Response {
+    error(status(e.kind()), e.to_string())
+}
+
+fn status(kind: ErrorKind) -> StatusCode {
+    StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 /// A JSON body whose rejection (not JSON, wrong types, unknown fields, too
 /// large) is an [`ApiError`] like every other error.
 pub struct Input<T>(pub T);
@@ -264,15 +273,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
 
 impl IntoResponse for ManagerError {
     fn into_response(self) -> Response {
-        let status = match &self {
-            ManagerError::NoSuchPlugin { .. } => StatusCode::NOT_FOUND,
-            ManagerError::Change(_) | ManagerError::Grant(_) => StatusCode::BAD_REQUEST,
-            ManagerError::NotRunning { .. } | ManagerError::WrongRole { .. } => StatusCode::CONFLICT,
-            ManagerError::Fault { .. } => StatusCode::BAD_GATEWAY,
-            ManagerError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            ManagerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        error(status, self.to_string())
+        failure(&self)
     }
 }
 
@@ -373,11 +374,11 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
         let running = state
             .manager
             .listing()
-            .map(|l| l.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count());
+            .map(|l| l.plugins.iter().filter(|p| p.state == crate::plugin::PluginState::Running).count());
         return status::plain(&snapshot, running.unwrap_or(0), &state.alerting.alerts(crate::sampler::now_ms()))
             .into_response();
     };
-    let runs = match on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, |store| Ok(store.progress_runs()?)).await {
+    let runs = match on_store(&state, |store| Ok(store.progress_runs()?)).await {
         Ok(Json(runs)) => runs,
         Err(response) => return response,
     };
@@ -389,19 +390,19 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
 }
 
 async fn db_space(State(state): State<AppState>) -> Result<Json<Space>, Response> {
-    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, |store| Ok(store.space()?)).await
+    on_store(&state, |store| Ok(store.space()?)).await
 }
 
 /// Every other use of the database waits while it runs, the tick's history
 /// commit included (the tick itself goes on; its samples wait in memory).
 async fn db_compact(State(state): State<AppState>) -> Result<Json<Compacted>, Response> {
-    on_store(&state, StatusCode::SERVICE_UNAVAILABLE, |store| Ok(store.compact()?)).await
+    on_store(&state, |store| Ok(store.compact()?)).await
 }
 
 async fn metric_series(State(state): State<AppState>) -> Result<Json<SeriesListing>, Response> {
     let data = state.data.clone();
     let pending = state.unwritten.now();
-    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, move |store| {
+    on_store(&state, move |store| {
         let mut listing = series_listing(store, &data)?;
         pending.add_series(&mut listing.series);
         Ok(listing)
@@ -429,7 +430,7 @@ async fn metric_history(
         text => parse_labels(text).map_err(|e| error(StatusCode::BAD_REQUEST, e))?,
     };
     let pending = state.unwritten.now();
-    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, move |store| {
+    on_store(&state, move |store| {
         let mut found = store.metrics_query(&query.name, &labels, query.since_ms)?;
         pending.complete(&mut found, &query.name, &labels, query.since_ms);
         Ok(found)
@@ -437,20 +438,15 @@ async fn metric_history(
     .await
 }
 
-/// Runs blocking database work off the async workers; bad input is a 400.
+/// Runs blocking database work off the async workers.
 async fn on_store<T: Send + 'static>(
     state: &AppState,
-    missing: StatusCode,
-    f: impl FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
+    f: impl FnOnce(&Store) -> CommandResult<T> + Send + 'static,
 ) -> Result<Json<T>, Response> {
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || f(&store)).await {
         Ok(Ok(value)) => Ok(Json(value)),
-        Ok(Err(e)) if e.downcast_ref::<UsageError>().is_some() => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
-        Ok(Err(e)) if e.downcast_ref::<StoreError>().is_some_and(StoreError::is_unavailable) => {
-            Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
-        }
-        Ok(Err(e)) => Err(error(missing, format!("{e:#}"))),
+        Ok(Err(e)) => Err(error(status(e.kind()), e.to_string())),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))),
     }
 }
@@ -471,10 +467,7 @@ async fn report(
 
 /// A batch the writer did not store: 503 while the database cannot take writes.
 fn refused(e: WriteError) -> Response {
-    match e {
-        WriteError::Unavailable(message) => error(StatusCode::SERVICE_UNAVAILABLE, message),
-        WriteError::Failed(message) => error(StatusCode::INTERNAL_SERVER_ERROR, message),
-    }
+    failure(&e)
 }
 
 /// One update of a batch: the node's path and the update's fields.
@@ -500,7 +493,7 @@ pub struct BatchResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum BatchResult {
-    Done { applied: Outcome },
+    Done { applied: UpdateEffect },
     Refused { error: String },
 }
 
@@ -541,7 +534,7 @@ async fn report_batch(
 }
 
 async fn runs(State(state): State<AppState>) -> Result<Json<Vec<Node>>, Response> {
-    on_store(&state, StatusCode::INTERNAL_SERVER_ERROR, |store| Ok(store.progress_runs()?)).await
+    on_store(&state, |store| Ok(store.progress_runs()?)).await
 }
 
 /// A run's nodes as JSON, or as text rendered by `?format=PLUGIN`.
@@ -550,7 +543,7 @@ async fn run_tree(
     Path(run): Path<String>,
     Query(query): Query<StatusQuery>,
 ) -> Result<Response, Response> {
-    let Json(nodes) = on_store(&state, StatusCode::NOT_FOUND, move |store| tree(store, &run)).await?;
+    let Json(nodes) = on_store(&state, move |store| tree(store, &run)).await?;
     let Some(plugin) = query.format else {
         return Ok(Json(nodes).into_response());
     };
@@ -569,7 +562,7 @@ async fn run_events(
     Path(run): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<Vec<ProgressEvent>>, Response> {
-    on_store(&state, StatusCode::NOT_FOUND, move |store| history(store, &run, query.since)).await
+    on_store(&state, move |store| history(store, &run, query.since)).await
 }
 
 #[cfg(test)]

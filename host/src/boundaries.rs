@@ -52,7 +52,7 @@ proptest! {
     /// A stream request's query: a subscription, or a readable refusal.
     #[test]
     fn stream_queries(topics in proptest::option::of(hostile()), after in proptest::option::of(hostile()), run in proptest::option::of(hostile())) {
-        let request = crate::stream::Request { topics, run, series: None, after };
+        let request = crate::stream::StreamQuery { topics, run, series: None, after };
         if let Err(e) = crate::stream::Subscription::parse(&request) {
             prop_assert!(readable(&e), "{}", e);
         }

@@ -1,5 +1,6 @@
 //! Command-line definitions and dispatch; one module per command group.
 
+use crate::error::{CommandError, CommandResult, ErrorKind};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -111,16 +112,25 @@ pub enum Command {
 
 /// `monitor api-env`: `MONITOR_URL` and `MONITOR_TOKEN` of the host running on
 /// this data directory, as shell exports (other commands take them too).
-fn api_env(data: &DataDir) -> anyhow::Result<()> {
+fn api_env(data: &DataDir) -> CommandResult<()> {
     let Some(host) = crate::client::Remote::find(data)? else {
-        anyhow::bail!(
-            "no monitor host is running on {}; start one with 'monitor run' (or pass --data-dir DIR)",
-            data.root.display()
-        );
+        return Err(CommandError::new(
+            ErrorKind::NeedsHost,
+            format!(
+                "no monitor host is running on {}; start one with 'monitor run' (or pass --data-dir DIR)",
+                data.root.display()
+            ),
+        ));
     };
     let token = std::fs::read_to_string(data.token())?;
     println!("export MONITOR_URL={}", host.base());
     println!("export MONITOR_TOKEN={}", token.trim());
+    Ok(())
+}
+
+/// Prints `value` as indented JSON, for `--json`.
+pub fn print_json(value: &impl serde::Serialize) -> CommandResult<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -141,7 +151,7 @@ impl Cli {
     }
 }
 
-pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+pub fn dispatch(cli: Cli) -> CommandResult<()> {
     let data = cli.data();
     if let Some(url) = &cli.url {
         if matches!(cli.command, Command::Run(_) | Command::WatchFiles(_)) {
@@ -178,6 +188,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Stream(args) => stream::run(&data, args),
         Command::Db(command) => db::run(&data, command),
         Command::ApiEnv => api_env(&data),
-        Command::CompilePlugin { out } => crate::plugin::engine::compile_plugin_command(&out),
+        Command::CompilePlugin { out } => Ok(crate::plugin::engine::compile_plugin_command(&out)?),
     }
 }

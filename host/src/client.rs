@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Serialize;
 
-use crate::alerts::{Alert, Labels, Silence, State as AlertState};
+use crate::alerts::{Alert, AlertState, Labels, Silence};
 use crate::api::alerts::{AckRequest, Removed, ResolveRequest, SilenceRequest, TestRequest, TestResult};
 use crate::api::{ApiError, BatchItem, BatchRequest, BatchResponse, BatchResult, EnableRequest, Health, RevokeRequest};
-use crate::error::UsageError;
+use crate::error::{CommandError, CommandResult, ErrorKind, UsageError};
 pub use crate::paths::DaemonInfo;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
@@ -32,69 +32,70 @@ pub use local::Local;
 pub trait Client {
     /// Whether this client reaches a running daemon.
     fn is_live(&self) -> bool;
-    fn listing(&self) -> anyhow::Result<Listing>;
-    fn plugin(&self, name: &str) -> anyhow::Result<PluginRecord>;
-    fn enable(&self, name: &str, grants: &[Grant]) -> anyhow::Result<PluginRecord>;
-    fn disable(&self, name: &str) -> anyhow::Result<PluginRecord>;
-    fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord>;
+    fn listing(&self) -> CommandResult<Listing>;
+    fn plugin(&self, name: &str) -> CommandResult<PluginRecord>;
+    fn enable(&self, name: &str, grants: &[Grant]) -> CommandResult<PluginRecord>;
+    fn disable(&self, name: &str) -> CommandResult<PluginRecord>;
+    fn revoke(&self, name: &str, grant: &str) -> CommandResult<PluginRecord>;
     /// A plugin's key-value data, every key with its value.
-    fn plugin_kv(&self, name: &str) -> anyhow::Result<Vec<KvEntry>>;
+    fn plugin_kv(&self, name: &str) -> CommandResult<Vec<KvEntry>>;
     /// The one-line status, through a display formatter when one is named.
-    fn status(&self, format: Option<&str>) -> anyhow::Result<String>;
+    fn status(&self, format: Option<&str>) -> CommandResult<String>;
     /// Applies one progress update; the node as it is afterwards.
-    fn progress(&self, path: &NodePath, update: &Update) -> anyhow::Result<Node>;
+    fn progress(&self, path: &NodePath, update: &Update) -> CommandResult<Node>;
     /// The root node of every run.
-    fn runs(&self) -> anyhow::Result<Vec<Node>>;
+    fn runs(&self) -> CommandResult<Vec<Node>>;
     /// A run's nodes, root first, in path order.
-    fn tree(&self, run: &str) -> anyhow::Result<Vec<Node>>;
+    fn tree(&self, run: &str) -> CommandResult<Vec<Node>>;
     /// A run's events after `since` (a sequence number; 0 for all).
-    fn history(&self, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>>;
+    fn history(&self, run: &str, since: u64) -> CommandResult<Vec<ProgressEvent>>;
     /// A run's tree rendered by a display-formatter plugin.
-    fn format_run(&self, run: &str, plugin: &str) -> anyhow::Result<String>;
+    fn format_run(&self, run: &str, plugin: &str) -> CommandResult<String>;
     /// Every series in the metric history.
-    fn metric_series(&self) -> anyhow::Result<SeriesListing>;
+    fn metric_series(&self) -> CommandResult<SeriesListing>;
     /// The history since `since_ms` of the series named `name` with all of `labels`.
     fn metric_history(
         &self,
         name: &str,
         labels: &BTreeMap<String, String>,
         since_ms: u64,
-    ) -> anyhow::Result<Vec<SeriesPoints>>;
+    ) -> CommandResult<Vec<SeriesPoints>>;
     /// The alerts as they stand, optionally only those in one state.
-    fn alerts(&self, state: Option<AlertState>) -> anyhow::Result<Vec<Alert>>;
+    fn alerts(&self, state: Option<AlertState>) -> CommandResult<Vec<Alert>>;
     /// Alert transitions at or after `since_ms`, oldest first.
-    fn alert_history(&self, since_ms: u64) -> anyhow::Result<Vec<HistoryEntry>>;
-    fn ack(&self, id: &str, by: &str, note: &str) -> anyhow::Result<HistoryEntry>;
-    fn resolve(&self, id: &str) -> anyhow::Result<HistoryEntry>;
+    fn alert_history(&self, since_ms: u64) -> CommandResult<Vec<HistoryEntry>>;
+    fn ack(&self, id: &str, by: &str, note: &str) -> CommandResult<HistoryEntry>;
+    fn resolve(&self, id: &str) -> CommandResult<HistoryEntry>;
     /// Silences alerts matching `matchers` for `duration` (like `2h`).
-    fn silence(&self, matchers: &Labels, duration: &str) -> anyhow::Result<Silence>;
-    fn unsilence(&self, id: u64) -> anyhow::Result<()>;
-    fn silences(&self) -> anyhow::Result<Vec<Silence>>;
+    fn silence(&self, matchers: &Labels, duration: &str) -> CommandResult<Silence>;
+    fn unsilence(&self, id: u64) -> CommandResult<()>;
+    fn silences(&self) -> CommandResult<Vec<Silence>>;
     /// Sends a synthetic alert of `rule` through the routes; each handler's outcome.
-    fn test_alert(&self, rule: &str) -> anyhow::Result<Vec<TestResult>>;
+    fn test_alert(&self, rule: &str) -> CommandResult<Vec<TestResult>>;
     /// The machine as last sampled.
-    fn resources(&self) -> anyhow::Result<Snapshot>;
+    fn resources(&self) -> CommandResult<Snapshot>;
     /// Every process as last sampled, busiest first.
-    fn processes(&self) -> anyhow::Result<Vec<ProcessSample>>;
+    fn processes(&self) -> CommandResult<Vec<ProcessSample>>;
     /// What takes the database's space.
-    fn space(&self) -> anyhow::Result<Space>;
+    fn space(&self) -> CommandResult<Space>;
     /// Gives the database's free pages back to the file system.
-    fn compact(&self) -> anyhow::Result<Compacted>;
+    fn compact(&self) -> CommandResult<Compacted>;
     /// The running host's watch jobs.
-    fn jobs(&self) -> anyhow::Result<Vec<JobView>> {
+    fn jobs(&self) -> CommandResult<Vec<JobView>> {
         Err(no_host_for_jobs())
     }
     /// `pause`, `resume` or `run` a watch job of the running host.
-    fn job_action(&self, name: &str, action: &str) -> anyhow::Result<JobView> {
+    fn job_action(&self, name: &str, action: &str) -> CommandResult<JobView> {
         let _ = (name, action);
         Err(no_host_for_jobs())
     }
 }
 
 /// Watch jobs live in the running host; without one there is nothing to show or change.
-fn no_host_for_jobs() -> anyhow::Error {
-    anyhow::anyhow!(
-        "no monitor host is running on this data directory; watch jobs run inside it: start it with 'monitor run --config FILE' (jobs are [[watch]] tables)"
+fn no_host_for_jobs() -> CommandError {
+    CommandError::new(
+        ErrorKind::NeedsHost,
+        "no monitor host is running on this data directory; watch jobs run inside it: start it with 'monitor run --config FILE' (jobs are [[watch]] tables)",
     )
 }
 
@@ -137,7 +138,7 @@ fn parse_url(text: &str) -> Result<String, UsageError> {
 
 /// The host `--url` names, else the daemon if it runs, else the database.
 /// `plugins_dir` lets the offline client find plugins the database does not know yet.
-pub fn connect(data: &DataDir, plugins_dir: Option<PathBuf>) -> anyhow::Result<Box<dyn Client>> {
+pub fn connect(data: &DataDir, plugins_dir: Option<PathBuf>) -> CommandResult<Box<dyn Client>> {
     match running(data)? {
         Some(remote) => Ok(Box::new(remote)),
         None => Ok(Box::new(Local::open(data, plugins_dir)?)),
@@ -145,7 +146,7 @@ pub fn connect(data: &DataDir, plugins_dir: Option<PathBuf>) -> anyhow::Result<B
 }
 
 /// The host `--url` names, else the daemon of this data directory if it runs.
-pub fn running(data: &DataDir) -> anyhow::Result<Option<Remote>> {
+pub fn running(data: &DataDir) -> CommandResult<Option<Remote>> {
     match remote() {
         Some(remote) => Ok(Some(remote)),
         None => Remote::find(data),
@@ -177,7 +178,7 @@ impl Remote {
     }
 
     /// The daemon named in `daemon.json`, if it answers as that process.
-    pub fn find(data: &DataDir) -> anyhow::Result<Option<Remote>> {
+    pub fn find(data: &DataDir) -> CommandResult<Option<Remote>> {
         let Ok(text) = std::fs::read_to_string(data.daemon_info()) else {
             return Ok(None);
         };
@@ -217,33 +218,39 @@ impl Remote {
     fn answer<T: serde::de::DeserializeOwned>(
         &self,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> anyhow::Result<T> {
+    ) -> CommandResult<T> {
         // Answers can be large (a run of many nodes): more than ureq's 10 MiB default.
         let mut response = self.success(response)?;
-        response.body_mut().with_config().limit(ANSWER_LIMIT).read_json::<T>().context("reading the host's answer")
+        Ok(response
+            .body_mut()
+            .with_config()
+            .limit(ANSWER_LIMIT)
+            .read_json::<T>()
+            .context("reading the host's answer")?)
     }
 
     /// The response if it is a success; the daemon's error otherwise.
     fn success(
         &self,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
-        let mut response = response.with_context(|| format!("cannot reach the host at {}", self.base))?;
+    ) -> CommandResult<ureq::http::Response<ureq::Body>> {
+        let mut response = response.map_err(|e| {
+            CommandError::new(ErrorKind::Unreachable, format!("cannot reach the host at {}: {e}", self.base))
+        })?;
         if response.status().is_success() {
             return Ok(response);
         }
-        let status = response.status();
-        match response.body_mut().read_json::<ApiError>() {
-            // The daemon refused what was asked: bad input, as when no daemon runs.
-            Ok(e) if status == 400 => Err(UsageError(e.error).into()),
-            Ok(e) => bail!("{}", e.error),
-            Err(_) => bail!("the host answered {status}"),
-        }
+        let status = response.status().as_u16();
+        let message = match response.body_mut().read_json::<ApiError>() {
+            Ok(e) => e.error,
+            Err(_) => format!("the host answered {status}"),
+        };
+        Err(CommandError::new(ErrorKind::from_http_status(status), message))
     }
 
     /// Opens the live stream (`/v1/stream?QUERY`), resuming after `cursor`;
     /// its body is read as it comes, with no time limit.
-    pub fn stream(&self, query: &str, cursor: Option<&str>) -> anyhow::Result<impl std::io::BufRead + use<>> {
+    pub fn stream(&self, query: &str, cursor: Option<&str>) -> CommandResult<impl std::io::BufRead + use<>> {
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let mut request = agent
             .get(format!("{}/v1/stream?{query}", self.base))
@@ -256,12 +263,12 @@ impl Remote {
     }
 
     /// Sends many progress updates in one request; one result per update.
-    pub fn progress_batch(&self, updates: Vec<BatchItem>) -> anyhow::Result<Vec<BatchResult>> {
+    pub fn progress_batch(&self, updates: Vec<BatchItem>) -> CommandResult<Vec<BatchResult>> {
         let answer: BatchResponse = self.post("/v1/progress", &BatchRequest { updates })?;
         Ok(answer.results)
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> CommandResult<T> {
         let response = self
             .agent
             .get(format!("{}{path}", self.base))
@@ -270,7 +277,7 @@ impl Remote {
         self.answer(response)
     }
 
-    fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> anyhow::Result<T> {
+    fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> CommandResult<T> {
         let response = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -285,55 +292,55 @@ impl Client for Remote {
         true
     }
 
-    fn listing(&self) -> anyhow::Result<Listing> {
+    fn listing(&self) -> CommandResult<Listing> {
         self.get("/v1/plugins")
     }
 
-    fn plugin(&self, name: &str) -> anyhow::Result<PluginRecord> {
+    fn plugin(&self, name: &str) -> CommandResult<PluginRecord> {
         self.get(&format!("/v1/plugins/{name}"))
     }
 
-    fn enable(&self, name: &str, grants: &[Grant]) -> anyhow::Result<PluginRecord> {
+    fn enable(&self, name: &str, grants: &[Grant]) -> CommandResult<PluginRecord> {
         self.post(&format!("/v1/plugins/{name}/enable"), &EnableRequest { grants: grants.to_vec() })
     }
 
-    fn disable(&self, name: &str) -> anyhow::Result<PluginRecord> {
+    fn disable(&self, name: &str) -> CommandResult<PluginRecord> {
         self.post(&format!("/v1/plugins/{name}/disable"), &serde_json::json!({}))
     }
 
-    fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord> {
+    fn revoke(&self, name: &str, grant: &str) -> CommandResult<PluginRecord> {
         self.post(&format!("/v1/plugins/{name}/revoke"), &RevokeRequest { grant: grant.into() })
     }
 
-    fn plugin_kv(&self, name: &str) -> anyhow::Result<Vec<KvEntry>> {
+    fn plugin_kv(&self, name: &str) -> CommandResult<Vec<KvEntry>> {
         self.get(&format!("/v1/plugins/{name}/kv"))
     }
 
-    fn progress(&self, path: &NodePath, update: &Update) -> anyhow::Result<Node> {
+    fn progress(&self, path: &NodePath, update: &Update) -> CommandResult<Node> {
         self.post(&format!("/v1/progress/{path}"), update)
     }
 
-    fn runs(&self) -> anyhow::Result<Vec<Node>> {
+    fn runs(&self) -> CommandResult<Vec<Node>> {
         self.get("/v1/runs")
     }
 
-    fn tree(&self, run: &str) -> anyhow::Result<Vec<Node>> {
+    fn tree(&self, run: &str) -> CommandResult<Vec<Node>> {
         self.get(&format!("/v1/runs/{run}"))
     }
 
-    fn history(&self, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>> {
+    fn history(&self, run: &str, since: u64) -> CommandResult<Vec<ProgressEvent>> {
         self.get(&format!("/v1/runs/{run}/events?since={since}"))
     }
 
-    fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
+    fn status(&self, format: Option<&str>) -> CommandResult<String> {
         self.text("/v1/status", format)
     }
 
-    fn format_run(&self, run: &str, plugin: &str) -> anyhow::Result<String> {
+    fn format_run(&self, run: &str, plugin: &str) -> CommandResult<String> {
         self.text(&format!("/v1/runs/{run}"), Some(plugin))
     }
 
-    fn metric_series(&self) -> anyhow::Result<SeriesListing> {
+    fn metric_series(&self) -> CommandResult<SeriesListing> {
         self.get("/v1/metrics/series")
     }
 
@@ -342,7 +349,7 @@ impl Client for Remote {
         name: &str,
         labels: &BTreeMap<String, String>,
         since_ms: u64,
-    ) -> anyhow::Result<Vec<SeriesPoints>> {
+    ) -> CommandResult<Vec<SeriesPoints>> {
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let response = self
             .agent
@@ -355,31 +362,31 @@ impl Client for Remote {
         self.answer(response)
     }
 
-    fn alerts(&self, state: Option<AlertState>) -> anyhow::Result<Vec<Alert>> {
+    fn alerts(&self, state: Option<AlertState>) -> CommandResult<Vec<Alert>> {
         match state {
             Some(state) => self.get(&format!("/v1/alerts?state={state}")),
             None => self.get("/v1/alerts"),
         }
     }
 
-    fn alert_history(&self, since_ms: u64) -> anyhow::Result<Vec<HistoryEntry>> {
+    fn alert_history(&self, since_ms: u64) -> CommandResult<Vec<HistoryEntry>> {
         self.get(&format!("/v1/alerts/history?since_ms={since_ms}"))
     }
 
-    fn ack(&self, id: &str, by: &str, note: &str) -> anyhow::Result<HistoryEntry> {
+    fn ack(&self, id: &str, by: &str, note: &str) -> CommandResult<HistoryEntry> {
         self.post("/v1/alerts/ack", &AckRequest { id: id.into(), by: by.into(), note: note.into() })
     }
 
-    fn resolve(&self, id: &str) -> anyhow::Result<HistoryEntry> {
+    fn resolve(&self, id: &str) -> CommandResult<HistoryEntry> {
         self.post("/v1/alerts/resolve", &ResolveRequest { id: id.into() })
     }
 
-    fn silence(&self, matchers: &Labels, duration: &str) -> anyhow::Result<Silence> {
+    fn silence(&self, matchers: &Labels, duration: &str) -> CommandResult<Silence> {
         let request = SilenceRequest { matchers: matchers.clone(), for_: Some(duration.into()), until_ms: None };
         self.post("/v1/alerts/silences", &request)
     }
 
-    fn unsilence(&self, id: u64) -> anyhow::Result<()> {
+    fn unsilence(&self, id: u64) -> CommandResult<()> {
         let response = self
             .agent
             .delete(format!("{}/v1/alerts/silences/{id}", self.base))
@@ -388,55 +395,49 @@ impl Client for Remote {
         self.answer::<Removed>(response).map(drop)
     }
 
-    fn silences(&self) -> anyhow::Result<Vec<Silence>> {
+    fn silences(&self) -> CommandResult<Vec<Silence>> {
         self.get("/v1/alerts/silences")
     }
 
-    fn test_alert(&self, rule: &str) -> anyhow::Result<Vec<TestResult>> {
+    fn test_alert(&self, rule: &str) -> CommandResult<Vec<TestResult>> {
         self.post("/v1/alerts/test", &TestRequest { rule: rule.into() })
     }
 
-    fn jobs(&self) -> anyhow::Result<Vec<JobView>> {
+    fn jobs(&self) -> CommandResult<Vec<JobView>> {
         self.get("/v1/jobs")
     }
 
-    fn job_action(&self, name: &str, action: &str) -> anyhow::Result<JobView> {
+    fn job_action(&self, name: &str, action: &str) -> CommandResult<JobView> {
         self.post(&format!("/v1/jobs/{name}/{action}"), &serde_json::json!({}))
     }
 
-    fn resources(&self) -> anyhow::Result<Snapshot> {
+    fn resources(&self) -> CommandResult<Snapshot> {
         self.get("/v1/resources")
     }
 
-    fn processes(&self) -> anyhow::Result<Vec<ProcessSample>> {
+    fn processes(&self) -> CommandResult<Vec<ProcessSample>> {
         self.get("/v1/processes")
     }
 
-    fn space(&self) -> anyhow::Result<Space> {
+    fn space(&self) -> CommandResult<Space> {
         self.get("/v1/db/space")
     }
 
-    fn compact(&self) -> anyhow::Result<Compacted> {
+    fn compact(&self) -> CommandResult<Compacted> {
         self.post("/v1/db/compact", &serde_json::json!({}))
     }
 }
 
 impl Remote {
     /// `GET path`, as text rendered by the display formatter `format`.
-    fn text(&self, path: &str, format: Option<&str>) -> anyhow::Result<String> {
+    fn text(&self, path: &str, format: Option<&str>) -> CommandResult<String> {
         let mut request =
             self.agent.get(format!("{}{path}", self.base)).header("Authorization", format!("Bearer {}", self.token));
         if let Some(plugin) = format {
             request = request.query("format", plugin);
         }
-        let mut response = request.call().with_context(|| format!("cannot reach the host at {}", self.base))?;
-        if response.status().is_success() {
-            return Ok(response.body_mut().read_to_string()?);
-        }
-        match response.body_mut().read_json::<ApiError>() {
-            Ok(e) => bail!("{}", e.error),
-            Err(_) => bail!("the host answered {}", response.status()),
-        }
+        let mut response = self.success(request.call())?;
+        Ok(response.body_mut().read_to_string().context("reading the host's answer")?)
     }
 }
 

@@ -2,6 +2,7 @@
 //! database, token), samples the machine, runs the plugins, reloads them when the
 //! directory changes, serves the API, and stops cleanly on SIGINT or SIGTERM.
 
+use crate::error::{CommandResult, UsageError};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -45,7 +46,7 @@ pub struct Options {
 
 /// Runs until a signal; an error before the host is up means it did not start.
 /// Driven by `Runtime::block_on`: the tick blocks the thread it runs on.
-pub async fn run(options: Options) -> anyhow::Result<()> {
+pub async fn run(options: Options) -> CommandResult<()> {
     let started = Instant::now();
     let Options { data, plugins_dir, config } = options;
     data.create().with_context(|| format!("cannot create data directory {}", data.root.display()))?;
@@ -53,7 +54,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let store = Store::open_checked(&data.database())?;
     let token = load_or_create_token(&data.token())?;
     if !plugins_dir.is_dir() {
-        anyhow::bail!("plugin directory {} does not exist; create it or pass --plugins DIR", plugins_dir.display());
+        return Err(UsageError(format!(
+            "plugin directory {} does not exist; create it or pass --plugins DIR",
+            plugins_dir.display()
+        ))
+        .into());
     }
     // One spelling of the directory, so a plugin's file is the same file
     // whichever way the directory was named (grants are bound to it).
@@ -192,7 +197,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 //    over one read of the plugins' states.
                 let listing = manager.listing().map_err(|e| tracing::error!("reading plugin states: {e}")).ok();
                 let quarantined: Vec<String> = listing.iter().flat_map(|l| &l.plugins)
-                    .filter(|p| matches!(p.state, crate::plugin::State::Quarantined { .. }))
+                    .filter(|p| matches!(p.state, crate::plugin::PluginState::Quarantined { .. }))
                     .map(|p| p.name.clone())
                     .collect();
                 alerting.evaluate(&samples, writer.commits(), &quarantined, &job_inputs(&jobs), at, started);
@@ -229,8 +234,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 publish_plugins(&listing, &hub, &mut plugin_states);
                 // Those running at start heard of the firing alerts before the restart.
                 started_handlers(&listing, &mut handlers);
-                let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::State::Running).count();
-                let loaded = listing.plugins.iter().filter(|p| p.state != crate::plugin::State::Absent).count();
+                let running = listing.plugins.iter().filter(|p| p.state == crate::plugin::PluginState::Running).count();
+                let loaded = listing.plugins.iter().filter(|p| p.state != crate::plugin::PluginState::Absent).count();
                 tracing::info!(
                     api = %addr, loaded, running, problems = listing.problems.len(),
                     "monitor ready in {:.1} ms (data in {})", started.elapsed().as_secs_f64() * 1e3, data.root.display()
@@ -311,7 +316,7 @@ fn job_inputs(jobs: &crate::watch::Jobs) -> Vec<JobInput> {
         .into_iter()
         .filter_map(|view| {
             let last = view.last?;
-            let stopped = matches!(last.outcome, crate::watch::Outcome::Stopped { .. });
+            let stopped = matches!(last.outcome, crate::watch::Ending::Stopped { .. });
             Some(JobInput {
                 job: view.name,
                 project: last.root.display().to_string(),
@@ -324,7 +329,7 @@ fn job_inputs(jobs: &crate::watch::Jobs) -> Vec<JobInput> {
 
 /// Puts the plugin listing on the stream when a plugin's state changed
 /// (`last` is what was published before).
-fn publish_plugins(listing: &crate::plugin::Listing, hub: &Hub, last: &mut Vec<(String, crate::plugin::State)>) {
+fn publish_plugins(listing: &crate::plugin::Listing, hub: &Hub, last: &mut Vec<(String, crate::plugin::PluginState)>) {
     let states: Vec<_> = listing.plugins.iter().map(|p| (p.name.clone(), p.state.clone())).collect();
     if states != *last {
         hub.publish_plugins(listing);
@@ -338,7 +343,9 @@ fn started_handlers(listing: &crate::plugin::Listing, running: &mut HashSet<Stri
     let now: HashSet<String> = listing
         .plugins
         .iter()
-        .filter(|p| p.state == crate::plugin::State::Running && p.roles.contains(&crate::plugin::Role::AlertHandler))
+        .filter(|p| {
+            p.state == crate::plugin::PluginState::Running && p.roles.contains(&crate::plugin::Role::AlertHandler)
+        })
         .map(|p| p.name.clone())
         .collect();
     let started = now.difference(running).cloned().collect();

@@ -12,6 +12,15 @@ pub enum LockError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
+impl crate::error::Classified for LockError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            LockError::Held { .. } => crate::error::ErrorKind::Usage,
+            LockError::Io { .. } => crate::error::ErrorKind::Failed,
+        }
+    }
+}
+
 /// Released when dropped (or when the process dies, however it dies).
 #[derive(Debug)]
 pub struct InstanceLock {

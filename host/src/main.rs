@@ -4,8 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use monitor_host::cli::{self, Cli, Command, UsageError};
-use monitor_host::lock::LockError;
+use monitor_host::cli::{self, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,11 +26,8 @@ fn main() -> ExitCode {
     match cli::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("monitor: {e:#}");
-            let usage = e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<LockError>().is_some_and(|l| matches!(l, LockError::Held { .. }))
-                || e.downcast_ref::<monitor_host::watch::JobsError>().is_some_and(|j| j.is_usage());
-            ExitCode::from(if usage { 2 } else { 1 })
+            eprintln!("monitor: {e}");
+            ExitCode::from(e.kind().exit_status())
         }
     }
 }

@@ -20,4 +20,4 @@ pub use capability::Grant;
 pub use engine::Runtime;
 pub use instance::{Fault, Limits};
 pub use manager::{Listing, Manager, ManagerError, Problem, Settings};
-pub use record::{PluginRecord, Role, State};
+pub use record::{PluginRecord, PluginState, Role};

@@ -1,9 +1,9 @@
 //! The read side the API and the offline client share: what a question about
 //! the database answers, and its error when it has no answer.
 
-use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{CommandError, CommandResult, ErrorKind};
 use crate::paths::DataDir;
 use crate::progress::Node;
 use crate::store::Store;
@@ -11,24 +11,24 @@ use crate::store::metrics::SeriesListing;
 use crate::store::progress::ProgressEvent;
 
 /// A run's nodes, or an error naming the runs there are.
-pub fn tree(store: &Store, run: &str) -> anyhow::Result<Vec<Node>> {
+pub fn tree(store: &Store, run: &str) -> CommandResult<Vec<Node>> {
     let nodes = store.progress_tree(run)?;
     if nodes.is_empty() {
         let runs: Vec<String> = store.progress_runs()?.iter().map(|n| n.path.to_string()).collect();
         let runs = if runs.is_empty() { "none".into() } else { runs.join(", ") };
-        bail!("no run named '{run}'; runs: {runs}");
+        return Err(CommandError::new(ErrorKind::NotFound, format!("no run named '{run}'; runs: {runs}")));
     }
     Ok(nodes)
 }
 
 /// Every series, and how much disk the database takes.
-pub fn series_listing(store: &Store, data: &DataDir) -> anyhow::Result<SeriesListing> {
+pub fn series_listing(store: &Store, data: &DataDir) -> CommandResult<SeriesListing> {
     let database_bytes = std::fs::metadata(data.database()).map_or(0, |m| m.len());
     Ok(SeriesListing { series: store.metrics_series()?, database_bytes })
 }
 
 /// A run's events after `since`, or an error naming the runs there are.
-pub fn history(store: &Store, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>> {
+pub fn history(store: &Store, run: &str, since: u64) -> CommandResult<Vec<ProgressEvent>> {
     tree(store, run)?;
     Ok(store.progress_events(run, since)?)
 }

@@ -1,11 +1,11 @@
 //! The one-line status of the host, plain or through a display formatter.
 
-use crate::alerts::{Alert, State};
+use crate::alerts::{Alert, AlertState};
 use crate::sampler::Snapshot;
 
 /// Firing, acknowledged or not.
 pub fn is_firing(a: &Alert) -> bool {
-    matches!(a.state, State::Firing | State::Acknowledged)
+    matches!(a.state, AlertState::Firing | AlertState::Acknowledged)
 }
 
 /// The built-in rendering when no formatter is asked for.

@@ -82,6 +82,15 @@ pub enum StoreError {
     Corrupt { key: String, source: serde_json::Error },
 }
 
+impl crate::error::Classified for StoreError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            StoreError::Unavailable { .. } | StoreError::Busy { .. } => crate::error::ErrorKind::Unavailable,
+            _ => crate::error::ErrorKind::Failed,
+        }
+    }
+}
+
 impl StoreError {
     /// Whether the database cannot be used for now (a full or failing disk),
     /// as opposed to a request it refused.

@@ -35,7 +35,7 @@ use crate::watch::JobEvent;
 
 mod session;
 
-pub use session::{Cursor, Request, Session, Subscription};
+pub use session::{Cursor, Session, StreamQuery, Subscription};
 
 /// A client that takes nothing for this long while messages wait for it has
 /// stopped reading: the host closes a WebSocket then. An SSE response is

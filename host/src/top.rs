@@ -16,6 +16,7 @@
 //! - [`run`] ties them together: it redraws at the interval and on every key, and
 //!   never waits on the network.
 
+use crate::error::CommandResult;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,7 @@ pub mod signal;
 pub mod terminal;
 pub mod theme;
 
-use data::{Message, Plan, Request, Source};
+use data::{Ask, FetchPlan, Fetched, Source};
 use filter::Filter;
 use keys::Effect;
 use model::{Model, Panel, SortKey};
@@ -56,10 +57,10 @@ pub struct Settings {
     pub format: Option<String>,
 }
 
-pub fn run(settings: Settings) -> anyhow::Result<()> {
+pub fn run(settings: Settings) -> CommandResult<()> {
     let mut model = Model::new(settings.focus, settings.sort, settings.filter, settings.theme, settings.interval)
         .with_custom(settings.format.clone());
-    let (requests, messages) = data::spawn(Plan {
+    let (requests, messages) = data::spawn(FetchPlan {
         source: settings.source,
         interval: settings.interval,
         by: settings.user,
@@ -74,9 +75,9 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
 fn event_loop(
     terminal: &mut ratatui::Terminal<ratatui::backend::CrosstermBackend<std::io::Stdout>>,
     model: &mut Model,
-    requests: &Sender<Request>,
-    messages: &Receiver<Message>,
-) -> anyhow::Result<()> {
+    requests: &Sender<Ask>,
+    messages: &Receiver<Fetched>,
+) -> CommandResult<()> {
     let mut dirty = true;
     let mut drawn = Instant::now();
     loop {
@@ -98,7 +99,7 @@ fn event_loop(
                 Effect::Quit => return Ok(()),
                 Effect::Ack(id) => {
                     // The fetcher ends only when this loop does.
-                    let _ = requests.send(Request::Ack(id));
+                    let _ = requests.send(Ask::Ack(id));
                 }
                 Effect::Signal(kill) => match signal::send(&kill) {
                     Ok(done) => model.notify(false, done),
@@ -114,13 +115,13 @@ fn event_loop(
 }
 
 /// Applies one message from the fetching thread.
-pub fn receive(model: &mut Model, message: Message) {
+pub fn receive(model: &mut Model, message: Fetched) {
     match message {
-        Message::Data(data, origin) => model.receive(*data, origin),
-        Message::History(history) => model.prefill(*history),
-        Message::Failed(error) => model.notify(true, format!("fetching: {error}")),
-        Message::Acked(Ok(id)) => model.notify(false, format!("acknowledged {id}")),
-        Message::Acked(Err(error)) => model.notify(true, format!("not acknowledged: {error}")),
+        Fetched::Data(data, origin) => model.receive(*data, origin),
+        Fetched::History(history) => model.prefill(*history),
+        Fetched::Failed(error) => model.notify(true, format!("fetching: {error}")),
+        Fetched::Acked(Ok(id)) => model.notify(false, format!("acknowledged {id}")),
+        Fetched::Acked(Err(error)) => model.notify(true, format!("not acknowledged: {error}")),
     }
 }
 

@@ -35,7 +35,7 @@ pub use config::{Busy, CommandSpec, ConfigError, JobConfig, JobSpec, Pass};
 pub use debounce::Batch;
 pub use filter::Filter;
 pub use jobs::{JobView, Jobs, JobsError};
-pub use runner::Outcome;
+pub use runner::Ending;
 
 /// Why a command ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +78,7 @@ pub struct Execution {
     pub paths: Vec<PathBuf>,
     pub started_ms: u64,
     pub finished_ms: u64,
-    pub outcome: Outcome,
+    pub outcome: Ending,
     /// The last bytes of the command's output (see [`runner::TAIL_BYTES`]).
     pub stdout_tail: String,
     pub stderr_tail: String,

@@ -41,7 +41,16 @@ pub enum WriteError {
     Failed(String),
 }
 
-enum Job {
+impl crate::error::Classified for WriteError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            WriteError::Unavailable(_) => crate::error::ErrorKind::Unavailable,
+            WriteError::Failed(_) => crate::error::ErrorKind::Failed,
+        }
+    }
+}
+
+enum Task {
     Apply { updates: Vec<(NodePath, Update)>, read_back: bool, reply: oneshot::Sender<Result<Vec<Reply>, WriteError>> },
     Prune { retention: Retention, reply: oneshot::Sender<Result<u64, String>> },
 }
@@ -50,7 +59,7 @@ enum Job {
 /// last handle is dropped, after finishing what was queued.
 #[derive(Clone)]
 pub struct Writer {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Task>,
     commits: Arc<AtomicU64>,
 }
 
@@ -84,16 +93,16 @@ impl Writer {
     /// `read_back`, each accepted update also returns its node as committed.
     pub async fn apply(&self, updates: Vec<(NodePath, Update)>, read_back: bool) -> Result<Vec<Reply>, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Apply { updates, read_back, reply }, answer).await.map_err(WriteError::Failed)?
+        self.send(Task::Apply { updates, read_back, reply }, answer).await.map_err(WriteError::Failed)?
     }
 
     /// Removes events that `retention` no longer keeps; how many went.
     pub async fn prune(&self, retention: Retention) -> Result<u64, String> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Prune { retention, reply }, answer).await?
+        self.send(Task::Prune { retention, reply }, answer).await?
     }
 
-    async fn send<T>(&self, job: Job, answer: oneshot::Receiver<T>) -> Result<T, String> {
+    async fn send<T>(&self, job: Task, answer: oneshot::Receiver<T>) -> Result<T, String> {
         self.queue.send(job).await.map_err(|_| "the progress writer has stopped".to_string())?;
         answer.await.map_err(|_| "the progress writer stopped before answering".to_string())
     }
@@ -106,25 +115,25 @@ struct Committed<'a> {
     commits: &'a AtomicU64,
 }
 
-fn run(store: &Store, committed: &Committed, mut jobs: mpsc::Receiver<Job>) {
+fn run(store: &Store, committed: &Committed, mut jobs: mpsc::Receiver<Task>) {
     let mut waiting = None;
     loop {
         let Some(first) = waiting.take().or_else(|| jobs.blocking_recv()) else {
             return;
         };
         let (updates, read_back, reply) = match first {
-            Job::Prune { retention, reply } => {
+            Task::Prune { retention, reply } => {
                 let _ = reply.send(prune(store, &retention));
                 continue;
             }
-            Job::Apply { updates, read_back, reply } => (updates, read_back, reply),
+            Task::Apply { updates, read_back, reply } => (updates, read_back, reply),
         };
         // Take everything else already queued, up to the batch size.
         let mut batch = updates;
         let mut requests = vec![(0..batch.len(), read_back, reply)];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
-                Ok(Job::Apply { updates, read_back, reply }) => {
+                Ok(Task::Apply { updates, read_back, reply }) => {
                     let start = batch.len();
                     batch.extend(updates);
                     requests.push((start..batch.len(), read_back, reply));
@@ -140,9 +149,9 @@ fn run(store: &Store, committed: &Committed, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-type Request = (std::ops::Range<usize>, bool, oneshot::Sender<Result<Vec<Reply>, WriteError>>);
+type Queued = (std::ops::Range<usize>, bool, oneshot::Sender<Result<Vec<Reply>, WriteError>>);
 
-fn commit(store: &Store, committed: &Committed, batch: &[(NodePath, Update)], requests: Vec<Request>) {
+fn commit(store: &Store, committed: &Committed, batch: &[(NodePath, Update)], requests: Vec<Queued>) {
     let now = crate::sampler::now_ms();
     let results = match store.progress_apply_with(batch, now, committed.calculator) {
         Ok((results, events)) => {
@@ -202,13 +211,12 @@ impl PluginCalculator {
 
 impl Calculator for PluginCalculator {
     fn compute(&self, plugin: &str, parent: &Node, children: &[Node]) -> Option<(f64, Option<f64>)> {
-        let (parent, children) = (parent.into(), children.iter().map(Into::into).collect());
         let result = self.runtime.block_on(self.manager.compute(plugin, parent, children));
         let mut failing = self.failing.lock().expect("failing lock");
         match result {
             Ok(estimate) => {
                 failing.remove(plugin);
-                Some((estimate.progress, estimate.eta_secs))
+                Some(estimate)
             }
             Err(e) => {
                 if failing.insert(plugin.to_string()) {

@@ -38,8 +38,8 @@ fn commits() {
         rule: "queue-deep".into(),
         level: monitor_host::alerts::Level::Error,
         labels: BTreeMap::new(),
-        from: monitor_host::alerts::State::Inactive,
-        to: monitor_host::alerts::State::Firing,
+        from: monitor_host::alerts::AlertState::Inactive,
+        to: monitor_host::alerts::AlertState::Firing,
         value: Some(150.0),
         message: "queue ingest holds 150 items".into(),
         at_ms: 0,
@@ -146,7 +146,7 @@ fn evaluation(rules: usize) {
         let transitions =
             engine.evaluate(&Inputs { samples: &samples, nodes: &nodes, quarantined: &[], jobs: &[] }, now);
         took.push(started.elapsed());
-        firing += transitions.iter().filter(|t| t.to == monitor_host::alerts::State::Firing).count();
+        firing += transitions.iter().filter(|t| t.to == monitor_host::alerts::AlertState::Firing).count();
     }
     took.sort();
     let series = samples.len();

@@ -3,23 +3,34 @@
 
 use std::time::Duration;
 
-use monitor_host::plugin::bindings::types;
+use monitor_host::alerts::{AlertState, Level, Transition};
+use monitor_host::progress::{Node, NodePath, Status};
+use monitor_host::store::alerts::HistoryEntry;
 use monitor_tests::host::Host;
 use monitor_tests::{Sandbox, install, wait_for};
 
-fn node(id: &str, status: types::NodeStatus, progress: f64) -> types::ProgressNode {
-    types::ProgressNode {
+fn node(path: &str, status: Status, progress: f64) -> Node {
+    let mut node = Node::new(NodePath::parse(path).unwrap(), 1_060_000);
+    (node.status, node.progress, node.started_ms) = (status, progress, Some(1_000_000));
+    node
+}
+
+/// Alert `id` of `rule` going `from` → firing, numbered `seq` in the history.
+fn firing(seq: u64, id: &str, rule: &str, level: Level, from: AlertState) -> HistoryEntry {
+    let transition = Transition {
         id: id.into(),
-        name: id.rsplit('/').next().unwrap().into(),
-        status,
-        done: 0.0,
-        total: None,
-        weight: None,
-        progress,
-        started_ms: Some(1_000_000),
-        updated_ms: 1_060_000,
-        message: None,
-    }
+        rule: rule.into(),
+        level,
+        labels: Default::default(),
+        from,
+        to: AlertState::Firing,
+        value: None,
+        message: String::new(),
+        at_ms: 1,
+        silenced: false,
+        ack: None,
+    };
+    HistoryEntry { seq, transition }
 }
 
 #[test]
@@ -93,17 +104,17 @@ fn textfile_collector_reads_only_the_granted_directory() {
 #[test]
 fn weighted_phases_weighs_children_by_phase() {
     let host = Host::with(Sandbox::new(), &["weighted-phases"]);
-    let parent = node("run-1", types::NodeStatus::Running, 0.0);
-    let children = vec![
-        node("run-1/init", types::NodeStatus::Completed, 1.0),
-        node("run-1/build", types::NodeStatus::Running, 0.5),
-        node("run-1/test", types::NodeStatus::Pending, 0.0),
+    let parent = node("run-1", Status::Running, 0.0);
+    let children = [
+        node("run-1/init", Status::Completed, 1.0),
+        node("run-1/build", Status::Running, 0.5),
+        node("run-1/test", Status::Pending, 0.0),
     ];
-    let estimate = host.block_on(host.manager.compute("weighted-phases", parent, children)).unwrap();
+    let (progress, eta) = host.block_on(host.manager.compute("weighted-phases", &parent, &children)).unwrap();
     // INIT 5 done, BUILD 40 half done, TEST 30 not started: (5 + 20) / 75.
-    assert!((estimate.progress - 25.0 / 75.0).abs() < 1e-9, "{}", estimate.progress);
+    assert!((progress - 25.0 / 75.0).abs() < 1e-9, "{progress}");
     // 60 s elapsed for a third of the work: 120 s to go.
-    let eta = estimate.eta_secs.expect("an ETA");
+    let eta = eta.expect("an ETA");
     assert!((eta - 120.0).abs() < 1e-6, "{eta}");
 }
 
@@ -116,21 +127,12 @@ fn jsonl_alerts_appends_one_json_line_per_alert_in_the_granted_directory() {
     std::fs::write(sandbox.plugins().join("jsonl-alerts.toml"), format!("path = \"{}\"\n", file.display())).unwrap();
     let host = Host::with(sandbox, &["jsonl-alerts"]);
     host.enable("jsonl-alerts", &[&format!("fs-write:{}", out.display())]);
-    let alert = types::Alert {
-        id: "a1".into(),
-        rule: "disk \"full\"".into(),
-        level: types::Level::Critical,
-        state: types::AlertState::Firing,
-        message: "/ is 97% full\nact now".into(),
-        labels: vec![types::Label { key: "mount".into(), value: "/".into() }],
-        value: Some(97.5),
-        at_ms: 1_700_000_000_000,
-    };
-    let event = types::AlertEvent { alert, seq: 7, from: types::AlertState::Pending, ack: None };
+    let mut entry = firing(7, "a1", "disk \"full\"", Level::Critical, AlertState::Pending);
+    entry.transition.message = "/ is 97% full\nact now".into();
+    entry.transition.labels = [("mount".to_string(), "/".to_string())].into();
+    (entry.transition.value, entry.transition.at_ms) = (Some(97.5), 1_700_000_000_000);
     for _ in 0..2 {
-        let results = host.block_on(host.manager.dispatch(&event));
-        assert_eq!(results.len(), 1);
-        assert!(results[0].1.is_ok(), "{:?}", results[0].1);
+        host.block_on(host.manager.handle_alert("jsonl-alerts", &entry)).unwrap();
     }
     let text = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -150,20 +152,8 @@ fn an_alert_handler_of_the_first_form_still_gets_alerts() {
     let host = Host::with(Sandbox::new(), &["fx-alerts-v1"]);
     let record = host.enable("fx-alerts-v1", &["kv"]);
     assert_eq!(record.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["alert-handler"]);
-    let alert = types::Alert {
-        id: "old-form".into(),
-        rule: "r".into(),
-        level: types::Level::Warning,
-        state: types::AlertState::Firing,
-        message: String::new(),
-        labels: Vec::new(),
-        value: None,
-        at_ms: 1,
-    };
-    let event = types::AlertEvent { alert, seq: 3, from: types::AlertState::Firing, ack: None };
-    let results = host.block_on(host.manager.dispatch(&event));
-    let mine = results.iter().find(|(name, _)| name == "fx-alerts-v1").expect("called");
-    assert!(mine.1.is_ok(), "{:?}", mine.1);
+    let entry = firing(3, "old-form", "r", Level::Warning, AlertState::Firing);
+    host.block_on(host.manager.handle_alert("fx-alerts-v1", &entry)).unwrap();
     assert_eq!(host.manager.store().kv_get("fx-alerts-v1", "last").unwrap().as_deref(), Some(&b"old-form"[..]));
 }
 
@@ -171,8 +161,7 @@ fn an_alert_handler_of_the_first_form_still_gets_alerts() {
 fn compact_status_renders_one_line() {
     let host = Host::with(Sandbox::new(), &["compact-status"]);
     let snapshot = monitor_host::sampler::Sampler::new().sample();
-    let mut run = monitor_host::progress::Node::new(monitor_host::progress::NodePath::parse("train-42").unwrap(), 0);
-    (run.status, run.progress) = (monitor_host::progress::Status::Running, 0.63);
+    let run = node("train-42", Status::Running, 0.63);
     let line = host.block_on(host.manager.format_status("compact-status", &snapshot, &[run], &[])).unwrap();
     assert!(!line.contains('\n'), "{line:?}");
     assert!(line.contains("cpu ") && line.contains("mem ") && line.contains("train-42 63%"), "{line}");

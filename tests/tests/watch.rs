@@ -530,7 +530,7 @@ mod library {
 
     use monitor_host::watch::config::CommandLine;
     use monitor_host::watch::jobs::Options;
-    use monitor_host::watch::{Busy, JobConfig, JobEvent, Jobs, Outcome, Pass, Reason};
+    use monitor_host::watch::{Busy, Ending, JobConfig, JobEvent, Jobs, Pass, Reason};
     use tokio::sync::broadcast;
 
     use super::*;
@@ -574,7 +574,7 @@ mod library {
             let JobEvent::Started { job, seq, reason, paths, .. } = next(&mut events).await else { panic!() };
             assert_eq!((job.as_str(), seq, reason, paths), ("lib", 1, Reason::Changes, vec![a.clone()]));
             let JobEvent::Finished(run) = next(&mut events).await else { panic!() };
-            assert_eq!((run.root.clone(), run.outcome.clone()), (project.root(), Outcome::Exited { code: 0 }));
+            assert_eq!((run.root.clone(), run.outcome.clone()), (project.root(), Ending::Exited { code: 0 }));
             assert_eq!((run.stdout_tail.as_str(), run.stderr_tail.as_str()), ("out\n", "err\n"));
             assert!(run.finished_ms >= run.started_ms);
 
@@ -583,7 +583,7 @@ mod library {
             let JobEvent::Started { reason, .. } = next(&mut events).await else { panic!() };
             assert_eq!(reason, Reason::Deletions);
             let JobEvent::Finished(run) = next(&mut events).await else { panic!() };
-            assert_eq!((run.outcome.clone(), run.succeeded()), (Outcome::Exited { code: 2 }, false));
+            assert_eq!((run.outcome.clone(), run.succeeded()), (Ending::Exited { code: 2 }, false));
             assert!(project.runs().contains(&format!("deleted {}", a.display())), "{:?}", project.runs());
 
             // What the alert engine does on a critical alert for the project.

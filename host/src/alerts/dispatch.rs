@@ -34,13 +34,13 @@ const PLUGIN_BACKOFF: Duration = Duration::from_millis(500);
 const STDERR_TAIL: usize = 400;
 
 /// One delivery's outcome, for `monitor alerts test`.
-pub type Outcome = Result<(), String>;
+pub type DeliveryResult = Result<(), String>;
 
-struct Job {
+struct Dispatch {
     entry: Arc<HistoryEntry>,
     /// When the sample that caused it was taken: latency is counted from here.
     since: Instant,
-    reply: Option<oneshot::Sender<Outcome>>,
+    reply: Option<oneshot::Sender<DeliveryResult>>,
 }
 
 /// What the host tells about one handler.
@@ -73,7 +73,7 @@ pub struct Dispatcher {
     routing: Routing,
     manager: Option<Arc<Manager>>,
     host: String,
-    queues: Mutex<HashMap<Target, mpsc::Sender<Job>>>,
+    queues: Mutex<HashMap<Target, mpsc::Sender<Dispatch>>>,
     counters: Arc<Mutex<BTreeMap<String, Counters>>>,
     runtime: tokio::runtime::Handle,
 }
@@ -94,7 +94,7 @@ impl Dispatcher {
             }
             let entry = Arc::new(entry.clone());
             for target in self.expand(targets) {
-                self.enqueue(target, Job { entry: entry.clone(), since, reply: None });
+                self.enqueue(target, Dispatch { entry: entry.clone(), since, reply: None });
             }
         }
     }
@@ -104,7 +104,7 @@ impl Dispatcher {
     pub fn catch_up(&self, plugin: &str, entries: &[HistoryEntry]) {
         for entry in entries {
             if self.routing.targets(&entry.transition).contains(&Target::Plugins) {
-                let job = Job { entry: Arc::new(entry.clone()), since: Instant::now(), reply: None };
+                let job = Dispatch { entry: Arc::new(entry.clone()), since: Instant::now(), reply: None };
                 self.enqueue(Target::Plugin(plugin.to_string()), job);
             }
         }
@@ -112,7 +112,7 @@ impl Dispatcher {
 
     /// Sends one transition to the handlers its routes name (ignoring
     /// silences) and waits for each outcome, retries included.
-    pub async fn test(&self, entry: HistoryEntry) -> Vec<(String, Outcome)> {
+    pub async fn test(&self, entry: HistoryEntry) -> Vec<(String, DeliveryResult)> {
         let mut routed = entry.clone();
         routed.transition.silenced = false;
         let targets = self.expand(self.routing.targets(&routed.transition));
@@ -121,7 +121,7 @@ impl Dispatcher {
         for target in targets {
             let (reply, outcome) = oneshot::channel();
             waiting.push((target.name(), outcome));
-            self.enqueue(target, Job { entry: entry.clone(), since: Instant::now(), reply: Some(reply) });
+            self.enqueue(target, Dispatch { entry: entry.clone(), since: Instant::now(), reply: Some(reply) });
         }
         let mut out = Vec::new();
         for (name, outcome) in waiting {
@@ -168,7 +168,7 @@ impl Dispatcher {
         out
     }
 
-    fn enqueue(&self, target: Target, job: Job) {
+    fn enqueue(&self, target: Target, job: Dispatch) {
         if target == Target::Log {
             log(&job.entry.transition);
             let mut counters = self.counters.lock().expect("counters lock");
@@ -257,7 +257,7 @@ struct Payload<'a> {
 }
 
 impl Delivery {
-    async fn run(self, mut jobs: mpsc::Receiver<Job>) {
+    async fn run(self, mut jobs: mpsc::Receiver<Dispatch>) {
         let name = self.target.name();
         while let Some(job) = jobs.recv().await {
             let latency = job.since.elapsed();
@@ -298,13 +298,13 @@ impl Delivery {
         }
     }
 
-    async fn try_once(&self, entry: &HistoryEntry) -> Outcome {
+    async fn try_once(&self, entry: &HistoryEntry) -> DeliveryResult {
         match (&self.target, &self.handler) {
             (Target::Plugin(name), _) => {
                 let Some(manager) = &self.manager else {
                     return Err(format!("plugin '{name}' cannot run here: no host is running plugins"));
                 };
-                manager.handle_alert(name, entry.into()).await.map_err(|e| e.to_string())
+                manager.handle_alert(name, entry).await.map_err(|e| e.to_string())
             }
             (_, Some(handler)) => {
                 let mut payload =
@@ -330,7 +330,7 @@ impl Delivery {
 
 /// Runs `argv` with `payload` on stdin. Dropping the future (a timeout) kills
 /// the process group.
-async fn command(argv: &[String], payload: Vec<u8>) -> Outcome {
+async fn command(argv: &[String], payload: Vec<u8>) -> DeliveryResult {
     let mut child = tokio::process::Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(std::process::Stdio::piped())
@@ -383,7 +383,7 @@ impl Drop for KillGroup {
     }
 }
 
-fn webhook(agent: &ureq::Agent, url: &str, payload: &[u8]) -> Outcome {
+fn webhook(agent: &ureq::Agent, url: &str, payload: &[u8]) -> DeliveryResult {
     let response = agent
         .post(url)
         .header("content-type", "application/json")

@@ -26,8 +26,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::derive::derive;
-use super::lifecycle::{Ack, Alert, Instance, State, Step, Transition};
-use super::rule::{Kind, Labels, Level, Rule};
+use super::lifecycle::{Ack, Alert, AlertState, Instance, Step, Transition};
+use super::rule::{Labels, Level, Rule, RuleKind};
 use super::silence::Silence;
 use crate::metrics::Sample;
 use crate::progress::{NodePath, Status};
@@ -68,7 +68,7 @@ pub enum AlertError {
     #[error("'{id}' could be any of {candidates}; give more of the id")]
     Ambiguous { id: String, candidates: String },
     #[error("alert '{id}' is {state}; only a firing alert can be {action}")]
-    NotFiring { id: String, state: State, action: &'static str },
+    NotFiring { id: String, state: AlertState, action: &'static str },
     #[error("alert '{id}' is already acknowledged by {by}")]
     AlreadyAcknowledged { id: String, by: String },
     #[error("a silence needs at least one matcher, like rule=cpu-hot")]
@@ -150,7 +150,7 @@ impl Engine {
         for sample in &derived {
             index.entry(sample.name.as_str()).or_default().push(sample);
         }
-        let uses = |f: fn(&Kind) -> bool| self.slots.iter().any(|s| f(&s.rule.kind));
+        let uses = |f: fn(&RuleKind) -> bool| self.slots.iter().any(|s| f(&s.rule.kind));
         let below = |status: Status| -> HashSet<&str> {
             let mut set = HashSet::new();
             for node in inputs.nodes.iter().filter(|n| n.status == status) {
@@ -160,9 +160,9 @@ impl Engine {
             set
         };
         let running_below =
-            if uses(|k| matches!(k, Kind::Stalled { .. })) { below(Status::Running) } else { HashSet::new() };
+            if uses(|k| matches!(k, RuleKind::Stalled { .. })) { below(Status::Running) } else { HashSet::new() };
         let failed_below =
-            if uses(|k| matches!(k, Kind::ProgressFailed { .. })) { below(Status::Failed) } else { HashSet::new() };
+            if uses(|k| matches!(k, RuleKind::ProgressFailed { .. })) { below(Status::Failed) } else { HashSet::new() };
         let tick = Tick {
             index: &index,
             inputs,
@@ -188,8 +188,8 @@ impl Engine {
         let silences = &self.silences;
         let (rule, inst) = find(&mut self.slots, id)?;
         match inst.state {
-            State::Firing => {}
-            State::Acknowledged => {
+            AlertState::Firing => {}
+            AlertState::Acknowledged => {
                 let by = inst.ack.as_ref().map(|a| a.by.clone()).unwrap_or_default();
                 return Err(AlertError::AlreadyAcknowledged { id: id.into(), by });
             }
@@ -197,7 +197,7 @@ impl Engine {
         }
         inst.ack = Some(Ack { by: by.into(), note: note.into(), at_ms: now_ms });
         let mut out = Vec::with_capacity(1);
-        inst.emit(State::Acknowledged, &Step { rule, now_ms, silences }, &mut out);
+        inst.emit(AlertState::Acknowledged, &Step { rule, now_ms, silences }, &mut out);
         Ok(out.remove(0))
     }
 
@@ -206,11 +206,11 @@ impl Engine {
     pub fn resolve(&mut self, id: &str, now_ms: u64) -> Result<Transition, AlertError> {
         let silences = &self.silences;
         let (rule, inst) = find(&mut self.slots, id)?;
-        if !matches!(inst.state, State::Firing | State::Acknowledged) {
+        if !matches!(inst.state, AlertState::Firing | AlertState::Acknowledged) {
             return Err(AlertError::NotFiring { id: id.into(), state: inst.state, action: "resolved" });
         }
         let mut out = Vec::with_capacity(1);
-        inst.emit(State::Resolved, &Step { rule, now_ms, silences }, &mut out);
+        inst.emit(AlertState::Resolved, &Step { rule, now_ms, silences }, &mut out);
         inst.ack = None;
         Ok(out.remove(0))
     }
@@ -253,7 +253,7 @@ impl Engine {
     }
 
     /// How many alerts stand in each state and level, without rendering them.
-    pub fn counts(&self) -> HashMap<(State, Level), u64> {
+    pub fn counts(&self) -> HashMap<(AlertState, Level), u64> {
         let mut counts = HashMap::new();
         for slot in &self.slots {
             for inst in slot.series.values().chain(slot.named.values()) {
@@ -310,7 +310,7 @@ impl Slot {
         let now = tick.now_ms;
         let samples = |metric: &str| tick.index.get(metric).map_or(&[][..], Vec::as_slice);
         match &rule.kind {
-            Kind::Threshold { metric, matchers, op, threshold, clear } => {
+            RuleKind::Threshold { metric, matchers, op, threshold, clear } => {
                 for sample in samples(metric).iter().filter(|s| matches(matchers, &s.labels)) {
                     let v = sample.value;
                     let cond = |active: bool| match clear {
@@ -340,7 +340,7 @@ impl Slot {
                 }
                 sweep(series, tick.generation, &step, out);
             }
-            Kind::Absence { metric, matchers, after_ms } => {
+            RuleKind::Absence { metric, matchers, after_ms } => {
                 let mut last = last_seen_ms.unwrap_or(now);
                 for sample in samples(metric).iter().filter(|s| matches(matchers, &s.labels)) {
                     last = last.max(sample.timestamp_ms.min(now));
@@ -351,7 +351,7 @@ impl Slot {
                 visit(named, "", age >= *after_ms, (Some(age), None), &step, tick.generation, key, out);
                 sweep(named, tick.generation, &step, out);
             }
-            Kind::Stalled { prefix, after_ms } => {
+            RuleKind::Stalled { prefix, after_ms } => {
                 for node in tick.inputs.nodes {
                     let path = node.path.as_str();
                     if node.status != Status::Running || tick.running_below.contains(path) || !under(prefix, path) {
@@ -363,7 +363,7 @@ impl Slot {
                 }
                 sweep(named, tick.generation, &step, out);
             }
-            Kind::ProgressFailed { prefix } => {
+            RuleKind::ProgressFailed { prefix } => {
                 for node in tick.inputs.nodes {
                     let path = node.path.as_str();
                     if node.status != Status::Failed || tick.failed_below.contains(path) || !under(prefix, path) {
@@ -374,7 +374,7 @@ impl Slot {
                 }
                 sweep(named, tick.generation, &step, out);
             }
-            Kind::PluginQuarantined { plugin } => {
+            RuleKind::PluginQuarantined { plugin } => {
                 for name in tick.inputs.quarantined {
                     if plugin.as_ref().is_some_and(|p| p != name) {
                         continue;
@@ -384,7 +384,7 @@ impl Slot {
                 }
                 sweep(named, tick.generation, &step, out);
             }
-            Kind::WatchFailed { job } => {
+            RuleKind::WatchFailed { job } => {
                 for input in tick.inputs.jobs {
                     if job.as_ref().is_some_and(|j| j != &input.job) {
                         continue;

@@ -18,14 +18,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rule::{Kind, Labels, Level, Rule};
+use super::rule::{Labels, Level, Rule, RuleKind};
 use super::silence::{Silence, silenced};
 use super::template::Values;
 
 /// Where an alert instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub enum AlertState {
     Inactive,
     Pending,
     Firing,
@@ -33,19 +33,19 @@ pub enum State {
     Resolved,
 }
 
-impl State {
+impl AlertState {
     pub fn as_str(self) -> &'static str {
         match self {
-            State::Inactive => "inactive",
-            State::Pending => "pending",
-            State::Firing => "firing",
-            State::Acknowledged => "acknowledged",
-            State::Resolved => "resolved",
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
         }
     }
 }
 
-impl std::fmt::Display for State {
+impl std::fmt::Display for AlertState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -66,8 +66,8 @@ pub struct Transition {
     pub rule: String,
     pub level: Level,
     pub labels: Labels,
-    pub from: State,
-    pub to: State,
+    pub from: AlertState,
+    pub to: AlertState,
     pub value: Option<f64>,
     pub message: String,
     pub at_ms: u64,
@@ -80,7 +80,7 @@ pub struct Transition {
 impl Transition {
     /// The same firing alert sent again.
     pub fn is_repeat(&self) -> bool {
-        self.from == State::Firing && self.to == State::Firing
+        self.from == AlertState::Firing && self.to == AlertState::Firing
     }
 }
 
@@ -91,7 +91,7 @@ pub struct Alert {
     pub rule: String,
     pub level: Level,
     pub labels: Labels,
-    pub state: State,
+    pub state: AlertState,
     /// When the condition became true.
     pub since_ms: u64,
     pub fired_ms: Option<u64>,
@@ -116,7 +116,7 @@ pub(crate) struct Instance {
     pub key: Labels,
     /// `key` with the rule's labels over it.
     pub labels: Labels,
-    pub state: State,
+    pub state: AlertState,
     pub since_ms: u64,
     pub fired_ms: Option<u64>,
     /// When the last firing transition or repeat was emitted.
@@ -153,7 +153,7 @@ impl Instance {
             id,
             key,
             labels,
-            state: State::Inactive,
+            state: AlertState::Inactive,
             since_ms: now_ms,
             fired_ms: None,
             sent_ms: now_ms,
@@ -169,46 +169,46 @@ impl Instance {
 
     /// Whether the instance is past pending: hysteresis applies.
     pub fn is_active(&self) -> bool {
-        matches!(self.state, State::Firing | State::Acknowledged | State::Resolved)
+        matches!(self.state, AlertState::Firing | AlertState::Acknowledged | AlertState::Resolved)
     }
 
     /// Advances the instance given its condition; false when it is to be dropped.
     pub fn step(&mut self, cond: bool, ctx: &Step, out: &mut Vec<Transition>) -> bool {
         let (rule, now) = (ctx.rule, ctx.now_ms);
         match (self.state, cond) {
-            (State::Inactive | State::Pending, false) => false,
-            (State::Inactive, true) if rule.for_ms > 0 => {
-                self.state = State::Pending;
+            (AlertState::Inactive | AlertState::Pending, false) => false,
+            (AlertState::Inactive, true) if rule.for_ms > 0 => {
+                self.state = AlertState::Pending;
                 self.since_ms = now;
                 true
             }
-            (State::Inactive, true) => {
+            (AlertState::Inactive, true) => {
                 self.since_ms = now;
                 self.fire(ctx, out);
                 true
             }
-            (State::Pending, true) => {
+            (AlertState::Pending, true) => {
                 if now.saturating_sub(self.since_ms) >= rule.for_ms {
                     self.fire(ctx, out);
                 }
                 true
             }
-            (State::Firing | State::Acknowledged, false) => {
-                self.emit(State::Resolved, ctx, out);
+            (AlertState::Firing | AlertState::Acknowledged, false) => {
+                self.emit(AlertState::Resolved, ctx, out);
                 false
             }
-            (State::Firing, true) => {
+            (AlertState::Firing, true) => {
                 let quiet = self.is_silenced(ctx);
                 let repeat_due = rule.repeat_ms.is_some_and(|r| now.saturating_sub(self.sent_ms) >= r);
                 if (!self.notified && !quiet) || repeat_due {
                     self.sent_ms = now;
                     self.notified |= !quiet;
-                    self.emit(State::Firing, ctx, out);
+                    self.emit(AlertState::Firing, ctx, out);
                 }
                 true
             }
-            (State::Acknowledged, true) => true,
-            (State::Resolved, cond) => cond,
+            (AlertState::Acknowledged, true) => true,
+            (AlertState::Resolved, cond) => cond,
         }
     }
 
@@ -216,11 +216,11 @@ impl Instance {
         self.fired_ms = Some(ctx.now_ms);
         self.sent_ms = ctx.now_ms;
         self.notified = !self.is_silenced(ctx);
-        self.emit(State::Firing, ctx, out);
+        self.emit(AlertState::Firing, ctx, out);
     }
 
     /// Moves to `to` and records the transition.
-    pub fn emit(&mut self, to: State, ctx: &Step, out: &mut Vec<Transition>) {
+    pub fn emit(&mut self, to: AlertState, ctx: &Step, out: &mut Vec<Transition>) {
         let transition = Transition {
             id: self.id.clone(),
             rule: ctx.rule.name.clone(),
@@ -253,17 +253,17 @@ impl Instance {
             ..Values::default()
         };
         match &rule.kind {
-            Kind::Threshold { metric, op, threshold, .. } => {
+            RuleKind::Threshold { metric, op, threshold, .. } => {
                 values.metric = Some(metric);
                 values.op = Some(op.as_str());
                 values.threshold = Some(*threshold);
             }
-            Kind::Absence { metric, after_ms, .. } => {
+            RuleKind::Absence { metric, after_ms, .. } => {
                 values.metric = Some(metric);
                 values.after_ms = Some(*after_ms);
             }
-            Kind::Stalled { after_ms, .. } => values.after_ms = Some(*after_ms),
-            Kind::ProgressFailed { .. } | Kind::PluginQuarantined { .. } | Kind::WatchFailed { .. } => {}
+            RuleKind::Stalled { after_ms, .. } => values.after_ms = Some(*after_ms),
+            RuleKind::ProgressFailed { .. } | RuleKind::PluginQuarantined { .. } | RuleKind::WatchFailed { .. } => {}
         }
         rule.message.render(&values, &self.labels)
     }

@@ -332,7 +332,7 @@ impl Routing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::State;
+    use crate::alerts::AlertState;
 
     fn transition(rule: &str, level: Level, labels: &[(&str, &str)]) -> Transition {
         Transition {
@@ -340,8 +340,8 @@ mod tests {
             rule: rule.into(),
             level,
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            from: State::Pending,
-            to: State::Firing,
+            from: AlertState::Pending,
+            to: AlertState::Firing,
             value: None,
             message: String::new(),
             at_ms: 0,

@@ -91,7 +91,7 @@ impl Op {
 
 /// What a rule watches.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
+pub enum RuleKind {
     /// One alert per series of `metric` matching `matchers` while `value op
     /// threshold`; once active it stays so until the value is strictly past
     /// `clear` (or, without `clear`, until the comparison fails).
@@ -118,15 +118,15 @@ pub(crate) const KINDS: [(&str, &[&str]); 6] = [
     ("watch_failed", &["job"]),
 ];
 
-impl Kind {
+impl RuleKind {
     pub fn name(&self) -> &'static str {
         let i = match self {
-            Kind::Threshold { .. } => 0,
-            Kind::Absence { .. } => 1,
-            Kind::Stalled { .. } => 2,
-            Kind::ProgressFailed { .. } => 3,
-            Kind::PluginQuarantined { .. } => 4,
-            Kind::WatchFailed { .. } => 5,
+            RuleKind::Threshold { .. } => 0,
+            RuleKind::Absence { .. } => 1,
+            RuleKind::Stalled { .. } => 2,
+            RuleKind::ProgressFailed { .. } => 3,
+            RuleKind::PluginQuarantined { .. } => 4,
+            RuleKind::WatchFailed { .. } => 5,
         };
         KINDS[i].0
     }
@@ -165,7 +165,7 @@ pub struct Rule {
     pub for_ms: u64,
     /// Re-send a firing, unacknowledged alert this often.
     pub repeat_ms: Option<u64>,
-    pub kind: Kind,
+    pub kind: RuleKind,
     /// Added to every alert of the rule, over the series' own labels.
     pub labels: Labels,
     pub message: Template,
@@ -221,9 +221,9 @@ impl RuleConfig {
             }
         }
         let kind = self.kind_of(kind_name, &mut err);
-        let text = self.message.as_deref().unwrap_or(Kind::default_message(kind_name));
+        let text = self.message.as_deref().unwrap_or(RuleKind::default_message(kind_name));
         let message =
-            Template::parse(text, Kind::fields(kind_name)).map_err(|e| err("message", format!("message {e}"))).ok();
+            Template::parse(text, RuleKind::fields(kind_name)).map_err(|e| err("message", format!("message {e}"))).ok();
         match (level, kind, message) {
             (Some(level), Some(kind), Some(message)) if errors.is_empty() => Ok(Rule {
                 name: self.name.clone(),
@@ -253,7 +253,7 @@ impl RuleConfig {
         ]
     }
 
-    fn kind_of(&self, kind: &str, err: &mut impl FnMut(&'static str, String)) -> Option<Kind> {
+    fn kind_of(&self, kind: &str, err: &mut impl FnMut(&'static str, String)) -> Option<RuleKind> {
         match kind {
             "threshold" => {
                 let metric = self.metric(err);
@@ -298,7 +298,7 @@ impl RuleConfig {
                         }
                     }
                 }
-                Some(Kind::Threshold {
+                Some(RuleKind::Threshold {
                     metric: metric?,
                     matchers: self.matchers.clone(),
                     op: op?,
@@ -310,27 +310,27 @@ impl RuleConfig {
                 let metric = self.metric(err);
                 check_labels(err, "matchers", &self.matchers);
                 let after_ms = self.after(err);
-                Some(Kind::Absence { metric: metric?, matchers: self.matchers.clone(), after_ms: after_ms? })
+                Some(RuleKind::Absence { metric: metric?, matchers: self.matchers.clone(), after_ms: after_ms? })
             }
             "stalled" => {
                 let prefix = self.prefix(err);
                 let after_ms = self.after(err);
-                Some(Kind::Stalled { prefix: prefix?, after_ms: after_ms? })
+                Some(RuleKind::Stalled { prefix: prefix?, after_ms: after_ms? })
             }
-            "progress_failed" => Some(Kind::ProgressFailed { prefix: self.prefix(err)? }),
+            "progress_failed" => Some(RuleKind::ProgressFailed { prefix: self.prefix(err)? }),
             "watch_failed" => {
                 if self.job.as_deref() == Some("") {
                     err("job", "job is empty; name a watch job or remove the field".into());
                     return None;
                 }
-                Some(Kind::WatchFailed { job: self.job.clone() })
+                Some(RuleKind::WatchFailed { job: self.job.clone() })
             }
             _ => {
                 if self.plugin.as_deref() == Some("") {
                     err("plugin", "plugin is empty; name a plugin or remove the field".into());
                     return None;
                 }
-                Some(Kind::PluginQuarantined { plugin: self.plugin.clone() })
+                Some(RuleKind::PluginQuarantined { plugin: self.plugin.clone() })
             }
         }
     }

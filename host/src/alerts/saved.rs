@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::eval::Engine;
-use super::lifecycle::{Alert, Instance, State, Transition};
-use super::rule::{Kind, Level};
+use super::lifecycle::{Alert, AlertState, Instance, Transition};
+use super::rule::{Level, RuleKind};
 use super::silence::Silence;
 
 /// The engine's state as stored in the database.
@@ -102,21 +102,21 @@ impl Engine {
             }
         }
         for s in saved.instances {
-            let is_threshold = |kind: &Kind| matches!(kind, Kind::Threshold { .. });
+            let is_threshold = |kind: &RuleKind| matches!(kind, RuleKind::Threshold { .. });
             let slot = self
                 .slots
                 .iter_mut()
                 .find(|slot| slot.rule.name == s.rule && is_threshold(&slot.rule.kind) == s.name.is_none());
             let Some(slot) = slot else {
                 let i = s.instance;
-                if matches!(i.state, State::Firing | State::Acknowledged) {
+                if matches!(i.state, AlertState::Firing | AlertState::Acknowledged) {
                     orphans.push(Transition {
                         id: i.id,
                         rule: s.rule.clone(),
                         level: s.level,
                         labels: i.labels,
                         from: i.state,
-                        to: State::Resolved,
+                        to: AlertState::Resolved,
                         value: i.value,
                         message: format!("{} (rule '{}' is no longer configured)", s.message, s.rule),
                         at_ms: now_ms,

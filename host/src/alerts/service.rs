@@ -13,9 +13,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::dispatch::{Dispatcher, HandlerStatus, Outcome};
+use super::dispatch::{DeliveryResult, Dispatcher, HandlerStatus};
 use super::eval::{AlertError, Engine, Inputs, JobInput, NodeInput};
-use super::lifecycle::{Alert, State, Transition};
+use super::lifecycle::{Alert, AlertState, Transition};
 use super::rule::{Labels, Level};
 use super::silence::Silence;
 use super::{AlertsConfig, alert_id};
@@ -40,6 +40,21 @@ pub enum AlertingError {
     UnknownRule { rule: String, known: String },
     #[error("the alert configuration is invalid: {0}")]
     Config(String),
+}
+
+impl crate::error::Classified for AlertingError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            AlertingError::Alert(AlertError::Unknown(_)) | AlertingError::UnknownRule { .. } => ErrorKind::NotFound,
+            AlertingError::Alert(AlertError::NotFiring { .. } | AlertError::AlreadyAcknowledged { .. }) => {
+                ErrorKind::Conflict
+            }
+            AlertingError::Alert(_) => ErrorKind::Usage,
+            AlertingError::Store(e) => e.kind(),
+            AlertingError::Config(_) => ErrorKind::Failed,
+        }
+    }
 }
 
 /// See the [module docs](self).
@@ -157,7 +172,7 @@ impl Alerting {
 
     /// Sends a synthetic firing alert of `rule` through the routes (silences do
     /// not apply; nothing is stored) and waits for every handler's outcome.
-    pub async fn test(&self, rule: &str, now_ms: u64) -> Result<Vec<(String, Outcome)>, AlertingError> {
+    pub async fn test(&self, rule: &str, now_ms: u64) -> Result<Vec<(String, DeliveryResult)>, AlertingError> {
         let transition = {
             let engine = self.engine.lock().expect("engine lock");
             let Some(r) = engine.rules().find(|r| r.name == rule) else {
@@ -172,8 +187,8 @@ impl Alerting {
                 rule: rule.into(),
                 level: r.level,
                 labels,
-                from: State::Inactive,
-                to: State::Firing,
+                from: AlertState::Inactive,
+                to: AlertState::Firing,
                 value: None,
                 message: format!("test alert of rule '{rule}' from 'monitor alerts test'"),
                 at_ms: now_ms,
@@ -192,7 +207,7 @@ impl Alerting {
         let entries: Vec<HistoryEntry> = self
             .alerts(now_ms)
             .into_iter()
-            .filter(|a| a.state == State::Firing && !a.silenced)
+            .filter(|a| a.state == AlertState::Firing && !a.silenced)
             .map(|a| HistoryEntry {
                 seq: 0,
                 transition: Transition {
@@ -200,8 +215,8 @@ impl Alerting {
                     rule: a.rule,
                     level: a.level,
                     labels: a.labels,
-                    from: State::Firing,
-                    to: State::Firing,
+                    from: AlertState::Firing,
+                    to: AlertState::Firing,
                     value: a.value,
                     message: a.message,
                     at_ms: a.fired_ms.unwrap_or(a.since_ms),
@@ -231,7 +246,7 @@ impl Alerting {
             timestamp_ms: now_ms,
         };
         let mut out = Vec::new();
-        for state in [State::Pending, State::Firing, State::Acknowledged] {
+        for state in [AlertState::Pending, AlertState::Firing, AlertState::Acknowledged] {
             for level in Level::ALL {
                 let n = counts.get(&(state, level)).copied().unwrap_or(0);
                 out.push(sample("monitor_alerts", &[("state", state.as_str()), ("level", level.as_str())], n as f64));
@@ -282,10 +297,10 @@ impl Alerting {
     fn act(&self, t: &Transition, by_hand: bool) {
         let Some(jobs) = &self.jobs else { return };
         let pause = match (t.from, t.to) {
-            (State::Firing, State::Firing) => return,
-            (_, State::Firing) => true,
-            (_, State::Acknowledged) => false,
-            (_, State::Resolved) if by_hand => false,
+            (AlertState::Firing, AlertState::Firing) => return,
+            (_, AlertState::Firing) => true,
+            (_, AlertState::Acknowledged) => false,
+            (_, AlertState::Resolved) if by_hand => false,
             _ => return,
         };
         let names = match (t.labels.get("job"), t.labels.get("project")) {

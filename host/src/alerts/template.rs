@@ -38,6 +38,7 @@ pub enum Field {
 }
 
 impl Field {
+    #[cfg(test)]
     pub const ALL: [Field; 11] = [
         Field::Rule,
         Field::Level,
@@ -147,11 +148,6 @@ impl Template {
             parts.push(Part::Text(text_part));
         }
         Ok(Template { source: text.to_string(), parts })
-    }
-
-    /// The template as written.
-    pub fn as_str(&self) -> &str {
-        &self.source
     }
 
     pub fn render(&self, values: &Values, labels: &BTreeMap<String, String>) -> String {

@@ -435,7 +435,7 @@ fn an_ack_lasts_until_the_alert_resolves_and_stops_repeats() {
     for at in [10, 20, 30, 40, 50] {
         assert_eq!(tick(&mut engine, 95.0, at), Vec::<String>::new(), "no repeat while acknowledged");
     }
-    assert_eq!(engine.alerts(50_000)[0].state, State::Acknowledged);
+    assert_eq!(engine.alerts(50_000)[0].state, AlertState::Acknowledged);
 
     let resolved = engine.evaluate(&Inputs { samples: &cpu(50.0, 60), ..Inputs::default() }, 60_000);
     assert_eq!(resolved.iter().map(line).collect::<Vec<_>>(), ["60 cpu acknowledged->resolved"]);
@@ -581,12 +581,12 @@ proptest! {
             let samples: Vec<Sample> = value.iter().map(|v| sample("cpu", &Labels::new(), *v, now)).collect();
             for t in engine.evaluate(&Inputs { samples: &samples, ..Inputs::default() }, now) {
                 match t.to {
-                    State::Firing => {
+                    AlertState::Firing => {
                         prop_assert!(!firing, "fired twice at {now}: {values:?}");
                         prop_assert!(t.value.unwrap() > 90.0);
                         firing = true;
                     }
-                    State::Resolved => {
+                    AlertState::Resolved => {
                         prop_assert!(firing, "resolved unfired at {now}: {values:?}");
                         prop_assert!(t.value.is_none_or(|v| v < 80.0));
                         firing = false;

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{AppState, Input, error};
 use crate::alerts::dispatch::HandlerStatus;
 use crate::alerts::service::AlertingError;
-use crate::alerts::{Alert, AlertError, Labels, Silence, State as AlertState};
+use crate::alerts::{Alert, AlertState, Labels, Silence};
 use crate::sampler::now_ms;
 use crate::store::alerts::HistoryEntry;
 
@@ -108,16 +108,7 @@ pub struct Removed {
 
 impl IntoResponse for AlertingError {
     fn into_response(self) -> Response {
-        let status = match &self {
-            AlertingError::Alert(AlertError::Unknown(_)) | AlertingError::UnknownRule { .. } => StatusCode::NOT_FOUND,
-            AlertingError::Alert(AlertError::NotFiring { .. } | AlertError::AlreadyAcknowledged { .. }) => {
-                StatusCode::CONFLICT
-            }
-            AlertingError::Alert(_) => StatusCode::BAD_REQUEST,
-            AlertingError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            AlertingError::Store(_) | AlertingError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        error(status, self.to_string())
+        super::failure(&self)
     }
 }
 

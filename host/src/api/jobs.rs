@@ -1,12 +1,11 @@
 //! The watch jobs' routes: `GET /v1/jobs`, `POST /v1/jobs/{name}/pause|resume|run`.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::{AppState, error};
+use super::AppState;
 use crate::watch::{JobView, JobsError};
 
 pub fn routes() -> Router<AppState> {
@@ -20,12 +19,7 @@ pub fn routes() -> Router<AppState> {
 
 impl IntoResponse for JobsError {
     fn into_response(self) -> Response {
-        let status = match &self {
-            JobsError::NoSuchJob { .. } => StatusCode::NOT_FOUND,
-            JobsError::Paused { .. } => StatusCode::CONFLICT,
-            JobsError::Path { .. } | JobsError::Lock(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        error(status, self.to_string())
+        super::failure(&self)
     }
 }
 

@@ -22,7 +22,7 @@ use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 
 use super::{AppState, error};
-use crate::stream::{Request, STALLED, Session, Subscription};
+use crate::stream::{STALLED, Session, StreamQuery, Subscription};
 
 /// Most bytes written to a WebSocket at once.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -36,7 +36,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The client's subscription, opened; a bad one is a 400 naming the value.
-async fn open(state: &AppState, request: &Request) -> Result<Session, Response> {
+async fn open(state: &AppState, request: &StreamQuery) -> Result<Session, Response> {
     let want = Subscription::parse(request).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     Session::open(&state.hub, state.store.clone(), want)
         .await
@@ -47,7 +47,7 @@ async fn open(state: &AppState, request: &Request) -> Result<Session, Response> 
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(mut request): Query<Request>,
+    Query(mut request): Query<StreamQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if request.after.is_none() {

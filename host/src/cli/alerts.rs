@@ -1,6 +1,7 @@
 //! `monitor alerts ...`: check the rules; list, acknowledge, resolve, silence
 //! and test alerts of the running host; read the history.
 
+use crate::error::CommandResult;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use clap::Subcommand;
 
 use super::UsageError;
 use super::progress::{seconds, utc};
-use crate::alerts::{Alert, Labels, State};
+use crate::alerts::{Alert, AlertState, Labels};
 use crate::client::Client;
 use crate::config::{ConfigError, HostConfig};
 use crate::paths::DataDir;
@@ -27,7 +28,7 @@ pub enum AlertsCommand {
     List {
         /// Only alerts in this state.
         #[arg(long, value_parser = parse_state)]
-        state: Option<State>,
+        state: Option<AlertState>,
         #[arg(long)]
         json: bool,
     },
@@ -70,7 +71,7 @@ pub enum AlertsCommand {
     Test { rule: String },
 }
 
-fn parse_state(text: &str) -> Result<State, String> {
+fn parse_state(text: &str) -> Result<AlertState, String> {
     serde_json::from_value(serde_json::Value::String(text.into()))
         .map_err(|_| format!("'{text}' is not a state; use pending, firing, acknowledged or resolved"))
 }
@@ -82,7 +83,7 @@ fn parse_matcher(text: &str) -> Result<(String, String), String> {
     }
 }
 
-pub fn run(data: &DataDir, command: AlertsCommand) -> anyhow::Result<()> {
+pub fn run(data: &DataDir, command: AlertsCommand) -> CommandResult<()> {
     let client = match command {
         AlertsCommand::Check { config } => return check(config),
         _ => crate::client::connect(data, None)?,
@@ -93,7 +94,7 @@ pub fn run(data: &DataDir, command: AlertsCommand) -> anyhow::Result<()> {
         AlertsCommand::List { state, json } => {
             let alerts = client.alerts(state)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&alerts)?);
+                super::print_json(&alerts)?;
             } else {
                 print_alerts(&alerts, client.is_live());
             }
@@ -116,7 +117,7 @@ pub fn run(data: &DataDir, command: AlertsCommand) -> anyhow::Result<()> {
         AlertsCommand::Silences { json } => {
             let silences = client.silences()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&silences)?);
+                super::print_json(&silences)?;
             } else if silences.is_empty() {
                 println!("no active silences");
             }
@@ -132,7 +133,7 @@ pub fn run(data: &DataDir, command: AlertsCommand) -> anyhow::Result<()> {
             let since_ms = now_ms().saturating_sub(since.as_millis() as u64);
             let entries = client.alert_history(since_ms)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
+                super::print_json(&entries)?;
             } else if entries.is_empty() {
                 println!("no alert transitions in the last {}", humantime::format_duration(since));
             }
@@ -153,7 +154,7 @@ pub fn run(data: &DataDir, command: AlertsCommand) -> anyhow::Result<()> {
                 }
             }
             if failed > 0 {
-                anyhow::bail!("{failed} of {} handlers failed", results.len());
+                return Err(anyhow::anyhow!("{failed} of {} handlers failed", results.len()).into());
             }
         }
     }
@@ -185,7 +186,7 @@ fn print_entry(entry: &HistoryEntry) {
     let t = &entry.transition;
     let change = if t.is_repeat() { "firing (repeat)".to_string() } else { format!("{} → {}", t.from, t.to) };
     let silenced = if t.silenced { " [silenced]" } else { "" };
-    let by = t.ack.as_ref().filter(|_| t.to == State::Acknowledged).map_or(String::new(), |a| {
+    let by = t.ack.as_ref().filter(|_| t.to == AlertState::Acknowledged).map_or(String::new(), |a| {
         if a.note.is_empty() { format!(" (by {})", a.by) } else { format!(" (by {}: {})", a.by, a.note) }
     });
     println!("{} UTC  {:<9} {:<26} {}{silenced}{by}  {}", utc(t.at_ms), t.level.as_str(), change, t.id, t.message);
@@ -195,7 +196,7 @@ fn matchers_text(matchers: &Labels) -> String {
     matchers.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
-fn check(config: Option<PathBuf>) -> anyhow::Result<()> {
+fn check(config: Option<PathBuf>) -> CommandResult<()> {
     let config = match &config {
         Some(path) => match HostConfig::load(path) {
             Ok(config) => config,

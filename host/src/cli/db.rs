@@ -1,6 +1,7 @@
 //! `monitor db`: verify the database file while no host runs, see what takes
 //! its space, and give freed space back.
 
+use crate::error::{CommandError, CommandResult, ErrorKind};
 use clap::Subcommand;
 
 use super::resources::bytes;
@@ -26,13 +27,13 @@ pub enum DbCommand {
     Compact,
 }
 
-pub fn run(data: &DataDir, command: DbCommand) -> anyhow::Result<()> {
+pub fn run(data: &DataDir, command: DbCommand) -> CommandResult<()> {
     match command {
         DbCommand::Check => check(data),
         DbCommand::Stats { json } => {
             let space = crate::client::connect(data, None)?.space()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&space)?);
+                super::print_json(&space)?;
             } else {
                 print!("{}", render(&space));
             }
@@ -78,7 +79,7 @@ fn render(space: &Space) -> String {
     out
 }
 
-fn check(data: &DataDir) -> anyhow::Result<()> {
+fn check(data: &DataDir) -> CommandResult<()> {
     let path = data.database();
     if !path.exists() {
         println!("{}: no database yet (the host makes one at its first start)", path.display());
@@ -86,10 +87,15 @@ fn check(data: &DataDir) -> anyhow::Result<()> {
     }
     let store = match Store::open_checked(&path) {
         Ok(store) => store,
-        Err(StoreError::Locked { .. }) => anyhow::bail!(
-            "database {} is in use by the running host; stop it first ('monitor db check' needs the file to itself)",
-            path.display()
-        ),
+        Err(StoreError::Locked { .. }) => {
+            return Err(CommandError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "database {} is in use by the running host; stop it first ('monitor db check' needs the file to itself)",
+                    path.display()
+                ),
+            ));
+        }
         Err(e) => return Err(e.into()),
     };
     let plugins = store.plugins()?.len();

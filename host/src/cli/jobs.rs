@@ -1,5 +1,6 @@
 //! `monitor jobs ...`: the running host's watch jobs.
 
+use crate::error::CommandResult;
 use clap::Subcommand;
 
 use crate::client::Client;
@@ -20,7 +21,7 @@ pub enum JobsCommand {
     Run { name: String },
 }
 
-pub fn run(client: &dyn Client, command: JobsCommand) -> anyhow::Result<()> {
+pub fn run(client: &dyn Client, command: JobsCommand) -> CommandResult<()> {
     let (name, action, done) = match command {
         JobsCommand::List { json } => return list(client, json),
         JobsCommand::Pause { name } => (name, "pause", "paused"),
@@ -32,10 +33,10 @@ pub fn run(client: &dyn Client, command: JobsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list(client: &dyn Client, json: bool) -> anyhow::Result<()> {
+fn list(client: &dyn Client, json: bool) -> CommandResult<()> {
     let jobs = client.jobs()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&jobs)?);
+        super::print_json(&jobs)?;
         return Ok(());
     }
     if jobs.is_empty() {

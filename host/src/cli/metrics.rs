@@ -1,5 +1,6 @@
 //! `monitor metrics list|query`: the metric history.
 
+use crate::error::CommandResult;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -31,12 +32,12 @@ pub enum MetricsCommand {
     },
 }
 
-pub fn run(client: &dyn Client, command: MetricsCommand) -> anyhow::Result<()> {
+pub fn run(client: &dyn Client, command: MetricsCommand) -> CommandResult<()> {
     match command {
         MetricsCommand::List { json } => {
             let listing = client.metric_series()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&listing)?);
+                super::print_json(&listing)?;
                 return Ok(());
             }
             for series in &listing.series {
@@ -63,7 +64,7 @@ pub fn run(client: &dyn Client, command: MetricsCommand) -> anyhow::Result<()> {
                 .into());
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&found)?);
+                super::print_json(&found)?;
             } else {
                 for history in &found {
                     println!("{}", line(history));

@@ -1,5 +1,6 @@
 //! `monitor plugins ...`.
 
+use crate::error::{CommandError, CommandResult, ErrorKind};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -10,7 +11,7 @@ use crate::client;
 use crate::paths::DataDir;
 use crate::plugin::manager::inspect;
 use crate::plugin::sandbox::SandboxSpec;
-use crate::plugin::{CONTRACT_VERSION, Grant, Limits, Listing, PluginRecord, Runtime, State};
+use crate::plugin::{CONTRACT_VERSION, Grant, Limits, Listing, PluginRecord, PluginState, Runtime};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
@@ -57,7 +58,7 @@ pub enum PluginsCommand {
     },
 }
 
-pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
+pub fn run(data: &DataDir, command: PluginsCommand) -> CommandResult<()> {
     if let PluginsCommand::Check { file, json } = &command {
         return check(file, *json);
     }
@@ -68,15 +69,11 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
     let client = client::connect(data, plugins_dir)?;
     let when = if client.is_live() { "" } else { " (no host running: applied when it starts)" };
     match command {
-        PluginsCommand::List { json: true } => {
-            println!("{}", serde_json::to_string_pretty(&client.listing()?)?)
-        }
+        PluginsCommand::List { json: true } => super::print_json(&client.listing()?)?,
         PluginsCommand::List { json: false } => {
             print!("{}", table(&client.listing()?, client.is_live()))
         }
-        PluginsCommand::Info { name, json: true, .. } => {
-            println!("{}", serde_json::to_string_pretty(&client.plugin(&name)?)?)
-        }
+        PluginsCommand::Info { name, json: true, .. } => super::print_json(&client.plugin(&name)?)?,
         PluginsCommand::Info { name, json: false, .. } => print!("{}", details(&client.plugin(&name)?)),
         PluginsCommand::Enable { name, grants, .. } => {
             let grants = grants
@@ -85,8 +82,8 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()?;
             let record = client.enable(&name, &grants)?;
             println!("{name}: {}{when}", record.state);
-            if record.state != State::Running {
-                anyhow::bail!("{name} is not running: {}", record.state);
+            if record.state != PluginState::Running {
+                return Err(CommandError::new(ErrorKind::Conflict, format!("{name} is not running: {}", record.state)));
             }
         }
         PluginsCommand::Disable { name } => {
@@ -100,11 +97,14 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
             if let Some(key) = &key {
                 entries.retain(|e| &e.key == key);
                 if entries.is_empty() {
-                    anyhow::bail!("plugin '{name}' has no key '{key}'; 'monitor plugins kv {name}' lists its keys");
+                    return Err(CommandError::new(
+                        ErrorKind::NotFound,
+                        format!("plugin '{name}' has no key '{key}'; 'monitor plugins kv {name}' lists its keys"),
+                    ));
                 }
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
+                super::print_json(&entries)?;
             } else if entries.is_empty() {
                 println!("{name} keeps nothing in its key-value store");
             }
@@ -123,7 +123,7 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check(file: &PathBuf, json: bool) -> anyhow::Result<()> {
+fn check(file: &PathBuf, json: bool) -> CommandResult<()> {
     let max = crate::config::HostConfig::default().plugins.max_file_mib << 20;
     let bytes = crate::plugin::manager::read_capped(file, max).map_err(|e| anyhow::anyhow!(e))?;
     // Compiled into a private directory of its own (a fresh name, mode 0700: no one
@@ -142,7 +142,7 @@ fn check(file: &PathBuf, json: bool) -> anyhow::Result<()> {
             "name": desc.name, "version": desc.version, "summary": desc.summary,
             "roles": desc.roles, "capabilities": desc.requests,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        super::print_json(&out)?;
         return Ok(());
     }
     let roles: Vec<&str> = desc.roles.iter().map(|r| r.as_str()).collect();
@@ -194,12 +194,12 @@ fn table(listing: &Listing, live: bool) -> String {
     }
     for p in &listing.plugins {
         match &p.state {
-            State::Running | State::Disabled | State::Absent => {}
-            State::AwaitingGrant { missing } => {
+            PluginState::Running | PluginState::Disabled | PluginState::Absent => {}
+            PluginState::AwaitingGrant { missing } => {
                 let command = crate::plugin::capability::grant_command(&p.name, missing);
                 let _ = writeln!(out, "  {}: {}; run '{command}'", p.name, p.state);
             }
-            State::AwaitingConfirmation { .. } => {
+            PluginState::AwaitingConfirmation { .. } => {
                 let file = p.file.as_ref().map_or("-".into(), |f| f.display().to_string());
                 let _ = writeln!(
                     out,

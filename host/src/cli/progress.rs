@@ -1,5 +1,6 @@
 //! `monitor progress ...`, `monitor list` and `monitor status RUN`.
 
+use crate::error::CommandResult;
 use std::fmt::Write as _;
 
 use clap::{Args, Subcommand};
@@ -85,7 +86,7 @@ fn path(text: &str) -> Result<NodePath, UsageError> {
     NodePath::parse(text).map_err(|e| UsageError(e.to_string()))
 }
 
-pub fn run(client: &dyn Client, command: ProgressCommand) -> anyhow::Result<()> {
+pub fn run(client: &dyn Client, command: ProgressCommand) -> CommandResult<()> {
     let mut setup = (None, None);
     let (target, op, note) = match command {
         ProgressCommand::Start { path, total, weight, calculator, on_failure, note } => {
@@ -145,11 +146,11 @@ impl RunFilter {
 }
 
 /// `monitor list`: one line per run.
-pub fn list(client: &dyn Client, json: bool, filter: &RunFilter) -> anyhow::Result<()> {
+pub fn list(client: &dyn Client, json: bool, filter: &RunFilter) -> CommandResult<()> {
     let now = crate::sampler::now_ms();
     let runs: Vec<Node> = client.runs()?.into_iter().filter(|r| filter.keeps(r, now)).collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        super::print_json(&runs)?;
         return Ok(());
     }
     if runs.is_empty() {
@@ -175,14 +176,14 @@ pub fn list(client: &dyn Client, json: bool, filter: &RunFilter) -> anyhow::Resu
 }
 
 /// `monitor status RUN`: the tree with bars, or rendered by a display formatter.
-pub fn tree(client: &dyn Client, run: &str, json: bool, format: Option<&str>) -> anyhow::Result<()> {
+pub fn tree(client: &dyn Client, run: &str, json: bool, format: Option<&str>) -> CommandResult<()> {
     if let Some(plugin) = format {
         super::print_text(&client.format_run(run, plugin)?);
         return Ok(());
     }
     let nodes = client.tree(run)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&nodes)?);
+        super::print_json(&nodes)?;
     } else {
         print!("{}", render(&nodes, crate::sampler::now_ms()));
     }
@@ -192,7 +193,7 @@ pub fn tree(client: &dyn Client, run: &str, json: bool, format: Option<&str>) ->
 /// `monitor watch RUN`: redraws the tree when it changes; returns when the run ends.
 /// It connects anew for every look, so without a host it holds the database only
 /// while reading and reporters can write in between.
-pub fn watch(data: &DataDir, run: &str, every: std::time::Duration) -> anyhow::Result<()> {
+pub fn watch(data: &DataDir, run: &str, every: std::time::Duration) -> CommandResult<()> {
     use std::io::{IsTerminal, Write};
     let terminal = std::io::stdout().is_terminal();
     let mut shown = String::new();
@@ -219,10 +220,10 @@ pub fn watch(data: &DataDir, run: &str, every: std::time::Duration) -> anyhow::R
 }
 
 /// `monitor history RUN`: the updates in order, then each node's duration.
-pub fn history(client: &dyn Client, run: &str, json: bool) -> anyhow::Result<()> {
+pub fn history(client: &dyn Client, run: &str, json: bool) -> CommandResult<()> {
     let events = client.history(run, 0)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&events)?);
+        super::print_json(&events)?;
         return Ok(());
     }
     for event in &events {

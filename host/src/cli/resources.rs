@@ -1,6 +1,7 @@
 //! `monitor resources`: the machine now. It samples in this process, so it answers
 //! the same with or without a running host.
 
+use crate::error::CommandResult;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -60,7 +61,7 @@ struct Report<'a> {
     processes: Option<&'a [ProcessSample]>,
 }
 
-pub fn run(args: &ResourcesArgs) -> anyhow::Result<()> {
+pub fn run(args: &ResourcesArgs) -> CommandResult<()> {
     let want_processes = args.processes || args.sort.is_some() || args.filter.is_some() || args.limit.is_some();
     // With --url, the remote host's last samples; else this machine, sampled now.
     let remote = crate::client::remote();
@@ -96,7 +97,7 @@ pub fn run(args: &ResourcesArgs) -> anyhow::Result<()> {
     });
     if args.json {
         let report = Report { snapshot: &snapshot, processes: processes.as_deref() };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::print_json(&report)?;
     } else {
         print!("{}", render(&snapshot, processes.as_deref()));
     }

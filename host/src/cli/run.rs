@@ -1,5 +1,6 @@
 //! `monitor run`.
 
+use crate::error::CommandResult;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -20,7 +21,7 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
 }
 
-pub fn run(data: DataDir, args: RunArgs) -> anyhow::Result<()> {
+pub fn run(data: DataDir, args: RunArgs) -> CommandResult<()> {
     let config = match &args.config {
         Some(path) => HostConfig::load(path).map_err(|e| UsageError(e.to_string()))?,
         None => HostConfig::default(),

@@ -2,6 +2,7 @@
 //! keeps following across lost connections and host restarts, resuming where
 //! it was (progress events and alert transitions missed meanwhile come first).
 
+use crate::error::{CommandError, CommandResult, ErrorKind};
 use std::io::Write;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub struct StreamArgs {
     json: bool,
 }
 
-pub fn run(data: &DataDir, args: StreamArgs) -> anyhow::Result<()> {
+pub fn run(data: &DataDir, args: StreamArgs) -> CommandResult<()> {
     let topics: Vec<Topic> = match (args.topics.is_empty(), args.series.is_empty()) {
         (true, true) => Topic::ALL.into_iter().filter(|t| *t != Topic::Samples).collect(),
         (true, false) => vec![Topic::Samples],
@@ -97,9 +98,12 @@ pub fn run(data: &DataDir, args: StreamArgs) -> anyhow::Result<()> {
 }
 
 /// The stream of the host named by `--url`, or else of the one on this data directory.
-fn connect(data: &DataDir, query: &str, cursor: Option<&str>) -> anyhow::Result<impl std::io::BufRead + use<>> {
+fn connect(data: &DataDir, query: &str, cursor: Option<&str>) -> CommandResult<impl std::io::BufRead + use<>> {
     let host = crate::client::running(data)?.ok_or_else(|| {
-        anyhow::anyhow!("no monitor host is running on this data directory; start it with 'monitor run'")
+        CommandError::new(
+            ErrorKind::NeedsHost,
+            "no monitor host is running on this data directory; start it with 'monitor run'",
+        )
     })?;
     host.stream(query, cursor)
 }

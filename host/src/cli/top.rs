@@ -1,5 +1,6 @@
 //! `monitor top`: the options, checked and turned into [`crate::top::Settings`].
 
+use crate::error::CommandResult;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -62,7 +63,7 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
-pub fn run(data: &DataDir, args: TopArgs) -> anyhow::Result<()> {
+pub fn run(data: &DataDir, args: TopArgs) -> CommandResult<()> {
     let format = args.custom_panel()?;
     let source = match crate::client::remote() {
         Some(remote) => Source::Remote { url: remote.base().to_string(), client: remote },

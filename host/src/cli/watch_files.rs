@@ -3,6 +3,7 @@
 //! output goes to the terminal; Ctrl-C (or SIGTERM) stops the watcher and the
 //! command's whole process group.
 
+use crate::error::{Classified, CommandError, CommandResult};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -56,7 +57,7 @@ pub struct WatchFilesArgs {
     pub command: Vec<String>,
 }
 
-pub fn run(data: DataDir, args: WatchFilesArgs) -> anyhow::Result<()> {
+pub fn run(data: DataDir, args: WatchFilesArgs) -> CommandResult<()> {
     let command =
         if args.shell { CommandLine::Line(args.command.join(" ")) } else { CommandLine::Argv(args.command.clone()) };
     let config = JobConfig {
@@ -80,9 +81,7 @@ pub fn run(data: DataDir, args: WatchFilesArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let options = Options { progress: None, data_dir: Some(data.root.clone()), echo: true, store: None };
-        let jobs = Jobs::start(vec![spec], options).map_err(|e| {
-            if e.is_usage() { UsageError(flags(&e.to_string())).into() } else { anyhow::Error::from(e) }
-        })?;
+        let jobs = Jobs::start(vec![spec], options).map_err(|e| CommandError::new(e.kind(), flags(&e.to_string())))?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let roots: Vec<String> = jobs.list()[0].roots.iter().map(|r| r.display().to_string()).collect();
@@ -93,7 +92,7 @@ pub fn run(data: DataDir, args: WatchFilesArgs) -> anyhow::Result<()> {
         }
         jobs.stop().await;
         eprintln!("[monitor watch] stopped");
-        anyhow::Ok(())
+        Ok(())
     })
 }
 

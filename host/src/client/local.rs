@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::Client;
 use crate::alerts::service::stored_alerts;
-use crate::alerts::{Alert, Labels, Silence, State as AlertState};
+use crate::alerts::{Alert, AlertState, Labels, Silence};
 use crate::api::alerts::{HISTORY_LIMIT, TestResult};
-use crate::error::UsageError;
+use crate::error::{CommandError, CommandResult, ErrorKind, UsageError};
 use crate::paths::DataDir;
 use crate::plugin::capability::HostDirs;
 use crate::plugin::manager::inspect;
@@ -40,7 +40,7 @@ pub struct Local {
 impl Local {
     /// Opens the database. Another command may hold it for a moment (offline,
     /// each command opens it in turn), so a busy database is retried for a while.
-    pub fn open(data: &DataDir, plugins_dir: Option<PathBuf>) -> anyhow::Result<Local> {
+    pub fn open(data: &DataDir, plugins_dir: Option<PathBuf>) -> CommandResult<Local> {
         data.create().with_context(|| format!("cannot create data directory {}", data.root.display()))?;
         let deadline = std::time::Instant::now() + BUSY_WAIT;
         loop {
@@ -54,14 +54,14 @@ impl Local {
         }
     }
 
-    fn known(&self) -> anyhow::Result<String> {
+    fn known(&self) -> CommandResult<String> {
         let names: Vec<String> = self.store.plugins()?.into_iter().map(|r| r.name).collect();
         Ok(if names.is_empty() { "none".into() } else { names.join(", ") })
     }
 
     /// The record for `name`, looking in the plugin directory for a plugin the
     /// database has not seen yet.
-    fn record(&self, name: &str) -> anyhow::Result<PluginRecord> {
+    fn record(&self, name: &str) -> CommandResult<PluginRecord> {
         if let Some(record) = self.store.plugin(name)? {
             return Ok(record);
         }
@@ -69,15 +69,25 @@ impl Local {
             if self.discover(dir, name)? {
                 return Ok(self.store.plugin(name)?.expect("just recorded"));
             }
-            bail!("no plugin named '{name}' in {} or the database; known plugins: {}", dir.display(), self.known()?);
+            return Err(CommandError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no plugin named '{name}' in {} or the database; known plugins: {}",
+                    dir.display(),
+                    self.known()?
+                ),
+            ));
         }
-        bail!(
-            "no plugin named '{name}'; known plugins: {}; pass --plugins DIR to find a plugin the host has not loaded yet",
-            self.known()?
-        )
+        Err(CommandError::new(
+            ErrorKind::NotFound,
+            format!(
+                "no plugin named '{name}'; known plugins: {}; pass --plugins DIR to find a plugin the host has not loaded yet",
+                self.known()?
+            ),
+        ))
     }
 
-    fn discover(&self, dir: &Path, name: &str) -> anyhow::Result<bool> {
+    fn discover(&self, dir: &Path, name: &str) -> CommandResult<bool> {
         let runtime = Runtime::new(Some(self.data.compile_cache()))
             .map_err(|e| anyhow::anyhow!("{e:#}"))?
             .compile_with(crate::config::HostConfig::default().compiler());
@@ -103,8 +113,8 @@ impl Local {
     fn change(
         &self,
         name: &str,
-        f: impl FnOnce(&mut PluginRecord) -> anyhow::Result<()>,
-    ) -> anyhow::Result<PluginRecord> {
+        f: impl FnOnce(&mut PluginRecord) -> CommandResult<()>,
+    ) -> CommandResult<PluginRecord> {
         self.record(name)?;
         self.store.update_plugin(name, |r| {
             f(r)?;
@@ -119,15 +129,15 @@ impl Client for Local {
         false
     }
 
-    fn listing(&self) -> anyhow::Result<Listing> {
+    fn listing(&self) -> CommandResult<Listing> {
         Ok(Listing { plugins: self.store.plugins()?, problems: Vec::new() })
     }
 
-    fn plugin(&self, name: &str) -> anyhow::Result<PluginRecord> {
+    fn plugin(&self, name: &str) -> CommandResult<PluginRecord> {
         self.record(name)
     }
 
-    fn enable(&self, name: &str, grants: &[Grant]) -> anyhow::Result<PluginRecord> {
+    fn enable(&self, name: &str, grants: &[Grant]) -> CommandResult<PluginRecord> {
         let record = self.record(name)?;
         let plugins = self.plugins_dir.clone().or_else(|| record.file.as_deref()?.parent().map(Path::to_path_buf));
         let dirs = HostDirs::new(&self.data.root, plugins.as_deref().unwrap_or(&self.data.root));
@@ -140,39 +150,39 @@ impl Client for Local {
         })
     }
 
-    fn disable(&self, name: &str) -> anyhow::Result<PluginRecord> {
+    fn disable(&self, name: &str) -> CommandResult<PluginRecord> {
         self.change(name, |r| {
             r.disable();
             Ok(())
         })
     }
 
-    fn plugin_kv(&self, name: &str) -> anyhow::Result<Vec<super::KvEntry>> {
+    fn plugin_kv(&self, name: &str) -> CommandResult<Vec<super::KvEntry>> {
         self.record(name)?;
         Ok(self.store.kv_entries(name)?.into_iter().map(|(k, v)| super::KvEntry::new(k, v)).collect())
     }
 
-    fn revoke(&self, name: &str, grant: &str) -> anyhow::Result<PluginRecord> {
+    fn revoke(&self, name: &str, grant: &str) -> CommandResult<PluginRecord> {
         self.change(name, |r| r.revoke(grant).map(drop).map_err(Into::into))
     }
 
-    fn progress(&self, path: &NodePath, update: &Update) -> anyhow::Result<Node> {
+    fn progress(&self, path: &NodePath, update: &Update) -> CommandResult<Node> {
         apply_progress(&self.store, path, update)
     }
 
-    fn runs(&self) -> anyhow::Result<Vec<Node>> {
+    fn runs(&self) -> CommandResult<Vec<Node>> {
         Ok(self.store.progress_runs()?)
     }
 
-    fn tree(&self, run: &str) -> anyhow::Result<Vec<Node>> {
+    fn tree(&self, run: &str) -> CommandResult<Vec<Node>> {
         tree(&self.store, run)
     }
 
-    fn history(&self, run: &str, since: u64) -> anyhow::Result<Vec<ProgressEvent>> {
+    fn history(&self, run: &str, since: u64) -> CommandResult<Vec<ProgressEvent>> {
         history(&self.store, run, since)
     }
 
-    fn metric_series(&self) -> anyhow::Result<SeriesListing> {
+    fn metric_series(&self) -> CommandResult<SeriesListing> {
         series_listing(&self.store, &self.data)
     }
 
@@ -181,18 +191,18 @@ impl Client for Local {
         name: &str,
         labels: &BTreeMap<String, String>,
         since_ms: u64,
-    ) -> anyhow::Result<Vec<SeriesPoints>> {
+    ) -> CommandResult<Vec<SeriesPoints>> {
         Ok(self.store.metrics_query(name, labels, since_ms)?)
     }
 
-    fn format_run(&self, run: &str, plugin: &str) -> anyhow::Result<String> {
+    fn format_run(&self, run: &str, plugin: &str) -> CommandResult<String> {
         tree(&self.store, run)?;
-        bail!("formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'");
+        Err(needs_host(format!("formatting with plugin '{plugin}'")))
     }
 
-    fn status(&self, format: Option<&str>) -> anyhow::Result<String> {
+    fn status(&self, format: Option<&str>) -> CommandResult<String> {
         if let Some(plugin) = format {
-            bail!("formatting with plugin '{plugin}' needs the running host; start it with 'monitor run'");
+            return Err(needs_host(format!("formatting with plugin '{plugin}'")));
         }
         let mut sampler = Sampler::new();
         // CPU use is measured between two samples.
@@ -200,49 +210,49 @@ impl Client for Local {
         Ok(crate::status::plain(&sampler.sample(), 0, &stored_alerts(&self.store, now_ms())?))
     }
 
-    fn alerts(&self, state: Option<AlertState>) -> anyhow::Result<Vec<Alert>> {
+    fn alerts(&self, state: Option<AlertState>) -> CommandResult<Vec<Alert>> {
         let mut alerts = stored_alerts(&self.store, now_ms())?;
         alerts.retain(|a| state.is_none_or(|s| a.state == s));
         Ok(alerts)
     }
 
-    fn alert_history(&self, since_ms: u64) -> anyhow::Result<Vec<HistoryEntry>> {
+    fn alert_history(&self, since_ms: u64) -> CommandResult<Vec<HistoryEntry>> {
         Ok(self.store.alerts_history(since_ms, 0, HISTORY_LIMIT)?)
     }
 
-    fn ack(&self, _: &str, _: &str, _: &str) -> anyhow::Result<HistoryEntry> {
-        bail!("acknowledging an alert needs the running host; start it with 'monitor run'")
+    fn ack(&self, _: &str, _: &str, _: &str) -> CommandResult<HistoryEntry> {
+        Err(needs_host("acknowledging an alert"))
     }
 
-    fn resolve(&self, _: &str) -> anyhow::Result<HistoryEntry> {
-        bail!("resolving an alert needs the running host; start it with 'monitor run'")
+    fn resolve(&self, _: &str) -> CommandResult<HistoryEntry> {
+        Err(needs_host("resolving an alert"))
     }
 
-    fn silence(&self, _: &Labels, _: &str) -> anyhow::Result<Silence> {
-        bail!("silencing alerts needs the running host; start it with 'monitor run'")
+    fn silence(&self, _: &Labels, _: &str) -> CommandResult<Silence> {
+        Err(needs_host("silencing alerts"))
     }
 
-    fn unsilence(&self, _: u64) -> anyhow::Result<()> {
-        bail!("ending a silence needs the running host; start it with 'monitor run'")
+    fn unsilence(&self, _: u64) -> CommandResult<()> {
+        Err(needs_host("ending a silence"))
     }
 
-    fn silences(&self) -> anyhow::Result<Vec<Silence>> {
+    fn silences(&self) -> CommandResult<Vec<Silence>> {
         let now = now_ms();
         Ok(self.store.alerts_saved()?.silences.into_iter().filter(|s| s.is_active(now)).collect())
     }
 
-    fn test_alert(&self, _: &str) -> anyhow::Result<Vec<TestResult>> {
-        bail!("testing the alert routes needs the running host (it runs the handlers); start it with 'monitor run'")
+    fn test_alert(&self, _: &str) -> CommandResult<Vec<TestResult>> {
+        Err(needs_host("testing the alert routes"))
     }
 
-    fn resources(&self) -> anyhow::Result<Snapshot> {
+    fn resources(&self) -> CommandResult<Snapshot> {
         let mut sampler = Sampler::new();
         // CPU use is measured between two samples.
         std::thread::sleep(SAMPLE_GAP);
         Ok(sampler.sample())
     }
 
-    fn processes(&self) -> anyhow::Result<Vec<ProcessSample>> {
+    fn processes(&self) -> CommandResult<Vec<ProcessSample>> {
         let mut sampler = Sampler::new();
         sampler.processes();
         std::thread::sleep(SAMPLE_GAP);
@@ -251,17 +261,22 @@ impl Client for Local {
         Ok(processes)
     }
 
-    fn space(&self) -> anyhow::Result<Space> {
+    fn space(&self) -> CommandResult<Space> {
         Ok(self.store.space()?)
     }
 
-    fn compact(&self) -> anyhow::Result<Compacted> {
+    fn compact(&self) -> CommandResult<Compacted> {
         Ok(self.store.compact()?)
     }
 }
 
+/// The error of something only the running host does.
+fn needs_host(what: impl std::fmt::Display) -> CommandError {
+    CommandError::new(ErrorKind::NeedsHost, format!("{what} needs the running host; start it with 'monitor run'"))
+}
+
 /// Applies one update and reads the node back; a refused update is bad input.
-pub fn apply_progress(store: &Store, path: &NodePath, update: &Update) -> anyhow::Result<Node> {
+pub fn apply_progress(store: &Store, path: &NodePath, update: &Update) -> CommandResult<Node> {
     let now = crate::sampler::now_ms();
     let mut results = store.progress_apply(&[(path.clone(), update.clone())], now)?;
     results.pop().expect("one result per update").map_err(|e| UsageError(format!("{path}: {e}")))?;

@@ -77,7 +77,7 @@ impl Worker {
 }
 
 /// A queued call; the number is the thread generation that runs it.
-type Job = Box<dyn FnOnce(&mut Worker, u64) + Send>;
+type QueuedCall = Box<dyn FnOnce(&mut Worker, u64) + Send>;
 /// Answers a call's caller; used once, by the thread or by the watchdog.
 type Reply<T> = Box<dyn FnOnce(Result<T, Fault>) + Send>;
 /// Answers the running call's caller with a fault.
@@ -89,7 +89,7 @@ struct Lane {
     plan: Plan,
     stats: Arc<Mutex<Stats>>,
     /// Taken by one thread at a time: the current one.
-    queue: Mutex<mpsc::Receiver<Job>>,
+    queue: Mutex<mpsc::Receiver<QueuedCall>>,
     /// How to answer the running call, with the generation that runs it.
     running: Mutex<Option<(u64, Abort)>>,
     /// Set when no thread can serve the queue (one could not be started):
@@ -106,14 +106,14 @@ impl Lane {
 /// A handle to a plugin's thread; dropping every handle stops the thread.
 #[derive(Clone)]
 pub struct Actor {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<QueuedCall>,
     lane: Arc<Lane>,
 }
 
 impl Actor {
     /// Starts the plugin's thread; its instance is made on the first call.
     pub fn spawn(name: &str, plan: Plan, stats: Arc<Mutex<Stats>>) -> Actor {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<QueuedCall>();
         let lane = Arc::new(Lane {
             name: name.into(),
             plan,
@@ -157,7 +157,7 @@ impl Actor {
         F: FnOnce(&mut Worker) -> Result<T, Fault> + Send + 'static,
     {
         let lane = self.lane.clone();
-        let job: Job = Box::new(move |worker, generation| {
+        let job: QueuedCall = Box::new(move |worker, generation| {
             // The thread and the watchdog race to answer; the first one does,
             // and records the call in the plugin's self-metrics.
             let slot = Arc::new(Mutex::new(Some(reply)));

@@ -109,7 +109,7 @@ fn alert(
     id: &str,
     rule: &str,
     level: crate::alerts::Level,
-    state: Option<crate::alerts::State>,
+    state: Option<crate::alerts::AlertState>,
     message: &str,
     labels: &crate::alerts::Labels,
     value: Option<f64>,
@@ -134,14 +134,14 @@ fn alert(
 }
 
 /// An alert state as plugins see it; none means silenced.
-fn plugin_state(state: Option<crate::alerts::State>) -> types::AlertState {
-    use crate::alerts::State;
+fn plugin_state(state: Option<crate::alerts::AlertState>) -> types::AlertState {
+    use crate::alerts::AlertState;
     match state {
         None => types::AlertState::Silenced,
-        Some(State::Inactive | State::Pending) => types::AlertState::Pending,
-        Some(State::Firing) => types::AlertState::Firing,
-        Some(State::Acknowledged) => types::AlertState::Acknowledged,
-        Some(State::Resolved) => types::AlertState::Resolved,
+        Some(AlertState::Inactive | AlertState::Pending) => types::AlertState::Pending,
+        Some(AlertState::Firing) => types::AlertState::Firing,
+        Some(AlertState::Acknowledged) => types::AlertState::Acknowledged,
+        Some(AlertState::Resolved) => types::AlertState::Resolved,
     }
 }
 

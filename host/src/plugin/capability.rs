@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The kinds of power a plugin can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Kind {
+pub enum Capability {
     /// The plugin's private key-value store.
     Kv,
     /// Read-only access to a granted directory.
@@ -21,27 +21,30 @@ pub enum Kind {
     FsWrite,
 }
 
-impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Kv, Kind::FsRead, Kind::FsWrite];
+impl Capability {
+    pub const ALL: [Capability; 3] = [Capability::Kv, Capability::FsRead, Capability::FsWrite];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Kv => "kv",
-            Kind::FsRead => "fs-read",
-            Kind::FsWrite => "fs-write",
+            Capability::Kv => "kv",
+            Capability::FsRead => "fs-read",
+            Capability::FsWrite => "fs-write",
         }
     }
 
-    pub fn parse(name: &str) -> Result<Kind, CapabilityError> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == name).ok_or_else(|| CapabilityError::UnknownKind(name.to_string()))
+    pub fn parse(name: &str) -> Result<Capability, CapabilityError> {
+        Capability::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| CapabilityError::UnknownKind(name.to_string()))
     }
 
     fn takes_path(self) -> bool {
-        matches!(self, Kind::FsRead | Kind::FsWrite)
+        matches!(self, Capability::FsRead | Capability::FsWrite)
     }
 }
 
-impl fmt::Display for Kind {
+impl fmt::Display for Capability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -51,7 +54,7 @@ impl fmt::Display for Kind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Grant {
-    pub kind: Kind,
+    pub kind: Capability,
     /// The directory, for file-system kinds; absolute and normalised.
     pub path: Option<PathBuf>,
 }
@@ -80,8 +83,8 @@ pub enum CapabilityError {
 impl Grant {
     pub fn parse(text: &str) -> Result<Grant, CapabilityError> {
         let (kind, path) = match text.split_once(':') {
-            Some((kind, path)) => (Kind::parse(kind)?, Some(path)),
-            None => (Kind::parse(text)?, None),
+            Some((kind, path)) => (Capability::parse(kind)?, Some(path)),
+            None => (Capability::parse(text)?, None),
         };
         let path = match (kind.takes_path(), path) {
             (true, None) | (true, Some("")) => {
@@ -137,7 +140,7 @@ impl HostDirs {
             return Err(CapabilityError::Root { grant: grant.to_string() });
         }
         for (what, dir, reach) in &self.0 {
-            if *reach == Reach::Write && grant.kind != Kind::FsWrite {
+            if *reach == Reach::Write && grant.kind != Capability::FsWrite {
                 continue;
             }
             if dir.starts_with(&resolved) || resolved.starts_with(dir) {
@@ -213,14 +216,14 @@ impl From<Grant> for String {
 
 /// A capability a plugin asks for, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
-    pub kind: Kind,
+pub struct CapabilityRequest {
+    pub kind: Capability,
     pub reason: String,
 }
 
 /// The kinds asked for that no grant covers, in request order.
-pub fn missing(requests: &[Request], grants: &[Grant]) -> Vec<Kind> {
-    let mut out: Vec<Kind> = Vec::new();
+pub fn missing(requests: &[CapabilityRequest], grants: &[Grant]) -> Vec<Capability> {
+    let mut out: Vec<Capability> = Vec::new();
     for r in requests {
         if !grants.iter().any(|g| g.kind == r.kind) && !out.contains(&r.kind) {
             out.push(r.kind);
@@ -231,17 +234,12 @@ pub fn missing(requests: &[Request], grants: &[Grant]) -> Vec<Kind> {
 
 /// The command that grants `missing` to plugin `name`: `kv` as it is, a
 /// directory kind with `DIR` for the directory to give.
-pub fn grant_command(name: &str, missing: &[Kind]) -> String {
+pub fn grant_command(name: &str, missing: &[Capability]) -> String {
     let grants: Vec<String> = missing
         .iter()
         .map(|k| if k.takes_path() { format!("--grant {k}:DIR") } else { format!("--grant {k}") })
         .collect();
     format!("monitor plugins enable {name} {}", grants.join(" "))
-}
-
-/// Grants of kinds the plugin did not ask for; they are never handed to it.
-pub fn unrequested<'a>(requests: &[Request], grants: &'a [Grant]) -> Vec<&'a Grant> {
-    grants.iter().filter(|g| !requests.iter().any(|r| r.kind == g.kind)).collect()
 }
 
 #[cfg(test)]
@@ -274,14 +272,12 @@ mod tests {
 
     #[test]
     fn missing_lists_each_ungranted_kind_once() {
-        let req = |kind| Request { kind, reason: String::new() };
-        let requests = [req(Kind::Kv), req(Kind::FsRead), req(Kind::FsRead)];
+        let req = |kind| CapabilityRequest { kind, reason: String::new() };
+        let requests = [req(Capability::Kv), req(Capability::FsRead), req(Capability::FsRead)];
         let grants = [Grant::parse("fs-write:/tmp").unwrap()];
-        assert_eq!(missing(&requests, &grants), [Kind::Kv, Kind::FsRead]);
+        assert_eq!(missing(&requests, &grants), [Capability::Kv, Capability::FsRead]);
         let grants = [Grant::parse("kv").unwrap(), Grant::parse("fs-read:/a").unwrap()];
         assert!(missing(&requests, &grants).is_empty());
-        let grants = [Grant::parse("fs-write:/tmp").unwrap()];
-        assert_eq!(unrequested(&requests, &grants).len(), 1);
     }
 
     #[test]
@@ -323,8 +319,8 @@ mod tests {
         /// Whatever is granted prints as text that parses back to the same grant.
         #[test]
         fn grants_round_trip(kind in 0..3usize, parts in proptest::collection::vec("[a-zA-Z0-9_.-]{1,8}", 1..5)) {
-            let kind = Kind::ALL[kind];
-            let text = if kind == Kind::Kv { "kv".to_string() } else { format!("{kind}:/{}", parts.join("/")) };
+            let kind = Capability::ALL[kind];
+            let text = if kind == Capability::Kv { "kv".to_string() } else { format!("{kind}:/{}", parts.join("/")) };
             if let Ok(grant) = Grant::parse(&text) {
                 proptest::prop_assert_eq!(Grant::parse(&grant.to_string()), Ok(grant.clone()));
                 if let Some(path) = &grant.path {

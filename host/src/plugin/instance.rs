@@ -7,7 +7,7 @@ use std::time::Duration;
 use wasmtime::Store;
 
 use super::bindings::{guest, types};
-use super::capability::{Kind, Request};
+use super::capability::{Capability, CapabilityRequest};
 use super::deadline::{self, Busy};
 use super::load::Loaded;
 use super::record::Description;
@@ -252,11 +252,11 @@ pub(crate) fn validate(info: types::PluginInfo) -> Result<Description, String> {
     }
     let mut requests = Vec::new();
     for c in info.capabilities {
-        let kind = Kind::parse(&c.name).map_err(|_| {
+        let kind = Capability::parse(&c.name).map_err(|_| {
             let name = crate::text::line(&c.name, 64);
             format!("asks for unknown capability '{name}'; known: kv, fs-read, fs-write")
         })?;
-        requests.push(Request { kind, reason: crate::text::line(&c.reason, 200) });
+        requests.push(CapabilityRequest { kind, reason: crate::text::line(&c.reason, 200) });
     }
     Ok(Description {
         name: info.name,

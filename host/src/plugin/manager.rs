@@ -14,11 +14,13 @@ use super::capability::{CapabilityError, Grant, HostDirs};
 use super::engine::Runtime;
 use super::instance::{Fault, Instance, Limits};
 use super::load::{self, LoadError, Loaded};
-use super::record::{ChangeError, Description, PluginRecord, Role, State};
+use super::record::{ChangeError, Description, PluginRecord, PluginState, Role};
 use super::sandbox::SandboxSpec;
 use super::stats::Stats;
 use crate::metrics::{Metric, Sample};
+use crate::progress::Node;
 use crate::sampler::SharedSnapshot;
+use crate::store::alerts::HistoryEntry;
 use crate::store::{Store, StoreError};
 
 /// How the host runs plugins; from the host configuration.
@@ -51,6 +53,19 @@ pub enum ManagerError {
     Grant(#[from] CapabilityError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl crate::error::Classified for ManagerError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            ManagerError::NoSuchPlugin { .. } => ErrorKind::NotFound,
+            ManagerError::Change(_) | ManagerError::Grant(_) => ErrorKind::Usage,
+            ManagerError::NotRunning { .. } | ManagerError::WrongRole { .. } => ErrorKind::Conflict,
+            ManagerError::Fault { .. } => ErrorKind::PluginFault,
+            ManagerError::Store(e) => e.kind(),
+        }
+    }
 }
 
 /// A loaded plugin's self-metrics, read from memory.
@@ -215,7 +230,7 @@ impl Manager {
         if let Some(entry) = entry {
             let stats = entry.stats.lock().expect("stats lock").snapshot();
             self.update(&name, |r| {
-                r.state = State::Absent;
+                r.state = PluginState::Absent;
                 r.stats = stats;
             })?;
             tracing::info!(plugin = %name, file = %file.display(), "plugin removed");
@@ -294,31 +309,31 @@ impl Manager {
             (entry.actor.is_some(), entry.loaded.clone(), entry.stats.clone(), entry.file.clone())
         };
         let state = match (desired, running) {
-            (State::Running, true) => State::Running,
-            (State::Running, false) => {
+            (PluginState::Running, true) => PluginState::Running,
+            (PluginState::Running, false) => {
                 *stats.lock().expect("stats lock") = Stats::new(&record.stats);
                 match self.start(&record, loaded, &file, stats) {
                     Ok(actor) => {
                         self.set_actor(name, Some(actor));
                         tracing::info!(plugin = %name, "plugin running");
-                        State::Running
+                        PluginState::Running
                     }
                     Err(error) => {
                         tracing::error!(plugin = %name, "plugin cannot run: {error}");
-                        State::Failed { error }
+                        PluginState::Failed { error }
                     }
                 }
             }
             (other, _) => {
                 self.set_actor(name, None);
-                if let State::AwaitingConfirmation { granted_file } = &other {
+                if let PluginState::AwaitingConfirmation { granted_file } = &other {
                     tracing::warn!(
                         plugin = %name, file = %file.display(),
                         "a new file claims the name of a plugin whose grants were given to {}; it does not run until confirmed with 'monitor plugins enable {name}'",
                         granted_file.display()
                     );
                 }
-                if let State::AwaitingGrant { missing } = &other {
+                if let PluginState::AwaitingGrant { missing } = &other {
                     let asks: Vec<String> =
                         record.requests.iter().map(|r| format!("{} ({})", r.kind, r.reason)).collect();
                     tracing::warn!(
@@ -413,7 +428,7 @@ impl Manager {
     fn live(&self, mut record: PluginRecord) -> PluginRecord {
         match self.inner().plugins.get(&record.name) {
             Some(entry) => record.stats = entry.stats.lock().expect("stats lock").snapshot(),
-            None => record.state = State::Absent,
+            None => record.state = PluginState::Absent,
         }
         record
     }
@@ -562,32 +577,14 @@ impl Manager {
         out
     }
 
-    /// Hands an alert transition to every running alert handler.
-    pub async fn dispatch(&self, event: &types::AlertEvent) -> Vec<(String, Result<(), Fault>)> {
-        let calls: Vec<_> = self
-            .actors(Role::AlertHandler)
-            .into_iter()
-            .map(|(name, actor)| {
-                let event = event.clone();
-                (name, actor.run(move |w| w.call(|i| i.handle(&event))))
-            })
-            .collect();
-        let mut out = Vec::new();
-        for (name, call) in calls {
-            if let Some(result) = self.after_call(&name, call.await) {
-                out.push((name, result));
-            }
-        }
-        out
-    }
-
     /// The running alert-handler plugins.
     pub fn alert_handlers(&self) -> Vec<String> {
         self.actors(Role::AlertHandler).into_iter().map(|(name, _)| name).collect()
     }
 
     /// Hands an alert transition to one alert-handler plugin.
-    pub async fn handle_alert(&self, name: &str, event: types::AlertEvent) -> Result<(), ManagerError> {
+    pub async fn handle_alert(&self, name: &str, entry: &HistoryEntry) -> Result<(), ManagerError> {
+        let event = types::AlertEvent::from(entry);
         let actor = self.actor(name, Role::AlertHandler)?;
         let result = actor.run(move |w| w.call(|i| i.handle(&event))).await;
         self.finish(name, result)
@@ -616,15 +613,19 @@ impl Manager {
         self.finish(name, result)
     }
 
+    /// What a progress calculator makes of `parent` and its `children`: the
+    /// parent's progress (0 to 1) and, if it has one, its ETA in seconds.
     pub async fn compute(
         &self,
         name: &str,
-        parent: types::ProgressNode,
-        children: Vec<types::ProgressNode>,
-    ) -> Result<types::ProgressEstimate, ManagerError> {
+        parent: &Node,
+        children: &[Node],
+    ) -> Result<(f64, Option<f64>), ManagerError> {
+        let parent = types::ProgressNode::from(parent);
+        let children: Vec<types::ProgressNode> = children.iter().map(Into::into).collect();
         let actor = self.actor(name, Role::ProgressCalculator)?;
         let result = actor.run(move |w| w.call(|i| i.compute(&parent, &children))).await;
-        self.finish(name, result)
+        self.finish(name, result).map(|estimate| (estimate.progress, estimate.eta_secs))
     }
 
     fn finish<R>(&self, name: &str, result: Option<Result<R, Fault>>) -> Result<R, ManagerError> {

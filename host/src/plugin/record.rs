@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::capability::{self, Grant, Kind, Request};
+use super::capability::{self, Capability, CapabilityRequest, Grant};
 use super::stats::StatsSnapshot;
 
 /// The roles a plugin can play; each is an interface the component exports.
@@ -55,14 +55,14 @@ impl fmt::Display for Role {
 /// Where a plugin stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
-pub enum State {
+pub enum PluginState {
     Running,
     Disabled,
     Quarantined {
         reason: String,
     },
     AwaitingGrant {
-        missing: Vec<Kind>,
+        missing: Vec<Capability>,
     },
     /// Loaded from a file other than the one its grants were given to: a new
     /// file that claims the name runs as it only once a person says so.
@@ -77,38 +77,38 @@ pub enum State {
     Absent,
 }
 
-impl fmt::Display for State {
+impl fmt::Display for PluginState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            State::Running => f.write_str("running"),
-            State::Disabled => f.write_str("disabled"),
-            State::Quarantined { reason } => write!(f, "quarantined: {reason}"),
-            State::AwaitingGrant { missing } => {
+            PluginState::Running => f.write_str("running"),
+            PluginState::Disabled => f.write_str("disabled"),
+            PluginState::Quarantined { reason } => write!(f, "quarantined: {reason}"),
+            PluginState::AwaitingGrant { missing } => {
                 let kinds: Vec<&str> = missing.iter().map(|k| k.as_str()).collect();
                 write!(f, "awaiting grant: {}", kinds.join(", "))
             }
-            State::AwaitingConfirmation { granted_file } => write!(
+            PluginState::AwaitingConfirmation { granted_file } => write!(
                 f,
                 "awaiting confirmation: its grants were given to {}, not to this file",
                 granted_file.display()
             ),
-            State::Failed { error } => write!(f, "failed: {error}"),
-            State::Absent => f.write_str("absent"),
+            PluginState::Failed { error } => write!(f, "failed: {error}"),
+            PluginState::Absent => f.write_str("absent"),
         }
     }
 }
 
-impl State {
+impl PluginState {
     /// One word, for tables.
     pub fn word(&self) -> &'static str {
         match self {
-            State::Running => "running",
-            State::Disabled => "disabled",
-            State::Quarantined { .. } => "quarantined",
-            State::AwaitingGrant { .. } => "awaiting-grant",
-            State::AwaitingConfirmation { .. } => "awaiting-confirmation",
-            State::Failed { .. } => "failed",
-            State::Absent => "absent",
+            PluginState::Running => "running",
+            PluginState::Disabled => "disabled",
+            PluginState::Quarantined { .. } => "quarantined",
+            PluginState::AwaitingGrant { .. } => "awaiting-grant",
+            PluginState::AwaitingConfirmation { .. } => "awaiting-confirmation",
+            PluginState::Failed { .. } => "failed",
+            PluginState::Absent => "absent",
         }
     }
 }
@@ -120,7 +120,7 @@ pub struct Description {
     pub version: String,
     pub summary: String,
     pub roles: Vec<Role>,
-    pub requests: Vec<Request>,
+    pub requests: Vec<CapabilityRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,7 +138,7 @@ pub struct PluginRecord {
     #[serde(default)]
     pub roles: Vec<Role>,
     #[serde(default)]
-    pub requests: Vec<Request>,
+    pub requests: Vec<CapabilityRequest>,
     /// The user's choice; a new plugin starts enabled.
     pub enabled: bool,
     #[serde(default)]
@@ -151,7 +151,7 @@ pub struct PluginRecord {
     /// The file the grants were given to.
     #[serde(default)]
     pub grants_file: Option<PathBuf>,
-    pub state: State,
+    pub state: PluginState,
     #[serde(default)]
     pub stats: StatsSnapshot,
 }
@@ -160,6 +160,12 @@ pub struct PluginRecord {
 pub enum ChangeError {
     #[error("plugin '{name}' has no grant '{grant}'; its grants are: {held}")]
     NoSuchGrant { name: String, grant: String, held: String },
+}
+
+impl crate::error::Classified for ChangeError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
 }
 
 impl PluginRecord {
@@ -177,7 +183,7 @@ impl PluginRecord {
             grants: Vec::new(),
             grants_hash: None,
             grants_file: None,
-            state: State::Absent,
+            state: PluginState::Absent,
             stats: StatsSnapshot::default(),
         }
     }
@@ -216,21 +222,21 @@ impl PluginRecord {
     }
 
     /// What the plugin should be doing now, from the user's choices and its grants.
-    pub fn desired_state(&self) -> State {
+    pub fn desired_state(&self) -> PluginState {
         if !self.enabled {
-            return State::Disabled;
+            return PluginState::Disabled;
         }
         if let Some(reason) = &self.quarantine {
-            return State::Quarantined { reason: reason.clone() };
+            return PluginState::Quarantined { reason: reason.clone() };
         }
         if let Some(granted_file) = &self.grants_file
             && !self.grants.is_empty()
             && self.file.as_ref() != Some(granted_file)
         {
-            return State::AwaitingConfirmation { granted_file: granted_file.clone() };
+            return PluginState::AwaitingConfirmation { granted_file: granted_file.clone() };
         }
         let missing = capability::missing(&self.requests, &self.bound_grants());
-        if missing.is_empty() { State::Running } else { State::AwaitingGrant { missing } }
+        if missing.is_empty() { PluginState::Running } else { PluginState::AwaitingGrant { missing } }
     }
 
     /// Enables the plugin, clears a quarantine and adds grants, all bound to the
@@ -276,13 +282,13 @@ impl PluginRecord {
 mod tests {
     use super::*;
 
-    fn desc(kinds: &[Kind]) -> Description {
+    fn desc(kinds: &[Capability]) -> Description {
         Description {
             name: "p".into(),
             version: "1.0.0".into(),
             summary: String::new(),
             roles: vec![Role::MetricProvider],
-            requests: kinds.iter().map(|&kind| Request { kind, reason: "r".into() }).collect(),
+            requests: kinds.iter().map(|&kind| CapabilityRequest { kind, reason: "r".into() }).collect(),
         }
     }
 
@@ -294,53 +300,53 @@ mod tests {
     fn a_plugin_asking_nothing_runs_at_once() {
         let mut r = PluginRecord::new("p");
         r.observe("/p.wasm".into(), "h1", &desc(&[]));
-        assert_eq!(r.desired_state(), State::Running);
+        assert_eq!(r.desired_state(), PluginState::Running);
     }
 
     #[test]
     fn grants_are_bound_to_content_and_an_upgrade_asking_more_waits() {
         let mut r = PluginRecord::new("p");
-        r.observe("/p.wasm".into(), "h1", &desc(&[Kind::FsRead]));
-        assert_eq!(r.desired_state(), State::AwaitingGrant { missing: vec![Kind::FsRead] });
+        r.observe("/p.wasm".into(), "h1", &desc(&[Capability::FsRead]));
+        assert_eq!(r.desired_state(), PluginState::AwaitingGrant { missing: vec![Capability::FsRead] });
         r.enable(&[grant("fs-read:/srv")]);
-        assert_eq!(r.desired_state(), State::Running);
+        assert_eq!(r.desired_state(), PluginState::Running);
 
         // Same capabilities, new content: grants carry over.
-        r.observe("/p.wasm".into(), "h2", &desc(&[Kind::FsRead]));
-        assert_eq!(r.desired_state(), State::Running);
+        r.observe("/p.wasm".into(), "h2", &desc(&[Capability::FsRead]));
+        assert_eq!(r.desired_state(), PluginState::Running);
         assert_eq!(r.grants_hash.as_deref(), Some("h2"));
 
         // New content that asks for more: nothing applies until granted.
-        r.observe("/p.wasm".into(), "h3", &desc(&[Kind::FsRead, Kind::Kv]));
-        assert_eq!(r.desired_state(), State::AwaitingGrant { missing: vec![Kind::FsRead, Kind::Kv] });
+        r.observe("/p.wasm".into(), "h3", &desc(&[Capability::FsRead, Capability::Kv]));
+        assert_eq!(r.desired_state(), PluginState::AwaitingGrant { missing: vec![Capability::FsRead, Capability::Kv] });
         assert!(r.bound_grants().is_empty());
         r.enable(&[grant("kv")]);
-        assert_eq!(r.desired_state(), State::Running);
+        assert_eq!(r.desired_state(), PluginState::Running);
         assert_eq!(r.bound_grants().len(), 2);
     }
 
     #[test]
     fn another_file_claiming_a_granted_name_waits_for_confirmation() {
         let mut r = PluginRecord::new("p");
-        r.observe("/plugins/p.wasm".into(), "h1", &desc(&[Kind::Kv]));
+        r.observe("/plugins/p.wasm".into(), "h1", &desc(&[Capability::Kv]));
         r.enable(&[grant("kv"), grant("fs-read:/srv")]);
         assert_eq!(r.bound_grants(), [grant("kv")], "only the kinds it asks for reach it");
 
         // A thief asks for nothing and is loaded from another file.
         r.observe("/plugins/thief.wasm".into(), "h2", &desc(&[]));
-        assert_eq!(r.desired_state(), State::AwaitingConfirmation { granted_file: "/plugins/p.wasm".into() });
+        assert_eq!(r.desired_state(), PluginState::AwaitingConfirmation { granted_file: "/plugins/p.wasm".into() });
         assert!(r.bound_grants().is_empty());
         assert!(r.desired_state().to_string().contains("given to /plugins/p.wasm"));
 
         // The real file back, as it was: its grants hold again.
-        r.observe("/plugins/p.wasm".into(), "h1", &desc(&[Kind::Kv]));
-        assert_eq!(r.desired_state(), State::Running);
+        r.observe("/plugins/p.wasm".into(), "h1", &desc(&[Capability::Kv]));
+        assert_eq!(r.desired_state(), PluginState::Running);
 
         // A person confirms a moved file.
-        r.observe("/plugins/moved.wasm".into(), "h1", &desc(&[Kind::Kv]));
-        assert!(matches!(r.desired_state(), State::AwaitingConfirmation { .. }));
+        r.observe("/plugins/moved.wasm".into(), "h1", &desc(&[Capability::Kv]));
+        assert!(matches!(r.desired_state(), PluginState::AwaitingConfirmation { .. }));
         r.enable(&[]);
-        assert_eq!((r.desired_state(), r.bound_grants()), (State::Running, vec![grant("kv")]));
+        assert_eq!((r.desired_state(), r.bound_grants()), (PluginState::Running, vec![grant("kv")]));
     }
 
     #[test]
@@ -348,37 +354,37 @@ mod tests {
         let mut r = PluginRecord::new("p");
         r.observe("/p.wasm".into(), "h1", &desc(&[]));
         r.quarantine = Some("3 faults".into());
-        assert!(matches!(r.desired_state(), State::Quarantined { .. }));
+        assert!(matches!(r.desired_state(), PluginState::Quarantined { .. }));
         r.disable();
-        assert_eq!(r.desired_state(), State::Disabled);
+        assert_eq!(r.desired_state(), PluginState::Disabled);
         r.enable(&[]);
-        assert_eq!(r.desired_state(), State::Running);
+        assert_eq!(r.desired_state(), PluginState::Running);
     }
 
     #[test]
     fn revoke_takes_exact_grants_or_a_whole_kind() {
         let mut r = PluginRecord::new("p");
-        r.observe("/p.wasm".into(), "h1", &desc(&[Kind::FsRead, Kind::Kv]));
+        r.observe("/p.wasm".into(), "h1", &desc(&[Capability::FsRead, Capability::Kv]));
         r.enable(&[grant("fs-read:/a"), grant("fs-read:/b"), grant("kv")]);
         assert_eq!(r.revoke("fs-read:/a").unwrap(), [grant("fs-read:/a")]);
-        assert_eq!(r.desired_state(), State::Running);
+        assert_eq!(r.desired_state(), PluginState::Running);
         r.revoke("fs-read").unwrap();
-        assert_eq!(r.desired_state(), State::AwaitingGrant { missing: vec![Kind::FsRead] });
+        assert_eq!(r.desired_state(), PluginState::AwaitingGrant { missing: vec![Capability::FsRead] });
         let err = r.revoke("fs-write").unwrap_err().to_string();
         assert_eq!(err, "plugin 'p' has no grant 'fs-write'; its grants are: kv");
     }
 
     #[derive(Debug, Clone)]
     enum Op {
-        Observe(u8, u8, Vec<Kind>),
-        Enable(Vec<Kind>),
+        Observe(u8, u8, Vec<Capability>),
+        Enable(Vec<Capability>),
         Disable,
         Quarantine,
-        Revoke(Kind),
+        Revoke(Capability),
     }
 
-    fn kind() -> impl proptest::strategy::Strategy<Value = Kind> {
-        proptest::sample::select(Kind::ALL.to_vec())
+    fn kind() -> impl proptest::strategy::Strategy<Value = Capability> {
+        proptest::sample::select(Capability::ALL.to_vec())
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -392,11 +398,11 @@ mod tests {
         ]
     }
 
-    fn grant_of(kind: Kind) -> Grant {
+    fn grant_of(kind: Capability) -> Grant {
         match kind {
-            Kind::Kv => grant("kv"),
-            Kind::FsRead => grant("fs-read:/r"),
-            Kind::FsWrite => grant("fs-write:/w"),
+            Capability::Kv => grant("kv"),
+            Capability::FsRead => grant("fs-read:/r"),
+            Capability::FsWrite => grant("fs-write:/w"),
         }
     }
 
@@ -421,7 +427,7 @@ mod tests {
                 let bound = r.bound_grants();
                 let covered = r.requests.iter().all(|q| bound.iter().any(|g| g.kind == q.kind));
                 let own_file = r.grants.is_empty() || r.grants_file.is_none() || r.grants_file == r.file;
-                let runs = r.desired_state() == State::Running;
+                let runs = r.desired_state() == PluginState::Running;
                 proptest::prop_assert_eq!(runs, r.enabled && r.quarantine.is_none() && covered && own_file);
                 if !bound.is_empty() {
                     proptest::prop_assert_eq!(&r.grants_hash, &r.hash);

@@ -12,7 +12,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::monitor::plugin::{host, kv, types};
-use super::capability::{Grant, HostDirs, Kind};
+use super::capability::{Capability, Grant, HostDirs};
 use crate::sampler::SharedSnapshot;
 use crate::store::Store;
 
@@ -84,9 +84,9 @@ impl Sandbox {
         wasi.stderr(LogPipe::new(&spec.plugin, "stderr", &log_budget));
         for grant in &spec.grants {
             let perms = match grant.kind {
-                Kind::FsRead => FsPerms::ReadOnly,
-                Kind::FsWrite => FsPerms::ReadWrite,
-                Kind::Kv => continue,
+                Capability::FsRead => FsPerms::ReadOnly,
+                Capability::FsWrite => FsPerms::ReadWrite,
+                Capability::Kv => continue,
             };
             // The plugin sees the directory under the name granted; the host
             // opens it as it resolves now.
@@ -102,7 +102,7 @@ impl Sandbox {
                 anyhow::anyhow!("cannot open granted directory {}: {e}; create it or revoke '{grant}'", dir.display())
             })?;
         }
-        let kv = spec.grants.iter().any(|g| g.kind == Kind::Kv).then(|| spec.store.clone()).flatten();
+        let kv = spec.grants.iter().any(|g| g.kind == Capability::Kv).then(|| spec.store.clone()).flatten();
         Ok(Sandbox {
             plugin: spec.plugin.clone(),
             wasi: wasi.build(),

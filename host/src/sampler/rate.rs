@@ -80,10 +80,12 @@ impl<K: Eq + Hash + Clone, const N: usize> Rates<K, N> {
     }
 
     /// How many keys have a reading to compare the next one with.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.last.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.last.is_empty()
     }

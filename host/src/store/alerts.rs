@@ -143,15 +143,15 @@ fn decode(seq: u64, json: &str) -> Result<HistoryEntry, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::{Level, State};
+    use crate::alerts::{AlertState, Level};
 
-    fn transition(id: &str, to: State, at_ms: u64) -> Transition {
+    fn transition(id: &str, to: AlertState, at_ms: u64) -> Transition {
         Transition {
             id: id.into(),
             rule: id.into(),
             level: Level::Warning,
             labels: Default::default(),
-            from: State::Pending,
+            from: AlertState::Pending,
             to,
             value: Some(1.5),
             message: "m".into(),
@@ -170,16 +170,19 @@ mod tests {
             let store = Store::open(&path).unwrap();
             assert_eq!(store.alerts_saved().unwrap(), Saved::default());
             let entries = store
-                .alerts_record(&[transition("a", State::Firing, 10), transition("a", State::Resolved, 20)], &saved)
+                .alerts_record(
+                    &[transition("a", AlertState::Firing, 10), transition("a", AlertState::Resolved, 20)],
+                    &saved,
+                )
                 .unwrap();
             assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
-            store.alerts_record(&[transition("b", State::Firing, 30)], &saved).unwrap();
+            store.alerts_record(&[transition("b", AlertState::Firing, 30)], &saved).unwrap();
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.alerts_saved().unwrap(), saved);
         let all = store.alerts_history(0, 0, usize::MAX).unwrap();
         assert_eq!(all.iter().map(|e| (e.seq, e.transition.at_ms)).collect::<Vec<_>>(), [(1, 10), (2, 20), (3, 30)]);
-        assert_eq!(all[1].transition, transition("a", State::Resolved, 20));
+        assert_eq!(all[1].transition, transition("a", AlertState::Resolved, 20));
         assert_eq!(store.alerts_history(20, 0, usize::MAX).unwrap().len(), 2);
         assert_eq!(store.alerts_history(0, 2, usize::MAX).unwrap()[0].seq, 3);
         assert_eq!(store.alerts_history(0, 0, 1).unwrap()[0].seq, 3, "the newest within the limit");
@@ -190,7 +193,7 @@ mod tests {
         assert_eq!(store.alerts_prune(5, 1_000).unwrap(), 2, "everything is old, but the newest stays");
         assert_eq!(store.alerts_history(0, 0, usize::MAX).unwrap()[0].seq, 3);
         assert_eq!(store.alerts_after(0, 10).unwrap().1, Some(3), "a reader after 0 can tell that 1 and 2 are gone");
-        let next = store.alerts_record(&[transition("c", State::Firing, 1_000)], &saved).unwrap();
+        let next = store.alerts_record(&[transition("c", AlertState::Firing, 1_000)], &saved).unwrap();
         assert_eq!(next[0].seq, 4, "numbering goes on after a prune");
     }
 }

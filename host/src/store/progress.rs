@@ -56,7 +56,7 @@ use crate::progress::{Aggregate, Applied, Children, FailurePolicy, Node, NodePat
 /// What an accepted update did, as recorded in an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum UpdateEffect {
     Applied,
     /// Applied, with done lowered to the node's total.
     Clamped,
@@ -64,12 +64,12 @@ pub enum Outcome {
     Ignored,
 }
 
-impl From<Applied> for Outcome {
-    fn from(applied: Applied) -> Outcome {
+impl From<Applied> for UpdateEffect {
+    fn from(applied: Applied) -> UpdateEffect {
         match applied {
-            Applied::Changed => Outcome::Applied,
-            Applied::Clamped => Outcome::Clamped,
-            Applied::IgnoredTerminal => Outcome::Ignored,
+            Applied::Changed => UpdateEffect::Applied,
+            Applied::Clamped => UpdateEffect::Clamped,
+            Applied::IgnoredTerminal => UpdateEffect::Ignored,
         }
     }
 }
@@ -85,7 +85,7 @@ pub struct ProgressEvent {
     pub at_ms: u64,
     pub path: NodePath,
     pub update: Update,
-    pub applied: Outcome,
+    pub applied: UpdateEffect,
 }
 
 /// One update's fate in a batch.
@@ -670,7 +670,7 @@ mod tests {
         assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
         assert_eq!(events[2].path, p("r/a"));
         assert_eq!(events[2].update, Update::new(Op::Advance { units: 5.0 }));
-        assert_eq!((events[2].at_ms, events[2].applied), (2, Outcome::Applied));
+        assert_eq!((events[2].at_ms, events[2].applied), (2, UpdateEffect::Applied));
         assert_eq!(store.progress_events("r", 4).unwrap().len(), 2, "since is exclusive");
         assert!(store.progress_events("q", 0).unwrap().is_empty());
     }
@@ -822,7 +822,7 @@ mod tests {
         assert_eq!(node(&store, "r/a"), before);
         let last = store.progress_events("r", 2).unwrap();
         assert_eq!(last.len(), 1);
-        assert_eq!((last[0].seq, &last[0].update, last[0].applied), (3, &late.1, Outcome::Ignored));
+        assert_eq!((last[0].seq, &last[0].update, last[0].applied), (3, &late.1, UpdateEffect::Ignored));
     }
 
     #[test]

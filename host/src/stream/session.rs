@@ -69,7 +69,7 @@ fn list(text: &Option<String>) -> Option<impl Iterator<Item = &str>> {
 /// A client's request as it comes (`/v1/stream?topics=…&run=…&series=…&after=…`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Request {
+pub struct StreamQuery {
     pub topics: Option<String>,
     pub run: Option<String>,
     pub series: Option<String>,
@@ -90,7 +90,7 @@ pub struct Subscription {
 
 impl Subscription {
     /// From `topics=a,b` (all when absent), `run=`, `series=a,b` and `after=`.
-    pub fn parse(request: &Request) -> Result<Subscription, String> {
+    pub fn parse(request: &StreamQuery) -> Result<Subscription, String> {
         let topics = match list(&request.topics) {
             None => Topic::ALL.into_iter().collect(),
             Some(names) => names.map(Topic::parse).collect::<Result<_, _>>()?,
@@ -411,9 +411,9 @@ mod tests {
         events
     }
 
-    fn request(topics: Option<&str>, run: Option<&str>, after: Option<&str>) -> Request {
+    fn request(topics: Option<&str>, run: Option<&str>, after: Option<&str>) -> StreamQuery {
         let text = |t: Option<&str>| t.map(str::to_string);
-        Request { topics: text(topics), run: text(run), after: text(after), series: None }
+        StreamQuery { topics: text(topics), run: text(run), after: text(after), series: None }
     }
 
     fn want(topics: &str, run: Option<&str>, after: Option<&str>) -> Subscription {
@@ -593,9 +593,9 @@ mod tests {
 
     #[test]
     fn subscriptions_name_their_topics() {
-        let all = Subscription::parse(&Request::default()).unwrap();
+        let all = Subscription::parse(&StreamQuery::default()).unwrap();
         assert_eq!((all.topics.len(), all.series.as_ref()), (Topic::ALL.len(), None));
-        let some = Subscription::parse(&Request {
+        let some = Subscription::parse(&StreamQuery {
             series: Some("load_per_core, monitor_cpu_usage_percent".into()),
             ..request(Some("alerts, progress"), Some("train"), Some("a4"))
         })

@@ -1,5 +1,5 @@
 //! Fetching on a thread of its own, so a slow or unreachable host never holds up
-//! the keys: it sends a [`Message`] per fetch and carries out acknowledgements.
+//! the keys: it sends a [`Fetched`] per fetch and carries out acknowledgements.
 //!
 //! Without `--url` every fetch looks for the running host first, so `top` follows a
 //! host that starts or stops while it runs. With no host the machine is sampled
@@ -14,6 +14,7 @@
 //! with every fetch too; failing to read them fails only their section (without a
 //! host there are none).
 
+use crate::error::CommandResult;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ pub enum Source {
 }
 
 #[derive(Debug)]
-pub enum Message {
+pub enum Fetched {
     Data(Box<Data>, Origin),
     /// The stored history for the sparklines, just before the first data.
     History(Box<History>),
@@ -51,12 +52,12 @@ pub enum Message {
 }
 
 #[derive(Debug)]
-pub enum Request {
+pub enum Ask {
     Ack(String),
 }
 
 /// What the fetching thread fetches and how often.
-pub struct Plan {
+pub struct FetchPlan {
     pub source: Source,
     pub interval: Duration,
     /// Who acknowledges alerts.
@@ -67,7 +68,7 @@ pub struct Plan {
 
 /// Starts the fetching thread; it fetches at once, then every `interval` and right
 /// after each request. It ends when the returned receiver is dropped.
-pub fn spawn(plan: Plan) -> (Sender<Request>, Receiver<Message>) {
+pub fn spawn(plan: FetchPlan) -> (Sender<Ask>, Receiver<Fetched>) {
     let (request_tx, requests) = mpsc::channel();
     let (messages, message_rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -77,8 +78,8 @@ pub fn spawn(plan: Plan) -> (Sender<Request>, Receiver<Message>) {
     (request_tx, message_rx)
 }
 
-fn fetch_loop(plan: &Plan, requests: &Receiver<Request>, out: &Sender<Message>) {
-    let Plan { source, interval, by, format } = plan;
+fn fetch_loop(plan: &FetchPlan, requests: &Receiver<Ask>, out: &Sender<Fetched>) {
+    let FetchPlan { source, interval, by, format } = plan;
     let interval = *interval;
     let mut sampler = None;
     let mut prefilled = false;
@@ -88,25 +89,25 @@ fn fetch_loop(plan: &Plan, requests: &Receiver<Request>, out: &Sender<Message>) 
                 if !std::mem::replace(&mut prefilled, true) {
                     let at = data.snapshot.timestamp_ms;
                     if let Ok(history) = with_client(source, |client| History::fetch(client, at, interval))
-                        && out.send(Message::History(Box::new(history))).is_err()
+                        && out.send(Fetched::History(Box::new(history))).is_err()
                     {
                         return;
                     }
                 }
-                Message::Data(Box::new(data), origin)
+                Fetched::Data(Box::new(data), origin)
             }
-            Err(e) => Message::Failed(format!("{e:#}")),
+            Err(e) => Fetched::Failed(format!("{e:#}")),
         };
         if out.send(message).is_err() {
             return;
         }
         let next = Instant::now() + interval;
         match requests.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Ok(Request::Ack(id)) => {
+            Ok(Ask::Ack(id)) => {
                 let outcome = with_client(source, |client| client.ack(&id, by, "from monitor top"))
                     .map(|_| id)
                     .map_err(|e| format!("{e:#}"));
-                if out.send(Message::Acked(outcome)).is_err() {
+                if out.send(Fetched::Acked(outcome)).is_err() {
                     return;
                 }
             }
@@ -117,7 +118,7 @@ fn fetch_loop(plan: &Plan, requests: &Receiver<Request>, out: &Sender<Message>) 
 }
 
 /// Runs `f` on a client for `source`: the host, or the database opened for this call.
-fn with_client<T>(source: &Source, f: impl FnOnce(&dyn Client) -> anyhow::Result<T>) -> anyhow::Result<T> {
+fn with_client<T>(source: &Source, f: impl FnOnce(&dyn Client) -> CommandResult<T>) -> CommandResult<T> {
     match source {
         Source::Remote { client, .. } => f(client),
         Source::Here(data) => match Remote::find(data)? {
@@ -127,7 +128,7 @@ fn with_client<T>(source: &Source, f: impl FnOnce(&dyn Client) -> anyhow::Result
     }
 }
 
-fn fetch(source: &Source, sampler: &mut Option<Sampler>, format: Option<&str>) -> anyhow::Result<(Data, Origin)> {
+fn fetch(source: &Source, sampler: &mut Option<Sampler>, format: Option<&str>) -> CommandResult<(Data, Origin)> {
     match source {
         Source::Remote { url, client } => Ok((fetch_all(client, format)?, Origin::Remote(url.clone()))),
         Source::Here(data) => {
@@ -153,7 +154,7 @@ fn fetch(source: &Source, sampler: &mut Option<Sampler>, format: Option<&str>) -
     }
 }
 
-fn fetch_all(client: &dyn Client, format: Option<&str>) -> anyhow::Result<Data> {
+fn fetch_all(client: &dyn Client, format: Option<&str>) -> CommandResult<Data> {
     let snapshot = client.resources()?;
     let processes = client.processes()?;
     let (runs, alerts, plugins) = persisted(client)?;
@@ -173,7 +174,7 @@ fn formatted(client: &dyn Client, plugin: &str) -> Result<String, String> {
 type Persisted = (Vec<Vec<crate::progress::Node>>, Vec<crate::alerts::Alert>, Vec<crate::plugin::PluginRecord>);
 
 /// Runs (with the trees of those still going), alerts and plugins.
-fn persisted(client: &dyn Client) -> anyhow::Result<Persisted> {
+fn persisted(client: &dyn Client) -> CommandResult<Persisted> {
     let mut roots = client.runs()?;
     roots.sort_by(order_runs);
     let live = roots.iter().filter(|r| !r.status.is_terminal()).count();

@@ -4,8 +4,8 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use super::model::{Sort, SortKey};
-use crate::alerts::{Alert, State as AlertState};
-use crate::plugin::{PluginRecord, State as PluginState};
+use crate::alerts::{Alert, AlertState};
+use crate::plugin::{PluginRecord, PluginState};
 use crate::progress::Node;
 use crate::sampler::{ProcessFilter, ProcessSample};
 use crate::watch::JobView;

@@ -2,6 +2,7 @@
 //! metric history the host stored fills them at start, resampled to top's interval,
 //! so the view opens with the last minutes instead of empty lines.
 
+use crate::error::CommandResult;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
@@ -64,7 +65,7 @@ impl History {
 
     /// The stored history before `until_ms` (the first snapshot's time: that one is
     /// added live), one point per `interval`; at most one fewer than a sparkline holds.
-    pub fn fetch(client: &dyn Client, until_ms: u64, interval: Duration) -> anyhow::Result<History> {
+    pub fn fetch(client: &dyn Client, until_ms: u64, interval: Duration) -> CommandResult<History> {
         let since = until_ms.saturating_sub(step_ms(interval) * HISTORY_POINTS as u64);
         let mut stored = Vec::new();
         for name in SERIES {

@@ -5,7 +5,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::filter::Filter;
 use super::model::{Kill, Model, Panel, Signal, Sort};
-use crate::alerts::State as AlertState;
+use crate::alerts::AlertState;
 
 /// Rows a page key moves.
 const PAGE: usize = 10;

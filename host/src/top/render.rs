@@ -13,7 +13,7 @@ use super::model::{Model, Origin, Panel};
 use super::panels;
 use super::panels::COLUMNS_HELP;
 use super::theme::{Tone, level_tone, percent_tone};
-use crate::alerts::State as AlertState;
+use crate::alerts::AlertState;
 
 /// Rows from which the summary of the machine shows above the non-system panels.
 const SUMMARY_FROM_HEIGHT: u16 = 20;

@@ -14,8 +14,8 @@ use super::keys;
 use super::model::{Data, Model, Origin, Panel, SortKey};
 use super::render::render;
 use super::theme::Theme;
-use crate::alerts::{Ack, Alert, Level, State as AlertState};
-use crate::plugin::{PluginRecord, State as PluginState};
+use crate::alerts::{Ack, Alert, AlertState, Level};
+use crate::plugin::{PluginRecord, PluginState};
 use crate::progress::{Node, NodePath, Status};
 use crate::sampler::{BlockDeviceSample, MountSample, NetworkSample, ProcessSample, Snapshot};
 
@@ -416,13 +416,13 @@ fn tiny_and_empty_screens_still_draw() {
 #[test]
 fn fetch_errors_and_acks_show_in_the_footer() {
     let mut m = model(Panel::Alerts, Theme::colored());
-    super::receive(&mut m, super::data::Message::Failed("cannot reach the daemon".into()));
+    super::receive(&mut m, super::data::Fetched::Failed("cannot reach the daemon".into()));
     let buffer = draw(&m, 80, 24);
     assert!(text(&buffer).lines().last().unwrap().contains("fetching: cannot reach the daemon"));
     assert_eq!(color_of(&buffer, "fetching:"), Color::Red);
-    super::receive(&mut m, super::data::Message::Data(Box::new(data(NOW, 1.0)), Origin::Local));
+    super::receive(&mut m, super::data::Fetched::Data(Box::new(data(NOW, 1.0)), Origin::Local));
     assert!(m.notice.is_none(), "a good fetch clears the error");
-    super::receive(&mut m, super::data::Message::Acked(Ok("cpu-hot".into())));
+    super::receive(&mut m, super::data::Fetched::Acked(Ok("cpu-hot".into())));
     assert!(text(&draw(&m, 80, 24)).contains("acknowledged cpu-hot"));
     assert!(text(&draw(&m, 80, 24)).lines().next().unwrap().contains("local"));
 }

@@ -4,10 +4,10 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
-use crate::alerts::{Level, State as AlertState};
-use crate::plugin::State as PluginState;
+use crate::alerts::{AlertState, Level};
+use crate::plugin::PluginState;
 use crate::progress::Status;
-use crate::watch::{Execution, JobView, Outcome};
+use crate::watch::{Ending, Execution, JobView};
 
 /// A watch job's command running this long is worth a look: a build or a test run
 /// that takes over a minute may hang.
@@ -130,7 +130,7 @@ pub fn run_tone(last: Option<&Execution>) -> Tone {
     match last.map(|run| &run.outcome) {
         None => Tone::Quiet,
         Some(outcome) if outcome.succeeded() => Tone::Fine,
-        Some(Outcome::Stopped { .. }) => Tone::Warning,
+        Some(Ending::Stopped { .. }) => Tone::Warning,
         Some(_) => Tone::Bad,
     }
 }

@@ -41,6 +41,7 @@ impl Batch {
         self.seen.is_empty()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.seen.len()
     }

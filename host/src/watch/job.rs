@@ -38,7 +38,7 @@ use super::config::{Busy, CommandSpec, JobSpec, Pass};
 use super::debounce::{Batch, Work};
 use super::filter::Filter;
 use super::jobs::JobView;
-use super::runner::{self, Invocation, Outcome, Ran};
+use super::runner::{self, Ending, Invocation, Ran};
 use super::{Execution, JobEvent, Reason};
 use crate::progress::{FailurePolicy, NodePath, Op, Update};
 use crate::writer::Writer;
@@ -401,7 +401,7 @@ impl Job {
                     running.wait(timeout, grace, stopped).await
                 }
                 Err(e) => Ran {
-                    outcome: Outcome::SpawnFailed { error: format!("{}: {e}", invocation.argv[0]) },
+                    outcome: Ending::SpawnFailed { error: format!("{}: {e}", invocation.argv[0]) },
                     stdout: String::new(),
                     stderr: String::new(),
                 },
@@ -466,7 +466,7 @@ impl Job {
     /// Records a finished run: state, progress node, event.
     async fn finish(&self, current: Current, ran: Result<Ran, tokio::task::JoinError>, pending: &mut Work) {
         let ran = ran.unwrap_or_else(|e| Ran {
-            outcome: Outcome::SpawnFailed { error: format!("the run's task failed: {e}") },
+            outcome: Ending::SpawnFailed { error: format!("the run's task failed: {e}") },
             stdout: String::new(),
             stderr: String::new(),
         });
@@ -498,7 +498,7 @@ impl Job {
         self.say(message.clone());
         let op = match &execution.outcome {
             o if o.succeeded() => Op::Finish,
-            Outcome::Stopped { .. } => Op::Cancel,
+            Ending::Stopped { .. } => Op::Cancel,
             _ => Op::Fail,
         };
         let metadata = json!({"outcome": execution.outcome, "duration_ms": execution.duration_ms()});
@@ -507,7 +507,7 @@ impl Job {
             let mut state = self.state.lock().expect("job state");
             state.pid = None;
             state.runs += 1;
-            if !execution.succeeded() && !matches!(execution.outcome, Outcome::Stopped { .. }) {
+            if !execution.succeeded() && !matches!(execution.outcome, Ending::Stopped { .. }) {
                 state.failures += 1;
             }
             state.last = Some(execution.clone());

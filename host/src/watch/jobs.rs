@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::config::JobSpec;
 use super::job::{Context, Control, Job};
-use super::lock::{LockError, ProjectLock};
+use super::lock::{ProjectLock, ProjectLockError};
 use super::{Execution, JobEvent};
 use crate::writer::Writer;
 
@@ -57,14 +57,18 @@ pub enum JobsError {
     #[error("watch job '{job}': path {path} cannot be watched: {reason}; create it or fix paths")]
     Path { job: String, path: PathBuf, reason: String },
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(#[from] ProjectLockError),
 }
 
-impl JobsError {
-    /// A mistake in what the user asked for or configured (exit status 2), as
-    /// opposed to a failure while doing it.
-    pub fn is_usage(&self) -> bool {
-        !matches!(self, JobsError::Lock(LockError::Io { .. }))
+impl crate::error::Classified for JobsError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            JobsError::NoSuchJob { .. } => ErrorKind::NotFound,
+            JobsError::Paused { .. } => ErrorKind::Conflict,
+            JobsError::Lock(ProjectLockError::Io { .. }) => ErrorKind::Failed,
+            JobsError::Path { .. } | JobsError::Lock(_) => ErrorKind::Usage,
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub enum ProjectLockError {
     #[error(
         "{root} is already watched by monitor PID {pid}{}; stop that one first or watch another directory",
         data_dir.as_ref().map(|d| format!(" (data dir {})", d.display())).unwrap_or_default()
@@ -62,15 +62,15 @@ pub fn lock_dir() -> PathBuf {
 
 impl ProjectLock {
     /// Locks `root` (canonical) for this process; `data_dir` is shown to a second host.
-    pub fn acquire(root: &Path, data_dir: Option<&Path>) -> Result<ProjectLock, LockError> {
+    pub fn acquire(root: &Path, data_dir: Option<&Path>) -> Result<ProjectLock, ProjectLockError> {
         let dir = lock_dir();
         let path = dir.join(format!("{}.lock", &blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex()[..32]));
-        let io = |source| LockError::Io { root: root.into(), path: path.clone(), source };
+        let io = |source| ProjectLockError::Io { root: root.into(), path: path.clone(), source };
         {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io)?;
         }
-        let unsafe_dir = |why: String| LockError::Unsafe { dir: dir.clone(), why };
+        let unsafe_dir = |why: String| ProjectLockError::Unsafe { dir: dir.clone(), why };
         private_to_us(&std::fs::symlink_metadata(&dir).map_err(io)?).map_err(unsafe_dir)?;
         let mut file = {
             use std::os::unix::fs::OpenOptionsExt;
@@ -100,7 +100,7 @@ impl ProjectLock {
                     Ok(h) => (h.pid.to_string(), h.data_dir),
                     Err(_) => ("unknown".into(), None),
                 };
-                return Err(LockError::Held { root: root.into(), pid, data_dir });
+                return Err(ProjectLockError::Held { root: root.into(), pid, data_dir });
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }

@@ -36,7 +36,7 @@ pub const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum Ending {
     Exited {
         code: i32,
     },
@@ -58,22 +58,22 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl Ending {
     pub fn succeeded(&self) -> bool {
-        matches!(self, Outcome::Exited { code: 0 })
+        matches!(self, Ending::Exited { code: 0 })
     }
 }
 
-impl std::fmt::Display for Outcome {
+impl std::fmt::Display for Ending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Exited { code } => write!(f, "exit {code}"),
-            Outcome::Signaled { signal } => write!(f, "killed by signal {signal}"),
-            Outcome::TimedOut { after_ms } => {
+            Ending::Exited { code } => write!(f, "exit {code}"),
+            Ending::Signaled { signal } => write!(f, "killed by signal {signal}"),
+            Ending::TimedOut { after_ms } => {
                 write!(f, "timed out after {}", humantime::format_duration(Duration::from_millis(*after_ms)))
             }
-            Outcome::Stopped { why } => write!(f, "stopped: {why}"),
-            Outcome::SpawnFailed { error } => write!(f, "could not start: {error}"),
+            Ending::Stopped { why } => write!(f, "stopped: {why}"),
+            Ending::SpawnFailed { error } => write!(f, "could not start: {error}"),
         }
     }
 }
@@ -93,7 +93,7 @@ pub struct Invocation {
 /// A run's end: how, and the tails of stdout and stderr.
 #[derive(Debug, Clone)]
 pub struct Ran {
-    pub outcome: Outcome,
+    pub outcome: Ending,
     pub stdout: String,
     pub stderr: String,
 }
@@ -222,8 +222,8 @@ impl Running {
         let mut stop = stop;
         let forced = tokio::select! {
             finished = &mut self.done => return ran(finished, None),
-            () = expired => Outcome::TimedOut { after_ms: timeout.map_or(0, |t| t.as_millis() as u64) },
-            Ok(why) = &mut stop => Outcome::Stopped { why },
+            () = expired => Ending::TimedOut { after_ms: timeout.map_or(0, |t| t.as_millis() as u64) },
+            Ok(why) = &mut stop => Ending::Stopped { why },
         };
         let _ = kill_process_group(self.pid, Signal::TERM);
         let finished = match tokio::time::timeout(grace, &mut self.done).await {
@@ -237,19 +237,19 @@ impl Running {
     }
 }
 
-fn ran(finished: Result<Finished, oneshot::error::RecvError>, forced: Option<Outcome>) -> Ran {
+fn ran(finished: Result<Finished, oneshot::error::RecvError>, forced: Option<Ending>) -> Ran {
     use std::os::unix::process::ExitStatusExt;
     let Ok(finished) = finished else {
-        let outcome = Outcome::SpawnFailed { error: "the command's waiter thread died".into() };
+        let outcome = Ending::SpawnFailed { error: "the command's waiter thread died".into() };
         return Ran { outcome, stdout: String::new(), stderr: String::new() };
     };
     let outcome = forced.unwrap_or_else(|| match &finished.status {
         Ok(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => Outcome::Exited { code },
-            (None, Some(signal)) => Outcome::Signaled { signal },
-            (None, None) => Outcome::Exited { code: -1 },
+            (Some(code), _) => Ending::Exited { code },
+            (None, Some(signal)) => Ending::Signaled { signal },
+            (None, None) => Ending::Exited { code: -1 },
         },
-        Err(e) => Outcome::SpawnFailed { error: e.to_string() },
+        Err(e) => Ending::SpawnFailed { error: e.to_string() },
     });
     Ran {
         outcome,
@@ -258,12 +258,13 @@ fn ran(finished: Result<Finished, oneshot::error::RecvError>, forced: Option<Out
     }
 }
 
-/// Runs `invocation` to the end (for tests and one-off runs).
+/// Runs `invocation` to the end.
+#[cfg(test)]
 pub async fn run(invocation: &Invocation, timeout: Option<Duration>, grace: Duration) -> Ran {
     match spawn(invocation) {
         Ok(running) => running.wait(timeout, grace, oneshot::channel().1).await,
         Err(e) => Ran {
-            outcome: Outcome::SpawnFailed { error: format!("{}: {e}", invocation.argv[0]) },
+            outcome: Ending::SpawnFailed { error: format!("{}: {e}", invocation.argv[0]) },
             stdout: String::new(),
             stderr: String::new(),
         },
@@ -293,10 +294,10 @@ mod tests {
         let ran = block_on(run(&sh("echo out; echo \"$WATCH_TEST\" >&2; exit 3"), None, Duration::from_secs(1)));
         assert_eq!(
             (ran.outcome, ran.stdout.as_str(), ran.stderr.as_str()),
-            (Outcome::Exited { code: 3 }, "out\n", "yes\n")
+            (Ending::Exited { code: 3 }, "out\n", "yes\n")
         );
         let ran = block_on(run(&sh("kill -SEGV $$"), None, Duration::from_secs(1)));
-        assert_eq!(ran.outcome, Outcome::Signaled { signal: 11 });
+        assert_eq!(ran.outcome, Ending::Signaled { signal: 11 });
         let mut missing = sh("");
         missing.argv = vec!["/nonexistent/program".into()];
         let ran = block_on(run(&missing, None, Duration::from_secs(1)));
@@ -317,7 +318,7 @@ mod tests {
         let script =
             "setsid sleep 300 & until [ \"$(ps -o sid= -p $! | tr -d ' ')\" = \"$!\" ]; do :; done; echo started";
         let ran = block_on(run(&sh(script), None, Duration::from_secs(1)));
-        assert_eq!((ran.outcome, ran.stdout.as_str()), (Outcome::Exited { code: 0 }, "started\n"));
+        assert_eq!((ran.outcome, ran.stdout.as_str()), (Ending::Exited { code: 0 }, "started\n"));
         let _ = std::process::Command::new("pkill").args(["-f", "^sleep 300$"]).status();
     }
 
@@ -333,7 +334,7 @@ mod tests {
             Some(Duration::from_millis(100)),
             Duration::from_millis(100),
         ));
-        assert_eq!(ran.outcome, Outcome::TimedOut { after_ms: 100 });
+        assert_eq!(ran.outcome, Ending::TimedOut { after_ms: 100 });
         assert!(started.elapsed() < Duration::from_secs(10), "the background sleep did not hold the run open");
     }
 }

@@ -8,7 +8,7 @@ use ratatui::widgets::{Cell, Row, Table, TableState};
 use super::super::format::duration;
 use super::super::model::{Model, Panel};
 use super::super::theme::{alert_tone, level_tone};
-use crate::alerts::State as AlertState;
+use crate::alerts::AlertState;
 
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let rows = model.alerts();

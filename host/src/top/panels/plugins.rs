@@ -37,7 +37,7 @@ fn split(area: Rect, plugins: u16, jobs: u16) -> [Rect; 2] {
 }
 
 fn render_plugins(model: &Model, frame: &mut Frame, area: Rect, rows: &[&PluginRecord], selected: Option<usize>) {
-    let running = rows.iter().filter(|p| p.state == crate::plugin::State::Running).count();
+    let running = rows.iter().filter(|p| p.state == crate::plugin::PluginState::Running).count();
     let block = super::block(model, format!("Plugins · {running} running of {}", rows.len()));
     if rows.is_empty() {
         return super::empty(model, frame, area, block, "no plugins; put .wasm files in the plugin directory");

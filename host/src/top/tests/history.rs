@@ -58,7 +58,7 @@ fn the_first_fetch_draws_full_sparklines_and_history_after_it_is_ignored() {
     let mut m = Model::new(Panel::System, SortKey::Cpu, Filter::None, Theme::plain(), Duration::from_secs(1));
     super::super::receive(
         &mut m,
-        super::super::data::Message::History(Box::new(History::from_stored(&series, NOW, Duration::from_secs(1)))),
+        super::super::data::Fetched::History(Box::new(History::from_stored(&series, NOW, Duration::from_secs(1)))),
     );
     m.receive(data(NOW, 42.0), Origin::Daemon);
     assert_eq!(m.live.history.cpu.len(), 61);

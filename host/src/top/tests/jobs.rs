@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::top::theme::{Tone, job_tone};
-use crate::watch::{Execution, JobView, Outcome, Reason};
+use crate::watch::{Ending, Execution, JobView, Reason};
 
-fn job(name: &str, state: &str, runs: u64, failures: u64, last: Option<Outcome>) -> JobView {
+fn job(name: &str, state: &str, runs: u64, failures: u64, last: Option<Ending>) -> JobView {
     let root = format!("/src/{name}");
     JobView {
         name: name.into(),
@@ -34,9 +34,9 @@ fn job(name: &str, state: &str, runs: u64, failures: u64, last: Option<Outcome>)
 /// `tests` runs as the cargo process of the test data (started an hour ago), after a failed run;
 /// `build` is idle after a good one; `docs` is paused and never ran.
 fn jobs() -> Vec<JobView> {
-    let mut tests = job("tests", "running", 5, 2, Some(Outcome::Exited { code: 101 }));
+    let mut tests = job("tests", "running", 5, 2, Some(Ending::Exited { code: 101 }));
     tests.pid = Some(4321);
-    vec![tests, job("build", "idle", 12, 0, Some(Outcome::Exited { code: 0 })), job("docs", "paused", 0, 0, None)]
+    vec![tests, job("build", "idle", 12, 0, Some(Ending::Exited { code: 0 })), job("docs", "paused", 0, 0, None)]
 }
 
 fn with_jobs(theme: Theme, jobs: Vec<JobView>) -> Model {
@@ -183,7 +183,7 @@ fn enter_on_a_job_shows_its_roots_command_and_last_output() {
 #[test]
 fn many_jobs_at_80_by_24_keep_the_plugins_and_scroll_to_the_selection() {
     let many: Vec<JobView> =
-        (0..30).map(|i| job(&format!("job-{i:02}"), "idle", i, 0, Some(Outcome::Exited { code: 0 }))).collect();
+        (0..30).map(|i| job(&format!("job-{i:02}"), "idle", i, 0, Some(Ending::Exited { code: 0 }))).collect();
     let mut m = with_jobs(Theme::plain(), many);
     let screen = text(&draw(&m, 80, 24));
     assert!(screen.contains("derived-metrics") && screen.contains("fx-loop"), "{screen}");
