@@ -1,6 +1,7 @@
 //! The release `monitor` daemon with the five example plugins, all granted:
 //! time to ready with a warm compile cache, idle memory, stop time after
-//! SIGTERM, and hot-reload latency. Prints a table for BENCHMARKS.md.
+//! SIGTERM, and hot-reload latency; then the tick's own time with those
+//! plugins beside one plugin of 10,000 series. Prints tables for BENCHMARKS.md.
 //!
 //! `cargo bench -p monitor-tests --bench daemon`
 
@@ -64,6 +65,7 @@ fn main() {
         listing["plugins"].as_array().unwrap().iter().map(|p| p["stats"]["calls"].as_u64().unwrap()).collect();
     let rss = rss_kib(pid, "VmRSS:");
     let hwm = rss_kib(pid, "VmHWM:");
+    let examples_tick = tick_row("the 5 examples", &sandbox, pid);
 
     // Hot reload: a new plugin dropped in, until the API lists it running.
     let mut reloads = Vec::new();
@@ -95,4 +97,42 @@ fn main() {
     );
     println!("| plugin calls in that minute | {calls:?} |");
     println!("| hot reload (file renamed in → listed running), ms | {} |", summary(reloads));
+
+    let wide = Sandbox::new();
+    install("fx-ten", &wide.plugins(), "fx-ten.wasm");
+    std::fs::write(wide.plugins().join("fx-ten.toml"), "count = 10000\n").unwrap();
+    let config = wide.root.path().join("wide.toml");
+    std::fs::write(
+        &config,
+        "[plugins]\nmax_metrics = 10000\nmax_output_kib = 4096\n[metrics]\nmax_series_per_plugin = 10000\n",
+    )
+    .unwrap();
+    let host = wide.start(&["--config", config.to_str().unwrap()]);
+    let settle = Instant::now();
+    wait_for("a minute of ticks", Duration::from_secs(90), || {
+        (settle.elapsed() >= Duration::from_secs(60)).then_some(())
+    });
+    let wide_tick = tick_row("one of 10,000 series", &wide, host.child.id());
+    println!();
+    println!("the tick after 60 s at 1 s ticks, as the host reports it (monitor_tick_duration_*, monitor_history_commit_*)");
+    println!("| plugins | series a tick | tick p50 | tick p99 | history commit p50 | commit p99 | RSS |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("{examples_tick}");
+    println!("{wide_tick}");
+}
+
+/// A row of the tick table for the host running on `sandbox`.
+fn tick_row(plugins: &str, sandbox: &Sandbox, pid: u32) -> String {
+    let (_, body) = sandbox.api_get("/v1/metrics", Some(&sandbox.token()));
+    let samples: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let ms = |name: &str| sandbox.metric_host(name).unwrap_or(f64::NAN) * 1e3;
+    format!(
+        "| {plugins} | {} | {:.2} ms | {:.2} ms | {:.1} ms | {:.1} ms | {:.1} MiB |",
+        samples.len(),
+        ms("monitor_tick_duration_p50_seconds"),
+        ms("monitor_tick_duration_p99_seconds"),
+        ms("monitor_history_commit_p50_seconds"),
+        ms("monitor_history_commit_p99_seconds"),
+        rss_kib(pid, "VmRSS:") as f64 / 1024.0
+    )
 }

@@ -11,15 +11,21 @@
 //! - **100 runs of 1,000 nodes** side by side: updates spread over every run,
 //!   a batch at a time as the host's group commit makes them, and the time to
 //!   read one whole run.
+//! - **A year of one-minute aggregates for 1,000 series**, loaded an hour of a
+//!   series a row as compaction leaves them (replaying a year of samples would
+//!   take days); then what the host does with such a file: an hour of 1 s
+//!   ticks written into it beside the same into an empty file, compaction at
+//!   the year's edge, and a week and a year of one series read back. It needs
+//!   about 15 GB of free disk for a while.
 //!
-//! `cargo bench -p monitor-tests --bench storage` (about ten minutes)
+//! `cargo bench -p monitor-tests --bench storage` (about twenty minutes)
 
 use std::time::Instant;
 
 use monitor_host::metrics::Sample;
 use monitor_host::progress::{NodePath, Op, Update};
 use monitor_host::store::Store;
-use monitor_host::store::metrics::MetricRetention;
+use monitor_host::store::metrics::{HourRow, MetricRetention, Minute, SeriesInfo};
 use monitor_tests::median;
 
 const SECOND: u64 = 1_000;
@@ -31,6 +37,7 @@ fn main() {
     simulated_days(&dir.path().join("days.redb"));
     many_series(&dir.path().join("series.redb"));
     many_runs(&dir.path().join("runs.redb"));
+    a_year_of_minutes(dir.path());
 }
 
 /// A tick's samples of `series` series: gauges that wander, counters that
@@ -167,4 +174,107 @@ fn many_runs(file: &std::path::Path) {
         "100 runs of 1,001 nodes: created in {created:.1} s; {rate:.0} updates/s in batches of one advance per run; one run read whole, median {:.1} ms",
         median(reads)
     );
+}
+
+/// Minute `minute` (counted from `START`) of series `i` of [`tick`], aggregated.
+fn minute_of_series(i: usize, minute: u64) -> Minute {
+    let t = minute * 60;
+    match i % 3 {
+        0 => {
+            let v = ((t * 7 + i as u64 * 13) % 1000) as f64 / 10.0;
+            (v - 1.0, v + 1.0, v * 60.0, v, 60)
+        }
+        1 => {
+            let step = 4096.0 * (i as f64 + 1.0);
+            let first = t as f64 * step;
+            (first, first + 59.0 * step, 60.0 * first + 1770.0 * step, first + 59.0 * step, 60)
+        }
+        _ => (42.0, 42.0, 2520.0, 42.0, 60),
+    }
+}
+
+fn a_year_of_minutes(dir: &std::path::Path) {
+    const SERIES: usize = 1_000;
+    const HOUR: u64 = 3_600 * SECOND;
+    const HOURS: u64 = 365 * 24;
+    const HOURS_A_COMMIT: u64 = 6;
+    let end = START + HOURS * HOUR;
+    let store = Store::open(&dir.join("year.redb")).unwrap();
+    // The series are known to the history by a sample at the year's end, after its minutes.
+    let present = tick(SERIES, end, "y");
+    store.metrics_record(&present, u64::MAX).unwrap();
+    let infos: Vec<SeriesInfo> = present
+        .iter()
+        .map(|s| SeriesInfo { name: s.name.clone(), labels: s.labels.clone(), unit: s.unit.clone() })
+        .collect();
+    let started = Instant::now();
+    let mut commits = Vec::new();
+    for first in (0..HOURS).step_by(HOURS_A_COMMIT as usize) {
+        let rows: Vec<HourRow> = (first..first + HOURS_A_COMMIT)
+            .flat_map(|h| {
+                infos.iter().enumerate().map(move |(i, info)| {
+                    let minutes = (h * 60..h * 60 + 60).map(|m| (START + m * 60 * SECOND, minute_of_series(i, m)));
+                    (info, START + h * HOUR, minutes.collect())
+                })
+            })
+            .collect();
+        let commit = Instant::now();
+        assert_eq!(store.metrics_load_hours(&rows).unwrap(), rows.len());
+        commits.push(commit.elapsed().as_secs_f64() * 1e3);
+    }
+    let took = started.elapsed().as_secs_f64();
+    let minutes = SERIES as u64 * HOURS * 60;
+    let space = store.space().unwrap();
+    let pages = space.tables.iter().find(|t| t.name == "metric_hours").map_or(0, |t| t.page_bytes);
+    println!(
+        "a year of one-minute aggregates for 1,000 series ({minutes} minutes in {} hour rows): loaded in {took:.0} s, {:.0} minutes/s (making them included), a commit of {HOURS_A_COMMIT} hours of every series median {:.0} ms; file {:.1} MiB, {:.1} MiB in use, the aggregates' pages {:.1} MiB ({:.1} bytes a minute)",
+        SERIES as u64 * HOURS,
+        minutes as f64 / took,
+        median(commits),
+        mib(space.file_bytes),
+        mib(space.allocated_bytes),
+        mib(pages),
+        pages as f64 / minutes as f64,
+    );
+    let labels = [("plugin".to_string(), "y-0".to_string())].into();
+    for (what, since) in [("a week", end - 7 * DAY), ("a year", START)] {
+        let mut times = Vec::new();
+        let mut points = 0;
+        for _ in 0..10 {
+            let at = Instant::now();
+            let found = store.metrics_query("series_0", &labels, since).unwrap();
+            times.push(at.elapsed().as_secs_f64() * 1e3);
+            points = found[0].points.len();
+        }
+        println!("{what} of one series in the year's file ({points} points): median {:.1} ms", median(times));
+    }
+    // The host's own work on such a file: an hour of ticks, with a compaction a
+    // minute that keeps a year of minutes, beside the same hour on an empty file.
+    let retention = MetricRetention { raw_ms: HOUR, minutes_ms: 365 * DAY };
+    let empty = Store::open(&dir.join("empty.redb")).unwrap();
+    for (what, store) in [("the year's file", &store), ("an empty file", &empty)] {
+        let mut commits = Vec::new();
+        let mut compactions = Vec::new();
+        let started = Instant::now();
+        let mut at = end + SECOND;
+        while at < end + HOUR {
+            let batch: Vec<Sample> = (0..30).flat_map(|k| tick(SERIES, at + k * SECOND, "y")).collect();
+            let commit = Instant::now();
+            store.metrics_record(&batch, u64::MAX).unwrap();
+            commits.push(commit.elapsed().as_secs_f64() * 1e3);
+            at += 30 * SECOND;
+            if (at - end).is_multiple_of(60 * SECOND) {
+                let compaction = Instant::now();
+                store.metrics_compact(&retention, at + HOUR).unwrap();
+                compactions.push(compaction.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let rate = (SERIES as u64 * HOUR / SECOND) as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "an hour of 1 s ticks of the 1,000 series into {what}: {rate:.0} samples/s (making them included), a commit of 30 ticks median {:.0} ms, a compaction median {:.0} ms, max {:.0} ms",
+            median(commits),
+            median(compactions.clone()),
+            compactions.iter().copied().fold(0.0, f64::max),
+        );
+    }
 }
