@@ -31,6 +31,7 @@ use crate::store::space::{Compacted, Space};
 use crate::writer::{MAX_BATCH, WriteError, Writer};
 
 pub mod alerts;
+pub mod dashboard;
 mod jobs;
 pub mod server;
 mod stream;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub unwritten: crate::history::Unwritten,
     /// Room for stream clients: each holds one of these while it reads.
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// The names a request's `Host` may carry.
+    pub hosts: Arc<dashboard::Hosts>,
 }
 
 /// Stream clients served at once.
@@ -132,13 +135,16 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::routes())
         .merge(jobs::routes())
         .merge(stream::routes())
+        .merge(dashboard::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/v1/health", get(health))
+        .merge(dashboard::pages())
         .merge(guarded)
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), dashboard::guard))
         .with_state(state)
 }
 

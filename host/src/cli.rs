@@ -104,6 +104,10 @@ pub enum Command {
     /// Print the running host's API address and token as shell exports, for
     /// scripts and curl: eval "$(monitor api-env)".
     ApiEnv,
+    /// Print the link to the running host's web dashboard (it carries the token
+    /// in its fragment, which a browser never sends) and, when the host listens
+    /// on loopback, the SSH tunnel that reaches it from a laptop.
+    Dashboard,
     /// Compiles the plugin on standard input into OUT: the host runs it to keep
     /// the compiler out of its own process.
     #[command(name = "__compile-plugin", hide = true)]
@@ -125,6 +129,30 @@ fn api_env(data: &DataDir) -> CommandResult<()> {
     let token = std::fs::read_to_string(data.token())?;
     println!("export MONITOR_URL={}", host.base());
     println!("export MONITOR_TOKEN={}", token.trim());
+    Ok(())
+}
+
+/// `monitor dashboard`: the link, and the tunnel to it when it is on loopback.
+fn dashboard(data: &DataDir) -> CommandResult<()> {
+    let Some(host) = crate::client::running(data)? else {
+        return Err(CommandError::new(
+            ErrorKind::NeedsHost,
+            format!(
+                "no monitor host is running on {}; start one with 'monitor run' (or pass --url and --token)",
+                data.root.display()
+            ),
+        ));
+    };
+    let link = host.dashboard_link();
+    println!("{link}");
+    let addr = host.base().trim_start_matches("http://");
+    if let Some(port) = addr.strip_prefix("127.0.0.1:").or_else(|| addr.strip_prefix("[::1]:")) {
+        let user = std::env::var("USER").unwrap_or_else(|_| "you".into());
+        let machine = rustix::system::uname().nodename().to_string_lossy().into_owned();
+        println!("From another machine, tunnel to it first, then open the link there with localhost:");
+        println!("  ssh -N -L {port}:{addr} {user}@{machine}");
+        println!("  {}", link.replacen(addr, &format!("localhost:{port}"), 1));
+    }
     Ok(())
 }
 
@@ -188,6 +216,7 @@ pub fn dispatch(cli: Cli) -> CommandResult<()> {
         Command::Stream(args) => stream::run(&data, args),
         Command::Db(command) => db::run(&data, command),
         Command::ApiEnv => api_env(&data),
+        Command::Dashboard => dashboard(&data),
         Command::CompilePlugin { out } => Ok(crate::plugin::engine::compile_plugin_command(&out)?),
     }
 }

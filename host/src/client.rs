@@ -172,6 +172,11 @@ impl Remote {
         Remote { base: format!("http://{addr}"), token: token.trim().to_string(), agent }
     }
 
+    /// The web dashboard's address, the token in its fragment (never sent by a browser).
+    pub fn dashboard_link(&self) -> String {
+        format!("{}{}#token={}", self.base, crate::api::dashboard::PATH, self.token)
+    }
+
     /// Where it sends requests, like `http://127.0.0.1:8750`.
     pub fn base(&self) -> &str {
         &self.base

@@ -72,9 +72,15 @@ impl Default for ProgressConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    /// Where the daemon's HTTP API listens; port 0 picks a free port, which
-    /// other commands find in the data directory.
+    /// Where the daemon's HTTP API listens; port 0 picks a free port (the
+    /// last one again when it is free), which other commands find in the data
+    /// directory.
     pub listen: String,
+    /// Names the host answers to besides `localhost`, its machine name and IP
+    /// addresses, like `["gpu-box-1.lan"]`: a request naming another host in
+    /// `Host` is refused, so a web page elsewhere cannot reach the API through
+    /// a name of its own that points here (DNS rebinding).
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -112,7 +118,7 @@ impl Default for HostConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: "127.0.0.1:0".into() }
+        ApiConfig { listen: "127.0.0.1:0".into(), hosts: Vec::new() }
     }
 }
 

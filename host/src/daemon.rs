@@ -4,6 +4,7 @@
 
 use crate::error::{CommandResult, UsageError};
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -81,7 +82,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
     let loader = Loader::start(manager.clone(), scanned_tx)?;
     let _watcher = watch(&plugins_dir, loader.clone())?;
 
-    let listener = api::server::Listening::bind(&config.api.listen).await?;
+    let listener = bind(&data, &config.api.listen).await?;
     let addr = listener.addr()?;
     if !addr.ip().is_loopback() {
         tracing::warn!(
@@ -139,6 +140,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
         jobs: jobs.clone(),
         hub: hub.clone(),
         unwritten: history.unwritten(),
+        hosts: Arc::new(api::dashboard::Hosts::new(&config.api.hosts)),
     };
     tokio::spawn(forward_job_events(jobs.subscribe(), hub.clone()));
     // The plugins' state is on the stream before the first client can connect.
@@ -148,6 +150,8 @@ pub async fn run(options: Options) -> CommandResult<()> {
     publish_plugins(&manager.listing()?, &hub, &mut plugin_states);
     let server = listener.serve(api::router(state));
     write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string() })?;
+    // Only a hint for the next run: if it cannot be written, that run picks a free port.
+    let _ = std::fs::write(data.last_addr(), addr.to_string());
     let mut ready = false;
 
     let mut tick = tokio::time::interval(config.sample_interval());
@@ -416,6 +420,21 @@ fn watch(dir: &Path, loader: Loader) -> anyhow::Result<notify::RecommendedWatche
         .watch(dir, notify::RecursiveMode::NonRecursive)
         .with_context(|| format!("cannot watch plugin directory {}", dir.display()))?;
     Ok(watcher)
+}
+
+/// Listens on `listen`; with port 0, on the port of the host's last run when
+/// it is free, so a page or a tunnel opened on it finds the host again.
+async fn bind(data: &DataDir, listen: &str) -> anyhow::Result<api::server::Listening> {
+    let last = std::fs::read_to_string(data.last_addr()).ok().and_then(|text| text.trim().parse::<SocketAddr>().ok());
+    let wanted = listen.parse::<SocketAddr>().ok();
+    if let (Some(last), Some(wanted)) = (last, wanted)
+        && wanted.port() == 0
+        && wanted.ip() == last.ip()
+        && let Ok(listening) = api::server::Listening::bind(&last.to_string()).await
+    {
+        return Ok(listening);
+    }
+    api::server::Listening::bind(listen).await
 }
 
 fn write_daemon_info(data: &DataDir, info: &DaemonInfo) -> anyhow::Result<()> {

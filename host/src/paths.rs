@@ -39,6 +39,12 @@ impl DataDir {
         self.root.join("daemon.json")
     }
 
+    /// The API address of the host's last run, kept after it stops: with port 0
+    /// the next run takes that port again when it is free.
+    pub fn last_addr(&self) -> PathBuf {
+        self.root.join("api-addr")
+    }
+
     /// The API token, readable only by the owner.
     pub fn token(&self) -> PathBuf {
         self.root.join("api-token")

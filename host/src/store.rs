@@ -31,6 +31,7 @@ pub mod alerts;
 mod chunk;
 #[cfg(test)]
 mod faults;
+pub mod layouts;
 pub mod metrics;
 pub mod plugins;
 pub mod progress;
@@ -253,6 +254,7 @@ impl Store {
             tx.open_table(metrics::SERIES_PER_PLUGIN)?;
             tx.open_table(alerts::HISTORY)?;
             tx.open_table(alerts::STATE)?;
+            tx.open_table(layouts::LAYOUTS)?;
         }
         store.commit(tx)?;
         Ok(store)

@@ -114,7 +114,9 @@ fn main() {
     });
     let wide_tick = tick_row("one of 10,000 series", &wide, host.child.id());
     println!();
-    println!("the tick after 60 s at 1 s ticks, as the host reports it (monitor_tick_duration_*, monitor_history_commit_*)");
+    println!(
+        "the tick after 60 s at 1 s ticks, as the host reports it (monitor_tick_duration_*, monitor_history_commit_*)"
+    );
     println!("| plugins | series a tick | tick p50 | tick p99 | history commit p50 | commit p99 | RSS |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     println!("{examples_tick}");

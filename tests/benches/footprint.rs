@@ -197,7 +197,7 @@ fn scrape_once(addr: &str) -> bool {
     let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
         return false;
     };
-    let _ = write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer.starts_with("HTTP/1.1 200")

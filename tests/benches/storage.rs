@@ -18,7 +18,8 @@
 //!   the year's edge, and a week and a year of one series read back. It needs
 //!   about 15 GB of free disk for a while.
 //!
-//! `cargo bench -p monitor-tests --bench storage` (about twenty minutes)
+//! `cargo bench -p monitor-tests --bench storage` (about twenty minutes); a word
+//! after `--` runs the parts whose name has it: `days`, `series`, `runs`, `year`.
 
 use std::time::Instant;
 
@@ -34,10 +35,20 @@ const START: u64 = 1_780_000_000_000;
 
 fn main() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    simulated_days(&dir.path().join("days.redb"));
-    many_series(&dir.path().join("series.redb"));
-    many_runs(&dir.path().join("runs.redb"));
-    a_year_of_minutes(dir.path());
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |part: &str| only.as_deref().is_none_or(|o| part.contains(o));
+    if run("days") {
+        simulated_days(&dir.path().join("days.redb"));
+    }
+    if run("series") {
+        many_series(&dir.path().join("series.redb"));
+    }
+    if run("runs") {
+        many_runs(&dir.path().join("runs.redb"));
+    }
+    if run("year") {
+        a_year_of_minutes(dir.path());
+    }
 }
 
 /// A tick's samples of `series` series: gauges that wander, counters that
@@ -256,8 +267,9 @@ fn a_year_of_minutes(dir: &std::path::Path) {
         let mut commits = Vec::new();
         let mut compactions = Vec::new();
         let started = Instant::now();
-        let mut at = end + SECOND;
-        while at < end + HOUR {
+        // From the minute after the present sample, so that a compaction comes every minute.
+        let mut at = end + 60 * SECOND;
+        while at < end + 60 * SECOND + HOUR {
             let batch: Vec<Sample> = (0..30).flat_map(|k| tick(SERIES, at + k * SECOND, "y")).collect();
             let commit = Instant::now();
             store.metrics_record(&batch, u64::MAX).unwrap();

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod browser;
 pub mod stream;
 
 /// Every plugin crate the tests use: the examples and the hostile fixtures.
@@ -225,12 +226,13 @@ impl Sandbox {
     /// Any request on the running host's API: the status line and body.
     pub fn api(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (String, String) {
         use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(self.addr()).expect("connecting to the API");
+        let addr = self.addr();
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connecting to the API");
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
         let length = body.len();
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: monitor\r\n{auth}Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{body}"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{body}"
         )
         .unwrap();
         let mut answer = String::new();

@@ -75,7 +75,7 @@ fn idle_connections_are_capped_then_closed_and_the_api_answers_again() {
     assert!(matches!(first.read(&mut buf), Ok(0) | Err(_)), "the host closed an idle connection");
     wait_for("the API to answer", LIMIT, || {
         let mut stream = TcpStream::connect(&addr).ok()?;
-        stream.write_all(b"GET /v1/health HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n").ok()?;
+        write!(stream, "GET /v1/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer).ok()?;
         answer.starts_with("HTTP/1.1 200").then_some(())

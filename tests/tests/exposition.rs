@@ -16,9 +16,10 @@ type Series = (String, BTreeMap<String, String>);
 fn scrape(sandbox: &Sandbox, token: Option<&str>) -> (String, String, String) {
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sandbox.data().join("daemon.json")).unwrap()).unwrap();
-    let mut stream = std::net::TcpStream::connect(info["addr"].as_str().unwrap()).unwrap();
+    let addr = info["addr"].as_str().unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: monitor\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();

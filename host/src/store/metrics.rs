@@ -453,7 +453,10 @@ mod tests {
         let found = store.metrics_query("cpu", &BTreeMap::new(), 0).unwrap();
         let points = &found[0].points;
         assert_eq!(points.len(), 61, "an hour of minutes, then the raw sample");
-        assert_eq!((points[0].at_ms, points[0].value, points[0].min, points[0].max), (HOUR_MS, 2.0, Some(1.0), Some(3.0)));
+        assert_eq!(
+            (points[0].at_ms, points[0].value, points[0].min, points[0].max),
+            (HOUR_MS, 2.0, Some(1.0), Some(3.0))
+        );
         assert_eq!((points[60].at_ms, points[60].value), (10 * HOUR_MS, 9.0));
         assert!(store.metrics_query("gone", &BTreeMap::new(), 0).unwrap().is_empty());
     }

@@ -93,6 +93,7 @@ impl Store {
             super::metrics::SERIES_PER_PLUGIN,
             super::alerts::HISTORY,
             super::alerts::STATE,
+            super::layouts::LAYOUTS,
         );
         tables.sort_by(|a, b| b.page_bytes.cmp(&a.page_bytes).then_with(|| a.name.cmp(&b.name)));
 
