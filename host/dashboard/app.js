@@ -206,8 +206,8 @@ class Chart {
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
-      axes: [axis, { ...axis, size: 64, values: (u, vals) => ticks(vals, unit) }]
-        .concat(hasSecond ? [{ ...axis, side: 1, scale: "B", size: 64, grid: { show: false }, values: (u, vals) => ticks(vals, "B") }] : []),
+      axes: [axis, { ...axis, size: 80, values: (u, vals) => ticks(vals, unit) }]
+        .concat(hasSecond ? [{ ...axis, side: 1, scale: "B", size: 80, grid: { show: false }, values: (u, vals) => ticks(vals, "B") }] : []),
       series: [{}].concat(lines.map((l, i) => ({
         label: l.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false, scale: l.scale || "y",
         value: (u, v) => human(v, l.scale || unit),

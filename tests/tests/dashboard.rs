@@ -208,9 +208,24 @@ fn the_dashboard_works_in_a_real_browser_through_a_restart() {
         "the page to show the acknowledgement",
         "document.querySelector('#panel-alerts').textContent.includes('looking at it')",
     );
-    if let Some(path) = std::env::var_os("MONITOR_SCREENSHOT") {
-        browser.screenshot(std::path::Path::new(&path));
-    }
+
+    // A layout saved from the page is kept by the host, for every browser.
+    browser.eval("document.querySelector('[data-panel=\"jobs\"] button.hide').click(); window.prompt = () => 'on call'; document.querySelector('#save-layout-as').click(); return true;");
+    let saved = wait_for("the host to keep the layout", LIMIT, || {
+        let (_, body) = sandbox.api_get("/v1/dashboard/layouts", Some(&sandbox.token()));
+        let layouts: serde_json::Value = serde_json::from_str(&body).ok()?;
+        layouts.as_array()?.iter().find(|l| l["name"] == "on call").cloned()
+    });
+    let jobs = saved["layout"]["panels"].as_array().unwrap().iter().find(|p| p["id"] == "jobs").unwrap().clone();
+    assert_eq!(jobs["hidden"], true, "{saved}");
+
+    // A phone's width: panels stack, and the page never scrolls sideways.
+    browser.runtime.block_on(browser.client().set_window_size(390, 844)).unwrap();
+    browser.wait(
+        "the page to fit a phone",
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+    );
+    browser.runtime.block_on(browser.client().set_window_size(1280, 800)).unwrap();
 
     // The host restarts: the page says so, then resumes and sees what came after.
     let addr = sandbox.addr();
