@@ -1,10 +1,10 @@
 //! Command-line definitions and dispatch; one module per command group.
 
-use crate::error::{CommandError, CommandResult, ErrorKind};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::error::{CommandError, CommandResult, ErrorKind};
 use crate::paths::{DataDir, default_data_dir};
 
 pub mod alerts;

@@ -2,7 +2,6 @@
 //! database, token), samples the machine, runs the plugins, reloads them when the
 //! directory changes, serves the API, and stops cleanly on SIGINT or SIGTERM.
 
-use crate::error::{CommandResult, UsageError};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::alerts::{Alerting, JobInput};
 use crate::api::{self, AppState};
 use crate::config::HostConfig;
+use crate::error::{CommandResult, UsageError};
 use crate::history::{HistoryWriter, Keeping};
 use crate::lock::InstanceLock;
 use crate::metrics::{self, Board};

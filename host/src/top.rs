@@ -16,7 +16,6 @@
 //! - [`run`] ties them together: it redraws at the interval and on every key, and
 //!   never waits on the network.
 
-use crate::error::CommandResult;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
@@ -39,6 +38,8 @@ use filter::Filter;
 use keys::Effect;
 use model::{Model, Panel, SortKey};
 use theme::Theme;
+
+use crate::error::CommandResult;
 
 /// How long the loop waits for a key before looking for data again.
 const INPUT_WAIT: Duration = Duration::from_millis(100);

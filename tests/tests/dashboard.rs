@@ -102,6 +102,11 @@ fn the_page_is_served_from_the_binary_with_its_guards() {
         assert!(foreign.text().contains("api.hosts"), "{}", foreign.text());
     }
     assert_eq!(raw(&addr, &format!("GET /v1/health HTTP/1.1\r\nHost: localhost:{port}\r\n"), "").status, 200);
+    assert_eq!(
+        raw(&addr, "GET /v1/health HTTP/1.1\r\nHost: h\u{e9}.example\r\n", "").status,
+        421,
+        "a Host that is not text"
+    );
 
     // A change from a page of another origin is refused, even with the token.
     let post = |origin: &str| {

@@ -156,7 +156,10 @@ impl Hosts {
 /// change or a WebSocket from a page of another origin.
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    // A header that is not text is no name of ours, and no origin of ours.
+    let text = |v: &HeaderValue| v.to_str().unwrap_or("(not text)").to_string();
+    let host = headers.get(header::HOST).map(text);
+    let host = host.as_deref();
     if let Some(host) = host
         && !state.hosts.allows(host)
     {
@@ -170,11 +173,11 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     }
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
     let upgrade = headers.contains_key(header::UPGRADE);
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+    if let Some(origin) = headers.get(header::ORIGIN).map(text)
         && (changes || upgrade)
-        && !same_origin(origin, host)
+        && !same_origin(&origin, host)
     {
-        let origin = crate::text::line(origin, 100);
+        let origin = crate::text::line(&origin, 100);
         return error(
             StatusCode::FORBIDDEN,
             format!("requests from pages of {origin} are refused; use the dashboard this host serves"),

@@ -1,7 +1,6 @@
 //! `monitor alerts ...`: check the rules; list, acknowledge, resolve, silence
 //! and test alerts of the running host; read the history.
 
-use crate::error::CommandResult;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use super::progress::{seconds, utc};
 use crate::alerts::{Alert, AlertState, Labels};
 use crate::client::Client;
 use crate::config::{ConfigError, HostConfig};
+use crate::error::CommandResult;
 use crate::paths::DataDir;
 use crate::sampler::now_ms;
 use crate::store::alerts::HistoryEntry;

@@ -1,10 +1,10 @@
 //! `monitor db`: verify the database file while no host runs, see what takes
 //! its space, and give freed space back.
 
-use crate::error::{CommandError, CommandResult, ErrorKind};
 use clap::Subcommand;
 
 use super::resources::bytes;
+use crate::error::{CommandError, CommandResult, ErrorKind};
 use crate::paths::DataDir;
 use crate::store::space::Space;
 use crate::store::{Store, StoreError};

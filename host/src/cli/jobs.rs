@@ -1,9 +1,9 @@
 //! `monitor jobs ...`: the running host's watch jobs.
 
-use crate::error::CommandResult;
 use clap::Subcommand;
 
 use crate::client::Client;
+use crate::error::CommandResult;
 use crate::watch::JobView;
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,5 @@
 //! `monitor metrics list|query`: the metric history.
 
-use crate::error::CommandResult;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -8,6 +7,7 @@ use clap::Subcommand;
 
 use super::UsageError;
 use crate::client::Client;
+use crate::error::CommandResult;
 use crate::metrics::parse_labels;
 use crate::store::metrics::SeriesPoints;
 

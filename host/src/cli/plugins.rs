@@ -1,6 +1,5 @@
 //! `monitor plugins ...`.
 
-use crate::error::{CommandError, CommandResult, ErrorKind};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -8,6 +7,7 @@ use clap::Subcommand;
 
 use super::UsageError;
 use crate::client;
+use crate::error::{CommandError, CommandResult, ErrorKind};
 use crate::paths::DataDir;
 use crate::plugin::manager::inspect;
 use crate::plugin::sandbox::SandboxSpec;

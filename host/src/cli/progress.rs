@@ -1,12 +1,12 @@
 //! `monitor progress ...`, `monitor list` and `monitor status RUN`.
 
-use crate::error::CommandResult;
 use std::fmt::Write as _;
 
 use clap::{Args, Subcommand};
 
 use super::UsageError;
 use crate::client::Client;
+use crate::error::CommandResult;
 use crate::paths::DataDir;
 use crate::progress::{FailurePolicy, Node, NodePath, Op, Status, Update};
 

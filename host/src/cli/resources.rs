@@ -1,7 +1,6 @@
 //! `monitor resources`: the machine now. It samples in this process, so it answers
 //! the same with or without a running host.
 
-use crate::error::CommandResult;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::client::Client as _;
+use crate::error::CommandResult;
 use crate::sampler::{ProcessFilter, ProcessSample, Sampler, Snapshot, SortKey, sort};
 
 /// CPU use and rates are differences between two samples: this far apart.

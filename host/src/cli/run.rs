@@ -1,6 +1,5 @@
 //! `monitor run`.
 
-use crate::error::CommandResult;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -8,6 +7,7 @@ use clap::Args;
 use super::UsageError;
 use crate::config::HostConfig;
 use crate::daemon;
+use crate::error::CommandResult;
 use crate::paths::DataDir;
 
 #[derive(Debug, Args)]

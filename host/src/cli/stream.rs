@@ -2,7 +2,6 @@
 //! keeps following across lost connections and host restarts, resuming where
 //! it was (progress events and alert transitions missed meanwhile come first).
 
-use crate::error::{CommandError, CommandResult, ErrorKind};
 use std::io::Write;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use serde_json::Value;
 
 use super::UsageError;
 use crate::client::sse::next_event;
+use crate::error::{CommandError, CommandResult, ErrorKind};
 use crate::paths::DataDir;
 use crate::progress::NodePath;
 use crate::stream::{Cursor, Topic};

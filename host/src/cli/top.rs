@@ -1,12 +1,12 @@
 //! `monitor top`: the options, checked and turned into [`crate::top::Settings`].
 
-use crate::error::CommandResult;
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::UsageError;
+use crate::error::CommandResult;
 use crate::paths::DataDir;
 use crate::top::data::Source;
 use crate::top::filter::Filter;

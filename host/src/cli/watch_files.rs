@@ -3,13 +3,13 @@
 //! output goes to the terminal; Ctrl-C (or SIGTERM) stops the watcher and the
 //! command's whole process group.
 
-use crate::error::{Classified, CommandError, CommandResult};
 use std::path::PathBuf;
 
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::UsageError;
+use crate::error::{Classified, CommandError, CommandResult};
 use crate::paths::DataDir;
 use crate::watch::config::CommandLine;
 use crate::watch::jobs::Options;

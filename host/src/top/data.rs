@@ -14,7 +14,6 @@
 //! with every fetch too; failing to read them fails only their section (without a
 //! host there are none).
 
-use crate::error::CommandResult;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,7 @@ use super::filter::order_runs;
 use super::history::History;
 use super::model::{Data, Origin};
 use crate::client::{Client, Local, Remote};
+use crate::error::CommandResult;
 use crate::paths::DataDir;
 use crate::sampler::Sampler;
 

@@ -2,11 +2,11 @@
 //! metric history the host stored fills them at start, resampled to top's interval,
 //! so the view opens with the last minutes instead of empty lines.
 
-use crate::error::CommandResult;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::client::Client;
+use crate::error::CommandResult;
 use crate::sampler::Snapshot;
 use crate::store::metrics::SeriesPoints as Stored;
 
