@@ -78,11 +78,6 @@ impl CommandError {
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
-
-    /// Says what was being done, keeping the kind.
-    pub fn context(self, what: impl fmt::Display + Send + Sync + 'static) -> CommandError {
-        CommandError { kind: self.kind, error: self.error.context(what) }
-    }
 }
 
 impl fmt::Display for CommandError {
@@ -142,11 +137,11 @@ mod tests {
     }
 
     #[test]
-    fn context_keeps_the_kind_and_shows_the_cause() {
-        let e = CommandError::new(ErrorKind::NotFound, "no run named 'x'").context("reading the tree");
-        assert_eq!(e.kind(), ErrorKind::NotFound);
-        assert_eq!(e.to_string(), "reading the tree: no run named 'x'");
-        assert_eq!(e.kind().exit_status(), 1);
-        assert_eq!(CommandError::from(UsageError("bad".into())).kind().exit_status(), 2);
+    fn a_classified_error_keeps_its_kind_and_anything_else_is_a_failure() {
+        let usage = CommandError::from(UsageError("bad".into()));
+        assert_eq!((usage.kind(), usage.kind().exit_status(), usage.to_string()), (ErrorKind::Usage, 2, "bad".into()));
+        let failed = CommandError::from(anyhow::anyhow!("disk gone").context("writing"));
+        assert_eq!((failed.kind(), failed.to_string()), (ErrorKind::Failed, "writing: disk gone".into()));
+        assert_eq!(ErrorKind::NotFound.exit_status(), 1);
     }
 }
