@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{CommandError, CommandResult, ErrorKind};
+use crate::error::CommandResult;
 use crate::paths::{DataDir, default_data_dir};
 
 pub mod alerts;
@@ -118,13 +118,7 @@ pub enum Command {
 /// this data directory, as shell exports (other commands take them too).
 fn api_env(data: &DataDir) -> CommandResult<()> {
     let Some(host) = crate::client::Remote::find(data)? else {
-        return Err(CommandError::new(
-            ErrorKind::NeedsHost,
-            format!(
-                "no monitor host is running on {}; start one with 'monitor run' (or pass --data-dir DIR)",
-                data.root.display()
-            ),
-        ));
+        return Err(crate::client::no_host(data, " (or pass --data-dir DIR)"));
     };
     let token = std::fs::read_to_string(data.token())?;
     println!("export MONITOR_URL={}", host.base());
@@ -134,21 +128,14 @@ fn api_env(data: &DataDir) -> CommandResult<()> {
 
 /// `monitor dashboard`: the link, and the tunnel to it when it is on loopback.
 fn dashboard(data: &DataDir) -> CommandResult<()> {
-    let Some(host) = crate::client::running(data)? else {
-        return Err(CommandError::new(
-            ErrorKind::NeedsHost,
-            format!(
-                "no monitor host is running on {}; start one with 'monitor run' (or pass --url and --token)",
-                data.root.display()
-            ),
-        ));
-    };
+    let host =
+        crate::client::running(data)?.ok_or_else(|| crate::client::no_host(data, " (or pass --url and --token)"))?;
     let link = host.dashboard_link();
     println!("{link}");
     let addr = host.base().trim_start_matches("http://");
     if let Some(port) = addr.strip_prefix("127.0.0.1:").or_else(|| addr.strip_prefix("[::1]:")) {
         let user = std::env::var("USER").unwrap_or_else(|_| "you".into());
-        let machine = rustix::system::uname().nodename().to_string_lossy().into_owned();
+        let machine = crate::api::dashboard::machine_name();
         println!("From another machine, tunnel to it first, then open the link there with localhost:");
         println!("  ssh -N -L {port}:{addr} {user}@{machine}");
         println!("  {}", link.replacen(addr, &format!("localhost:{port}"), 1));

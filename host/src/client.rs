@@ -99,6 +99,14 @@ fn no_host_for_jobs() -> CommandError {
     )
 }
 
+/// The error of a command that needs the host of `data` when none runs there.
+pub fn no_host(data: &DataDir, hint: &str) -> CommandError {
+    CommandError::new(
+        ErrorKind::NeedsHost,
+        format!("no monitor host is running on {}; start one with 'monitor run'{hint}", data.root.display()),
+    )
+}
+
 /// The host named by `--url` (with `--token`), for every command of this process.
 static REMOTE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
 

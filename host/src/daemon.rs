@@ -427,14 +427,8 @@ fn watch(dir: &Path, loader: Loader) -> anyhow::Result<notify::RecommendedWatche
 async fn bind(data: &DataDir, listen: &str) -> anyhow::Result<api::server::Listening> {
     let last = std::fs::read_to_string(data.last_addr()).ok().and_then(|text| text.trim().parse::<SocketAddr>().ok());
     let wanted = listen.parse::<SocketAddr>().ok();
-    if let (Some(last), Some(wanted)) = (last, wanted)
-        && wanted.port() == 0
-        && wanted.ip() == last.ip()
-        && let Ok(listening) = api::server::Listening::bind(&last.to_string()).await
-    {
-        return Ok(listening);
-    }
-    api::server::Listening::bind(listen).await
+    let first = last.filter(|last| wanted.is_some_and(|w| w.port() == 0 && w.ip() == last.ip()));
+    api::server::Listening::bind(listen, first).await
 }
 
 fn write_daemon_info(data: &DataDir, info: &DaemonInfo) -> anyhow::Result<()> {

@@ -168,7 +168,7 @@ fn screenshot(sandbox: &Sandbox, browser: &Browser, path: &std::path::Path) {
     browser.eval("document.querySelector('[data-run=\"nightly-build\"]').click(); return true;");
     browser.wait("its tree to open", "document.querySelector('[data-node=\"nightly-build/compile\"]')");
     browser.runtime.block_on(browser.client().set_window_size(1280, 1900)).unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    browser.wait("the taller window", "window.innerHeight > 1700");
     browser.screenshot(path);
     browser.runtime.block_on(browser.client().set_window_size(1280, 800)).unwrap();
 }

@@ -134,9 +134,7 @@ impl Hosts {
     pub fn new(configured: &[String]) -> Hosts {
         let mut names: BTreeSet<String> = configured.iter().map(|h| h.to_ascii_lowercase()).collect();
         names.insert("localhost".into());
-        if let Ok(name) = rustix::system::uname().nodename().to_str() {
-            names.insert(name.to_ascii_lowercase());
-        }
+        names.insert(machine_name().to_ascii_lowercase());
         Hosts(names)
     }
 
@@ -152,14 +150,16 @@ impl Hosts {
     }
 }
 
+/// This machine's name, as `uname -n` says it.
+pub fn machine_name() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
 /// Refuses a request whose `Host` is not this host's (DNS rebinding), and a
 /// change or a WebSocket from a page of another origin.
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    // A header that is not text is no name of ours, and no origin of ours.
-    let text = |v: &HeaderValue| v.to_str().unwrap_or("(not text)").to_string();
     let host = headers.get(header::HOST).map(text);
-    let host = host.as_deref();
     if let Some(host) = host
         && !state.hosts.allows(host)
     {
@@ -175,15 +175,20 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let upgrade = headers.contains_key(header::UPGRADE);
     if let Some(origin) = headers.get(header::ORIGIN).map(text)
         && (changes || upgrade)
-        && !same_origin(&origin, host)
+        && !same_origin(origin, host)
     {
-        let origin = crate::text::line(&origin, 100);
+        let origin = crate::text::line(origin, 100);
         return error(
             StatusCode::FORBIDDEN,
             format!("requests from pages of {origin} are refused; use the dashboard this host serves"),
         );
     }
     next.run(request).await
+}
+
+/// A header's text; one that is not text is no name and no origin of ours.
+fn text(value: &HeaderValue) -> &str {
+    value.to_str().unwrap_or("(not text)")
 }
 
 fn same_origin(origin: &str, host: Option<&str>) -> bool {
@@ -229,10 +234,15 @@ async fn save_layout(
     let json = crate::store::layouts::check(&name, &layout).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     on_store(&state, move |store| {
         let updated_ms = crate::sampler::now_ms();
-        store.layout_save(&name, &json, updated_ms).map_err(|e| match e {
-            crate::store::layouts::SaveError::Full(message) => CommandError::new(ErrorKind::Conflict, message),
-            crate::store::layouts::SaveError::Store(e) => e.into(),
-        })?;
+        if !store.layout_save(&name, &json, updated_ms)? {
+            return Err(CommandError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the host keeps at most {} layouts; delete one first (DELETE /v1/dashboard/layouts/NAME)",
+                    crate::store::layouts::MAX_LAYOUTS
+                ),
+            ));
+        }
         Ok(SavedLayout { name, layout, updated_ms })
     })
     .await

@@ -83,8 +83,9 @@ impl Drop for Threads {
 }
 
 impl Listening {
-    /// Binds `listen` (`api.listen`) on the API's own threads.
-    pub async fn bind(listen: &str) -> anyhow::Result<Listening> {
+    /// Binds `listen` (`api.listen`) on the API's own threads; `first`, when
+    /// given, is tried before it.
+    pub async fn bind(listen: &str, first: Option<SocketAddr>) -> anyhow::Result<Listening> {
         let runtime = Threads(Some(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -96,7 +97,14 @@ impl Listening {
         ));
         let address = listen.to_string();
         let listener = runtime
-            .spawn(async move { TcpListener::bind(address).await })
+            .spawn(async move {
+                if let Some(first) = first
+                    && let Ok(listener) = TcpListener::bind(first).await
+                {
+                    return Ok(listener);
+                }
+                TcpListener::bind(address).await
+            })
             .await?
             .with_context(|| format!("cannot listen on {listen} (api.listen)"))?;
         Ok(Listening { runtime, listener })

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::UsageError;
 use crate::client::sse::next_event;
-use crate::error::{CommandError, CommandResult, ErrorKind};
+use crate::error::CommandResult;
 use crate::paths::DataDir;
 use crate::progress::NodePath;
 use crate::stream::{Cursor, Topic};
@@ -99,12 +99,7 @@ pub fn run(data: &DataDir, args: StreamArgs) -> CommandResult<()> {
 
 /// The stream of the host named by `--url`, or else of the one on this data directory.
 fn connect(data: &DataDir, query: &str, cursor: Option<&str>) -> CommandResult<impl std::io::BufRead + use<>> {
-    let host = crate::client::running(data)?.ok_or_else(|| {
-        CommandError::new(
-            ErrorKind::NeedsHost,
-            "no monitor host is running on this data directory; start it with 'monitor run'",
-        )
-    })?;
+    let host = crate::client::running(data)?.ok_or_else(|| crate::client::no_host(data, ""))?;
     host.stream(query, cursor)
 }
 

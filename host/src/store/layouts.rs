@@ -28,14 +28,6 @@ struct Stored {
     updated_ms: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SaveError {
-    #[error("{0}")]
-    Full(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// The layout's JSON text if `name` and `layout` are acceptable; else why not.
 pub fn check(name: &str, layout: &serde_json::Value) -> Result<String, String> {
     let shown = crate::text::line(name, 80);
@@ -68,23 +60,21 @@ impl Store {
         Ok(out)
     }
 
-    /// Saves (or replaces) layout `name`: JSON checked by [`check`].
-    pub fn layout_save(&self, name: &str, json: &str, updated_ms: u64) -> Result<(), SaveError> {
+    /// Saves (or replaces) layout `name`, JSON checked by [`check`]; false,
+    /// saving nothing, when it is new and [`MAX_LAYOUTS`] are kept already.
+    pub fn layout_save(&self, name: &str, json: &str, updated_ms: u64) -> Result<bool, StoreError> {
         let tx = self.write()?;
         {
-            let mut table = tx.open_table(LAYOUTS).map_err(StoreError::from)?;
-            let known = table.get(name).map_err(StoreError::from)?.is_some();
-            if !known && table.len().map_err(StoreError::from)? as usize >= MAX_LAYOUTS {
-                return Err(SaveError::Full(format!(
-                    "the host keeps at most {MAX_LAYOUTS} layouts; delete one first (DELETE /v1/dashboard/layouts/NAME)"
-                )));
+            let mut table = tx.open_table(LAYOUTS)?;
+            if table.get(name)?.is_none() && table.len()? as usize >= MAX_LAYOUTS {
+                return Ok(false);
             }
             let stored =
                 serde_json::to_string(&Stored { json: json.to_string(), updated_ms }).expect("a layout serializes");
-            table.insert(name, stored.as_str()).map_err(StoreError::from)?;
+            table.insert(name, stored.as_str())?;
         }
         self.commit(tx)?;
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes layout `name`; whether there was one.
@@ -128,7 +118,7 @@ mod tests {
         for i in 0..MAX_LAYOUTS {
             store.layout_save(&format!("l{i}"), "{}", 0).unwrap();
         }
-        assert!(matches!(store.layout_save("one more", "{}", 0), Err(SaveError::Full(_))));
-        store.layout_save("l0", r#"{"kept":true}"#, 1).unwrap();
+        assert!(!store.layout_save("one more", "{}", 0).unwrap());
+        assert!(store.layout_save("l0", r#"{"kept":true}"#, 1).unwrap());
     }
 }
