@@ -315,11 +315,13 @@ function setBars(root) {
   for (const b of root.querySelectorAll(".bar")) b.firstChild.style.width = `${b.getAttribute("aria-valuenow")}%`;
 }
 
+// The host's answer (the same in status, top and the API): seconds left, or since when it stalled.
 function eta(node, now) {
-  if (node.eta_at_ms) return duration(node.eta_at_ms - now);
-  if (node.status !== "running" || !node.started_ms || !(node.progress > 0)) return "–";
-  const elapsed = now - node.started_ms;
-  return duration((elapsed * (1 - node.progress)) / node.progress);
+  const pace = node.pace || {};
+  if (node.status === "completed" || node.status === "failed" || node.status === "cancelled") return "–";
+  if (pace.stalled_since_ms) return `stalled ${duration(now - pace.stalled_since_ms)}`;
+  if (pace.eta_secs !== undefined) return duration(pace.eta_secs * 1000);
+  return "–";
 }
 
 function rate(node, now) {

@@ -540,7 +540,7 @@ async fn report_batch(
 }
 
 async fn runs(State(state): State<AppState>) -> Result<Json<Vec<Node>>, Response> {
-    on_store(&state, |store| Ok(store.progress_runs()?)).await
+    on_store(&state, crate::query::runs).await
 }
 
 /// A run's nodes as JSON, or as text rendered by `?format=PLUGIN`.

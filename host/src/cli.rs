@@ -9,10 +9,12 @@ use crate::paths::{DataDir, default_data_dir};
 
 pub mod alerts;
 pub mod db;
+pub mod exec;
 pub mod jobs;
 pub mod metrics;
 pub mod plugins;
 pub mod progress;
+pub mod report;
 pub mod resources;
 mod run;
 pub mod stream;
@@ -57,6 +59,10 @@ pub enum Command {
     /// Report progress of a run: start, update, finish, fail or cancel a node.
     #[command(subcommand)]
     Progress(progress::ProgressCommand),
+    /// Run a command as a progress node, recording what its processes use; exits with its status.
+    Exec(exec::ExecArgs),
+    /// A run's report: per phase its duration, state, progress, resources, alerts and slowest steps.
+    Report(report::ReportArgs),
     /// Runs, with status, progress, start time and duration.
     List {
         #[arg(long)]
@@ -182,6 +188,11 @@ pub fn dispatch(cli: Cli) -> CommandResult<()> {
         Command::Plugins(command) => plugins::run(&data, command),
         Command::Alerts(command) => alerts::run(&data, command),
         Command::Metrics(command) => metrics::run(&*crate::client::connect(&data, None)?, command),
+        Command::Exec(args) => {
+            let code = exec::run(&data, args)?;
+            std::process::exit(code)
+        }
+        Command::Report(args) => report::run(&*crate::client::connect(&data, None)?, &args),
         Command::Progress(command) => progress::run(&*crate::client::connect(&data, None)?, command),
         Command::Watch { run, interval_ms } => {
             progress::watch(&data, &run, std::time::Duration::from_millis(interval_ms))

@@ -61,11 +61,15 @@ pub struct ProgressConfig {
     pub keep_events: String,
     /// At most this many events per run; the oldest go first.
     pub max_events_per_run: u64,
+    /// Nodes this deep or less (1: runs only, 2: runs and phases) are metrics
+    /// (`monitor_run_*`, with `run` and `node` labels) while they run and for a few
+    /// minutes after; 0 for none.
+    pub metrics_depth: u64,
 }
 
 impl Default for ProgressConfig {
     fn default() -> Self {
-        ProgressConfig { keep_events: "30d".into(), max_events_per_run: 1_000_000 }
+        ProgressConfig { keep_events: "30d".into(), max_events_per_run: 1_000_000, metrics_depth: 2 }
     }
 }
 
@@ -186,7 +190,7 @@ impl HostConfig {
             ConfigError::Parse { path: path.into(), message }
         })?;
         let p = &config.plugins;
-        let checks: [(&'static str, u64, u64, u64, &'static str); 12] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 13] = [
             ("sample_interval_ms", config.sample_interval_ms, 100, 3_600_000, "100 to 3600000"),
             ("processes_interval_ms", config.processes_interval_ms, 500, 3_600_000, "500 to 3600000"),
             ("plugins.memory_limit_mib", p.memory_limit_mib, 1, 4096, "1 to 4096"),
@@ -198,6 +202,7 @@ impl HostConfig {
             ("plugins.compile_timeout_secs", p.compile_timeout_secs, 1, 3600, "1 to 3600"),
             ("plugins.compile_memory_mib", p.compile_memory_mib, 256, 65536, "256 to 65536"),
             ("progress.max_events_per_run", config.progress.max_events_per_run, 1, u64::MAX, "1 or more"),
+            ("progress.metrics_depth", config.progress.metrics_depth, 0, 32, "0 to 32"),
             ("metrics.max_series_per_plugin", config.metrics.max_series_per_plugin, 1, 1_000_000, "1 to 1000000"),
         ];
         for (field, value, min, max, range) in checks {

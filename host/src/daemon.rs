@@ -29,6 +29,9 @@ use crate::store::Store;
 use crate::stream::Hub;
 use crate::writer::{PRUNE_EVERY, PluginCalculator, Writer};
 
+mod followers;
+use followers::Followers;
+
 /// How long the plugin directory must be quiet before a reload.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
 /// How long a stop waits for the stream clients to be told.
@@ -162,6 +165,8 @@ pub async fn run(options: Options) -> CommandResult<()> {
     let second_process_sample = tokio::time::sleep(SECOND_PROCESS_SAMPLE.min(processes_every));
     tokio::pin!(second_process_sample);
     let mut second_process_sampled = false;
+    let mut followers = Followers::default();
+    let mut exposed = Exposed::new(config.progress.metrics_depth);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut ticks = Latencies::default();
     let mut ticks_total = 0u64;
@@ -194,6 +199,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
                 own.extend(alerting.metrics(at));
                 own.extend(hub.metrics(at));
                 own.extend(history.metrics(at));
+                own.extend(exposed.samples(&store, writer.commits(), at));
                 // 3. The plugins' metrics, beside the machine's and the host's own.
                 sample_plugins(&manager, &board, own, &machine, at).await;
                 let samples = Arc::new(board.lock().expect("board lock").samples());
@@ -221,11 +227,15 @@ pub async fn run(options: Options) -> CommandResult<()> {
                 ticks.record(started.elapsed());
             }
             _ = process_tick.tick() => {
-                *processes.write().expect("processes lock") = Arc::new(sampler.processes());
+                let table = Arc::new(sampler.processes());
+                follow(&mut followers, &store, &writer, &table);
+                *processes.write().expect("processes lock") = table;
             }
             _ = &mut second_process_sample, if !second_process_sampled => {
                 second_process_sampled = true;
-                *processes.write().expect("processes lock") = Arc::new(sampler.processes());
+                let table = Arc::new(sampler.processes());
+                follow(&mut followers, &store, &writer, &table);
+                *processes.write().expect("processes lock") = table;
                 process_tick.reset();
             }
             Some(()) = scanned.recv() => {
@@ -288,6 +298,51 @@ pub async fn run(options: Options) -> CommandResult<()> {
     let _ = std::fs::remove_file(data.daemon_info());
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The progress nodes exposed as metrics ([`crate::progress::gauges`]), read again
+/// when the progress writer has committed since, or a while has passed (a finished
+/// run leaves the metrics a few minutes after it ends).
+struct Exposed {
+    depth: usize,
+    read: Option<(u64, u64)>,
+    nodes: Vec<crate::progress::Node>,
+}
+
+impl Exposed {
+    const FRESH_MS: u64 = 30_000;
+
+    fn new(depth: u64) -> Exposed {
+        Exposed { depth: usize::try_from(depth).unwrap_or(usize::MAX), read: None, nodes: Vec::new() }
+    }
+
+    fn samples(&mut self, store: &Store, commits: u64, now_ms: u64) -> Vec<metrics::Sample> {
+        let stale = self.read.is_none_or(|(c, at)| c != commits || now_ms.saturating_sub(at) > Self::FRESH_MS);
+        if stale && self.depth > 0 {
+            match crate::query::exposed_nodes(store, self.depth) {
+                Ok(nodes) => (self.nodes, self.read) = (nodes, Some((commits, now_ms))),
+                Err(e) => tracing::error!("reading the runs for their metrics: {e}"),
+            }
+        }
+        crate::progress::gauges::samples(&self.nodes, self.depth, now_ms)
+    }
+}
+
+/// Brings the figures of the nodes that follow processes up to date with `table`;
+/// the writer stores them off this thread.
+fn follow(followers: &mut Followers, store: &Store, writer: &Writer, table: &[sampler::ProcessSample]) {
+    match followers.observe(store, table, sampler::now_ms()) {
+        Ok(updates) if updates.is_empty() => {}
+        Ok(updates) => {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                if let Err(e) = writer.apply(updates, false).await {
+                    tracing::warn!("recording the followed processes' resources: {e}");
+                }
+            });
+        }
+        Err(e) => tracing::error!("reading the nodes that follow processes: {e}"),
+    }
 }
 
 /// Calls the metric providers and refreshes the board with their metrics, the

@@ -18,11 +18,14 @@
 
 pub mod aggregate;
 mod exact;
+pub mod gauges;
 pub mod node;
 pub mod path;
 pub mod rate;
+pub mod resources;
 
 pub use aggregate::{Aggregate, Children, FailurePolicy, aggregate};
-pub use node::{Applied, Node, Op, Status, Update, UpdateError};
+pub use node::{Applied, Node, Op, Pace, Status, Update, UpdateError};
 pub use path::{NodePath, PathError};
 pub use rate::Rate;
+pub use resources::{Resources, roll_up};

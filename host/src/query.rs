@@ -10,15 +10,49 @@ use crate::store::Store;
 use crate::store::metrics::SeriesListing;
 use crate::store::progress::ProgressEvent;
 
-/// A run's nodes, or an error naming the runs there are.
+/// A run's nodes, each with its resources or else its children's summed
+/// ([`crate::progress::roll_up`]), or an error naming the runs there are.
 pub fn tree(store: &Store, run: &str) -> CommandResult<Vec<Node>> {
-    let nodes = store.progress_tree(run)?;
+    let mut nodes = store.progress_tree(run)?;
+    crate::progress::roll_up(&mut nodes);
+    with_pace(&mut nodes);
     if nodes.is_empty() {
         let runs: Vec<String> = store.progress_runs()?.iter().map(|n| n.path.to_string()).collect();
         let runs = if runs.is_empty() { "none".into() } else { runs.join(", ") };
         return Err(CommandError::new(ErrorKind::NotFound, format!("no run named '{run}'; runs: {runs}")));
     }
     Ok(nodes)
+}
+
+/// Every run's root, with its pace.
+pub fn runs(store: &Store) -> CommandResult<Vec<Node>> {
+    let mut runs = store.progress_runs()?;
+    with_pace(&mut runs);
+    Ok(runs)
+}
+
+/// Each node's [`Node::pace_at`] now, for readers that do not compute it (the dashboard, scripts).
+fn with_pace(nodes: &mut [Node]) {
+    let now = crate::sampler::now_ms();
+    for node in nodes {
+        node.pace = Some(node.pace_at(now)).filter(|p| *p != crate::progress::Pace::default());
+    }
+}
+
+/// The nodes [`crate::progress::gauges`] exposes: of runs still going or just
+/// finished, down to `depth`, resources rolled up.
+pub fn exposed_nodes(store: &Store, depth: usize) -> Result<Vec<Node>, crate::store::StoreError> {
+    let now = crate::sampler::now_ms();
+    let mut out = Vec::new();
+    if depth == 0 {
+        return Ok(out);
+    }
+    for run in store.progress_runs()?.into_iter().filter(|r| crate::progress::gauges::exposed(r, now)) {
+        let mut nodes = store.progress_tree(run.path.as_str())?;
+        crate::progress::roll_up(&mut nodes);
+        out.extend(nodes.into_iter().filter(|n| n.path.depth() <= depth));
+    }
+    Ok(out)
 }
 
 /// Every series, and how much disk the database takes.

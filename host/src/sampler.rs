@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sysinfo::System;
 
 mod disks;
+pub mod follow;
 mod footprint;
 mod network;
 mod processes;
@@ -18,7 +19,7 @@ mod series;
 pub use disks::{BlockDeviceSample, MountSample};
 pub use footprint::Footprint;
 pub use network::NetworkSample;
-pub use processes::{COMMAND_CHARS, ProcessFilter, ProcessSample, SortKey, sort};
+pub use processes::{COMMAND_CHARS, ProcessFilter, ProcessSample, ProcessSampler, SortKey, sort};
 pub use series::samples;
 
 /// The machine at one sampling tick.

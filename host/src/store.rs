@@ -52,6 +52,8 @@ const PROGRESS_CHILDREN: TableDefinition<&str, &str> = TableDefinition::new("pro
 const PROGRESS_EVENTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("progress_events");
 /// Every progress event's place in one host-wide order: feed id → (run, seq).
 const PROGRESS_FEED: TableDefinition<u64, (&str, u64)> = TableDefinition::new("progress_feed");
+/// The nodes following a process, still live: path → JSON [`crate::sampler::follow::Attach`].
+const PROGRESS_FOLLOWED: TableDefinition<&str, &str> = TableDefinition::new("progress_followed");
 /// What each watch job has done, so a restart keeps it: job name → JSON.
 const WATCH_JOBS: TableDefinition<&str, &str> = TableDefinition::new("watch_jobs");
 
@@ -246,6 +248,7 @@ impl Store {
             tx.open_table(PROGRESS_CHILDREN)?;
             tx.open_table(PROGRESS_EVENTS)?;
             tx.open_table(PROGRESS_FEED)?;
+            tx.open_table(PROGRESS_FOLLOWED)?;
             tx.open_table(WATCH_JOBS)?;
             tx.open_table(metrics::SERIES_IDS)?;
             tx.open_table(metrics::SERIES_INFO)?;

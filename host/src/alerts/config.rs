@@ -66,7 +66,8 @@ pub struct RuleConfig {
     pub name: String,
     /// `info`, `warning`, `error` or `critical`.
     pub level: String,
-    /// `threshold`, `absence`, `stalled`, `progress_failed`, `plugin_quarantined` or `watch_failed`.
+    /// `threshold`, `absence`, `stalled`, `progress_failed`, `plugin_quarantined`, `watch_failed`,
+    /// `run_finished` or `run_failed`.
     pub kind: String,
     /// How long the condition must hold before the alert fires, like `1m`; default 0.
     #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
@@ -92,7 +93,7 @@ pub struct RuleConfig {
     /// absence, stalled: how long without a sample or an update, like `10m`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
-    /// stalled, progress_failed: only nodes at or below this path.
+    /// stalled, progress_failed: only nodes at or below this path; run_finished, run_failed: that run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// plugin_quarantined: only this plugin.
@@ -366,7 +367,7 @@ mod tests {
                 format!("rule 'low': message placeholder {{age}} is unknown; use {threshold_fields}"),
                 "rule 'cpu-hot': name is used by an earlier rule too; give each rule its own name".into(),
                 "rule 'cpu-hot': kind 'gauge'; use one of threshold, absence, stalled, progress_failed, \
-                 plugin_quarantined, watch_failed"
+                 plugin_quarantined, watch_failed, run_finished, run_failed"
                     .into(),
                 "rule 'nodes': matchers does not apply to kind 'stalled'; remove it".into(),
                 "rule 'nodes': path: node id 'run//x' has an empty segment; write segments separated by single '/'"
@@ -402,7 +403,7 @@ mod tests {
             errors("[[rule]]\nname = \"x\""),
             [
                 "rule 'x': level is missing; use one of info, warning, error, critical",
-                "rule 'x': kind is missing; use one of threshold, absence, stalled, progress_failed, plugin_quarantined, watch_failed",
+                "rule 'x': kind is missing; use one of threshold, absence, stalled, progress_failed, plugin_quarantined, watch_failed, run_finished, run_failed",
             ]
         );
         assert_eq!(

@@ -22,6 +22,9 @@
 //! - plugin_quarantined: one per quarantined plugin.
 //! - watch_failed: one per watch job whose last command failed; it resolves
 //!   when a later run succeeds.
+//! - run_finished, run_failed: one per run that ended (failed) in the last
+//!   [`super::rule::RUN_ENDED_FRESH_MS`], fired once as it ends (the notification) and
+//!   resolved when that time has passed; a run that starts again resolves it too.
 
 use std::collections::{HashMap, HashSet};
 
@@ -370,6 +373,25 @@ impl Slot {
                         continue;
                     }
                     let key = || Labels::from([("path".to_string(), path.to_string())]);
+                    visit(named, path, true, (None, None), &step, tick.generation, key, out);
+                }
+                sweep(named, tick.generation, &step, out);
+            }
+            RuleKind::RunFinished { prefix } | RuleKind::RunFailed { prefix } => {
+                let failed_only = matches!(rule.kind, RuleKind::RunFailed { .. });
+                for node in tick.inputs.nodes.iter().filter(|n| n.path.depth() == 1) {
+                    let path = node.path.as_str();
+                    let ended = if failed_only { node.status == Status::Failed } else { node.status.is_terminal() };
+                    let fresh = now.saturating_sub(node.updated_ms) < super::rule::RUN_ENDED_FRESH_MS;
+                    if !ended || !fresh || !under(prefix, path) {
+                        continue;
+                    }
+                    let key = || {
+                        Labels::from([
+                            ("run".to_string(), path.to_string()),
+                            ("status".to_string(), node.status.to_string()),
+                        ])
+                    };
                     visit(named, path, true, (None, None), &step, tick.generation, key, out);
                 }
                 sweep(named, tick.generation, &step, out);

@@ -263,7 +263,11 @@ impl Instance {
                 values.after_ms = Some(*after_ms);
             }
             RuleKind::Stalled { after_ms, .. } => values.after_ms = Some(*after_ms),
-            RuleKind::ProgressFailed { .. } | RuleKind::PluginQuarantined { .. } | RuleKind::WatchFailed { .. } => {}
+            RuleKind::ProgressFailed { .. }
+            | RuleKind::PluginQuarantined { .. }
+            | RuleKind::WatchFailed { .. }
+            | RuleKind::RunFinished { .. }
+            | RuleKind::RunFailed { .. } => {}
         }
         rule.message.render(&values, &self.labels)
     }

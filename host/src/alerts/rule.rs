@@ -106,16 +106,26 @@ pub enum RuleKind {
     PluginQuarantined { plugin: Option<String> },
     /// One alert per watch job (or only `job`) whose last command failed.
     WatchFailed { job: Option<String> },
+    /// One alert per run (under `prefix`) that ended, however, in the last [`RUN_ENDED_FRESH_MS`].
+    RunFinished { prefix: Option<NodePath> },
+    /// One alert per run (under `prefix`) that failed in the last [`RUN_ENDED_FRESH_MS`].
+    RunFailed { prefix: Option<NodePath> },
 }
 
+/// How long a run's end stays an alert: the notification goes out when it fires;
+/// it resolves on its own after this.
+pub const RUN_ENDED_FRESH_MS: u64 = 15 * 60_000;
+
 /// The kinds as written in the config, with the fields each one takes.
-pub(crate) const KINDS: [(&str, &[&str]); 6] = [
+pub(crate) const KINDS: [(&str, &[&str]); 8] = [
     ("threshold", &["metric", "matchers", "op", "value", "clear"]),
     ("absence", &["metric", "matchers", "after"]),
     ("stalled", &["path", "after"]),
     ("progress_failed", &["path"]),
     ("plugin_quarantined", &["plugin"]),
     ("watch_failed", &["job"]),
+    ("run_finished", &["path"]),
+    ("run_failed", &["path"]),
 ];
 
 impl RuleKind {
@@ -127,6 +137,8 @@ impl RuleKind {
             RuleKind::ProgressFailed { .. } => 3,
             RuleKind::PluginQuarantined { .. } => 4,
             RuleKind::WatchFailed { .. } => 5,
+            RuleKind::RunFinished { .. } => 6,
+            RuleKind::RunFailed { .. } => 7,
         };
         KINDS[i].0
     }
@@ -151,6 +163,7 @@ impl RuleKind {
             "stalled" => "{labels.path} is running but has not reported for {age}",
             "progress_failed" => "{labels.path} failed",
             "watch_failed" => "watch job {labels.job} failed: {outcome}",
+            "run_finished" | "run_failed" => "run {labels.run} {labels.status}",
             _ => "plugin {labels.plugin} is quarantined",
         }
     }
@@ -318,6 +331,8 @@ impl RuleConfig {
                 Some(RuleKind::Stalled { prefix: prefix?, after_ms: after_ms? })
             }
             "progress_failed" => Some(RuleKind::ProgressFailed { prefix: self.prefix(err)? }),
+            "run_finished" => Some(RuleKind::RunFinished { prefix: self.prefix(err)? }),
+            "run_failed" => Some(RuleKind::RunFailed { prefix: self.prefix(err)? }),
             "watch_failed" => {
                 if self.job.as_deref() == Some("") {
                     err("job", "job is empty; name a watch job or remove the field".into());

@@ -27,6 +27,8 @@ use crate::store::{Store, StoreError};
 use crate::stream::Hub;
 use crate::watch::Jobs;
 
+use crate::alerts::rule::RUN_ENDED_FRESH_MS;
+
 /// A failed run's nodes are looked at for this long after its last update.
 const FAILED_FRESH_MS: u64 = 24 * 3600 * 1000;
 
@@ -340,6 +342,10 @@ impl Alerting {
         for run in self.store.progress_runs()? {
             let fresh_failure = run.status == Status::Failed && now_ms.saturating_sub(run.updated_ms) < FAILED_FRESH_MS;
             if run.status != Status::Running && !fresh_failure {
+                // A run that just ended is news for run_finished.
+                if run.status.is_terminal() && now_ms.saturating_sub(run.updated_ms) < RUN_ENDED_FRESH_MS {
+                    out.push(NodeInput { path: run.path, status: run.status, updated_ms: run.updated_ms });
+                }
                 continue;
             }
             out.extend(

@@ -363,6 +363,42 @@ fn a_failed_node_fires_for_the_cause_under_the_prefix() {
 }
 
 #[test]
+fn a_run_that_ends_notifies_once_and_resolves_after_a_while() {
+    let mut engine = Engine::new(rules(
+        r#"
+        [[rule]]
+        name = "ended"
+        level = "info"
+        kind = "run_finished"
+        [[rule]]
+        name = "broke"
+        level = "error"
+        kind = "run_failed"
+        path = "nightly"
+        "#,
+    ));
+    let nodes = [
+        node("nightly", Status::Failed, 100),
+        node("nightly/build", Status::Failed, 100),
+        node("train", Status::Completed, 100),
+        node("etl", Status::Running, 100),
+    ];
+    let inputs = Inputs { nodes: &nodes, ..Inputs::default() };
+    assert_eq!(
+        eval(&mut engine, &inputs, 110),
+        [
+            r#"110 ended{run="nightly",status="failed"} inactive->firing"#,
+            r#"110 ended{run="train",status="completed"} inactive->firing"#,
+            r#"110 broke{run="nightly",status="failed"} inactive->firing"#,
+        ]
+    );
+    assert_eq!(eval(&mut engine, &inputs, 120), Vec::<String>::new(), "one notification each");
+    assert_eq!(engine.alerts(120_000).iter().find(|a| a.rule == "ended").unwrap().message, "run nightly failed");
+    let later = 100 + crate::alerts::rule::RUN_ENDED_FRESH_MS / 1000;
+    assert_eq!(eval(&mut engine, &inputs, later).len(), 3, "all three resolve once the end is old news");
+}
+
+#[test]
 fn a_quarantined_plugin_fires_until_released() {
     let mut engine = Engine::new(rules(
         r#"

@@ -8,7 +8,7 @@ use super::UsageError;
 use crate::client::Client;
 use crate::error::CommandResult;
 use crate::paths::DataDir;
-use crate::progress::{FailurePolicy, Node, NodePath, Op, Status, Update};
+use crate::progress::{FailurePolicy, Node, NodePath, Op, Pace, Resources, Status, Update};
 
 #[derive(Debug, Subcommand)]
 pub enum ProgressCommand {
@@ -27,6 +27,23 @@ pub enum ProgressCommand {
         /// What a failed child does to this node and the parents below it.
         #[arg(long, value_enum, value_name = "POLICY")]
         on_failure: Option<FailurePolicy>,
+        /// A running process (yours) whose tree's CPU, memory and I/O the node records
+        /// from now on, like $$ for the shell that runs the step.
+        #[arg(long)]
+        pid: Option<u32>,
+        #[command(flatten)]
+        note: Note,
+    },
+    /// Declare a node's phases up front: they show as pending and count in its progress,
+    /// and the node stays open until they are all done.
+    Plan {
+        path: String,
+        /// The phases in order, like init setup build test cleanup.
+        #[arg(required = true)]
+        phases: Vec<String>,
+        /// Each phase's share of the whole, in the same order, like 5,15,40,30,10.
+        #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+        weights: Option<Vec<f64>>,
         #[command(flatten)]
         note: Note,
     },
@@ -87,12 +104,13 @@ fn path(text: &str) -> Result<NodePath, UsageError> {
 }
 
 pub fn run(client: &dyn Client, command: ProgressCommand) -> CommandResult<()> {
-    let mut setup = (None, None);
+    let mut setup = (None, None, None);
     let (target, op, note) = match command {
-        ProgressCommand::Start { path, total, weight, calculator, on_failure, note } => {
-            setup = (calculator, on_failure);
+        ProgressCommand::Start { path, total, weight, calculator, on_failure, pid, note } => {
+            setup = (calculator, on_failure, pid);
             (path, Op::Start { total, weight }, note)
         }
+        ProgressCommand::Plan { path, phases, weights, note } => (path, Op::Plan { phases, weights }, note),
         ProgressCommand::Update { path, amount, note } => {
             let op = match (amount.done, amount.advance, amount.percent) {
                 (Some(units), _, _) => Op::Done { units },
@@ -108,7 +126,7 @@ pub fn run(client: &dyn Client, command: ProgressCommand) -> CommandResult<()> {
     };
     let target = path(&target)?;
     let mut update = Update::new(op);
-    (update.calculator, update.on_failure) = setup;
+    (update.calculator, update.on_failure, update.pid) = setup;
     update.message = note.message;
     if let Some(json) = note.metadata {
         let value = serde_json::from_str(&json).map_err(|e| {
@@ -285,6 +303,9 @@ fn render(nodes: &[Node], now_ms: u64) -> String {
             eta(node, now_ms),
             units.trim_start()
         );
+        if let Some(used) = &node.resources {
+            let _ = write!(out, "  {}", resources_brief(node, used, now_ms));
+        }
         if let Some(message) = &node.message {
             let _ = write!(out, "  {message}");
         }
@@ -295,12 +316,29 @@ fn render(nodes: &[Node], now_ms: u64) -> String {
     out
 }
 
-/// `eta 1m05s` while a node is moving, blank otherwise.
-fn eta(node: &Node, now_ms: u64) -> String {
-    match node.eta_secs(now_ms) {
-        Some(secs) if !node.status.is_terminal() => format!("eta {}", seconds((secs * 1000.0) as u64)),
+/// `eta 1m05s` while a node is moving, `stalled 3m` when it stopped, blank otherwise.
+pub(crate) fn eta(node: &Node, now_ms: u64) -> String {
+    if node.status.is_terminal() {
+        return String::new();
+    }
+    match node.pace_at(now_ms) {
+        Pace { eta_secs: Some(secs), .. } => format!("eta {}", seconds((secs * 1000.0) as u64)),
+        Pace { stalled_since_ms: Some(since), .. } => format!("stalled {}", seconds(now_ms.saturating_sub(since))),
         _ => String::new(),
     }
+}
+
+/// `cpu 12.5s 80% · 1.2GiB · io 10.0MiB/2.0MiB`: CPU time and mean share, peak memory, bytes read and written.
+pub(crate) fn resources_brief(node: &Node, used: &Resources, now_ms: u64) -> String {
+    let wall = node.started_ms.map_or(0, |s| node.finished_ms.unwrap_or(now_ms).saturating_sub(s));
+    let mean = used.mean_cpu_percent(wall).map_or(String::new(), |p| format!(" {p:.0}%"));
+    format!(
+        "cpu {:.1}s{mean} · {} · io {}/{}",
+        used.cpu_secs,
+        super::resources::bytes(used.rss_peak_bytes),
+        super::resources::bytes(used.read_bytes),
+        super::resources::bytes(used.written_bytes)
+    )
 }
 
 /// A rate with three significant digits at most: 1234, 12.3, 0.123.

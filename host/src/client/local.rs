@@ -171,7 +171,7 @@ impl Client for Local {
     }
 
     fn runs(&self) -> CommandResult<Vec<Node>> {
-        Ok(self.store.progress_runs()?)
+        crate::query::runs(&self.store)
     }
 
     fn tree(&self, run: &str) -> CommandResult<Vec<Node>> {

@@ -40,7 +40,17 @@
 //!    (an empty name goes back to the default aggregation) and `on_failure` its
 //!    [`FailurePolicy`]; both ride along with any update, usually `Start`.
 //! 10. Every update that is not refused or ignored sets `updated_ms` to now and
-//!     adds a sample to the node's [`Rate`].
+//!     adds a sample to the node's [`Rate`], except `Resources`, which only
+//!     brings new figures: a node whose processes run but whose reporter is
+//!     silent has not moved.
+//! 11. `resources` replaces the node's own [`Resources`] (with any op; alone with
+//!     `Resources`); `pid` names the process the node follows (the store checks
+//!     it is running and the host's user's). A re-run clears the figures.
+//! 12. `Plan` declares the node's children by name (the store creates the missing
+//!     ones pending, with their weights, through `Declare`): a run whose phases run
+//!     one after another stays open between them, and the phases to come count in
+//!     its progress. `Declare` sets a node's weight and changes nothing else; it is
+//!     not accepted from reporters.
 
 use std::fmt;
 
@@ -50,12 +60,15 @@ use serde_json::{Map, Value};
 use super::aggregate::FailurePolicy;
 use super::path::NodePath;
 use super::rate::Rate;
+use super::resources::Resources;
 
 /// The longest message a node keeps, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// The most metadata one node may hold: keys, and bytes (keys and values as JSON).
 pub const MAX_METADATA_KEYS: usize = 64;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// The most phases one plan declares.
+pub const MAX_PLAN: usize = 256;
 
 /// Where a node stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -127,6 +140,25 @@ pub struct Node {
     /// Recent samples for speed and ETA; see [`Rate`].
     #[serde(default, skip_serializing_if = "Rate::is_empty")]
     pub rate: Rate,
+    /// The process this node follows, with its descendants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// What the followed processes used; see [`Resources`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// [`Node::pace_at`] when the node was read for a view (never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<Pace>,
+}
+
+/// How a node moves: seconds left, or since when it has not moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pace {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<f64>,
+    /// When the node last moved, once it has been silent far longer than it used to be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_since_ms: Option<u64>,
 }
 
 /// What a reporter asks a node to do.
@@ -153,6 +185,19 @@ pub enum Op {
     Cancel,
     Pause,
     Resume,
+    /// New resource figures only (`resources`), from whatever follows the node's processes.
+    Resources,
+    /// The node's children to come, in order, with their weights if given.
+    Plan {
+        phases: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<Vec<f64>>,
+    },
+    /// A planned child: its weight, nothing else (made by the store from a `Plan`).
+    Declare {
+        #[serde(default)]
+        weight: Option<f64>,
+    },
 }
 
 /// One update from a reporter: an operation plus an optional message and metadata.
@@ -177,6 +222,12 @@ pub struct Update {
     /// What a failed child does to this node and the parents below it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<FailurePolicy>,
+    /// The process the node follows from now on, with its descendants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The node's own resource figures, replacing what it had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
 }
 
 /// [`Update`] as its fields read, before the checks of [`Update`]'s `TryFrom`.
@@ -192,10 +243,15 @@ struct UpdateFields {
     calculator: Option<String>,
     #[serde(default)]
     on_failure: Option<FailurePolicy>,
+    #[serde(default)]
+    pid: Option<u32>,
+    #[serde(default)]
+    resources: Option<Resources>,
 }
 
-/// The operations by name, with the fields each takes besides the common ones.
-const OPS: [(&str, &[&str]); 9] = [
+/// The operations by name, with the fields each takes besides the common ones
+/// (`declare` is the store's own, not a reporter's).
+const OPS: [(&str, &[&str]); 11] = [
     ("start", &["total", "weight"]),
     ("done", &["units"]),
     ("advance", &["units"]),
@@ -205,8 +261,10 @@ const OPS: [(&str, &[&str]); 9] = [
     ("cancel", &[]),
     ("pause", &[]),
     ("resume", &[]),
+    ("resources", &[]),
+    ("plan", &["phases", "weights"]),
 ];
-const COMMON: [&str; 5] = ["op", "message", "metadata", "calculator", "on_failure"];
+const COMMON: [&str; 7] = ["op", "message", "metadata", "calculator", "on_failure", "pid", "resources"];
 
 impl TryFrom<Map<String, Value>> for Update {
     type Error = String;
@@ -233,13 +291,15 @@ impl TryFrom<Map<String, Value>> for Update {
             metadata: f.metadata,
             calculator: f.calculator,
             on_failure: f.on_failure,
+            pid: f.pid,
+            resources: f.resources,
         })
     }
 }
 
 impl Update {
     pub fn new(op: Op) -> Update {
-        Update { op, message: None, metadata: None, calculator: None, on_failure: None }
+        Update { op, message: None, metadata: None, calculator: None, on_failure: None, pid: None, resources: None }
     }
 
     pub fn with_message(mut self, message: impl Into<String>) -> Update {
@@ -287,10 +347,45 @@ pub enum UpdateError {
     MetadataTooLarge { keys: usize, bytes: usize },
     #[error("calculator '{0}' is not a plugin name; use letters, digits, '-' and '_' (at most 64)")]
     BadCalculator(String),
+    #[error("{0}")]
+    BadResources(String),
+    #[error("{0}")]
+    BadPlan(String),
+    /// The process named by `pid` cannot be followed (the store's check).
+    #[error("{0}")]
+    BadPid(String),
 }
 
 fn check_number(field: &'static str, value: f64) -> Result<(), UpdateError> {
     if value.is_finite() && value >= 0.0 { Ok(()) } else { Err(UpdateError::BadNumber { field, value }) }
+}
+
+/// A plan's phases must be child names, each once, with a weight each if any.
+fn check_plan(parent: &NodePath, phases: &[String], weights: Option<&[f64]>) -> Result<(), UpdateError> {
+    if phases.is_empty() || phases.len() > MAX_PLAN {
+        let n = phases.len();
+        return Err(UpdateError::BadPlan(format!("a plan of {n} phases; declare 1 to {MAX_PLAN}")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for phase in phases {
+        if phase.contains('/') {
+            return Err(UpdateError::BadPlan(format!("phase '{phase}' holds a '/'; plan the direct children only")));
+        }
+        parent.child(phase).map_err(|e| UpdateError::BadPlan(format!("phase {e}")))?;
+        if !seen.insert(phase.as_str()) {
+            return Err(UpdateError::BadPlan(format!("phase '{phase}' is planned twice; name each phase once")));
+        }
+    }
+    if let Some(weights) = weights {
+        if weights.len() != phases.len() {
+            let (w, p) = (weights.len(), phases.len());
+            return Err(UpdateError::BadPlan(format!("{w} weights for {p} phases; give one weight per phase")));
+        }
+        for w in weights {
+            check_number("weight", *w)?;
+        }
+    }
+    Ok(())
 }
 
 /// A short rendering of a JSON value for an error message.
@@ -321,20 +416,28 @@ impl Node {
             on_failure: None,
             eta_at_ms: None,
             rate: Rate::default(),
+            pid: None,
+            resources: None,
+            pace: None,
         }
     }
 
     /// Seconds until the node completes: 0 once completed; a calculator's
     /// estimate if it gave one, else from the node's recent pace; `None` when
-    /// finished otherwise, or not moving.
+    /// finished otherwise, not moving, stalled or with too little to go on.
     pub fn eta_secs(&self, now_ms: u64) -> Option<f64> {
+        self.pace_at(now_ms).eta_secs
+    }
+
+    /// How the node moves at `now_ms`, the one answer every view gives.
+    pub fn pace_at(&self, now_ms: u64) -> Pace {
         match self.status {
-            Status::Completed => Some(0.0),
-            Status::Failed | Status::Cancelled => None,
-            _ => match self.eta_at_ms {
-                Some(at) => Some(at.saturating_sub(now_ms) as f64 / 1000.0),
-                None => self.rate.eta_secs(self.progress),
+            Status::Completed => Pace { eta_secs: Some(0.0), stalled_since_ms: None },
+            Status::Running => match self.eta_at_ms {
+                Some(at) => Pace { eta_secs: Some(at.saturating_sub(now_ms) as f64 / 1000.0), stalled_since_ms: None },
+                None => self.rate.pace(self.progress, now_ms),
             },
+            Status::Pending | Status::Paused | Status::Failed | Status::Cancelled => Pace::default(),
         }
     }
 
@@ -357,7 +460,12 @@ impl Node {
                     return Err(UpdateError::BadPercent(percent));
                 }
             }
-            Op::Finish | Op::Fail | Op::Cancel | Op::Pause | Op::Resume => {}
+            Op::Declare { weight } => weight.map_or(Ok(()), |w| check_number("weight", w))?,
+            Op::Plan { ref phases, ref weights } => check_plan(&self.path, phases, weights.as_deref())?,
+            Op::Finish | Op::Fail | Op::Cancel | Op::Pause | Op::Resume | Op::Resources => {}
+        }
+        if let Some(resources) = &update.resources {
+            resources.check().map_err(UpdateError::BadResources)?;
         }
         if let Some(message) = &update.message
             && message.len() > MAX_MESSAGE_BYTES
@@ -404,9 +512,11 @@ impl Node {
     pub fn apply(&mut self, update: Update, now_ms: u64) -> Result<Applied, UpdateError> {
         self.validate(&update)?;
         let restart = matches!(update.op, Op::Start { .. });
-        if self.status.is_terminal() && !restart {
+        let finished_before = self.status.is_terminal();
+        if finished_before && !restart {
             return Ok(Applied::IgnoredTerminal);
         }
+        let moved = !matches!(update.op, Op::Resources);
         let mut clamped = false;
         match update.op {
             Op::Start { total, weight } => {
@@ -458,6 +568,8 @@ impl Node {
                     self.status = Status::Running;
                 }
             }
+            Op::Declare { weight } => self.weight = weight.or(self.weight),
+            Op::Resources | Op::Plan { .. } => {}
         }
         if self.status == Status::Running {
             self.started_ms.get_or_insert(now_ms);
@@ -472,6 +584,15 @@ impl Node {
         if let Some(policy) = update.on_failure {
             self.on_failure = Some(policy);
         }
+        if restart && finished_before {
+            self.resources = None;
+        }
+        if let Some(resources) = update.resources {
+            self.resources = Some(resources);
+        }
+        if let Some(pid) = update.pid {
+            self.pid = Some(pid);
+        }
         if let Some(Value::Object(changes)) = update.metadata {
             for (key, value) in changes {
                 if value.is_null() {
@@ -481,8 +602,10 @@ impl Node {
                 }
             }
         }
-        self.updated_ms = now_ms;
-        self.rate.record(now_ms, self.done, self.progress);
+        if moved {
+            self.updated_ms = now_ms;
+            self.rate.record(now_ms, self.done, self.progress);
+        }
         Ok(if clamped { Applied::Clamped } else { Applied::Changed })
     }
 

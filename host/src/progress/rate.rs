@@ -21,6 +21,9 @@ const SPACING_MS: u64 = WINDOW_MS / MAX_SAMPLES as u64;
 /// apart (a start and a first step) say nothing of the pace.
 pub const MIN_SPAN_MS: u64 = 1_000;
 
+/// Silence that is never yet a stall, however often a node used to report.
+pub const STALL_AFTER_MS: u64 = 60_000;
+
 /// `(timestamp_ms, done, progress)`.
 type Sample = (u64, f64, f64);
 
@@ -84,6 +87,22 @@ impl Rate {
         (per_sec > 0.0).then(|| (1.0 - progress) / per_sec)
     }
 
+    /// [`Rate::eta_secs`] counted down from the newest sample, or when the node
+    /// last moved if it has been silent for much longer than it used to be
+    /// between reports (at least [`STALL_AFTER_MS`]); nothing with too little to go on.
+    pub fn pace(&self, progress: f64, now_ms: u64) -> super::Pace {
+        let Some(((first_ms, _, _), (last_ms, _, _))) = self.ends() else {
+            return super::Pace::default();
+        };
+        let spacing = (last_ms - first_ms) / (self.samples.len() as u64 - 1).max(1);
+        let silent = now_ms.saturating_sub(last_ms);
+        if silent > STALL_AFTER_MS.max(3 * spacing) && progress < 1.0 {
+            return super::Pace { eta_secs: None, stalled_since_ms: Some(last_ms) };
+        }
+        let eta_secs = self.eta_secs(progress).map(|secs| (secs - silent as f64 / 1000.0).max(0.0));
+        super::Pace { eta_secs, stalled_since_ms: None }
+    }
+
     fn ends(&self) -> Option<(Sample, Sample)> {
         let (first, last) = (*self.samples.first()?, *self.samples.last()?);
         (last.0 >= first.0 + MIN_SPAN_MS).then_some((first, last))
@@ -108,6 +127,22 @@ mod tests {
         assert_eq!(rate.units_per_sec(), Some(4.0), "from 5 at 1.0 s to 13 at 3.0 s");
         rate.record(3_500, f64::NAN, 0.5);
         assert_eq!(rate.units_per_sec(), Some(4.0), "non-finite samples are ignored");
+    }
+
+    #[test]
+    fn the_eta_counts_down_and_a_long_silence_is_a_stall() {
+        let mut rate = Rate::default();
+        for s in 0..=10u64 {
+            rate.record(s * 1_000, s as f64, s as f64 / 100.0);
+        }
+        assert_eq!(rate.pace(0.1, 10_000).eta_secs, Some(90.0));
+        assert_eq!(rate.pace(0.1, 15_000).eta_secs, Some(85.0), "five silent seconds count down");
+        let stalled = rate.pace(0.1, 10_000 + STALL_AFTER_MS + 1);
+        assert_eq!((stalled.eta_secs, stalled.stalled_since_ms), (None, Some(10_000)));
+        let mut two = Rate::default();
+        two.record(0, 0.0, 0.0);
+        two.record(500, 800.0, 0.8);
+        assert_eq!(two.pace(0.8, 120_000), crate::progress::Pace::default(), "two quick reports say nothing");
     }
 
     #[test]

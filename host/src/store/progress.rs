@@ -40,6 +40,13 @@
 //!   parent as it was before this batch's re-aggregation.
 //! - **Events.** [`Store::progress_events`] returns events with `seq > since_seq`,
 //!   so a reader passes the last seq it has seen (0 for all).
+//! - **Plans.** A `Plan` update also declares each phase it names as a child
+//!   (created pending with its weight, or given the weight if it exists); the
+//!   declarations record no events of their own: the plan's event says it all.
+//! - **Followed processes.** An update with a `pid` is refused unless the process
+//!   runs as the host's user; once applied, `progress_followed` notes where its
+//!   counters stood (the host follows it from there, see
+//!   [`crate::sampler::follow`]), until the node finishes.
 //! - **Feed.** `progress_feed` numbers every event of every run in commit order
 //!   (the event's `id`), so one number says how far a reader of all runs got:
 //!   the stream resumes from it ([`Store::progress_feed`]). Pruning an event
@@ -50,8 +57,9 @@ use std::collections::{BTreeSet, HashMap};
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::{PROGRESS_CHILDREN, PROGRESS_EVENTS, PROGRESS_FEED, PROGRESS_NODES, Store, StoreError};
-use crate::progress::{Aggregate, Applied, Children, FailurePolicy, Node, NodePath, Status, Update, UpdateError};
+use super::{PROGRESS_CHILDREN, PROGRESS_EVENTS, PROGRESS_FEED, PROGRESS_FOLLOWED, PROGRESS_NODES, Store, StoreError};
+use crate::progress::{Aggregate, Applied, Children, FailurePolicy, Node, NodePath, Op, Status, Update, UpdateError};
+use crate::sampler::follow::Attach;
 
 /// What an accepted update did, as recorded in an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,19 +131,38 @@ impl Store {
         calculator: Option<&dyn Calculator>,
     ) -> Result<(Vec<UpdateResult>, Vec<ProgressEvent>), StoreError> {
         let _turn = self.shared.progress_turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut tree = self.read_batch(batch)?;
+        let batch = with_declarations(batch);
+        let mut tree = self.read_batch(batch.iter().map(|(path, _, _)| path))?;
         let mut results = Vec::with_capacity(batch.len());
         let mut recorded = Vec::new();
         let mut touched: BTreeSet<NodePath> = BTreeSet::new();
-        for (path, update) in batch {
+        let uid = rustix::process::getuid().as_raw();
+        for (path, update, declared) in &batch {
+            let update: &Update = update;
+            let parent_finished =
+                || path.parent().and_then(|p| tree.get(p.as_str())).is_some_and(|n| n.status.is_terminal());
+            if *declared && parent_finished() {
+                continue; // a plan for a finished node is ignored, and so are its phases
+            }
             let stored = tree.get(path.as_str()).cloned();
             let existed = stored.is_some();
             let mut node = stored.unwrap_or_else(|| Node::new(path.clone(), now_ms));
+            let attach = match update.pid.map(|pid| Attach::check(pid, uid)) {
+                Some(Err(e)) => {
+                    results.push(Err(UpdateError::BadPid(e)));
+                    continue;
+                }
+                Some(Ok(attach)) => Some(attach),
+                None => None,
+            };
             let result = node.apply(update.clone(), now_ms);
             if let Ok(applied) = result {
                 if applied != Applied::IgnoredTerminal {
                     tree.put(node);
                     touched.insert(path.clone());
+                    if let Some(attach) = attach {
+                        tree.attached.insert(path.to_string(), attach);
+                    }
                 }
                 if !existed {
                     let mut ancestor = path.parent();
@@ -146,6 +173,9 @@ impl Store {
                         ancestor = p.parent();
                         tree.put(Node::new(p, now_ms));
                     }
+                }
+                if *declared {
+                    continue;
                 }
                 let seq = tree.next_seq.entry(path.run().to_string()).or_insert(1);
                 let event = ProgressEvent {
@@ -160,7 +190,9 @@ impl Store {
                 tree.next_id += 1;
                 recorded.push(event);
             }
-            results.push(result);
+            if !*declared {
+                results.push(result);
+            }
         }
         if recorded.is_empty() {
             return Ok((results, recorded));
@@ -173,8 +205,16 @@ impl Store {
             let mut sums = tx.open_table(PROGRESS_CHILDREN)?;
             let mut events = tx.open_table(PROGRESS_EVENTS)?;
             let mut feed = tx.open_table(PROGRESS_FEED)?;
+            let mut followed = tx.open_table(PROGRESS_FOLLOWED)?;
             for node in tree.changed() {
                 put(&mut nodes, node)?;
+                let key = node.path.as_str();
+                if node.status.is_terminal() {
+                    followed.remove(key)?;
+                } else if let Some(attach) = tree.attached.get(key) {
+                    let json = serde_json::to_string(attach).expect("attachments serialise");
+                    followed.insert(key, json.as_str())?;
+                }
             }
             for (parent, children) in tree.changed_sums() {
                 let json = serde_json::to_string(children).expect("sums serialise");
@@ -195,14 +235,14 @@ impl Store {
     /// ancestors, their children's sums, the next event number of each run,
     /// and the next feed id. The cost follows the paths' depth, not the size
     /// of the runs.
-    fn read_batch(&self, batch: &[(NodePath, Update)]) -> Result<Tree, StoreError> {
+    fn read_batch<'a>(&self, paths: impl Iterator<Item = &'a NodePath>) -> Result<Tree, StoreError> {
         let tx = self.read()?;
         let nodes = tx.open_table(PROGRESS_NODES)?;
         let sums = tx.open_table(PROGRESS_CHILDREN)?;
         let events = tx.open_table(PROGRESS_EVENTS)?;
         let feed = tx.open_table(PROGRESS_FEED)?;
         let mut tree = Tree::default();
-        for (path, _) in batch {
+        for path in paths {
             let mut next = Some(path.clone());
             while let Some(p) = next {
                 if tree.read.contains_key(p.as_str()) {
@@ -309,6 +349,24 @@ impl Store {
             children.insert(key.clone(), node.clone());
         }
         Ok(children.into_values().collect())
+    }
+
+    /// The nodes following a process, still live, with where each attached it.
+    pub fn progress_followed(&self) -> Result<Vec<(Node, Attach)>, StoreError> {
+        let tx = self.read()?;
+        let followed = tx.open_table(PROGRESS_FOLLOWED)?;
+        let nodes = tx.open_table(PROGRESS_NODES)?;
+        let mut out = Vec::new();
+        for entry in followed.iter()? {
+            let (key, json) = entry?;
+            let key = key.value();
+            let attach = serde_json::from_str(json.value())
+                .map_err(|source| StoreError::Corrupt { key: format!("{key} (followed)"), source })?;
+            if let Some(node) = load(&nodes, key)? {
+                out.push((node, attach));
+            }
+        }
+        Ok(out)
     }
 
     pub fn progress_node(&self, path: &NodePath) -> Result<Option<Node>, StoreError> {
@@ -489,6 +547,8 @@ struct Tree {
     sums_changed: BTreeSet<String>,
     next_seq: HashMap<String, u64>,
     next_id: u64,
+    /// Processes the batch attached, by node path.
+    attached: HashMap<String, Attach>,
 }
 
 impl Tree {
@@ -523,6 +583,26 @@ impl Tree {
     fn changed_sums(&self) -> impl Iterator<Item = (&str, &Children)> {
         self.sums_changed.iter().filter_map(|path| Some((path.as_str(), self.sums.get(path)?)))
     }
+}
+
+/// The batch with each valid plan followed by a declaration of every phase it
+/// names (marked `true`: the store's own, answered and recorded by the plan).
+fn with_declarations(batch: &[(NodePath, Update)]) -> Vec<(NodePath, std::borrow::Cow<'_, Update>, bool)> {
+    use std::borrow::Cow;
+    let mut out = Vec::with_capacity(batch.len());
+    for (path, update) in batch {
+        out.push((path.clone(), Cow::Borrowed(update), false));
+        let Op::Plan { phases, weights } = &update.op else { continue };
+        if Node::new(path.clone(), 0).apply(update.clone(), 0).is_err() {
+            continue; // refused when applied, with its reason
+        }
+        for (i, phase) in phases.iter().enumerate() {
+            let weight = weights.as_ref().map(|w| w[i]);
+            let child = path.child(phase).expect("checked with the plan");
+            out.push((child, Cow::Owned(Update::new(Op::Declare { weight })), true));
+        }
+    }
+    out
 }
 
 /// Makes every parent's children's sums from the stored nodes: the migration

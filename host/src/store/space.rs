@@ -85,6 +85,7 @@ impl Store {
             super::PROGRESS_CHILDREN,
             super::PROGRESS_EVENTS,
             super::PROGRESS_FEED,
+            super::PROGRESS_FOLLOWED,
             super::WATCH_JOBS,
             super::metrics::SERIES_IDS,
             SERIES_INFO,

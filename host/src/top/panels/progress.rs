@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
-use super::super::format::{bar, cut, duration};
+use super::super::format::{bar, bytes, cut, duration};
 use super::super::model::{Model, Panel};
 use super::super::theme::{Tone, status_tone};
 use crate::progress::Node;
@@ -41,6 +41,8 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
             ])),
             Cell::from(Span::styled(eta(n, now), theme.tone(Tone::Quiet))),
             Cell::from(units(n)),
+            Cell::from(n.resources.map_or(String::new(), |r| format!("{:.1}s", r.cpu_secs))),
+            Cell::from(n.resources.map_or(String::new(), |r| bytes(r.rss_peak_bytes as f64))),
             Cell::from(n.message.clone().unwrap_or_default()),
         ])
     });
@@ -50,9 +52,12 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         Constraint::Length(BAR as u16 + 5),
         Constraint::Length(8),
         Constraint::Length(11),
+        Constraint::Length(8),
+        Constraint::Length(9),
         Constraint::Min(8),
     ];
-    let header = Row::new(["NAME", "STATUS", "PROGRESS", "ETA", "DONE", "MESSAGE"]).style(theme.heading());
+    let header =
+        Row::new(["NAME", "STATUS", "PROGRESS", "ETA", "DONE", "CPU", "PEAK MEM", "MESSAGE"]).style(theme.heading());
     let table = Table::new(table_rows, widths).header(header).block(block).row_highlight_style(theme.selected());
     let mut state = TableState::default().with_selected(Some(model.selected[Panel::Progress.index()]));
     frame.render_stateful_widget(table, area, &mut state);
@@ -68,8 +73,14 @@ fn label(n: &Node) -> String {
 }
 
 fn eta(n: &Node, now: u64) -> String {
-    match n.eta_secs(now) {
-        Some(secs) if !n.status.is_terminal() && secs > 0.0 => duration(secs as u64),
+    if n.status.is_terminal() {
+        return String::new();
+    }
+    match n.pace_at(now) {
+        crate::progress::Pace { eta_secs: Some(secs), .. } if secs > 0.0 => duration(secs as u64),
+        crate::progress::Pace { stalled_since_ms: Some(since), .. } => {
+            format!("stalled {}", duration(now.saturating_sub(since) / 1000))
+        }
         _ => String::new(),
     }
 }
@@ -108,6 +119,14 @@ pub fn details(model: &Model) -> Vec<(String, String)> {
         ),
         ("message".into(), n.message.clone().unwrap_or_default()),
     ];
+    if let Some(r) = &n.resources {
+        lines.push(("resources".into(), crate::cli::progress::resources_brief(&n, r, now)));
+        lines.push(("cpu peak".into(), format!("{:.0}%", r.cpu_peak_percent)));
+        lines.push(("processes".into(), r.processes.to_string()));
+    }
+    if let Some(pid) = n.pid {
+        lines.push(("pid".into(), pid.to_string()));
+    }
     for (key, value) in &n.metadata {
         lines.push((key.clone(), value.to_string()));
     }
