@@ -361,12 +361,14 @@ async function openRun(run) {
     const took = n.started_ms ? duration((n.finished_ms || now) - n.started_ms) : "–";
     const name = el("td", {}, "\u2003".repeat(depth) + n.path.split("/").pop());
     return el("tr", { "data-node": n.path }, name, el("td", {}, n.status), el("td", {}, bar(n)), el("td", { class: "num" }, `${(100 * n.progress).toFixed(1)}%`),
-      el("td", { class: "num" }, n.total ? `${human(n.done)}/${human(n.total)}` : human(n.done)), el("td", { class: "num" }, took), el("td", { class: "num" }, eta(n, now)), el("td", { class: "muted" }, n.message || ""));
+      el("td", { class: "num" }, n.total ? `${human(n.done)}/${human(n.total)}` : human(n.done)), el("td", { class: "num" }, took), el("td", { class: "num" }, eta(n, now)),
+      el("td", { class: "num" }, n.resources ? `${n.resources.cpu_secs.toFixed(1)}s` : "–"), el("td", { class: "num" }, n.resources ? human(n.resources.rss_peak_bytes, "B") : "–"),
+      el("td", { class: "muted" }, n.message || ""));
   });
   const timeline = events.slice(-100).reverse().map((e) => el("tr", {}, el("td", { class: "muted" }, clock(e.at_ms ?? e.update?.at_ms ?? now)), el("td", {}, e.path),
     el("td", {}, e.update?.op ?? ""), el("td", { class: "muted" }, e.update?.message ?? e.applied ?? "")));
   detail.replaceChildren(el("h3", {}, run),
-    el("table", { class: "tree" }, el("thead", {}, el("tr", {}, ["node", "status", "progress", "", "done", "took", "ETA", "message"].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+    el("table", { class: "tree" }, el("thead", {}, el("tr", {}, ["node", "status", "progress", "", "done", "took", "ETA", "CPU", "peak memory", "message"].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
     el("h3", {}, "Timeline"), el("div", { class: "events" }, el("table", {}, el("tbody", {}, timeline))));
   setBars(detail);
 }

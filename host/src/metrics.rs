@@ -135,7 +135,12 @@ impl Board {
 
 /// One of the host's own series, without labels.
 pub fn gauge(name: &str, value: f64, unit: &str, now_ms: u64) -> Sample {
-    Sample { name: name.into(), labels: BTreeMap::new(), value, unit: unit.into(), timestamp_ms: now_ms }
+    labelled(name, &BTreeMap::new(), value, unit, now_ms)
+}
+
+/// A host series with labels.
+pub fn labelled(name: &str, labels: &BTreeMap<String, String>, value: f64, unit: &str, now_ms: u64) -> Sample {
+    Sample { name: name.into(), labels: labels.clone(), value, unit: unit.into(), timestamp_ms: now_ms }
 }
 
 #[cfg(test)]

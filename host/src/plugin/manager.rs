@@ -719,15 +719,8 @@ pub fn plugin_self_metrics(plugins: &[LiveStats], now_ms: u64) -> Vec<Sample> {
     let mut out = Vec::new();
     for p in plugins {
         let labels = BTreeMap::from([("plugin".to_string(), p.name.clone())]);
-        let mut put = |name: &str, value: f64, unit: &str| {
-            out.push(Sample {
-                name: name.into(),
-                labels: labels.clone(),
-                value,
-                unit: unit.into(),
-                timestamp_ms: now_ms,
-            });
-        };
+        let mut put =
+            |name: &str, value: f64, unit: &str| out.push(crate::metrics::labelled(name, &labels, value, unit, now_ms));
         put("monitor_plugin_calls_total", p.stats.calls as f64, "");
         put("monitor_plugin_faults_total", p.stats.faults as f64, "");
         put("monitor_plugin_call_latency_p50_seconds", p.stats.p50_us / 1e6, "seconds");

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{Node, Status};
-use crate::metrics::Sample;
+use crate::metrics::{Sample, labelled};
 
 /// How long a finished run stays exposed: long enough for a scrape or two to see how it ended.
 pub const RECENT_MS: u64 = 5 * 60_000;
@@ -24,15 +24,7 @@ pub fn samples(nodes: &[Node], depth: usize, now_ms: u64) -> Vec<Sample> {
             ("run".to_string(), node.path.run().to_string()),
             ("node".to_string(), node.path.to_string()),
         ]);
-        let mut gauge = |name: &str, value: f64, unit: &str| {
-            out.push(Sample {
-                name: name.into(),
-                labels: labels.clone(),
-                value,
-                unit: unit.into(),
-                timestamp_ms: now_ms,
-            });
-        };
+        let mut gauge = |name: &str, value: f64, unit: &str| out.push(labelled(name, &labels, value, unit, now_ms));
         gauge("monitor_run_progress_ratio", node.progress, "ratio");
         gauge("monitor_run_running", f64::from(u8::from(node.status == Status::Running)), "");
         gauge("monitor_run_failed", f64::from(u8::from(node.status == Status::Failed)), "");

@@ -135,7 +135,13 @@ fn data(at: u64, cpu: f32) -> Data {
             vec![
                 node("train-42", Status::Running, 0.0, None, None),
                 node("train-42/build", Status::Completed, 10.0, Some(10.0), None),
-                node("train-42/fit", Status::Running, 4.0, Some(10.0), Some("epoch 4")),
+                {
+                    let mut fit = node("train-42/fit", Status::Running, 4.0, Some(10.0), Some("epoch 4"));
+                    let used =
+                        crate::progress::Resources { cpu_secs: 12.5, rss_peak_bytes: 3 << 30, ..Default::default() };
+                    fit.resources = Some(used);
+                    fit
+                },
             ],
             vec![node("old-run", Status::Failed, 1.0, Some(3.0), Some("disk full"))],
         ],
@@ -287,6 +293,7 @@ fn the_progress_panel_draws_runs_as_trees_with_bars() {
         assert!(screen.contains("Progress · 1 running of 2 runs"), "{screen}");
         assert!(screen.contains("train-42") && screen.contains("  build") && screen.contains("  fit"), "{screen}");
         assert!(screen.contains("40%") && screen.contains("4/10") && screen.contains("epoch 4"), "{screen}");
+        assert!(screen.contains("12.5s 3.0G"), "CPU time and peak memory: {screen}");
         assert!(screen.contains("█████"), "bars: {screen}");
         assert!(screen.find("train-42").unwrap() < screen.find("old-run").unwrap(), "running first");
         assert_eq!(color_of(&buffer, "failed"), Color::Red);

@@ -41,8 +41,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
             ])),
             Cell::from(Span::styled(eta(n, now), theme.tone(Tone::Quiet))),
             Cell::from(units(n)),
-            Cell::from(n.resources.map_or(String::new(), |r| format!("{:.1}s", r.cpu_secs))),
-            Cell::from(n.resources.map_or(String::new(), |r| bytes(r.rss_peak_bytes as f64))),
+            Cell::from(n.resources.map_or(String::new(), |r| cost(&r))),
             Cell::from(n.message.clone().unwrap_or_default()),
         ])
     });
@@ -52,12 +51,10 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         Constraint::Length(BAR as u16 + 5),
         Constraint::Length(8),
         Constraint::Length(11),
-        Constraint::Length(8),
-        Constraint::Length(9),
+        Constraint::Length(11),
         Constraint::Min(8),
     ];
-    let header =
-        Row::new(["NAME", "STATUS", "PROGRESS", "ETA", "DONE", "CPU", "PEAK MEM", "MESSAGE"]).style(theme.heading());
+    let header = Row::new(["NAME", "STATUS", "PROGRESS", "ETA", "DONE", "CPU·MEM", "MESSAGE"]).style(theme.heading());
     let table = Table::new(table_rows, widths).header(header).block(block).row_highlight_style(theme.selected());
     let mut state = TableState::default().with_selected(Some(model.selected[Panel::Progress.index()]));
     frame.render_stateful_widget(table, area, &mut state);
@@ -91,6 +88,12 @@ fn units(n: &Node) -> String {
         None if n.done > 0.0 => short(n.done),
         None => String::new(),
     }
+}
+
+/// `12s 1.2G`: CPU seconds and peak memory, in the eleven cells of the column.
+fn cost(r: &crate::progress::Resources) -> String {
+    let cpu = if r.cpu_secs < 100.0 { format!("{:.1}s", r.cpu_secs) } else { duration(r.cpu_secs as u64) };
+    cut(&format!("{cpu} {}", bytes(r.rss_peak_bytes as f64)), 11)
 }
 
 /// `3`, `2.5`, `1234567`: whole numbers without a fraction.
