@@ -165,7 +165,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
     let second_process_sample = tokio::time::sleep(SECOND_PROCESS_SAMPLE.min(processes_every));
     tokio::pin!(second_process_sample);
     let mut second_process_sampled = false;
-    let mut followers = Followers::default();
+    let followers = Arc::new(Mutex::new(Followers::default()));
     let mut exposed = Exposed::new(config.progress.metrics_depth);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut ticks = Latencies::default();
@@ -228,13 +228,13 @@ pub async fn run(options: Options) -> CommandResult<()> {
             }
             _ = process_tick.tick() => {
                 let table = Arc::new(sampler.processes());
-                follow(&mut followers, &store, &writer, &table);
+                follow(&followers, &store, &writer, table.clone());
                 *processes.write().expect("processes lock") = table;
             }
             _ = &mut second_process_sample, if !second_process_sampled => {
                 second_process_sampled = true;
                 let table = Arc::new(sampler.processes());
-                follow(&mut followers, &store, &writer, &table);
+                follow(&followers, &store, &writer, table.clone());
                 *processes.write().expect("processes lock") = table;
                 process_tick.reset();
             }
@@ -300,49 +300,67 @@ pub async fn run(options: Options) -> CommandResult<()> {
     Ok(())
 }
 
-/// The progress nodes exposed as metrics ([`crate::progress::gauges`]), read again
-/// when the progress writer has committed since, or a while has passed (a finished
-/// run leaves the metrics a few minutes after it ends).
+/// The progress nodes exposed as metrics ([`crate::progress::gauges`]). They are read
+/// again off the tick when the progress writer has committed since, or a while has
+/// passed (a finished run leaves the metrics a few minutes after it ends); the tick
+/// uses the last read.
 struct Exposed {
     depth: usize,
-    read: Option<(u64, u64)>,
-    nodes: Vec<crate::progress::Node>,
+    /// The commit count and time of the last read asked for.
+    asked: Option<(u64, u64)>,
+    nodes: Arc<Mutex<Vec<crate::progress::Node>>>,
+    reading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Exposed {
     const FRESH_MS: u64 = 30_000;
 
     fn new(depth: u64) -> Exposed {
-        Exposed { depth: usize::try_from(depth).unwrap_or(usize::MAX), read: None, nodes: Vec::new() }
+        Exposed {
+            depth: usize::try_from(depth).unwrap_or(usize::MAX),
+            asked: None,
+            nodes: Arc::default(),
+            reading: Arc::default(),
+        }
     }
 
     fn samples(&mut self, store: &Store, commits: u64, now_ms: u64) -> Vec<metrics::Sample> {
-        let stale = self.read.is_none_or(|(c, at)| c != commits || now_ms.saturating_sub(at) > Self::FRESH_MS);
-        if stale && self.depth > 0 {
-            match crate::query::exposed_nodes(store, self.depth) {
-                Ok(nodes) => (self.nodes, self.read) = (nodes, Some((commits, now_ms))),
-                Err(e) => tracing::error!("reading the runs for their metrics: {e}"),
-            }
+        let stale = self.asked.is_none_or(|(c, at)| c != commits || now_ms.saturating_sub(at) > Self::FRESH_MS);
+        if stale && self.depth > 0 && !self.reading.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.asked = Some((commits, now_ms));
+            let (store, nodes, reading, depth) = (store.clone(), self.nodes.clone(), self.reading.clone(), self.depth);
+            tokio::task::spawn_blocking(move || {
+                match crate::query::exposed_nodes(&store, depth) {
+                    Ok(read) => *nodes.lock().expect("exposed nodes lock") = read,
+                    Err(e) => tracing::error!("reading the runs for their metrics: {e}"),
+                }
+                reading.store(false, std::sync::atomic::Ordering::Release);
+            });
         }
-        crate::progress::gauges::samples(&self.nodes, self.depth, now_ms)
+        crate::progress::gauges::samples(&self.nodes.lock().expect("exposed nodes lock"), self.depth, now_ms)
     }
 }
 
-/// Brings the figures of the nodes that follow processes up to date with `table`;
-/// the writer stores them off this thread.
-fn follow(followers: &mut Followers, store: &Store, writer: &Writer, table: &[sampler::ProcessSample]) {
-    match followers.observe(store, table, sampler::now_ms()) {
-        Ok(updates) if updates.is_empty() => {}
-        Ok(updates) => {
-            let writer = writer.clone();
-            tokio::spawn(async move {
+/// Brings the figures of the nodes that follow processes up to date with `table`,
+/// off the tick; the writer stores them.
+fn follow(followers: &Arc<Mutex<Followers>>, store: &Store, writer: &Writer, table: Arc<Vec<sampler::ProcessSample>>) {
+    let (followers, store, writer) = (followers.clone(), store.clone(), writer.clone());
+    tokio::spawn(async move {
+        let observed = tokio::task::spawn_blocking(move || {
+            followers.lock().expect("followers lock").observe(&store, &table, sampler::now_ms())
+        })
+        .await;
+        match observed {
+            Ok(Ok(updates)) if updates.is_empty() => {}
+            Ok(Ok(updates)) => {
                 if let Err(e) = writer.apply(updates, false).await {
                     tracing::warn!("recording the followed processes' resources: {e}");
                 }
-            });
+            }
+            Ok(Err(e)) => tracing::error!("reading the nodes that follow processes: {e}"),
+            Err(e) => tracing::error!("following processes stopped: {e}"),
         }
-        Err(e) => tracing::error!("reading the nodes that follow processes: {e}"),
-    }
+    });
 }
 
 /// Calls the metric providers and refreshes the board with their metrics, the

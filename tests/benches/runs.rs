@@ -56,7 +56,7 @@ fn attribution(machine: &[ProcessSample]) {
         std::fs::create_dir_all(sandbox.data()).unwrap();
         let store = Store::open(&sandbox.data().join("monitor.redb")).unwrap();
         let paths: Vec<NodePath> = (0..trees).map(|t| NodePath::parse(&format!("run-{t}/phase")).unwrap()).collect();
-        let mut follows: Vec<Follow> = (0..trees).map(|t| Follow::born(5_000_000 + t * 100)).collect();
+        let mut follows: Vec<Follow> = (0..trees).map(|t| Follow::born(5_000_000 + t * 100, u32::MAX)).collect();
         let starts: Vec<(NodePath, Update)> =
             paths.iter().map(|p| (p.clone(), Update::new(Op::Start { total: None, weight: None }))).collect();
         if !starts.is_empty() {
@@ -64,8 +64,9 @@ fn attribution(machine: &[ProcessSample]) {
         }
         let (mut work, mut storing) = (Vec::new(), Vec::new());
         for tick in 1..=40u64 {
-            let table = table(machine, trees, tick);
+            let processes = table(machine, trees, tick);
             let started = Instant::now();
+            let table = monitor_host::sampler::follow::Table::new(&processes);
             let _ = store.progress_followed().unwrap();
             let updates: Vec<(NodePath, Update)> = follows
                 .iter_mut()
@@ -96,7 +97,12 @@ fn timed(runs: usize, data: &std::path::Path, command: &str, args: &[&str]) -> f
     let mut times = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
-        let status = Command::new(command).args(args).env("MONITOR_DATA_DIR", data).status().unwrap();
+        let status = Command::new(command)
+            .args(args)
+            .env("MONITOR_DATA_DIR", data)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
         times.push(started.elapsed().as_secs_f64());
         assert!(status.success());
     }
@@ -152,8 +158,52 @@ fn exec_overhead() {
     println!("| {plain:.2} s | {inside:.2} s | {:+.2} % |", (inside - plain) / plain * 100.0);
 }
 
+/// `monitor report` on a run of 1,000 nodes (10 phases of 99 steps) with 10,000 events,
+/// read from the database by a new process each time, as a user runs it.
+fn report_speed() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.data()).unwrap();
+    let store = Store::open(&sandbox.data().join("monitor.redb")).unwrap();
+    let mut steps = Vec::new();
+    for phase in 0..10 {
+        for step in 0..99 {
+            steps.push(NodePath::parse(&format!("big/phase-{phase}/step-{step}")).unwrap());
+        }
+    }
+    let starts: Vec<(NodePath, Update)> =
+        steps.iter().map(|p| (p.clone(), Update::new(Op::Start { total: Some(10.0), weight: None }))).collect();
+    store.progress_apply(&starts, 0).unwrap();
+    let mut events = starts.len();
+    for round in 1..=10u64 {
+        let batch: Vec<(NodePath, Update)> = steps
+            .iter()
+            .map(|p| {
+                let mut update = Update::new(Op::Advance { units: 1.0 });
+                let used = monitor_host::progress::Resources { cpu_secs: round as f64, ..Default::default() };
+                update.resources = Some(used);
+                (p.clone(), update)
+            })
+            .collect();
+        events += batch.len();
+        store.progress_apply(&batch, round * 1_000).unwrap();
+    }
+    assert_eq!(store.progress_tree("big").unwrap().len(), 1001);
+    drop(store);
+    let data = sandbox.data();
+    let bin = monitor_bin().to_str().unwrap().to_string();
+    let table = timed(5, &data, &bin, &["report", "big"]);
+    let json = timed(5, &data, &bin, &["report", "big", "--json"]);
+    println!();
+    println!("`monitor report` of a 1,000-node run with {events} events (median of 5, a new process each):");
+    println!("| | wall time |");
+    println!("| --- | --- |");
+    println!("| table | {:.1} ms |", table * 1e3);
+    println!("| `--json` | {:.1} ms |", json * 1e3);
+}
+
 fn main() {
     let machine = ProcessSampler::new().sample_counters();
     attribution(&machine);
+    report_speed();
     exec_overhead();
 }

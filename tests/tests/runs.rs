@@ -2,6 +2,7 @@
 //! burns known CPU, holds known memory, forks, and has a grandchild that leaves
 //! with `setsid`), plans, reports, run metrics, with and without a host.
 
+use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -10,9 +11,10 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// The work: 0.6 s of CPU in the command with 120 MiB touched, 0.4 s in a child,
-/// 0.4 s in a grandchild that calls `setsid` and whose parent ends first; the
-/// command waits for the grandchild's mark before it ends. Prints one line.
+/// The work: 0.6 s of CPU in the command with 120 MiB touched, 0.4 s and 32 MiB
+/// written to a file in a child, 0.4 s in a grandchild that calls `setsid` and
+/// whose parent ends first; the command waits for the grandchild's mark before it
+/// ends. Prints one line.
 const WORK: &str = r#"
 import os, sys, time
 
@@ -28,6 +30,8 @@ for i in range(0, len(memory), 4096):
 child = os.fork()
 if child == 0:
     burn(0.4)
+    with open(mark + ".data", "wb") as f:
+        f.write(b"x" * (32 * 1024 * 1024))
     os._exit(0)
 middle = os.fork()
 if middle == 0:
@@ -83,6 +87,9 @@ fn check_work_figures(node: &Value) {
     let rss = r["rss_peak_bytes"].as_u64().unwrap();
     assert!(rss >= 120 << 20, "peak RSS {rss} holds the 120 MiB the command touched: {node}");
     assert!(rss < 1 << 30, "and not a stranger's memory: {node}");
+    // The child's writes reach its parent's counters when it is reaped: counted once.
+    let written = r["written_bytes"].as_u64().unwrap();
+    assert!((32 << 20..48 << 20).contains(&written), "written {written} bytes, 32 MiB once: {node}");
     assert_eq!(r["processes"], 0, "all ended: {node}");
 }
 
@@ -152,8 +159,8 @@ fn exec_passes_sigterm_to_the_whole_command_and_ends_cancelled() {
     let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let status = wait_for("exec to end", LIMIT, || child.try_wait().unwrap());
-    assert_eq!(status.code(), Some(143), "128 + SIGTERM, as a shell reports it");
-    assert!(!running(&format!("^{marker}")), "the shell's child stopped too");
+    assert_eq!(status.signal(), Some(15), "it dies of the signal that ended the command, as a shell expects");
+    wait_for("the shell's child to stop too", LIMIT, || (!running(&format!("^{marker}"))).then_some(()));
     let tree = status_json(&sandbox, "jobs");
     let wait = node(&tree, "jobs/wait");
     assert_eq!((wait["status"].as_str(), wait["message"].as_str()), (Some("cancelled"), Some("stopped by SIGTERM")));
@@ -169,6 +176,29 @@ fn api_tree(sandbox: &Sandbox, run: &str) -> Value {
     let (status, body) = sandbox.api_get(&format!("/v1/runs/{run}"), Some(&sandbox.token()));
     assert!(status.contains("200"), "{status}: {body}");
     serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn a_signal_sent_to_exec_reaches_the_command_once() {
+    let sandbox = Sandbox::new();
+    let count = sandbox.root.path().join("count");
+    let script = format!(
+        "import os, signal, time\nseen = []\nsignal.signal(signal.SIGTERM, lambda *_: seen.append(1))\n\
+         open('{ready}', 'w').close()\nwhile not seen: time.sleep(0.01)\ntime.sleep(0.5)\n\
+         open('{count}', 'w').write(str(len(seen)))",
+        ready = count.with_extension("ready").display(),
+        count = count.display()
+    );
+    let mut child = Command::new(monitor_bin())
+        .args(["exec", "jobs/once", "--", "python3", "-c", &script])
+        .env("MONITOR_DATA_DIR", sandbox.data())
+        .spawn()
+        .unwrap();
+    wait_for("the command to be ready", LIMIT, || count.with_extension("ready").exists().then_some(()));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = wait_for("exec to end", LIMIT, || child.try_wait().unwrap());
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "1", "one SIGTERM, not one per way it could go");
+    assert!(status.success(), "the command handled it and ended well: {status}");
 }
 
 #[test]
@@ -189,7 +219,7 @@ fn with_a_host_exec_reports_through_it_and_runs_become_metrics() {
     });
     let line = exposition
         .lines()
-        .find(|l| l.starts_with("monitor_run_cpu_seconds_total{") && l.contains(r#"node="build-7/compile""#))
+        .find(|l| l.starts_with("monitor_run_cpu_seconds{") && l.contains(r#"node="build-7/compile""#))
         .unwrap_or_else(|| panic!("{exposition}"));
     assert!(line.contains(r#"run="build-7""#), "{line}");
     assert!(!exposition.contains("monitor_run_cpu_percent{"), "what it uses now is for running nodes only");
@@ -218,7 +248,7 @@ fn a_node_follows_an_attached_pid_and_refuses_ones_it_must_not() {
         let load = node(&tree, "etl/load");
         load["resources"]["cpu_secs"].as_f64().filter(|c| *c >= 1.0).map(|c| (c, load["resources"].clone()))
     });
-    assert!(cpu.1["processes"] == 1 && cpu.1["cpu_percent"].as_f64().unwrap() > 50.0, "{}", cpu.1);
+    assert!(cpu.1["processes"] == 1 && cpu.1["cpu_percent"].as_f64().unwrap() > 0.0, "{}", cpu.1);
     kill(busy);
     let ended = wait_for("the end of attribution", LIMIT, || {
         let tree = api_tree(&sandbox, "etl");
@@ -237,7 +267,7 @@ fn a_node_follows_an_attached_pid_and_refuses_ones_it_must_not() {
     };
     refused("4194304", "pid 4194304 is not a running process");
     refused("1", "the system's first process");
-    // Root can start a process as another user to try; others have init's as a stranger's already.
+    // Only root can start a process as another user (the unit tests check the rule for everyone).
     if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0 {
         let stranger = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "30"])

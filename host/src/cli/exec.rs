@@ -6,16 +6,19 @@
 //! makes itself the *subreaper* of everything below it, so a grandchild whose
 //! parent ends (a daemon that calls `setsid` and forks) is adopted here rather
 //! than by init: the kernel's account of it (`getrusage(RUSAGE_CHILDREN)`)
-//! reaches this process when it is reaped, and sampling follows it meanwhile
+//! reaches this process when it is reaped, and sampling counts it meanwhile
 //! ([`crate::sampler::follow`]). The node's figures are the larger of the two
-//! for each field.
+//! for each field. The node ends with the command: a process of its tree still
+//! running then (a daemon it left behind) is not waited for, and counts up to the
+//! last sample.
 //!
 //! Signals: Ctrl-C, Ctrl-\ and a hang-up come from the terminal to the whole
 //! foreground group, so the command has them already; the same signals sent to
-//! this process by another one (`kill`), and SIGTERM, are passed on to the
-//! command and every process below this one (a shell's children stop with the
-//! shell). This process exits with the command's status (128 + N when a
-//! signal N ended it), once it has recorded the end.
+//! this process by another one (`kill`), and SIGTERM, are passed on, once, to the
+//! command and every other process below this one (a shell's children stop with
+//! the shell); one that comes before the command starts waits for it. Once the
+//! end is recorded, this process exits with the command's status, or dies of the
+//! signal that ended it (128 + N for one that would dump a core).
 //!
 //! Every report connects anew, to the running host or else the database, so
 //! the database is never held while the command runs and a host started
@@ -34,7 +37,7 @@ use crate::error::CommandResult;
 use crate::paths::DataDir;
 use crate::progress::{Node, NodePath, Op, Resources, Update};
 use crate::sampler::ProcessSampler;
-use crate::sampler::follow::Follow;
+use crate::sampler::follow::{Follow, Table};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -73,11 +76,12 @@ pub fn run(data: &DataDir, args: ExecArgs) -> CommandResult<i32> {
     start.message = Some(String::new());
     // Bad input is refused before anything runs.
     Node::new(path.clone(), 0).apply(start.clone(), 0).map_err(|e| UsageError(format!("{path}: {e}")))?;
+    // Signals are caught from here on, so one sent while the start is reported waits for the command.
+    let signals = Forwarder::install()?;
     let reporter = Reporter { data: data.clone(), path, quiet: args.quiet, warned: Default::default() };
     reporter.send(&start);
 
     become_subreaper();
-    let signals = Forwarder::install()?;
     let child = match std::process::Command::new(program).args(&args.command[1..]).spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -95,10 +99,11 @@ pub fn run(data: &DataDir, args: ExecArgs) -> CommandResult<i32> {
         std::thread::spawn(move || sample(&reporter, pid, args.every, &stopped))
     };
     let status = wait_for(pid);
+    signals.forward_to(0);
     let _ = stop.send(());
     let mut used = sampling.join().unwrap_or_default();
     used.merge_max(&children_usage());
-    (used.processes, used.cpu_percent, used.rss_bytes) = (0, 0.0, 0);
+    used.at_rest();
 
     let (op, message) = match (status.code(), status.signal()) {
         (Some(0), _) => (Op::Finish, String::new()),
@@ -112,19 +117,27 @@ pub fn run(data: &DataDir, args: ExecArgs) -> CommandResult<i32> {
     end.metadata = Some(json!({ "exit_code": status.code(), "signal": status.signal() }));
     end.resources = Some(used);
     reporter.send_last(&end);
+    if let Some(signal @ (libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGPIPE | libc::SIGKILL)) =
+        status.signal()
+    {
+        // Ended by the same signal, not an exit status: a shell running a script stops on
+        // a Ctrl-C only when its command died of it.
+        let _ = signal_hook::low_level::emulate_default_handler(signal);
+    }
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
 /// Sends the tree's figures each time they change, until told to stop; the last figures.
 fn sample(reporter: &Reporter, pid: u32, every: Duration, stop: &mpsc::Receiver<()>) -> Resources {
     let mut processes = ProcessSampler::new();
-    let mut follow = Follow::born(pid);
+    let mut follow = Follow::born(pid, std::process::id());
     let mut sent = None;
     // The first look comes soon, so a short command has figures while it runs.
     let mut wait = every.min(Duration::from_secs(1));
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(wait) {
         wait = every;
-        let now = follow.observe(&processes.sample_counters(), crate::sampler::now_ms());
+        let table = processes.sample_counters();
+        let now = follow.observe(&Table::new(&table), crate::sampler::now_ms());
         if sent != Some(now) {
             let mut update = Update::new(Op::Resources);
             update.resources = Some(now);
@@ -211,40 +224,56 @@ fn signal_name(signal: i32) -> String {
 
 /// Passes signals sent to this process on to the command.
 struct Forwarder {
-    target: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    /// The command's PID (0 before it starts and once it has been reaped), and the
+    /// signals that came before it started.
+    target: std::sync::Arc<std::sync::Mutex<(u32, Vec<i32>)>>,
 }
 
 impl Forwarder {
-    /// Catches the signals from now on (before the command starts, so none is
-    /// lost in between); they are passed on once [`Forwarder::forward_to`] names the command.
+    /// Catches the signals from now on; those that come before the command starts are
+    /// passed on once [`Forwarder::forward_to`] names it.
     fn install() -> std::io::Result<Forwarder> {
         use signal_hook::iterator::SignalsInfo;
         use signal_hook::iterator::exfiltrator::origin::WithOrigin;
         use signal_hook::low_level::siginfo::Cause;
-        let target = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let target = std::sync::Arc::new(std::sync::Mutex::new((0, Vec::new())));
         let mut signals = SignalsInfo::<WithOrigin>::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT])?;
         let to = target.clone();
         std::thread::spawn(move || {
             for origin in signals.forever() {
                 // The terminal sends its signals to the command as well: passing them on would double them.
-                let from_terminal = matches!(origin.cause, Cause::Kernel) && origin.signal != libc::SIGTERM;
-                let pid = to.load(std::sync::atomic::Ordering::SeqCst);
-                if pid > 0 && !from_terminal {
-                    // The command first, then everything below this process: a shell's
-                    // children, and daemons adopted here, stop with it.
-                    let everyone = std::iter::once(pid as u32).chain(descendants(std::process::id()));
-                    for target in everyone {
-                        // SAFETY: kill has no memory effects.
-                        unsafe { libc::kill(target as i32, origin.signal) };
-                    }
+                if matches!(origin.cause, Cause::Kernel) && origin.signal != libc::SIGTERM {
+                    continue;
+                }
+                let mut target = to.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match target.0 {
+                    0 => target.1.push(origin.signal),
+                    pid => pass_on(pid, origin.signal),
                 }
             }
         });
         Ok(Forwarder { target })
     }
 
+    /// From now on signals go to `pid` (none with 0), and those that waited go now.
     fn forward_to(&self, pid: u32) {
-        self.target.store(pid as i32, std::sync::atomic::Ordering::SeqCst);
+        let mut target = self.target.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        target.0 = pid;
+        if pid > 0 {
+            for signal in std::mem::take(&mut target.1) {
+                pass_on(pid, signal);
+            }
+        }
+    }
+}
+
+/// `signal` to the command, then once to every other process below this one: a
+/// shell's children, and daemons adopted here, stop with it.
+fn pass_on(command: u32, signal: i32) {
+    let others = descendants(std::process::id()).into_iter().filter(|pid| *pid != command);
+    for pid in std::iter::once(command).chain(others) {
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(pid as i32, signal) };
     }
 }
 

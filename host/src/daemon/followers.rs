@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::progress::{NodePath, Op, Resources, Update};
 use crate::sampler::ProcessSample;
-use crate::sampler::follow::{Attach, Follow};
+use crate::sampler::follow::{Attach, Follow, Table};
 use crate::store::{Store, StoreError};
 
 #[derive(Default)]
@@ -17,6 +17,7 @@ pub struct Followers {
 
 impl Followers {
     /// The updates that bring each followed node's figures up to date with `table`.
+    /// A node whose processes have all ended is let go ([`Store::progress_unfollow`]).
     pub fn observe(
         &mut self,
         store: &Store,
@@ -26,31 +27,33 @@ impl Followers {
         let followed = store.progress_followed()?;
         let live: std::collections::HashSet<&str> = followed.iter().map(|(n, _)| n.path.as_str()).collect();
         self.follows.retain(|path, _| live.contains(path.as_str()));
-        let mut updates = Vec::new();
+        let table = Table::new(table);
+        let (mut updates, mut over) = (Vec::new(), Vec::new());
         for (node, attach) in followed {
+            // A parent that reads finished between two phases may run again: keep it, skip it.
+            if node.status.is_terminal() {
+                continue;
+            }
             let key = node.path.to_string();
-            let known = self.follows.get(&key).map(|(a, _, _)| *a);
-            if known != Some(attach) {
-                let follow = match node.resources {
-                    // Followed before the host restarted: those figures are in already.
-                    Some(before) if known.is_none() && node.pid == Some(attach.pid) => Follow::resume(&attach, before),
-                    before => Follow::new(&attach, before.unwrap_or_default()),
-                };
+            if self.follows.get(&key).map(|(a, _, _)| a) != Some(&attach) {
                 // A reporter may attach the shell that started the host: the host is not its work.
-                let follow = follow.skipping(std::process::id());
+                let follow = Follow::new(&attach).at_least(node.resources).skipping(std::process::id());
                 self.follows.insert(key.clone(), (attach, follow, node.resources));
             }
             let (_, follow, sent) = self.follows.get_mut(&key).expect("inserted above");
-            if follow.is_over() {
-                continue;
-            }
-            let now = follow.observe(table, at_ms);
+            let now = follow.observe(&table, at_ms);
             if *sent != Some(now) {
                 *sent = Some(now);
                 let mut update = Update::new(Op::Resources);
                 update.resources = Some(now);
-                updates.push((node.path, update));
+                updates.push((node.path.clone(), update));
             }
+            if follow.is_over() {
+                over.push(node.path);
+            }
+        }
+        if !over.is_empty() {
+            store.progress_unfollow(&over)?;
         }
         Ok(updates)
     }

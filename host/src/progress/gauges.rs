@@ -1,7 +1,8 @@
 //! Runs as metrics, for `/metrics` and the rules: each node's progress, ETA and
 //! resources as gauges labelled with its `run` and `node` (its full path).
-//! Bounded: nodes down to a depth, of runs still going or finished in the last
-//! [`RECENT_MS`], so a host that has seen thousands of runs exposes a handful.
+//! Bounded: nodes down to a depth, of runs still going (and heard from in the last
+//! [`ABANDONED_MS`]) or finished in the last [`RECENT_MS`], at most [`MAX_NODES`];
+//! a host that has seen thousands of runs exposes those of the moment.
 
 use std::collections::BTreeMap;
 
@@ -10,16 +11,24 @@ use crate::metrics::{Sample, labelled};
 
 /// How long a finished run stays exposed: long enough for a scrape or two to see how it ended.
 pub const RECENT_MS: u64 = 5 * 60_000;
+/// A run not finished but silent this long was left behind: it is not exposed.
+pub const ABANDONED_MS: u64 = 24 * 3_600_000;
+/// The most nodes exposed, whatever the runs: each is eight or so series.
+pub const MAX_NODES: usize = 1_000;
 
 /// Whether a run (its root) is exposed at `now_ms`.
 pub fn exposed(run: &Node, now_ms: u64) -> bool {
-    !run.status.is_terminal() || run.finished_ms.is_some_and(|f| now_ms.saturating_sub(f) < RECENT_MS)
+    let age = |at: u64| now_ms.saturating_sub(at);
+    match run.finished_ms {
+        Some(finished) if run.status.is_terminal() => age(finished) < RECENT_MS,
+        _ => age(run.updated_ms) < ABANDONED_MS,
+    }
 }
 
 /// The gauges of `nodes` (rolled up, see [`super::roll_up`]) down to `depth`.
 pub fn samples(nodes: &[Node], depth: usize, now_ms: u64) -> Vec<Sample> {
     let mut out = Vec::new();
-    for node in nodes.iter().filter(|n| n.path.depth() <= depth) {
+    for node in nodes.iter().filter(|n| n.path.depth() <= depth).take(MAX_NODES) {
         let labels = BTreeMap::from([
             ("run".to_string(), node.path.run().to_string()),
             ("node".to_string(), node.path.to_string()),
@@ -32,10 +41,10 @@ pub fn samples(nodes: &[Node], depth: usize, now_ms: u64) -> Vec<Sample> {
             gauge("monitor_run_eta_seconds", eta, "seconds");
         }
         let Some(r) = node.resources else { continue };
-        gauge("monitor_run_cpu_seconds_total", r.cpu_secs, "seconds");
+        gauge("monitor_run_cpu_seconds", r.cpu_secs, "seconds");
         gauge("monitor_run_memory_peak_bytes", r.rss_peak_bytes as f64, "bytes");
-        gauge("monitor_run_read_bytes_total", r.read_bytes as f64, "bytes");
-        gauge("monitor_run_written_bytes_total", r.written_bytes as f64, "bytes");
+        gauge("monitor_run_read_bytes", r.read_bytes as f64, "bytes");
+        gauge("monitor_run_written_bytes", r.written_bytes as f64, "bytes");
         // What it uses now: only while it runs, so a rule on them never sees a finished node.
         if node.status == Status::Running && r.processes > 0 {
             gauge("monitor_run_cpu_percent", r.cpu_percent, "percent");
@@ -68,13 +77,14 @@ mod tests {
         phase.status = Status::Completed;
         let done = samples(&[phase], 2, 1_000);
         assert!(done.iter().all(|s| s.name != "monitor_run_cpu_percent" && s.name != "monitor_run_memory_bytes"));
-        assert!(done.iter().any(|s| s.name == "monitor_run_cpu_seconds_total"));
+        assert!(done.iter().any(|s| s.name == "monitor_run_cpu_seconds"));
     }
 
     #[test]
     fn finished_runs_stay_exposed_for_a_few_minutes() {
         let mut run = Node::new(NodePath::parse("r").unwrap(), 0);
         assert!(exposed(&run, 0));
+        assert!(!exposed(&run, ABANDONED_MS), "left behind");
         run.status = Status::Completed;
         run.finished_ms = Some(1_000);
         assert!(exposed(&run, 1_000 + RECENT_MS - 1));

@@ -620,6 +620,9 @@ impl Node {
         self.status = status;
         self.started_ms.get_or_insert(now_ms);
         self.finished_ms = Some(now_ms);
+        if let Some(r) = &mut self.resources {
+            r.at_rest();
+        }
     }
 
     /// Sets done, clamped to the total, and recomputes progress; true if clamped.

@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use super::node::Node;
 
+/// CPU seconds a node may report: a thousand cores for thirty years.
+pub const MAX_CPU_SECS: f64 = 1e12;
+/// CPU shares a node may report, in percent of one core: a million cores.
+pub const MAX_PERCENT: f64 = 1e8;
+
 /// One node's processes, from when it started following them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
@@ -41,19 +46,25 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// A refusal naming the first field that is not a finite number of at least 0.
+    /// A refusal naming the first field that is not a number from 0 to its bound
+    /// (bounded, so that sums over many nodes stay finite).
     pub fn check(&self) -> Result<(), String> {
         let fields = [
-            ("cpu_secs", self.cpu_secs),
-            ("cpu_peak_percent", self.cpu_peak_percent),
-            ("cpu_percent", self.cpu_percent),
+            ("cpu_secs", self.cpu_secs, MAX_CPU_SECS),
+            ("cpu_peak_percent", self.cpu_peak_percent, MAX_PERCENT),
+            ("cpu_percent", self.cpu_percent, MAX_PERCENT),
         ];
-        for (field, value) in fields {
-            if !value.is_finite() || value < 0.0 {
-                return Err(format!("resources.{field} of {value} is invalid; send a finite number of at least 0"));
+        for (field, value, max) in fields {
+            if !(0.0..=max).contains(&value) {
+                return Err(format!("resources.{field} of {value} is invalid; send a number from 0 to {max}"));
             }
         }
         Ok(())
+    }
+
+    /// The figures of processes that have all ended: nothing in use now.
+    pub fn at_rest(&mut self) {
+        (self.processes, self.cpu_percent, self.rss_bytes) = (0, 0.0, 0);
     }
 
     /// Adds a child's figures: CPU and bytes sum, peaks take the largest.
@@ -97,7 +108,10 @@ pub fn roll_up(nodes: &mut [Node]) {
         if nodes[i].resources.is_none() {
             nodes[i].resources = from_children[i];
         }
-        let Some(total) = nodes[i].resources else { continue };
+        let Some(mut total) = nodes[i].resources else { continue };
+        if nodes[i].status.is_terminal() {
+            total.at_rest(); // a finished child uses nothing now, whatever it last reported
+        }
         if let Some(&parent) = nodes[i].path.parent().and_then(|p| index.get(p.as_str())) {
             from_children[parent].get_or_insert_with(Resources::default).add(&total);
         }
@@ -154,6 +168,8 @@ mod tests {
     fn bad_figures_are_named() {
         let bad = Resources { cpu_secs: f64::NAN, ..Default::default() };
         assert!(bad.check().unwrap_err().contains("resources.cpu_secs of NaN"));
+        let huge = Resources { cpu_secs: 1e308, ..Default::default() };
+        assert!(huge.check().unwrap_err().contains("from 0 to 1000000000000"));
         assert!(Resources { cpu_peak_percent: -1.0, ..Default::default() }.check().is_err());
         assert!(Resources::default().check().is_ok());
     }

@@ -33,12 +33,15 @@ fn counters(p: &ProcessSample) -> Counters {
 }
 
 /// What a node needs to follow a process again after a restart of the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Attach {
     pub pid: u32,
     pub started_secs: u64,
     /// The root's counters when the node attached it: only what comes after counts.
     pub baseline: Counters,
+    /// What the node held when it attached the process: the process adds to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Resources>,
 }
 
 impl Attach {
@@ -62,19 +65,58 @@ impl Attach {
                 "pid {pid} belongs to user id {owner}, not {uid} as the host does; only the host's user's processes are followed"
             ));
         }
-        Ok(Attach { pid, started_secs: process.start_time_secs, baseline: counters(&process) })
+        Ok(Attach { pid, started_secs: process.start_time_secs, baseline: counters(&process), before: None })
     }
 }
 
 struct Member {
     baseline: Counters,
     last: Counters,
+    /// The parent's PID at the last sample: who reaps it when it ends.
+    parent: Option<u32>,
+}
+
+/// A process table indexed once per sample, for every tree followed in it.
+pub struct Table<'a> {
+    by_pid: HashMap<u32, &'a ProcessSample>,
+    children: HashMap<u32, Vec<&'a ProcessSample>>,
+}
+
+impl<'a> Table<'a> {
+    pub fn new(processes: &'a [ProcessSample]) -> Table<'a> {
+        let mut children: HashMap<u32, Vec<&ProcessSample>> = HashMap::new();
+        for p in processes {
+            if let Some(parent) = p.parent {
+                children.entry(parent).or_default().push(p);
+            }
+        }
+        Table { by_pid: processes.iter().map(|p| (p.pid, p)).collect(), children }
+    }
+
+    fn get(&self, (pid, start): Identity) -> Option<&'a ProcessSample> {
+        self.by_pid.get(&pid).copied().filter(|p| p.start_time_secs == start)
+    }
+
+    fn children_of(&self, pid: u32) -> impl Iterator<Item = &'a ProcessSample> + '_ {
+        self.children.get(&pid).into_iter().flatten().copied()
+    }
+}
+
+/// Where the root's counting starts.
+#[derive(Clone, Copy, PartialEq)]
+enum Since {
+    /// The root was just started by the follower: everything in the tree counts,
+    /// whatever the root's start time (the first sample tells it).
+    Birth,
+    /// At the attachment's baseline; processes already below it count from their first sample.
+    Attached,
 }
 
 /// One node's process tree, followed sample by sample.
 pub struct Follow {
     root: Identity,
     root_baseline: Counters,
+    since: Since,
     members: HashMap<Identity, Member>,
     /// Used by members that have ended, from their baselines to their last samples.
     ended: Counters,
@@ -83,49 +125,49 @@ pub struct Follow {
     resources: Resources,
     /// The CPU total and time of the previous sample, for the CPU share between two.
     previous: Option<(u64, u64)>,
-    /// Whether the root has been seen (it may start after the follow is made).
-    seen: bool,
-    /// The root was just started: everything in the tree counts from 0.
-    from_birth: bool,
-    /// The root's baseline is its first sample, not the attachment's.
-    resumed: bool,
+    /// Samples taken: a root absent from the first one has ended already.
+    samples: u64,
     /// A process never counted, nor anything below it: the host, when it runs below the root.
     skip: Option<u32>,
+    /// A process whose children are all members: `monitor exec`, which adopts the tree's orphans.
+    adopter: Option<u32>,
 }
 
 impl Follow {
-    /// A tree to follow from `root`, counting from `attach.baseline` for it and from
-    /// their first sample for processes already running below it, added to `before`.
-    pub fn new(attach: &Attach, before: Resources) -> Follow {
+    /// A tree to follow from `attach`'s process, counting from its baseline for it
+    /// and from their first sample for processes already running below it, added to
+    /// what the node held when it attached it.
+    pub fn new(attach: &Attach) -> Follow {
+        let before = attach.before.unwrap_or_default();
         Follow {
             root: (attach.pid, attach.started_secs),
             root_baseline: attach.baseline,
+            since: Since::Attached,
             members: HashMap::new(),
             ended: [0; 3],
             before,
             resources: before,
             previous: None,
-            seen: false,
-            from_birth: false,
-            resumed: false,
+            samples: 0,
             skip: None,
+            adopter: None,
         }
     }
 
-    /// [`Follow::new`] for a node that already holds figures of this same
-    /// attachment (the host restarted): the root counts from its first sample too.
-    pub fn resume(attach: &Attach, before: Resources) -> Follow {
-        let mut follow = Follow::new(attach, before);
-        follow.resumed = true;
-        follow
+    /// Never below `figures` (what the node holds, after a restart of the host: the
+    /// processes that were below the root then count from their first sample now).
+    pub fn at_least(mut self, figures: Option<Resources>) -> Follow {
+        if let Some(figures) = figures {
+            self.resources.merge_max(&figures);
+        }
+        self
     }
 
-    /// A tree that starts with `pid`, just started: everything it uses counts.
-    pub fn born(pid: u32) -> Follow {
-        let mut follow = Follow::new(&Attach { pid, started_secs: 0, baseline: [0; 3] }, Resources::default());
-        follow.root.1 = u64::MAX; // any start time: the first sample tells it
-        follow.from_birth = true;
-        follow
+    /// A tree that starts with `pid`, just started by `adopter` (this process), which
+    /// adopts its orphans: everything they use counts.
+    pub fn born(pid: u32, adopter: u32) -> Follow {
+        let attach = Attach { pid, started_secs: 0, baseline: [0; 3], before: None };
+        Follow { since: Since::Birth, adopter: Some(adopter), ..Follow::new(&attach) }
     }
 
     /// Leaves `pid` and everything below it out of the tree.
@@ -135,67 +177,60 @@ impl Follow {
     }
 
     /// The tree's figures after one more sample of every process (`table`), taken at `at_ms`.
-    pub fn observe(&mut self, table: &[ProcessSample], at_ms: u64) -> Resources {
-        let by_pid: HashMap<u32, &ProcessSample> = table.iter().map(|p| (p.pid, p)).collect();
-        let mut children: HashMap<u32, Vec<&ProcessSample>> = HashMap::new();
-        for p in table {
-            if let Some(parent) = p.parent {
-                children.entry(parent).or_default().push(p);
+    ///
+    /// CPU time is each process's own, so an ended member's is kept. Bytes read and
+    /// written are not: the kernel adds a child's to its parent's when the parent
+    /// reaps it, so an ended member whose parent is a member is counted in the
+    /// parent's from then on, and only one that something else reaped is kept.
+    pub fn observe(&mut self, table: &Table, at_ms: u64) -> Resources {
+        let first_look = self.samples == 0;
+        self.samples += 1;
+        if first_look {
+            let root = table
+                .by_pid
+                .get(&self.root.0)
+                .filter(|p| self.since == Since::Birth || p.start_time_secs == self.root.1);
+            if let Some(root) = root {
+                self.root.1 = root.start_time_secs;
+                let baseline = self.root_baseline;
+                self.members.insert(self.root, Member { baseline, last: baseline, parent: root.parent });
             }
         }
-        let first_look = !self.seen;
-        let mut live: Vec<&ProcessSample> = Vec::new();
-        if let Some(root) = by_pid.get(&self.root.0)
-            && (self.root.1 == u64::MAX || root.start_time_secs == self.root.1)
-            && !self.seen
-        {
-            self.seen = true;
-            self.root.1 = root.start_time_secs;
-            let baseline = if self.resumed { counters(root) } else { self.root_baseline };
-            self.members.insert(self.root, Member { baseline, last: baseline });
+        // Members still there, orphans the adopter took in, then everything below them.
+        let mut stack: Vec<&ProcessSample> = self.members.keys().filter_map(|id| table.get(*id)).collect();
+        if let Some(adopter) = self.adopter {
+            stack.extend(table.children_of(adopter));
         }
-        // Members still there, then everything below them.
-        let mut stack: Vec<&ProcessSample> = self
-            .members
-            .keys()
-            .filter_map(|(pid, start)| by_pid.get(pid).filter(|p| p.start_time_secs == *start).copied())
-            .collect();
-        let mut found: HashMap<Identity, ()> = HashMap::new();
+        let mut live: HashMap<Identity, &ProcessSample> = HashMap::new();
         while let Some(p) = stack.pop() {
             let id = (p.pid, p.start_time_secs);
-            if Some(p.pid) == self.skip || found.insert(id, ()).is_some() {
+            if Some(p.pid) == self.skip || live.insert(id, p).is_some() {
                 continue;
             }
-            live.push(p);
-            stack.extend(children.get(&p.pid).into_iter().flatten().copied());
+            stack.extend(table.children_of(p.pid));
         }
-        // The ended: what they used up to their last sample stays counted.
-        let ended: Vec<Identity> = self.members.keys().filter(|id| !found.contains_key(*id)).copied().collect();
-        for id in ended {
-            let member = self.members.remove(&id).expect("listed above");
-            for (sum, (last, base)) in self.ended.iter_mut().zip(member.last.iter().zip(member.baseline)) {
-                *sum += last.saturating_sub(base);
-            }
-        }
+        self.end_members(&live);
         let mut used = self.ended;
         let mut rss = 0u64;
-        for p in &live {
+        for (id, p) in &live {
             let now = counters(p);
-            let member = self.members.entry((p.pid, p.start_time_secs)).or_insert_with(|| Member {
+            let counts_all = !first_look || self.since == Since::Birth;
+            let member = self.members.entry(*id).or_insert_with(|| Member {
                 // Already running when following began: only what it does from now on counts.
-                baseline: if first_look && !self.from_birth { now } else { [0; 3] },
+                baseline: if counts_all { [0; 3] } else { now },
                 last: now,
+                parent: p.parent,
             });
-            member.last = now;
+            (member.last, member.parent) = (now, p.parent);
             for (sum, (value, base)) in used.iter_mut().zip(now.iter().zip(member.baseline)) {
-                *sum += value.saturating_sub(base);
+                *sum = sum.saturating_add(value.saturating_sub(base));
             }
-            rss += p.memory_bytes;
+            rss = rss.saturating_add(p.memory_bytes);
         }
         let r = &mut self.resources;
         r.cpu_secs = r.cpu_secs.max(self.before.cpu_secs + used[0] as f64 / 1000.0);
-        r.read_bytes = r.read_bytes.max(self.before.read_bytes + used[1]);
-        r.written_bytes = r.written_bytes.max(self.before.written_bytes + used[2]);
+        r.read_bytes = r.read_bytes.max(self.before.read_bytes.saturating_add(used[1]));
+        r.written_bytes = r.written_bytes.max(self.before.written_bytes.saturating_add(used[2]));
         r.rss_peak_bytes = r.rss_peak_bytes.max(rss);
         r.processes = u32::try_from(live.len()).unwrap_or(u32::MAX);
         r.rss_bytes = rss;
@@ -212,9 +247,33 @@ impl Follow {
         self.resources
     }
 
-    /// Whether every process of the tree has ended (after it was seen at all).
+    /// Members not among `live` have ended: their CPU stays counted; their bytes
+    /// too, unless a member reaped them and so holds them now.
+    fn end_members(&mut self, live: &HashMap<Identity, &ProcessSample>) {
+        let gone: Vec<Identity> = self.members.keys().filter(|id| !live.contains_key(*id)).copied().collect();
+        for id in gone {
+            let member = self.members.remove(&id).expect("listed above");
+            self.ended[0] = self.ended[0].saturating_add(member.last[0].saturating_sub(member.baseline[0]));
+            let reaper = member.parent.and_then(|pid| live.iter().find(|((p, _), _)| *p == pid).map(|(id, _)| *id));
+            match reaper.and_then(|id| self.members.get_mut(&id)) {
+                // Its bytes arrive in the reaper's counters, whole: what it had before counting began is not ours.
+                Some(reaper) => {
+                    for i in 1..3 {
+                        reaper.baseline[i] = reaper.baseline[i].saturating_add(member.baseline[i]);
+                    }
+                }
+                None => {
+                    for i in 1..3 {
+                        self.ended[i] = self.ended[i].saturating_add(member.last[i].saturating_sub(member.baseline[i]));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the tree has ended: every process of it has, or the root was gone at the first sample.
     pub fn is_over(&self) -> bool {
-        self.seen && self.members.is_empty()
+        self.samples > 0 && self.members.is_empty()
     }
 
     pub fn resources(&self) -> Resources {
@@ -240,63 +299,81 @@ mod tests {
 
     #[test]
     fn the_tree_is_its_root_and_every_descendant_even_adopted_ones() {
-        let mut f = Follow::born(100);
+        let mut f = Follow::born(100, 9_999);
         let strangers = [p(1, 0, 1, 9_000, 1), p(50, 1, 2, 9_000, 1)];
         let mut table = vec![p(100, 50, 10, 1_000, 10), p(101, 100, 11, 500, 20), p(102, 101, 12, 250, 30)];
         table.extend(strangers.clone());
-        let r = f.observe(&table, 1_000);
+        let r = f.observe(&Table::new(&table), 1_000);
         assert_eq!(r.cpu_secs, 1.75);
         assert_eq!(r.rss_peak_bytes, 60);
         assert_eq!(r.processes, 3);
         // 101 ends; 102 (its child, after setsid) is adopted by init and keeps going.
-        let mut table = vec![p(100, 50, 10, 1_500, 10), p(102, 1, 12, 1_250, 30)];
+        // 100 reaped 101: the kernel added 101's 5,000 bytes read to 100's.
+        let mut reaper = p(100, 50, 10, 1_500, 10);
+        reaper.read_bytes += 5_000;
+        let mut table = vec![reaper, p(102, 1, 12, 1_250, 30)];
         table.extend(strangers);
-        let r = f.observe(&table, 2_000);
+        let r = f.observe(&Table::new(&table), 2_000);
         assert_eq!(r.cpu_secs, 1.5 + 0.5 + 1.25, "the ended child's last figures stay counted");
         assert_eq!(r.processes, 2);
         assert!((r.cpu_peak_percent - 150.0).abs() < 1e-9, "1.5 s of CPU in 1.0 s: {}", r.cpu_peak_percent);
-        assert_eq!(r.read_bytes, 32_500);
+        assert_eq!(r.read_bytes, 32_500, "101's bytes once, through its reaper");
         assert!(!f.is_over());
-        let r = f.observe(&[p(1, 0, 1, 9_000, 1)], 3_000);
+        let r = f.observe(&Table::new(&[p(1, 0, 1, 9_000, 1)]), 3_000);
         assert_eq!(r.cpu_secs, 3.25);
+        assert_eq!(r.read_bytes, 32_500, "reaped by init: the last figures stay");
         assert_eq!(r.processes, 0);
         assert!(f.is_over());
     }
 
     #[test]
     fn a_reused_pid_is_a_stranger() {
-        let attach = Attach { pid: 100, started_secs: 10, baseline: [400, 0, 0] };
-        let mut f = Follow::new(&attach, Resources::default());
-        let r = f.observe(&[p(100, 1, 10, 1_000, 10), p(101, 100, 11, 300, 5)], 1_000);
+        let attach = Attach { pid: 100, started_secs: 10, baseline: [400, 0, 0], before: None };
+        let mut f = Follow::new(&attach);
+        let r = f.observe(&Table::new(&[p(100, 1, 10, 1_000, 10), p(101, 100, 11, 300, 5)]), 1_000);
         assert_eq!(r.cpu_secs, 0.6, "from the root's baseline; the child running before counts from now");
         // The root ends and its PID goes to a new process of someone else.
-        let r = f.observe(&[p(100, 1, 99, 50_000, 1 << 30), p(101, 1, 11, 800, 5)], 2_000);
+        let r = f.observe(&Table::new(&[p(100, 1, 99, 50_000, 1 << 30), p(101, 1, 11, 800, 5)]), 2_000);
         assert_eq!(r.cpu_secs, 0.6 + 0.5, "the new 100 is not the root; the old child still is a member");
         assert_eq!(r.rss_peak_bytes, 15);
     }
 
     #[test]
     fn a_follow_adds_to_what_the_node_had_before() {
-        let before = Resources { cpu_secs: 10.0, rss_peak_bytes: 500, ..Default::default() };
-        let mut f = Follow::new(&Attach { pid: 7, started_secs: 3, baseline: [0; 3] }, before);
-        let r = f.observe(&[p(7, 1, 3, 2_000, 100)], 1_000);
+        let before = Some(Resources { cpu_secs: 10.0, rss_peak_bytes: 500, ..Default::default() });
+        let mut f = Follow::new(&Attach { pid: 7, started_secs: 3, baseline: [0; 3], before });
+        let r = f.observe(&Table::new(&[p(7, 1, 3, 2_000, 100)]), 1_000);
         assert_eq!((r.cpu_secs, r.rss_peak_bytes), (12.0, 500));
     }
 
     #[test]
-    fn a_resumed_follow_counts_from_its_first_sample() {
-        let before = Resources { cpu_secs: 1.0, ..Default::default() };
-        let attach = Attach { pid: 7, started_secs: 3, baseline: [0; 3] };
-        let mut f = Follow::resume(&attach, before);
-        assert_eq!(f.observe(&[p(7, 1, 3, 5_000, 100)], 1_000).cpu_secs, 1.0, "already counted before the restart");
-        assert_eq!(f.observe(&[p(7, 1, 3, 5_500, 100)], 2_000).cpu_secs, 1.5);
+    fn after_a_restart_the_figures_never_go_back() {
+        // Attached at 1 s of CPU with nothing before; the host had counted 4 s (a child, now gone) when it restarted.
+        let attach = Attach { pid: 7, started_secs: 3, baseline: [1_000, 0, 0], before: None };
+        let held = Some(Resources { cpu_secs: 4.0, ..Default::default() });
+        let mut f = Follow::new(&attach).at_least(held);
+        assert_eq!(f.observe(&Table::new(&[p(7, 1, 3, 3_000, 100)]), 1_000).cpu_secs, 4.0);
+        assert_eq!(
+            f.observe(&Table::new(&[p(7, 1, 3, 6_000, 100)]), 2_000).cpu_secs,
+            5.0,
+            "the root from its baseline"
+        );
     }
 
     #[test]
-    fn a_root_not_seen_yet_is_not_over() {
-        let mut f = Follow::born(4242);
-        f.observe(&[p(1, 0, 1, 0, 0)], 1_000);
-        assert!(!f.is_over());
+    fn a_root_gone_at_the_first_sample_is_over() {
+        let mut f = Follow::new(&Attach { pid: 4242, started_secs: 3, baseline: [0; 3], before: None });
+        assert!(!f.is_over(), "not sampled yet");
+        f.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 1_000);
+        assert!(f.is_over());
+    }
+
+    #[test]
+    fn orphans_the_adopter_takes_in_are_members() {
+        // exec (pid 9) started 10; a grandchild of 10 whose parent ended was adopted by 9.
+        let mut f = Follow::born(10, 9);
+        let table = [p(9, 1, 1, 7_000, 1), p(10, 9, 2, 100, 1), p(11, 9, 3, 400, 1)];
+        assert_eq!(f.observe(&Table::new(&table), 1_000).cpu_secs, 0.5, "the adopter itself is not counted");
     }
 
     #[test]
@@ -319,8 +396,8 @@ mod tests {
 
     #[test]
     fn the_skipped_process_and_its_children_are_left_out() {
-        let mut f = Follow::born(10).skipping(20);
+        let mut f = Follow::born(10, 9_999).skipping(20);
         let table = [p(10, 1, 1, 1_000, 1), p(20, 10, 2, 5_000, 1), p(21, 20, 3, 5_000, 1), p(30, 10, 4, 500, 1)];
-        assert_eq!(f.observe(&table, 1_000).cpu_secs, 1.5);
+        assert_eq!(f.observe(&Table::new(&table), 1_000).cpu_secs, 1.5);
     }
 }

@@ -46,7 +46,9 @@
 //! - **Followed processes.** An update with a `pid` is refused unless the process
 //!   runs as the host's user; once applied, `progress_followed` notes where its
 //!   counters stood (the host follows it from there, see
-//!   [`crate::sampler::follow`]), until the node finishes.
+//!   [`crate::sampler::follow`]) until the node is finished, failed or cancelled by
+//!   a reporter, or its processes have all ended. A `Resources` update records no
+//!   event: figures over time are the metrics' job.
 //! - **Feed.** `progress_feed` numbers every event of every run in commit order
 //!   (the event's `id`), so one number says how far a reader of all runs got:
 //!   the stream resumes from it ([`Store::progress_feed`]). Pruning an event
@@ -135,48 +137,28 @@ impl Store {
         let mut tree = self.read_batch(batch.iter().map(|(path, _, _)| path))?;
         let mut results = Vec::with_capacity(batch.len());
         let mut recorded = Vec::new();
-        let mut touched: BTreeSet<NodePath> = BTreeSet::new();
         let uid = rustix::process::getuid().as_raw();
+        // Whether the last plan took effect: its declarations follow it, and go with it.
+        let mut plan_applied = false;
         for (path, update, declared) in &batch {
             let update: &Update = update;
-            let parent_finished =
-                || path.parent().and_then(|p| tree.get(p.as_str())).is_some_and(|n| n.status.is_terminal());
-            if *declared && parent_finished() {
-                continue; // a plan for a finished node is ignored, and so are its phases
+            if *declared {
+                if plan_applied {
+                    tree.apply(path, update, None, now_ms).expect("a declaration of a checked plan applies");
+                }
+                continue;
             }
-            let stored = tree.get(path.as_str()).cloned();
-            let existed = stored.is_some();
-            let mut node = stored.unwrap_or_else(|| Node::new(path.clone(), now_ms));
-            let attach = match update.pid.map(|pid| Attach::check(pid, uid)) {
-                Some(Err(e)) => {
-                    results.push(Err(UpdateError::BadPid(e)));
-                    continue;
-                }
-                Some(Ok(attach)) => Some(attach),
-                None => None,
+            let result = match update.pid.map(|pid| Attach::check(pid, uid)) {
+                Some(Err(e)) => Err(UpdateError::BadPid(e)),
+                attach => tree.apply(path, update, attach.map(|a| a.expect("checked above")), now_ms),
             };
-            let result = node.apply(update.clone(), now_ms);
-            if let Ok(applied) = result {
-                if applied != Applied::IgnoredTerminal {
-                    tree.put(node);
-                    touched.insert(path.clone());
-                    if let Some(attach) = attach {
-                        tree.attached.insert(path.to_string(), attach);
-                    }
-                }
-                if !existed {
-                    let mut ancestor = path.parent();
-                    while let Some(p) = ancestor {
-                        if tree.get(p.as_str()).is_some() {
-                            break;
-                        }
-                        ancestor = p.parent();
-                        tree.put(Node::new(p, now_ms));
-                    }
-                }
-                if *declared {
-                    continue;
-                }
+            if matches!(update.op, Op::Plan { .. }) {
+                plan_applied = matches!(result, Ok(Applied::Changed | Applied::Clamped));
+            }
+            if let Ok(applied) = result
+                && !matches!(update.op, Op::Resources)
+            {
+                // New figures are not history: the metrics keep them over time.
                 let seq = tree.next_seq.entry(path.run().to_string()).or_insert(1);
                 let event = ProgressEvent {
                     id: tree.next_id,
@@ -190,11 +172,11 @@ impl Store {
                 tree.next_id += 1;
                 recorded.push(event);
             }
-            if !*declared {
-                results.push(result);
-            }
+            results.push(result);
         }
-        if recorded.is_empty() {
+        let touched: BTreeSet<NodePath> =
+            tree.changed.iter().map(|p| NodePath::parse(p).expect("stored paths parse")).collect();
+        if touched.is_empty() && recorded.is_empty() {
             return Ok((results, recorded));
         }
         self.reaggregate(&mut tree, &touched, now_ms, calculator)?;
@@ -209,7 +191,7 @@ impl Store {
             for node in tree.changed() {
                 put(&mut nodes, node)?;
                 let key = node.path.as_str();
-                if node.status.is_terminal() {
+                if tree.released.contains(key) {
                     followed.remove(key)?;
                 } else if let Some(attach) = tree.attached.get(key) {
                     let json = serde_json::to_string(attach).expect("attachments serialise");
@@ -367,6 +349,18 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Lets the nodes at `paths` go: their processes have all ended.
+    pub fn progress_unfollow(&self, paths: &[NodePath]) -> Result<(), StoreError> {
+        let tx = self.write()?;
+        {
+            let mut followed = tx.open_table(PROGRESS_FOLLOWED)?;
+            for path in paths {
+                followed.remove(path.as_str())?;
+            }
+        }
+        self.commit(tx)
     }
 
     pub fn progress_node(&self, path: &NodePath) -> Result<Option<Node>, StoreError> {
@@ -549,11 +543,43 @@ struct Tree {
     next_id: u64,
     /// Processes the batch attached, by node path.
     attached: HashMap<String, Attach>,
+    /// Nodes the batch finished, failed or cancelled: they follow no process any more.
+    released: BTreeSet<String>,
 }
 
 impl Tree {
     fn get(&self, path: &str) -> Option<&Node> {
         self.nodes.get(path)
+    }
+
+    /// One update, on the node as this batch has left it (created pending, with any
+    /// missing ancestors, if it does not exist), with the process it attaches.
+    fn apply(&mut self, path: &NodePath, update: &Update, attach: Option<Attach>, now_ms: u64) -> UpdateResult {
+        let stored = self.get(path.as_str()).cloned();
+        let existed = stored.is_some();
+        let mut node = stored.unwrap_or_else(|| Node::new(path.clone(), now_ms));
+        let applied = node.apply(update.clone(), now_ms)?;
+        if applied != Applied::IgnoredTerminal {
+            if let Some(mut attach) = attach {
+                attach.before = node.resources;
+                self.attached.insert(path.to_string(), attach);
+            }
+            if matches!(update.op, Op::Finish | Op::Fail | Op::Cancel) {
+                self.released.insert(path.to_string());
+            }
+            self.put(node);
+        }
+        if !existed {
+            let mut ancestor = path.parent();
+            while let Some(p) = ancestor {
+                if self.get(p.as_str()).is_some() {
+                    break;
+                }
+                ancestor = p.parent();
+                self.put(Node::new(p, now_ms));
+            }
+        }
+        Ok(applied)
     }
 
     fn put(&mut self, node: Node) {
