@@ -513,6 +513,21 @@ async fn report_batch(
         let n = batch.updates.len();
         return Err(error(StatusCode::BAD_REQUEST, format!("{n} updates in one request; send at most {MAX_BATCH}")));
     }
+    // Each planned phase is a node to write: they count against the same bound.
+    let phases: usize = batch
+        .updates
+        .iter()
+        .map(|item| match &item.update.op {
+            crate::progress::Op::Plan { phases, .. } => phases.len(),
+            _ => 0,
+        })
+        .sum();
+    if phases > MAX_BATCH {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("{phases} phases planned in one request; plan at most {MAX_BATCH}, or send the plans apart"),
+        ));
+    }
     let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(batch.updates.len());
     let mut valid = Vec::with_capacity(batch.updates.len());
     for item in batch.updates {

@@ -205,7 +205,26 @@ fn a_batch_applies_each_update_on_its_own() {
 
     // Malformed bodies are refused whole, with a JSON error that says why.
     let too_many = json!({"updates": vec![json!({"path": "etl/x", "op": "finish"}); 8193]}).to_string();
+    let phases: Vec<String> = (0..256).map(|i| format!("p{i}")).collect();
+    let plans = json!({"updates": vec![json!({"path": "etl/x", "op": "plan", "phases": phases}); 33]}).to_string();
+    let long_plan = json!({"op": "plan", "phases": (0..257).map(|i| format!("p{i}")).collect::<Vec<_>>()}).to_string();
     let cases = [
+        ("/v1/progress", plans.as_str(), "400", "8448 phases planned in one request; plan at most 8192"),
+        ("/v1/progress/etl/load", long_plan.as_str(), "400", "a plan of 257 phases; declare 1 to 256"),
+        (
+            "/v1/progress/etl/load",
+            "{\"op\": \"plan\", \"phases\": [\"a\", \"a\"]}",
+            "400",
+            "phase 'a' is planned twice",
+        ),
+        (
+            "/v1/progress/etl/load",
+            "{\"op\": \"resources\", \"resources\": {\"cpu_secs\": 1e308, \"cpu_peak_percent\": 0, \"rss_peak_bytes\": 0, \"read_bytes\": 0, \"written_bytes\": 0}}",
+            "400",
+            "resources.cpu_secs of 1e308 is invalid",
+        ),
+        ("/v1/progress/etl/load", "{\"op\": \"start\", \"pid\": 0}", "400", "pid 0 is not a running process"),
+        ("/v1/progress/etl/load", "{\"op\": \"declare\"}", "422", "op 'declare' is not an operation"),
         ("/v1/progress", "{\"updates\": [", "400", "EOF while parsing"),
         ("/v1/progress", "{\"updates\": [], \"extra\": 1}", "422", "unknown field `extra`"),
         ("/v1/progress/etl/load", "{\"op\": \"advance\", \"units\": \"x\"}", "422", "invalid type: string \"x\""),

@@ -131,7 +131,7 @@ fn exec_ends_with_the_commands_status_and_says_how_it_ended() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no good"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!mark.exists(), "the command did not run");
     let out = exec(&sandbox, "ci/missing", &["no-such-command-here"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(127), "as a shell says a command is not found");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot run 'no-such-command-here'") && stderr.contains("PATH"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

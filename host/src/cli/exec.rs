@@ -87,7 +87,9 @@ pub fn run(data: &DataDir, args: ExecArgs) -> CommandResult<i32> {
         Err(e) => {
             let problem = format!("cannot run '{}': {e}", program.to_string_lossy());
             reporter.send_last(&Update::new(Op::Fail).with_message(problem.clone()));
-            return Err(UsageError(format!("{problem}; check the command's name and that it is on PATH")).into());
+            eprintln!("monitor: {problem}; check the command's name and that it is on PATH");
+            // As `env` and the shells say it: 127 for a command not found, 126 for one that cannot run.
+            return Ok(if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 });
         }
     };
     let pid = child.id();

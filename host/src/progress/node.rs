@@ -40,9 +40,9 @@
 //!    (an empty name goes back to the default aggregation) and `on_failure` its
 //!    [`FailurePolicy`]; both ride along with any update, usually `Start`.
 //! 10. Every update that is not refused or ignored sets `updated_ms` to now and
-//!     adds a sample to the node's [`Rate`], except `Resources`, which only
-//!     brings new figures: a node whose processes run but whose reporter is
-//!     silent has not moved.
+//!     adds a sample to the node's [`Rate`], except `Resources` and `Declare`,
+//!     which only bring figures or a weight: a node whose processes run but whose
+//!     reporter is silent has not moved.
 //! 11. `resources` replaces the node's own [`Resources`] (with any op; alone with
 //!     `Resources`); `pid` names the process the node follows (the store checks
 //!     it is running and the host's user's). A re-run clears the figures.
@@ -516,7 +516,8 @@ impl Node {
         if finished_before && !restart {
             return Ok(Applied::IgnoredTerminal);
         }
-        let moved = !matches!(update.op, Op::Resources);
+        // New figures or a declared weight: the node has not moved (its stall clock goes on).
+        let moved = !matches!(update.op, Op::Resources | Op::Declare { .. });
         let mut clamped = false;
         match update.op {
             Op::Start { total, weight } => {

@@ -56,6 +56,7 @@ impl Resources {
         ];
         for (field, value, max) in fields {
             if !(0.0..=max).contains(&value) {
+                let value = if value.abs() >= 1e15 { format!("{value:e}") } else { value.to_string() };
                 return Err(format!("resources.{field} of {value} is invalid; send a number from 0 to {max}"));
             }
         }
