@@ -54,6 +54,10 @@ pub async fn run(options: Options) -> CommandResult<()> {
     let started = Instant::now();
     let Options { data, plugins_dir, config } = options;
     data.create().with_context(|| format!("cannot create data directory {}", data.root.display()))?;
+    // It holds the token and plugins' data: what was opened to others is closed again first.
+    for line in data.secure() {
+        tracing::warn!("{line}");
+    }
     let _lock = InstanceLock::acquire(&data.lock())?;
     let store = Store::open_checked(&data.database())?;
     let token = load_or_create_token(&data.token())?;
@@ -154,7 +158,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
     let server = listener.serve(api::router(state));
     write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string() })?;
     // Only a hint for the next run: if it cannot be written, that run picks a free port.
-    let _ = std::fs::write(data.last_addr(), addr.to_string());
+    let _ = crate::paths::write_private(&data.last_addr(), addr.to_string().as_bytes());
     let mut ready = false;
 
     let mut tick = tokio::time::interval(config.sample_interval());
@@ -507,7 +511,7 @@ async fn bind(data: &DataDir, listen: &str) -> anyhow::Result<api::server::Liste
 fn write_daemon_info(data: &DataDir, info: &DaemonInfo) -> anyhow::Result<()> {
     let path = data.daemon_info();
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(info)?)?;
+    crate::paths::write_private(&tmp, &serde_json::to_vec(info)?)?;
     std::fs::rename(&tmp, &path)?;
     Ok(())
 }

@@ -213,6 +213,11 @@ impl Store {
     /// one's own, as the tests inject faults with); it is called again to
     /// reopen the database after a failed write.
     pub fn open_with(path: &Path, open: Opener) -> Result<Store, StoreError> {
+        // A new database starts as an empty file only its owner may read (redb fills it).
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+        }
         let database = opened(path, &open)?;
         let store = Store {
             shared: Arc::new(Shared {

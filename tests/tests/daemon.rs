@@ -508,3 +508,26 @@ fn an_address_the_api_cannot_listen_on_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("cannot listen on 192.0.2.1:0 (api.listen)"), "{}", text(&out));
 }
+
+/// The data directory holds the token and plugins' data: a host that finds it (or a
+/// file in it) open to others makes it private again before it serves anything, and says so.
+#[test]
+fn the_data_directory_is_made_private_again_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    drop(sandbox.start(&[]));
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let set = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let (data, database, token) =
+        (sandbox.data(), sandbox.data().join("monitor.redb"), sandbox.data().join("api-token"));
+    set(&data, 0o755);
+    set(&database, 0o644);
+    set(&token, 0o644);
+    let host = sandbox.start(&[]);
+    assert_eq!((mode(&data), mode(&database), mode(&token)), (0o700, 0o600, 0o600));
+    let log = host.log();
+    assert!(log.contains("api-token was open to others (mode 644); made private (600)"), "{log}");
+    assert_eq!(log.matches("open to others").count(), 3, "one line per path: {log}");
+}
