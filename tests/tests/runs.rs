@@ -225,6 +225,36 @@ fn with_a_host_exec_reports_through_it_and_runs_become_metrics() {
     assert!(!exposition.contains("monitor_run_cpu_percent{"), "what it uses now is for running nodes only");
 }
 
+/// The host dies (`kill -9`) while the command runs: the command goes on, and its end
+/// is recorded in the database directly, where the next host finds it.
+#[test]
+fn exec_outlives_a_host_killed_while_the_command_runs() {
+    let sandbox = Sandbox::new();
+    let mut host = start_host(&sandbox);
+    let go = sandbox.root.path().join("go");
+    let wait = format!("while [ ! -e {} ]; do sleep 0.05; done; echo finished", go.display());
+    let mut child = Command::new(monitor_bin())
+        .args(["exec", "night/load", "--every", "200ms", "--", "sh", "-c", &wait])
+        .env("MONITOR_DATA_DIR", sandbox.data())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the node through the host", LIMIT, || {
+        let (status, body) = sandbox.api_get("/v1/runs/night", Some(&sandbox.token()));
+        (status.contains("200") && body.contains("night/load")).then_some(())
+    });
+    host.signal("KILL");
+    host.wait_exit(LIMIT);
+    std::fs::write(&go, b"").unwrap();
+    wait_for("exec to end", LIMIT, || child.try_wait().unwrap());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "finished\n");
+    let tree = status_json(&sandbox, "night");
+    assert_eq!(node(&tree, "night/load")["status"], "completed", "{tree}");
+}
+
 /// A process that burns CPU until it is killed.
 fn burner() -> std::process::Child {
     Command::new("python3").args(["-c", "while True: pass"]).spawn().unwrap()

@@ -226,16 +226,30 @@ fn text(report: &Report) -> String {
 
 fn markdown(report: &Report) -> String {
     let run = &report.run;
-    let mut out = format!("## {} ({}, {})\n\n", run.path, run.status.as_str(), duration(run));
-    let _ = writeln!(out, "| {} | alerts | slowest steps |", HEADINGS.map(|h| h.to_lowercase()).join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(HEADINGS.len() + 2));
+    let mut headings: Vec<String> = HEADINGS.iter().map(|h| h.to_lowercase()).collect();
+    headings.extend(["alerts".into(), "slowest steps".into()]);
+    let mut rows = vec![headings];
     for phase in &report.phases {
         let slow: Vec<String> = phase.slowest.iter().map(|s| format!("{} {}", s.name(), duration(s))).collect();
-        let alerts = phase.alerts.join("; ").replace('|', "\\|");
-        let _ =
-            writeln!(out, "| {} | {} | {} |", cells(&phase.row, phase.row.name()).join(" | "), alerts, slow.join(", "));
+        let mut row = cells(&phase.row, phase.row.name()).to_vec();
+        row.extend([phase.alerts.join("; ").replace('|', "\\|"), slow.join(", ")]);
+        rows.push(row);
     }
-    let _ = writeln!(out, "| {} | | |", cells(run, "**run**").join(" | "));
+    let mut last = cells(run, "**run**").to_vec();
+    last.extend([String::new(), String::new()]);
+    rows.push(last);
+    format!("## {} ({}, {})\n\n{}", run.path, run.status.as_str(), duration(run), markdown_table(&rows))
+}
+
+/// Rows as a Markdown table, the first the headings.
+fn markdown_table(rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+        if i == 0 {
+            let _ = writeln!(out, "|{}", "---|".repeat(row.len()));
+        }
+    }
     out
 }
 
@@ -294,17 +308,7 @@ fn compare(first: &Report, second: &Report, markdown: bool) -> String {
     }
     line("(run)", Some(first.run.clone()), Some(second.run.clone()));
     let heading = format!("A = {}, B = {}\n", first.run.path, second.run.path);
-    if !markdown {
-        return format!("{heading}\n{}", table(&rows));
-    }
-    let mut out = format!("{heading}\n");
-    for (i, row) in rows.iter().enumerate() {
-        let _ = writeln!(out, "| {} |", row.join(" | "));
-        if i == 0 {
-            let _ = writeln!(out, "|{}", "---|".repeat(row.len()));
-        }
-    }
-    out
+    format!("{heading}\n{}", if markdown { markdown_table(&rows) } else { table(&rows) })
 }
 
 #[cfg(test)]

@@ -39,7 +39,8 @@ pub struct ProcessSample {
     /// CPU time used since the process started, user and system, in milliseconds.
     #[serde(default)]
     pub cpu_ms: u64,
-    /// Bytes read from and written to storage since the process started (0 where unreadable).
+    /// Bytes read from and written to storage since the process started, with those of
+    /// the children it has reaped (the kernel adds them); 0 where unreadable.
     #[serde(default)]
     pub read_bytes: u64,
     #[serde(default)]
@@ -207,7 +208,7 @@ impl ProcessSampler {
                 disk_write_bytes_per_second: rates.map(|r| r[2]),
                 threads: threads(p.pid()),
                 start_time_secs: p.start_time(),
-                ..counters(p)
+                ..followed(p)
             })
             .collect()
     }
@@ -218,17 +219,7 @@ impl ProcessSampler {
     pub fn sample_counters(&mut self) -> Vec<ProcessSample> {
         let kind = ProcessRefreshKind::nothing().without_tasks().with_cpu().with_memory().with_disk_usage();
         self.system.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
-        self.system
-            .processes()
-            .values()
-            .map(|p| ProcessSample {
-                pid: p.pid().as_u32(),
-                parent: p.parent().map(|pid| pid.as_u32()),
-                memory_bytes: p.memory(),
-                start_time_secs: p.start_time(),
-                ..counters(p)
-            })
-            .collect()
+        self.system.processes().values().map(followed).collect()
     }
 
     fn user_name(&self, uid: &Uid) -> String {
@@ -239,10 +230,15 @@ impl ProcessSampler {
     }
 }
 
-/// A process's running counters, the rest left default.
-fn counters(p: &Process) -> ProcessSample {
+/// What following a process tree needs of a process: who it is, its parent, its
+/// memory and its running counters; the rest left default.
+fn followed(p: &Process) -> ProcessSample {
     let usage = p.disk_usage();
     ProcessSample {
+        pid: p.pid().as_u32(),
+        parent: p.parent().map(|pid| pid.as_u32()),
+        memory_bytes: p.memory(),
+        start_time_secs: p.start_time(),
         cpu_ms: p.accumulated_cpu_time(),
         read_bytes: usage.total_read_bytes,
         written_bytes: usage.total_written_bytes,
@@ -261,14 +257,7 @@ pub fn one(pid: u32) -> Option<(ProcessSample, Option<u32>)> {
     if p.status() == ProcessStatus::Zombie || p.thread_kind().is_some() {
         return None;
     }
-    let sample = ProcessSample {
-        pid: pid.as_u32(),
-        parent: p.parent().map(|pid| pid.as_u32()),
-        memory_bytes: p.memory(),
-        start_time_secs: p.start_time(),
-        ..counters(p)
-    };
-    Some((sample, p.user_id().map(|uid| **uid)))
+    Some((followed(p), p.user_id().map(|uid| **uid)))
 }
 
 #[cfg(unix)]
