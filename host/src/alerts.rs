@@ -31,6 +31,7 @@
 //!
 //! Time is in milliseconds on the caller's clock.
 
+pub mod alertmanager;
 pub mod config;
 pub mod derive;
 pub mod dispatch;

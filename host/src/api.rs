@@ -1,7 +1,9 @@
 //! The daemon's HTTP API on loopback: what the CLI (and remote clients) speak.
 //!
-//! Every route but `/v1/health` needs `Authorization: Bearer TOKEN`, the token
-//! being the content of `api-token` in the data directory.
+//! Every route but `/v1/health` needs `Authorization: Bearer TOKEN`: the
+//! content of `api-token` in the data directory (the local admin), or a token
+//! made by `monitor tokens create`, whose scope must cover the route
+//! ([`crate::access`]). Every change is recorded in the audit log.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::access::Scope;
 use crate::error::{Classified, CommandResult, ErrorKind};
 use crate::metrics::{Board, Sample, parse_labels};
 use crate::paths::DataDir;
@@ -30,11 +33,13 @@ use crate::store::progress::{ProgressEvent, UpdateEffect};
 use crate::store::space::{Compacted, Space};
 use crate::writer::{MAX_BATCH, WriteError, Writer};
 
+pub mod access;
 pub mod alerts;
 pub mod dashboard;
 mod jobs;
 pub mod server;
 mod stream;
+pub mod tls;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -43,7 +48,12 @@ pub struct AppState {
     pub board: Arc<Mutex<Board>>,
     pub snapshot: SharedSnapshot,
     pub processes: SharedProcesses,
+    /// The local admin's token, the content of `api-token`.
     pub token: Arc<str>,
+    /// The other tokens, by their secret's hash.
+    pub tokens: Arc<access::Tokens>,
+    /// How long the audit log keeps a change.
+    pub keep_audit_ms: u64,
     pub failures: Arc<AuthFailures>,
     pub writer: Writer,
     pub data: DataDir,
@@ -136,6 +146,8 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::routes())
         .merge(stream::routes())
         .merge(dashboard::routes())
+        .merge(access::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), access::record))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/v1/health", get(health))
@@ -185,8 +197,34 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
-        return next.run(request).await;
+    let identity = match presented {
+        Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => {
+            Some(Ok(access::Identity { name: crate::access::LOCAL_ADMIN.into(), scope: Scope::Admin }))
+        }
+        Some(t) => state.tokens.identify(t, crate::sampler::now_ms()),
+        None => None,
+    };
+    match identity {
+        Some(Ok(identity)) => {
+            let needed = crate::access::required(request.method().as_str(), request.uri().path());
+            if identity.scope < needed {
+                let (method, path) = (request.method(), crate::text::line(request.uri().path(), 200));
+                let message = format!(
+                    "token '{}' has scope {}; {method} {path} needs {needed} or above: use a token made with --scope {needed}",
+                    identity.name, identity.scope
+                );
+                if crate::access::audited(request.method().as_str(), request.uri().path()) {
+                    access::keep(&state, access::refused(&request, &identity, &message)).await;
+                }
+                return error(StatusCode::FORBIDDEN, message);
+            }
+            let mut request = request;
+            request.extensions_mut().insert(identity);
+            return next.run(request).await;
+        }
+        // A known token refused is no guess: said as it is, and not counted.
+        Some(Err(refused)) => return error(StatusCode::UNAUTHORIZED, refused.to_string()),
+        None => {}
     }
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let path = request.uri().path();
@@ -344,9 +382,17 @@ async fn metrics(State(state): State<AppState>) -> Json<Vec<Sample>> {
 }
 
 /// The board in the Prometheus (OpenMetrics) text format, for scrapers.
-async fn prometheus(State(state): State<AppState>) -> Response {
+/// OpenMetrics, unless the client asks for the Prometheus text format alone
+/// (Prometheus asks for OpenMetrics first).
+async fn prometheus(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let samples = state.board.lock().expect("board lock").samples();
-    ([(header::CONTENT_TYPE, crate::exposition::CONTENT_TYPE)], crate::exposition::scrape(&samples)).into_response()
+    let text = crate::exposition::scrape(&samples);
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if accept.contains("text/plain") && !accept.contains("application/openmetrics-text") {
+        let classic = crate::exposition::classic(&text);
+        return ([(header::CONTENT_TYPE, crate::exposition::CLASSIC_CONTENT_TYPE)], classic).into_response();
+    }
+    ([(header::CONTENT_TYPE, crate::exposition::CONTENT_TYPE)], text).into_response()
 }
 
 async fn resources(State(state): State<AppState>) -> Json<Snapshot> {

@@ -12,6 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "domain",
         &[
+            "access",
             "progress",
             "metrics",
             "sampler",

@@ -10,6 +10,7 @@ use crate::paths::{DataDir, default_data_dir};
 pub mod alerts;
 pub mod db;
 pub mod exec;
+mod fleet;
 pub mod jobs;
 pub mod metrics;
 pub mod plugins;
@@ -18,6 +19,7 @@ pub mod report;
 pub mod resources;
 mod run;
 pub mod stream;
+pub mod tokens;
 pub mod top;
 pub mod watch_files;
 
@@ -69,6 +71,10 @@ pub enum Command {
         json: bool,
         #[command(flatten)]
         filter: progress::RunFilter,
+        /// Every host of a hosts file (default: $MONITOR_HOSTS, else
+        /// ~/.config/monitor/hosts), each row naming its host.
+        #[arg(long, value_name = "FILE")]
+        hosts: Option<Option<PathBuf>>,
     },
     /// A run's tree, redrawn as it changes, until the run ends (Ctrl-C leaves the run as it is).
     Watch {
@@ -107,6 +113,12 @@ pub enum Command {
     /// The database: check it (with the host stopped), see what takes its space, compact it.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// The API's scoped tokens: create, list, revoke.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
+    /// The changes made through the API (and by the CLI with no host running):
+    /// when, which token, from where, what, and how it ended.
+    Audit(tokens::AuditArgs),
     /// Print the running host's API address and token as shell exports, for
     /// scripts and curl: eval "$(monitor api-env)".
     ApiEnv,
@@ -129,6 +141,11 @@ fn api_env(data: &DataDir) -> CommandResult<()> {
     let token = std::fs::read_to_string(data.token())?;
     println!("export MONITOR_URL={}", host.base());
     println!("export MONITOR_TOKEN={}", token.trim());
+    // Over TLS, the certificate to trust: curl --cacert "$MONITOR_CA".
+    let info = std::fs::read_to_string(data.daemon_info()).ok();
+    if let Some(ca) = info.and_then(|i| serde_json::from_str::<crate::paths::DaemonInfo>(&i).ok()?.tls) {
+        println!("export MONITOR_CA={}", ca.display());
+    }
     Ok(())
 }
 
@@ -198,7 +215,12 @@ pub fn dispatch(cli: Cli) -> CommandResult<()> {
             progress::watch(&data, &run, std::time::Duration::from_millis(interval_ms))
         }
         Command::History { run, json } => progress::history(&*crate::client::connect(&data, None)?, &run, json),
-        Command::List { json, filter } => progress::list(&*crate::client::connect(&data, None)?, json, &filter),
+        Command::List { json, filter, hosts: Some(file) } => {
+            progress::list_hosts(&crate::client::fleet::hosts_file(file.as_deref()), json, &filter)
+        }
+        Command::List { json, filter, hosts: None } => {
+            progress::list(&*crate::client::connect(&data, None)?, json, &filter)
+        }
         Command::Status { run: Some(run), json, format } => {
             progress::tree(&*crate::client::connect(&data, None)?, &run, json, format.as_deref())
         }
@@ -213,6 +235,8 @@ pub fn dispatch(cli: Cli) -> CommandResult<()> {
         Command::Top(args) => top::run(&data, args),
         Command::Stream(args) => stream::run(&data, args),
         Command::Db(command) => db::run(&data, command),
+        Command::Tokens(command) => tokens::run(&*crate::client::connect(&data, None)?, command),
+        Command::Audit(args) => tokens::audit(&*crate::client::connect(&data, None)?, &args),
         Command::ApiEnv => api_env(&data),
         Command::Dashboard => dashboard(&data),
         Command::CompilePlugin { out } => Ok(crate::plugin::engine::compile_plugin_command(&out)?),

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::access::{AuditEntry, Token};
 use crate::alerts::{Alert, AlertState, Labels, Silence};
+use crate::api::access::{CreateRequest, Created};
 use crate::api::alerts::{AckRequest, Removed, ResolveRequest, SilenceRequest, TestRequest, TestResult};
 use crate::api::{ApiError, BatchItem, BatchRequest, BatchResponse, BatchResult, EnableRequest, Health, RevokeRequest};
 use crate::error::{CommandError, CommandResult, ErrorKind, UsageError};
@@ -24,7 +26,9 @@ use crate::store::progress::ProgressEvent;
 use crate::store::space::{Compacted, Space};
 use crate::watch::JobView;
 
+pub mod fleet;
 pub mod local;
+pub mod pin;
 pub mod sse;
 
 pub use local::Local;
@@ -80,6 +84,13 @@ pub trait Client {
     fn space(&self) -> CommandResult<Space>;
     /// Gives the database's free pages back to the file system.
     fn compact(&self) -> CommandResult<Compacted>;
+    /// Every API token, revoked ones included.
+    fn tokens(&self) -> CommandResult<Vec<Token>>;
+    /// Makes a token; its secret is in the answer only.
+    fn token_create(&self, request: &CreateRequest) -> CommandResult<Created>;
+    fn token_revoke(&self, name: &str) -> CommandResult<Token>;
+    /// The changes made at or after `since_ms`, oldest first.
+    fn audit(&self, since_ms: u64) -> CommandResult<Vec<AuditEntry>>;
     /// The running host's watch jobs.
     fn jobs(&self) -> CommandResult<Vec<JobView>> {
         Err(no_host_for_jobs())
@@ -113,35 +124,74 @@ static REMOTE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new(
 /// Points every command of this process at a host elsewhere: `url` like
 /// `http://gpu-box-1:8750` (its `api.listen`), `token` the content of its `api-token`.
 pub fn use_remote(url: &str, token: Option<&str>) -> Result<(), UsageError> {
-    let addr = parse_url(url)?;
+    let base = parse_url(url).map_err(|e| UsageError(format!("--url {e}")))?;
     let Some(token) = token.filter(|t| !t.trim().is_empty()) else {
         return Err(UsageError(format!(
             "--url '{url}' needs the host's API token; pass --token TOKEN or set MONITOR_TOKEN to the content of api-token in its data directory"
         )));
     };
-    let _ = REMOTE.set((addr, token.trim().to_string()));
+    let _ = REMOTE.set((base, token.trim().to_string()));
     Ok(())
 }
 
 /// The host `--url` named, if any.
 pub fn remote() -> Option<Remote> {
-    REMOTE.get().map(|(addr, token)| Remote::new(addr, token))
+    REMOTE.get().map(|(base, token)| Remote::new(base, token))
 }
 
-/// `http://host:port`, `host:port` → `host:port`; https is refused (the API speaks plain HTTP).
-fn parse_url(text: &str) -> Result<String, UsageError> {
-    if text.starts_with("https://") {
-        return Err(UsageError(format!(
-            "--url '{text}': the host's API speaks plain HTTP; use http://, through an SSH tunnel off a private network"
-        )));
-    }
-    let addr = text.strip_prefix("http://").unwrap_or(text).trim_end_matches('/');
+/// `http://host:port`, `https://host:port`, `host:port` (http) → the base URL.
+fn parse_url(text: &str) -> Result<String, String> {
+    let shown = crate::text::line(text, 100);
+    let (scheme, rest) = match text.split_once("://") {
+        Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
+        Some(_) => return Err(format!("'{shown}': use http:// or https://")),
+        None => ("http", text),
+    };
+    let addr = rest.trim_end_matches('/');
     if addr.is_empty() || addr.contains('/') || !addr.contains(':') {
-        return Err(UsageError(format!(
-            "--url '{text}' is not a host's address; write one like http://gpu-box-1:8750"
-        )));
+        return Err(format!("'{shown}' is not a host's address; write one like http://gpu-box-1:8750"));
     }
-    Ok(addr.to_string())
+    Ok(format!("{scheme}://{addr}"))
+}
+
+/// Whether `e` is a TLS handshake that refused the host's certificate.
+fn refused_certificate(e: &ureq::Error) -> bool {
+    let rustls = match e {
+        ureq::Error::Rustls(e) => Some(e),
+        ureq::Error::Io(e) => e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(rustls, Some(rustls::Error::InvalidCertificate(_)))
+}
+
+/// What to trust at `addr` over https: its pin, else the Mozilla roots if they
+/// vouch for it, else what it shows now, pinned.
+fn trust(addr: &str, timeout: Duration) -> (ureq::tls::TlsConfig, Option<pin::Pin>) {
+    let file = pin::known_hosts();
+    if let Some(pin) = pin::pinned(&file, addr) {
+        return (trusting(std::slice::from_ref(&pin.cert)), Some(pin));
+    }
+    let roots = ureq::tls::TlsConfig::default();
+    let probe = agent(&roots, Some(timeout)).get(format!("https://{addr}/v1/health")).call();
+    if !probe.as_ref().is_err_and(refused_certificate) {
+        return (roots, None);
+    }
+    let Some(cert) = pin::presented(addr, timeout).ok().and_then(|chain| chain.last().cloned()) else {
+        return (roots, None);
+    };
+    let sha256 = crate::api::tls::fingerprint(&cert);
+    match pin::pin(&file, addr, &cert) {
+        Ok(()) => eprintln!(
+            "monitor: pinned the TLS certificate of {addr} (sha256 {sha256}) in {}; from now on another one is refused",
+            file.display()
+        ),
+        Err(e) => eprintln!(
+            "monitor: trusting the TLS certificate of {addr} (sha256 {sha256}) this once: cannot write {}: {e}",
+            file.display()
+        ),
+    }
+    let line = pin::pinned(&file, addr).map_or(0, |p| p.line);
+    (trusting(std::slice::from_ref(&cert)), Some(pin::Pin { line, sha256, cert }))
 }
 
 /// The host `--url` names, else the daemon if it runs, else the database.
@@ -168,16 +218,54 @@ pub struct Remote {
     base: String,
     token: String,
     agent: ureq::Agent,
+    /// Whom it trusts over https (by default: the Mozilla roots).
+    tls: ureq::tls::TlsConfig,
+    /// The pin it holds the host to, to say so when the host's certificate changed.
+    pin: Option<pin::Pin>,
+}
+
+/// An agent that gives up on a request after `timeout` (none: never) and
+/// trusts what `tls` says.
+fn agent(tls: &ureq::tls::TlsConfig, timeout: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(timeout)
+        .tls_config(tls.clone())
+        .build()
+        .into()
+}
+
+/// Trusting these certificates, and only them.
+fn trusting(certs: &[rustls::pki_types::CertificateDer<'_>]) -> ureq::tls::TlsConfig {
+    let certs: Vec<_> = certs.iter().map(|c| ureq::tls::Certificate::from_der(c).to_owned()).collect();
+    ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&certs)).build()
 }
 
 impl Remote {
-    pub fn new(addr: &str, token: &str) -> Remote {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        Remote { base: format!("http://{addr}"), token: token.trim().to_string(), agent }
+    /// The host at `base` (`http://host:port` or `https://host:port`).
+    pub fn new(base: &str, token: &str) -> Remote {
+        Remote::with_timeout(base, token, Duration::from_secs(30))
+    }
+
+    /// A host that must answer each request within `timeout`. Over https it
+    /// is held to its pinned certificate, pinned now if it has none and the
+    /// Mozilla roots do not vouch for it.
+    pub fn with_timeout(base: &str, token: &str, timeout: Duration) -> Remote {
+        let (tls, pin) = match base.strip_prefix("https://") {
+            Some(addr) => trust(addr, timeout),
+            None => (ureq::tls::TlsConfig::default(), None),
+        };
+        let agent = agent(&tls, Some(timeout));
+        Remote { base: base.to_string(), token: token.trim().to_string(), agent, tls, pin }
+    }
+
+    /// The host of this machine, over https when `trust` names the certificate to trust.
+    fn local(addr: &str, token: &str, trust: Option<&std::path::Path>) -> CommandResult<Remote> {
+        let Some(file) = trust else { return Ok(Remote::new(&format!("http://{addr}"), token)) };
+        let chain = crate::api::tls::read_chain(file)?;
+        let tls = trusting(&chain[chain.len() - 1..]);
+        let agent = agent(&tls, Some(Duration::from_secs(30)));
+        Ok(Remote { base: format!("https://{addr}"), token: token.trim().to_string(), agent, tls, pin: None })
     }
 
     /// The web dashboard's address, the token in its fragment (never sent by a browser).
@@ -204,7 +292,7 @@ impl Remote {
                 data.token().display()
             )
         })?;
-        let remote = Remote::new(&info.addr, &token);
+        let remote = Remote::local(&info.addr, &token, info.tls.as_deref())?;
         // The token goes only to a host that proves it holds it: after a crash
         // another program may answer on the old port.
         let mut challenge = [0u8; 16];
@@ -247,8 +335,9 @@ impl Remote {
         &self,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> CommandResult<ureq::http::Response<ureq::Body>> {
-        let mut response = response.map_err(|e| {
-            CommandError::new(ErrorKind::Unreachable, format!("cannot reach the host at {}: {e}", self.base))
+        let mut response = response.map_err(|e| match &self.pin {
+            Some(pin) if refused_certificate(&e) => self.changed(pin, &e),
+            _ => CommandError::new(ErrorKind::Unreachable, format!("cannot reach the host at {}: {e}", self.base)),
         })?;
         if response.status().is_success() {
             return Ok(response);
@@ -261,11 +350,28 @@ impl Remote {
         Err(CommandError::new(ErrorKind::from_http_status(status), message))
     }
 
+    /// The error of a host whose certificate is not the one pinned.
+    fn changed(&self, pin: &pin::Pin, e: &ureq::Error) -> CommandError {
+        let addr = self.base.trim_start_matches("https://");
+        let now = match pin::presented(addr, Duration::from_secs(5)) {
+            Ok(chain) => chain.last().map_or("none".into(), |c| crate::api::tls::fingerprint(c)),
+            Err(_) => format!("unknown ({e})"),
+        };
+        CommandError::new(
+            ErrorKind::Unreachable,
+            format!(
+                "the TLS certificate of {addr} is not the one pinned (sha256 {} on line {} of {}; it now shows sha256 {now}): if the host's certificate was replaced on purpose, delete that line and run again; if not, something may be between you and the host",
+                pin.sha256,
+                pin.line,
+                pin::known_hosts().display()
+            ),
+        )
+    }
+
     /// Opens the live stream (`/v1/stream?QUERY`), resuming after `cursor`;
     /// its body is read as it comes, with no time limit.
     pub fn stream(&self, query: &str, cursor: Option<&str>) -> CommandResult<impl std::io::BufRead + use<>> {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let mut request = agent
+        let mut request = agent(&self.tls, None)
             .get(format!("{}/v1/stream?{query}", self.base))
             .header("Authorization", format!("Bearer {}", self.token));
         if let Some(cursor) = cursor {
@@ -412,6 +518,22 @@ impl Client for Remote {
         self.get("/v1/alerts/silences")
     }
 
+    fn tokens(&self) -> CommandResult<Vec<Token>> {
+        self.get("/v1/tokens")
+    }
+
+    fn token_create(&self, request: &CreateRequest) -> CommandResult<Created> {
+        self.post("/v1/tokens", request)
+    }
+
+    fn token_revoke(&self, name: &str) -> CommandResult<Token> {
+        self.post(&format!("/v1/tokens/{name}/revoke"), &serde_json::json!({}))
+    }
+
+    fn audit(&self, since_ms: u64) -> CommandResult<Vec<AuditEntry>> {
+        self.get(&format!("/v1/audit?since_ms={since_ms}"))
+    }
+
     fn test_alert(&self, rule: &str) -> CommandResult<Vec<TestResult>> {
         self.post("/v1/alerts/test", &TestRequest { rule: rule.into() })
     }
@@ -460,10 +582,11 @@ mod tests {
 
     #[test]
     fn urls_name_a_host_and_port() {
-        assert_eq!(parse_url("http://gpu-box:8750/").unwrap(), "gpu-box:8750");
-        assert_eq!(parse_url("127.0.0.1:9").unwrap(), "127.0.0.1:9");
-        assert!(parse_url("https://x:1").unwrap_err().0.contains("plain HTTP"));
-        assert!(parse_url("http://x").unwrap_err().0.contains("like http://gpu-box-1:8750"));
+        assert_eq!(parse_url("http://gpu-box:8750/").unwrap(), "http://gpu-box:8750");
+        assert_eq!(parse_url("https://gpu-box:8750").unwrap(), "https://gpu-box:8750");
+        assert_eq!(parse_url("127.0.0.1:9").unwrap(), "http://127.0.0.1:9");
+        assert!(parse_url("ftp://x:1").unwrap_err().contains("use http:// or https://"));
+        assert!(parse_url("http://x").unwrap_err().contains("like http://gpu-box-1:8750"));
         assert!(parse_url("http://x:1/v1").is_err());
         assert!(use_remote("http://x:1", Some(" ")).unwrap_err().0.contains("needs the host's API token"));
     }

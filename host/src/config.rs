@@ -85,6 +85,17 @@ pub struct ApiConfig {
     /// `Host` is refused, so a web page elsewhere cannot reach the API through
     /// a name of its own that points here (DNS rebinding).
     pub hosts: Vec<String>,
+    /// How long the audit log keeps a change made through the API, like `90d`.
+    pub keep_audit: String,
+    /// Serve the API over TLS: with `tls_cert` and `tls_key` if given, else
+    /// with a certificate the host makes, which clients pin on first use.
+    pub tls: bool,
+    /// A PEM file: the certificate, then any intermediates.
+    pub tls_cert: Option<PathBuf>,
+    /// A PEM file: the certificate's private key.
+    pub tls_key: Option<PathBuf>,
+    /// Listen beyond loopback over plain HTTP, the token in clear: refused unless this says so.
+    pub plain_http_beyond_loopback: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -122,7 +133,15 @@ impl Default for HostConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: "127.0.0.1:0".into(), hosts: Vec::new() }
+        ApiConfig {
+            listen: "127.0.0.1:0".into(),
+            hosts: Vec::new(),
+            keep_audit: "90d".into(),
+            tls: false,
+            tls_cert: None,
+            tls_key: None,
+            plain_http_beyond_loopback: false,
+        }
     }
 }
 
@@ -210,13 +229,29 @@ impl HostConfig {
                 return Err(ConfigError::Range { path: path.into(), field, value, range });
             }
         }
-        if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
+        let Ok(listen) = config.api.listen.parse::<std::net::SocketAddr>() else {
             return Err(ConfigError::Listen { path: path.into(), value: config.api.listen.clone() });
+        };
+        let api = &config.api;
+        let message = if api.tls_cert.is_some() != api.tls_key.is_some() {
+            Some("api.tls_cert and api.tls_key go together: give both, or neither for a certificate the host makes")
+        } else if api.tls_cert.is_some() && !api.tls {
+            Some("api.tls_cert is given but api.tls is false; set tls = true")
+        } else if !listen.ip().is_loopback() && !api.tls && !api.plain_http_beyond_loopback {
+            Some(
+                "api.listen is beyond loopback, where the token would travel in clear; set tls = true (the host makes a certificate clients pin), or plain_http_beyond_loopback = true on a private network",
+            )
+        } else {
+            None
+        };
+        if let Some(message) = message {
+            return Err(ConfigError::Parse { path: path.into(), message: message.into() });
         }
         let durations = [
             ("progress.keep_events", &config.progress.keep_events),
             ("metrics.keep_raw", &config.metrics.keep_raw),
             ("metrics.keep_minutes", &config.metrics.keep_minutes),
+            ("api.keep_audit", &config.api.keep_audit),
         ];
         for (field, value) in durations {
             if humantime::parse_duration(value).is_err() {
@@ -252,6 +287,11 @@ impl HostConfig {
     /// How long metric history is kept.
     pub fn metric_retention(&self) -> MetricRetention {
         MetricRetention { raw_ms: millis(&self.metrics.keep_raw), minutes_ms: millis(&self.metrics.keep_minutes) }
+    }
+
+    /// How long the audit log keeps a change.
+    pub fn keep_audit_ms(&self) -> u64 {
+        millis(&self.api.keep_audit)
     }
 
     /// How long the history's samples are gathered before a commit.

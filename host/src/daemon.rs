@@ -91,7 +91,8 @@ pub async fn run(options: Options) -> CommandResult<()> {
 
     let listener = bind(&data, &config.api.listen).await?;
     let addr = listener.addr()?;
-    if !addr.ip().is_loopback() {
+    let tls = api::tls::load(&config.api, &data, &api::tls::names(&config.api.hosts, addr.ip()))?;
+    if !addr.ip().is_loopback() && tls.is_none() {
         tracing::warn!(
             "the API listens on {addr}, beyond this machine, over plain HTTP: requests need the token, but it travels in clear; keep the address on a private network, or listen on 127.0.0.1 and reach it through an SSH tunnel"
         );
@@ -139,6 +140,8 @@ pub async fn run(options: Options) -> CommandResult<()> {
         snapshot: snapshot.clone(),
         processes: processes.clone(),
         token: token.into(),
+        tokens: Arc::new(api::access::Tokens::load(&store).context("cannot read the API's tokens")?),
+        keep_audit_ms: config.keep_audit_ms(),
         failures: Arc::default(),
         streams: streams.clone(),
         writer: writer.clone(),
@@ -155,8 +158,9 @@ pub async fn run(options: Options) -> CommandResult<()> {
     // The alert-handler plugins running at the last look.
     let mut handlers = HashSet::new();
     publish_plugins(&manager.listing()?, &hub, &mut plugin_states);
-    let server = listener.serve(api::router(state));
-    write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string() })?;
+    let trust = tls.as_ref().map(|t| t.trust.clone());
+    let server = listener.serve(api::router(state), tls.map(|t| t.acceptor));
+    write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string(), tls: trust })?;
     // Only a hint for the next run: if it cannot be written, that run picks a free port.
     let _ = crate::paths::write_private(&data.last_addr(), addr.to_string().as_bytes());
     let mut ready = false;

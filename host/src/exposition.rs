@@ -149,6 +149,34 @@ pub fn render(samples: &[Sample]) -> Exposition {
     Exposition { text, skipped, problems }
 }
 
+/// The content type of [`classic`]'s text.
+pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// An OpenMetrics text as the Prometheus text format 0.0.4, for a client that
+/// asks for that alone (`promtool check metrics`, older scrapers): a counter's
+/// family takes its samples' `_total` name, and `# UNIT` and `# EOF` go.
+pub fn classic(openmetrics: &str) -> String {
+    let counters: BTreeSet<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = if counters.contains(name) { format!("{name}_total") } else { name.to_string() };
+                out.push_str(format!("{prefix}{name} {tail}").trim_end_matches(' '));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// [`render`], logging each cause of a skipped series the first time it is seen.
 pub fn scrape(samples: &[Sample]) -> String {
     static LOGGED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
@@ -193,6 +221,26 @@ mod tests {
             unit: unit.into(),
             timestamp_ms: 1,
         }
+    }
+
+    #[test]
+    fn the_classic_format_names_counter_families_by_their_samples_and_has_no_units_or_eof() {
+        let samples =
+            [sample("jobs_done_total", &[("job", "a")], 3.0, ""), sample("disk_used_bytes", &[], 5.0, "bytes")];
+        let classic = classic(&render(&samples).text);
+        let lines: Vec<&str> = classic.lines().filter(|l| !l.contains(SKIPPED)).collect();
+        assert_eq!(
+            lines,
+            [
+                "# HELP disk_used_bytes Latest value, in bytes.",
+                "# TYPE disk_used_bytes gauge",
+                "disk_used_bytes 5.0",
+                "# HELP jobs_done_total Latest value.",
+                "# TYPE jobs_done_total counter",
+                "jobs_done_total{job=\"a\"} 3.0",
+            ],
+            "{classic}"
+        );
     }
 
     /// Every series of a parsed exposition by sample name (as written) and

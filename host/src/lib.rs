@@ -9,6 +9,7 @@
 //! tick and of a progress update, and where to change what. The
 //! `architecture` test keeps the table true.
 
+pub mod access;
 pub mod alerts;
 pub mod api;
 #[cfg(test)]

@@ -14,6 +14,17 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/state/monitor")
 }
 
+/// Where a user's own settings for `monitor` go: `$XDG_CONFIG_HOME/monitor`,
+/// else `~/.config/monitor` (the hosts file, pinned certificates).
+pub fn config_dir() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("monitor")
+}
+
 /// The files inside a data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -136,6 +147,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct DaemonInfo {
     pub pid: u32,
     pub addr: String,
+    /// With TLS on the API: the PEM file of the certificate a client on this machine trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod access;
 pub mod alerts;
 mod chunk;
 #[cfg(test)]
@@ -263,6 +264,8 @@ impl Store {
             tx.open_table(alerts::HISTORY)?;
             tx.open_table(alerts::STATE)?;
             tx.open_table(layouts::LAYOUTS)?;
+            tx.open_table(access::TOKENS)?;
+            tx.open_table(access::AUDIT)?;
         }
         store.commit(tx)?;
         Ok(store)

@@ -415,10 +415,15 @@ fn every_route_but_health_refuses_a_request_without_the_right_token() {
 }
 
 #[test]
-fn listening_beyond_loopback_is_said_in_the_log() {
+fn listening_beyond_loopback_in_clear_needs_saying_so_and_is_said_in_the_log() {
     let sandbox = Sandbox::new();
     let config = sandbox.root.path().join("host.toml");
     std::fs::write(&config, "[api]\nlisten = \"0.0.0.0:0\"\n").unwrap();
+    let out = sandbox.monitor(&["run", "--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("set tls = true") && stderr.contains("plain_http_beyond_loopback = true"), "{stderr}");
+    std::fs::write(&config, "[api]\nlisten = \"0.0.0.0:0\"\nplain_http_beyond_loopback = true\n").unwrap();
     let mut host = sandbox.start(&["--config", config.to_str().unwrap()]);
     host.wait_log("the plain-HTTP warning", "beyond this machine, over plain HTTP");
     let (line, _) = sandbox.api("GET", "/v1/plugins", None, "");
@@ -501,7 +506,7 @@ fn an_address_the_api_cannot_listen_on_is_a_clear_error() {
     let sandbox = Sandbox::new();
     let config = sandbox.root.path().join("host.toml");
     // Not an address of this machine.
-    std::fs::write(&config, "[api]\nlisten = \"192.0.2.1:0\"\n").unwrap();
+    std::fs::write(&config, "[api]\nlisten = \"192.0.2.1:0\"\nplain_http_beyond_loopback = true\n").unwrap();
     std::fs::create_dir_all(sandbox.plugins()).unwrap();
     let plugins = sandbox.plugins();
     let out = sandbox.monitor(&["run", "--config", config.to_str().unwrap(), "--plugins", plugins.to_str().unwrap()]);

@@ -11,6 +11,14 @@
 //! name: `{"host":"build-1","seq":42,"id":"cpu-hot","rule":"cpu-hot","level":"warning","labels":{},"from":"pending","to":"firing","value":97.0,"message":"...","at_ms":1700000000000,"silenced":false}`.
 //! A command runs without a shell, in its own process group, with the JSON (and
 //! a newline) on stdin; a non-zero exit is a failure and the end of its stderr the reason.
+//!
+//! An Alertmanager handler ([`super::alertmanager`]) posts each transition as
+//! Alertmanager's API wants it, to every Alertmanager it names (a retry goes
+//! only to those that failed; the delivery counts as delivered once all took
+//! it), and its task also sends the alerts standing now every `resend`
+//! interval: one post at a time, so an Alertmanager that is down never
+//! gathers a pile of them, and a resend that is due while one is still being
+//! tried is made once that one is over.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -20,7 +28,8 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::lifecycle::Transition;
+use super::alertmanager::{self, Alertmanager, PostableAlert};
+use super::lifecycle::{Alert, Transition};
 use super::route::{Action, Handler, Routing, Target};
 use super::rule::Level;
 use crate::plugin::Manager;
@@ -35,6 +44,10 @@ const STDERR_TAIL: usize = 400;
 
 /// One delivery's outcome, for `monitor alerts test`.
 pub type DeliveryResult = Result<(), String>;
+
+/// The alerts as they stand at a time (what `GET /v1/alerts` lists), for the
+/// Alertmanager handlers' resends; `None` once the host that keeps them is gone.
+pub type CurrentAlerts = Arc<dyn Fn(u64) -> Option<Vec<Alert>> + Send + Sync>;
 
 struct Dispatch {
     entry: Arc<HistoryEntry>,
@@ -76,13 +89,39 @@ pub struct Dispatcher {
     queues: Mutex<HashMap<Target, mpsc::Sender<Dispatch>>>,
     counters: Arc<Mutex<BTreeMap<String, Counters>>>,
     runtime: tokio::runtime::Handle,
+    /// What the Alertmanager handlers send again every `resend`.
+    current: Option<CurrentAlerts>,
 }
 
 impl Dispatcher {
     /// `manager` delivers to alert-handler plugins; without it, plugin targets fail.
     pub fn new(routing: Routing, manager: Option<Arc<Manager>>, runtime: tokio::runtime::Handle) -> Dispatcher {
         let host = sysinfo::System::host_name().unwrap_or_default();
-        Dispatcher { routing, manager, host, queues: Mutex::default(), counters: Arc::default(), runtime }
+        Dispatcher {
+            routing,
+            manager,
+            host,
+            queues: Mutex::default(),
+            counters: Arc::default(),
+            runtime,
+            current: None,
+        }
+    }
+
+    /// Starts every Alertmanager handler's task now, with `current` for its
+    /// resends: from the host's start, not its first transition, so the alerts
+    /// still firing after a restart reach the Alertmanagers again.
+    pub fn resend_from(mut self, current: CurrentAlerts) -> Dispatcher {
+        self.current = Some(current);
+        {
+            let mut queues = self.queues.lock().expect("queues lock");
+            for handler in self.routing.handlers.iter().filter(|h| h.alertmanager.is_some()) {
+                let target = Target::Handler(handler.name.clone());
+                let queue = self.spawn(&target);
+                queues.insert(target, queue);
+            }
+        }
+        self
     }
 
     /// Sends every routed transition to its handlers; returns at once.
@@ -181,28 +220,38 @@ impl Dispatcher {
             return;
         }
         let mut queues = self.queues.lock().expect("queues lock");
-        let queue = queues.entry(target.clone()).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            let handler = match &target {
-                Target::Handler(name) => self.routing.handler(name).cloned(),
-                _ => None,
-            };
-            let agent = webhook_agent(handler.as_ref());
-            let delivery = Delivery {
-                target: target.clone(),
-                handler,
-                manager: self.manager.clone(),
-                host: self.host.clone(),
-                counters: self.counters.clone(),
-                agent,
-            };
-            self.runtime.spawn(delivery.run(rx));
-            tx
-        });
+        let queue = queues.entry(target.clone()).or_insert_with(|| self.spawn(&target));
         if let Err(mpsc::error::TrySendError::Full(_) | mpsc::error::TrySendError::Closed(_)) = queue.try_send(job) {
             tracing::warn!(handler = %target.name(), "alert handler queue full: an alert was dropped");
             self.counters.lock().expect("counters lock").entry(target.name()).or_default().dropped += 1;
         }
+    }
+
+    /// A queue and a task for `target`.
+    fn spawn(&self, target: &Target) -> mpsc::Sender<Dispatch> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let handler = match target {
+            Target::Handler(name) => self.routing.handler(name).cloned(),
+            _ => None,
+        };
+        let agent = webhook_agent(handler.as_ref());
+        let resend = match (&handler, &self.current) {
+            (Some(h), Some(current)) if h.alertmanager.is_some() => {
+                Some(Resend { current: current.clone(), routing: self.routing.clone() })
+            }
+            _ => None,
+        };
+        let delivery = Delivery {
+            target: target.clone(),
+            handler,
+            manager: self.manager.clone(),
+            host: self.host.clone(),
+            counters: self.counters.clone(),
+            agent,
+            resend,
+        };
+        self.runtime.spawn(delivery.run(rx));
+        tx
     }
 }
 
@@ -247,6 +296,15 @@ struct Delivery {
     counters: Arc<Mutex<BTreeMap<String, Counters>>>,
     /// One HTTP client per webhook, so its connections are reused.
     agent: ureq::Agent,
+    /// An Alertmanager handler's source of the alerts it sends again.
+    resend: Option<Resend>,
+}
+
+/// What an Alertmanager handler's resends need: the alerts now, and the
+/// routes, to send again only what its routes send it.
+struct Resend {
+    current: CurrentAlerts,
+    routing: Routing,
 }
 
 #[derive(Serialize)]
@@ -258,6 +316,10 @@ struct Payload<'a> {
 
 impl Delivery {
     async fn run(self, mut jobs: mpsc::Receiver<Dispatch>) {
+        if let Some(am) = self.handler.as_ref().and_then(|h| h.alertmanager.clone()) {
+            self.run_alertmanager(am, jobs).await;
+            return;
+        }
         let name = self.target.name();
         while let Some(job) = jobs.recv().await {
             let latency = job.since.elapsed();
@@ -276,25 +338,133 @@ impl Delivery {
                 tries += 1;
                 outcome = self.try_once(&job.entry).await;
             }
-            {
-                let mut counters = self.counters.lock().expect("counters lock");
-                let c = counters.entry(name.clone()).or_default();
-                c.latency.record(latency);
-                c.retries += u64::from(tries);
-                match &outcome {
-                    Ok(()) => c.delivered += 1,
-                    Err(e) => {
-                        c.failed += 1;
-                        c.last_error = Some(e.clone());
-                    }
-                }
-            }
+            self.count(Some(latency), tries, &outcome);
             if let Err(e) = &outcome {
                 tracing::warn!(handler = %name, alert = %job.entry.transition.id, "alert not delivered after {} tries: {e}", tries + 1);
             }
             if let Some(reply) = job.reply {
                 let _ = reply.send(outcome);
             }
+        }
+    }
+
+    /// One delivery's outcome in the handler's counters; `latency` from the
+    /// sample that caused it, when there was one.
+    fn count(&self, latency: Option<Duration>, tries: u32, outcome: &DeliveryResult) {
+        let mut counters = self.counters.lock().expect("counters lock");
+        let c = counters.entry(self.target.name()).or_default();
+        if let Some(latency) = latency {
+            c.latency.record(latency);
+        }
+        c.retries += u64::from(tries);
+        match outcome {
+            Ok(()) => c.delivered += 1,
+            Err(e) => {
+                c.failed += 1;
+                c.last_error = Some(e.clone());
+            }
+        }
+    }
+
+    /// An Alertmanager handler's task: each routed transition at once, and
+    /// every `resend` the alerts standing now; one post at a time.
+    async fn run_alertmanager(self, am: Alertmanager, mut jobs: mpsc::Receiver<Dispatch>) {
+        let name = self.target.name();
+        let mut resend = tokio::time::interval(am.resend);
+        // A resend held up by a slow or failing Alertmanager is not followed by a burst.
+        resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                job = jobs.recv() => {
+                    let Some(job) = job else { return };
+                    let latency = job.since.elapsed();
+                    let now_ms = crate::sampler::now_ms();
+                    let alert =
+                        alertmanager::from_transition(&job.entry.transition, &self.host, now_ms, am.ends_after_ms());
+                    let (outcome, tries) = self.post_alertmanager(&am, &[alert]).await;
+                    self.count(Some(latency), tries, &outcome);
+                    if let Err(e) = &outcome {
+                        tracing::warn!(handler = %name, alert = %job.entry.transition.id, "alert not delivered after {} tries: {e}", tries + 1);
+                    }
+                    if let Some(reply) = job.reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                _ = resend.tick(), if self.resend.is_some() => {
+                    let Some(alerts) = self.standing(&am).await else { return };
+                    if alerts.is_empty() {
+                        continue;
+                    }
+                    let (outcome, tries) = self.post_alertmanager(&am, &alerts).await;
+                    self.count(None, tries, &outcome);
+                    if let Err(e) = &outcome {
+                        tracing::warn!(handler = %name, "{} standing alerts not sent again after {} tries: {e}", alerts.len(), tries + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The alerts to send again now: firing or acknowledged, not silenced, and
+    /// routed to this handler. `None` once the host that keeps them is gone.
+    async fn standing(&self, am: &Alertmanager) -> Option<Vec<PostableAlert>> {
+        let resend = self.resend.as_ref()?;
+        let current = resend.current.clone();
+        let now_ms = crate::sampler::now_ms();
+        // The engine's lock may be held over a database commit: wait off the async workers.
+        let alerts = tokio::task::spawn_blocking(move || (*current)(now_ms)).await.ok()??;
+        Some(
+            alerts
+                .iter()
+                .filter(|a| alertmanager::resent(a))
+                .filter(|a| resend.routing.targets(&alertmanager::as_repeat(a)).contains(&self.target))
+                .map(|a| alertmanager::from_alert(a, &self.host, now_ms, am.ends_after_ms()))
+                .collect(),
+        )
+    }
+
+    /// Posts `alerts` to every Alertmanager of the handler, each bounded by its
+    /// timeout; those that fail are tried again after the backoff, doubled
+    /// each time, up to the handler's retries. Returns the outcome (an error
+    /// names each Alertmanager that never took them, and why) and the retries made.
+    async fn post_alertmanager(&self, am: &Alertmanager, alerts: &[PostableAlert]) -> (DeliveryResult, u32) {
+        let Some(handler) = &self.handler else {
+            return (Err(format!("handler '{}' is not defined", self.target.name())), 0);
+        };
+        let body = Arc::new(serde_json::to_vec(alerts).expect("alerts serialize"));
+        let mut pending = am.endpoints.clone();
+        let (mut backoff, mut tries) = (handler.backoff, 0u32);
+        loop {
+            let posts: Vec<_> = pending
+                .iter()
+                .map(|endpoint| {
+                    let (agent, endpoint, body) = (self.agent.clone(), endpoint.clone(), body.clone());
+                    tokio::task::spawn_blocking(move || alertmanager_post(&agent, &endpoint, &body))
+                })
+                .collect();
+            let mut failed: Vec<(String, String)> = Vec::new();
+            for (endpoint, post) in pending.iter().zip(posts) {
+                let outcome = match tokio::time::timeout(handler.timeout + Duration::from_millis(100), post).await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(e)) => Err(format!("POST {endpoint}: {e}")),
+                    Err(_) => Err(format!("POST {endpoint}: timed out after {:?}", handler.timeout)),
+                };
+                if let Err(e) = outcome {
+                    failed.push((endpoint.clone(), e));
+                }
+            }
+            if failed.is_empty() {
+                return (Ok(()), tries);
+            }
+            if tries >= handler.retries {
+                let reasons: Vec<String> = failed.into_iter().map(|(_, e)| e).collect();
+                return (Err(reasons.join("; ")), tries);
+            }
+            tracing::debug!(handler = %self.target.name(), "{} of {} Alertmanagers failed, retrying in {backoff:?}: {}", failed.len(), am.endpoints.len(), failed[0].1);
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2);
+            tries += 1;
+            pending = failed.into_iter().map(|(endpoint, _)| endpoint).collect();
         }
     }
 
@@ -396,5 +566,38 @@ fn webhook(agent: &ureq::Agent, url: &str, payload: &[u8]) -> DeliveryResult {
             Err(format!("POST {url}: HTTP {code}, a redirect, not followed; set url to where it points"))
         }
         code => Err(format!("POST {url}: HTTP {code}")),
+    }
+}
+
+/// How much of an Alertmanager's refusal goes into the error.
+const REASON_BYTES: u64 = 1024;
+
+/// One POST of `body` (a JSON array of alerts) to one Alertmanager's
+/// endpoint. Blocks; `agent` bounds the time and follows no redirect.
+fn alertmanager_post(agent: &ureq::Agent, endpoint: &str, body: &[u8]) -> DeliveryResult {
+    use std::io::Read;
+    let mut response = agent
+        .post(endpoint)
+        .header("content-type", "application/json")
+        .send(body)
+        .map_err(|e| format!("POST {endpoint}: {e}"))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let code = status.as_u16();
+    if (300..400).contains(&code) {
+        return Err(format!("POST {endpoint}: HTTP {code}, a redirect, not followed; set url to where it points"));
+    }
+    // Alertmanager says why it refused (a bad label, an end before the start), as a JSON string.
+    let mut text = Vec::new();
+    let mut reader = response.body_mut().as_reader().take(REASON_BYTES);
+    let _ = reader.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text);
+    let reason = crate::text::line(text.trim().trim_matches('"'), 300);
+    if reason.is_empty() {
+        Err(format!("POST {endpoint}: HTTP {code}"))
+    } else {
+        Err(format!("POST {endpoint}: HTTP {code}: {reason}"))
     }
 }

@@ -15,6 +15,12 @@
 //! retries = 5
 //! backoff = "2s"                        # doubles after each failed try
 //!
+//! [[alerts.handler]]
+//! name = "fleet"
+//! kind = "alertmanager"                 # Prometheus' Alertmanager, as Prometheus sends to it
+//! url = "http://alertmanager:9093"      # or urls = [...]: every one gets every post
+//! resend = "1m"                         # alerts still firing are sent again this often
+//!
 //! [[alerts.route]]
 //! level = "critical"                    # this level and above
 //! match = { team = "ops" }              # `rule`, and labels, by exact value
@@ -39,6 +45,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::alertmanager::Alertmanager;
 use super::lifecycle::Transition;
 use super::rule::{Labels, Level};
 
@@ -67,15 +74,21 @@ pub struct RouteConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct HandlerConfig {
     pub name: String,
-    /// `command` or `webhook`.
+    /// `command`, `webhook` or `alertmanager`.
     pub kind: String,
     /// command: the program and its arguments (no shell).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// webhook: where to POST.
+    /// webhook: where to POST; alertmanager: the Alertmanager's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// webhook: a PEM file of the certificate authorities to trust for an
+    /// alertmanager: several Alertmanagers (an HA pair), each sent every post; instead of `url`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    /// alertmanager: how often the alerts still firing are sent again; default 1m.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resend: Option<String>,
+    /// webhook, alertmanager: a PEM file of the certificate authorities to trust for an
     /// `https://` URL instead of the built-in (Mozilla) roots.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<std::path::PathBuf>,
@@ -117,10 +130,14 @@ pub fn read_certificates(path: &std::path::Path) -> Result<Vec<ureq::tls::Certif
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handler {
     pub name: String,
+    /// For `kind = "alertmanager"`, a webhook to the first Alertmanager's
+    /// endpoint (what `alerts check` shows); [`Handler::alertmanager`] is what is used.
     pub action: Action,
     pub timeout: Duration,
     pub retries: u32,
     pub backoff: Duration,
+    /// `kind = "alertmanager"`: where and how often; see [`super::alertmanager`].
+    pub alertmanager: Option<Alertmanager>,
 }
 
 /// Where a route sends an alert.
@@ -177,6 +194,10 @@ impl Routing {
             } else if handlers[..i].iter().any(|o| o.name == h.name) {
                 err("name is used by an earlier handler too; give each its own".into());
             }
+            if matches!(h.kind.as_str(), "command" | "webhook") && (!h.urls.is_empty() || h.resend.is_some()) {
+                err("urls and resend apply to kind 'alertmanager' only; remove them".into());
+            }
+            let mut alertmanager = None;
             let action = match h.kind.as_str() {
                 "command" if h.command.is_empty() || h.command[0].is_empty() => {
                     err("command is missing; write command = [\"/path/to/program\", \"arg\"]".into());
@@ -214,12 +235,27 @@ impl Routing {
                         None
                     }
                 },
+                "alertmanager" => match Alertmanager::build(h) {
+                    Ok(am) => {
+                        let action = Action::Webhook(am.endpoints[0].clone(), am.ca_file.clone());
+                        alertmanager = Some(am);
+                        Some(action)
+                    }
+                    Err(problems) => {
+                        for problem in problems {
+                            err(problem);
+                        }
+                        None
+                    }
+                },
                 "" => {
-                    err("kind is missing; use command or webhook".into());
+                    err("kind is missing; use command, webhook or alertmanager".into());
                     None
                 }
                 other => {
-                    err(format!("kind '{other}'; use command or webhook (plugins are routed as 'plugin:NAME')"));
+                    err(format!(
+                        "kind '{other}'; use command, webhook or alertmanager (plugins are routed as 'plugin:NAME')"
+                    ));
                     None
                 }
             };
@@ -242,6 +278,7 @@ impl Routing {
                     timeout,
                     retries: h.retries.unwrap_or(DEFAULT_RETRIES),
                     backoff,
+                    alertmanager,
                 });
             }
         }
@@ -434,7 +471,7 @@ mod tests {
             "handler 'log': command is missing; write command = [\"/path/to/program\", \"arg\"]",
             "handler 'hook': url 'ftp://x' is not an http:// or https:// URL",
             "handler 'hook': timeout 'soon' is not a duration above 0; write one like 500ms, 10s or 1m",
-            "handler 'x': kind 'email'; use command or webhook (plugins are routed as 'plugin:NAME')",
+            "handler 'x': kind 'email'; use command, webhook or alertmanager (plugins are routed as 'plugin:NAME')",
             "route 1: level 'urgent'; use one of info, warning, error, critical",
             "route 1: handler 'pagr' is not defined; define it in [[alerts.handler]] or use log, plugins or plugin:NAME",
             "route 1: handler 'plugin:' names no plugin; write plugin:NAME",

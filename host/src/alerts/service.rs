@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::dispatch::{DeliveryResult, Dispatcher, HandlerStatus};
+use super::dispatch::{CurrentAlerts, DeliveryResult, Dispatcher, HandlerStatus};
 use super::eval::{AlertError, Engine, Inputs, JobInput, NodeInput};
 use super::lifecycle::{Alert, AlertState, Transition};
 use super::rule::{Labels, Level};
@@ -61,7 +61,9 @@ impl crate::error::Classified for AlertingError {
 
 /// See the [module docs](self).
 pub struct Alerting {
-    engine: Mutex<Engine>,
+    /// Shared (weakly) with the Alertmanager handlers, which send the alerts
+    /// standing now again every `resend`.
+    engine: Arc<Mutex<Engine>>,
     store: Store,
     dispatcher: Dispatcher,
     /// The watch jobs critical alerts pause.
@@ -95,10 +97,19 @@ impl Alerting {
         let routing = config.routing().map_err(|e| AlertingError::Config(e.join("; ")))?;
         let mut engine = Engine::new(rules);
         let orphans = engine.restore(store.alerts_saved()?, crate::sampler::now_ms());
+        let engine = Arc::new(Mutex::new(engine));
+        let current: CurrentAlerts = {
+            let engine = Arc::downgrade(&engine);
+            Arc::new(move |now_ms: u64| -> Option<Vec<Alert>> {
+                let engine = engine.upgrade()?;
+                let alerts = engine.lock().expect("engine lock").alerts(now_ms);
+                Some(alerts)
+            })
+        };
         let alerting = Alerting {
-            engine: Mutex::new(engine),
+            engine,
             store,
-            dispatcher: Dispatcher::new(routing, manager, runtime),
+            dispatcher: Dispatcher::new(routing, manager, runtime).resend_from(current),
             jobs,
             nodes: Mutex::default(),
             keep_history_ms: config.keep_history_ms().unwrap_or(u64::MAX),

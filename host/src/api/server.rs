@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
 
 use crate::stream::STALLED;
@@ -114,10 +115,11 @@ impl Listening {
         self.listener.local_addr()
     }
 
-    pub fn serve(self, router: Router) -> Serving {
+    /// Serves `router`, over TLS when `tls` is given.
+    pub fn serve(self, router: Router, tls: Option<TlsAcceptor>) -> Serving {
         let (stop, stopped) = oneshot::channel::<()>();
         let listener = self.listener.tap_io(close_when_stalled);
-        let task = self.runtime.spawn(accept(listener, router, async {
+        let task = self.runtime.spawn(accept(listener, router, tls, async {
             let _ = stopped.await;
         }));
         Serving { _runtime: self.runtime, stop, task }
@@ -126,7 +128,16 @@ impl Listening {
 
 /// Serves connections from `listener` until `shutdown`, then lets the open
 /// ones finish what they are answering.
-async fn accept(mut listener: impl Listener<Addr = SocketAddr>, router: Router, shutdown: impl Future<Output = ()>) {
+/// A connection, in clear or over TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+async fn accept(
+    mut listener: impl Listener<Io = tokio::net::TcpStream, Addr = SocketAddr>,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut make = router.into_make_service_with_connect_info::<SocketAddr>();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true);
@@ -152,9 +163,18 @@ async fn accept(mut listener: impl Listener<Addr = SocketAddr>, router: Router, 
             Ok(service) => service,
             Err(never) => match never {},
         };
-        let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service)).with_upgrades();
-        let (mut stop, done) = (stop_rx.clone(), done_tx.clone());
+        let (mut stop, done, http, tls) = (stop_rx.clone(), done_tx.clone(), http.clone(), tls.clone());
         tokio::spawn(async move {
+            // The handshake has the time a request's headers have, on this connection's own task.
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(io),
+                Some(tls) => match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(io)).await {
+                    Ok(Ok(stream)) => Box::new(stream),
+                    Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Err(_) => return tracing::debug!(%peer, "TLS handshake took over {HEADER_TIMEOUT:?}"),
+                },
+            };
+            let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service)).with_upgrades();
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 ended = connection.as_mut() => {

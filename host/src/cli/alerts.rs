@@ -31,6 +31,10 @@ pub enum AlertsCommand {
         state: Option<AlertState>,
         #[arg(long)]
         json: bool,
+        /// Every host of a hosts file (default: $MONITOR_HOSTS, else
+        /// ~/.config/monitor/hosts), each row naming its host.
+        #[arg(long, value_name = "FILE")]
+        hosts: Option<Option<PathBuf>>,
     },
     /// Acknowledge a firing alert: it stays until resolved, but is not sent again.
     Ack {
@@ -86,12 +90,13 @@ fn parse_matcher(text: &str) -> Result<(String, String), String> {
 pub fn run(data: &DataDir, command: AlertsCommand) -> CommandResult<()> {
     let client = match command {
         AlertsCommand::Check { config } => return check(config),
+        AlertsCommand::List { hosts: Some(file), state, json } => return list_hosts(file.as_deref(), state, json),
         _ => crate::client::connect(data, None)?,
     };
     let client: &dyn Client = &*client;
     match command {
         AlertsCommand::Check { .. } => unreachable!("handled above"),
-        AlertsCommand::List { state, json } => {
+        AlertsCommand::List { state, json, .. } => {
             let alerts = client.alerts(state)?;
             if json {
                 super::print_json(&alerts)?;
@@ -167,11 +172,9 @@ fn print_alerts(alerts: &[Alert], live: bool) {
         return;
     }
     let now = now_ms();
-    println!("{:<13} {:<9} {:<8} {:<40} MESSAGE", "STATE", "LEVEL", "FOR", "ID");
+    println!("{}", alert_header());
     for a in alerts {
-        let state = if a.silenced { format!("{} (s)", a.state) } else { a.state.to_string() };
-        let age = seconds(now.saturating_sub(a.fired_ms.unwrap_or(a.since_ms)));
-        println!("{state:<13} {:<9} {age:<8} {:<40} {}", a.level.as_str(), a.id, a.message);
+        println!("{}", alert_row(a, now));
         if let Some(ack) = &a.ack {
             let note = if ack.note.is_empty() { String::new() } else { format!(": {}", ack.note) };
             println!("{:<13} acknowledged by {} {} ago{note}", "", ack.by, seconds(now.saturating_sub(ack.at_ms)));
@@ -180,6 +183,24 @@ fn print_alerts(alerts: &[Alert], live: bool) {
     if !live {
         println!("(the host is not running; alerts as last stored)");
     }
+}
+
+/// `monitor alerts list --hosts`: every host's alerts in one table.
+fn list_hosts(file: Option<&std::path::Path>, state: Option<AlertState>, json: bool) -> CommandResult<()> {
+    let entries = crate::client::fleet::read(&crate::client::fleet::hosts_file(file))?;
+    let answers = crate::client::fleet::ask(&entries, |host| host.alerts(state));
+    let now = now_ms();
+    super::fleet::print(&answers, json, &alert_header(), |a| alert_row(a, now))
+}
+
+fn alert_header() -> String {
+    format!("{:<13} {:<9} {:<8} {:<40} MESSAGE", "STATE", "LEVEL", "FOR", "ID")
+}
+
+fn alert_row(a: &Alert, now: u64) -> String {
+    let state = if a.silenced { format!("{} (s)", a.state) } else { a.state.to_string() };
+    let age = seconds(now.saturating_sub(a.fired_ms.unwrap_or(a.since_ms)));
+    format!("{state:<13} {:<9} {age:<8} {:<40} {}", a.level.as_str(), a.id, a.message)
 }
 
 fn print_entry(entry: &HistoryEntry) {

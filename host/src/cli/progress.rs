@@ -175,22 +175,39 @@ pub fn list(client: &dyn Client, json: bool, filter: &RunFilter) -> CommandResul
         println!("no runs");
         return Ok(());
     }
-    println!("{:<24} {:<10} {:>8}  {:<20} {:>10}  ETA", "RUN", "STATUS", "PROGRESS", "STARTED (UTC)", "DURATION");
+    println!("{}", run_header());
     for run in runs {
-        let started = run.started_ms.map_or("-".into(), utc);
-        let duration = run.started_ms.map_or("-".into(), |s| seconds(run.finished_ms.unwrap_or(now).saturating_sub(s)));
-        let line = format!(
-            "{:<24} {:<10} {:>7.0}%  {:<20} {:>10}  {}",
-            run.path.to_string(),
-            run.status.as_str(),
-            run.progress * 100.0,
-            started,
-            duration,
-            eta(&run, now)
-        );
-        println!("{}", line.trim_end());
+        println!("{}", run_row(&run, now).trim_end());
     }
     Ok(())
+}
+
+/// `monitor list --hosts`: every host's runs in one table.
+pub fn list_hosts(hosts: &std::path::Path, json: bool, filter: &RunFilter) -> CommandResult<()> {
+    let entries = crate::client::fleet::read(hosts)?;
+    let now = crate::sampler::now_ms();
+    let answers = crate::client::fleet::ask(&entries, |host| {
+        Ok(host.runs()?.into_iter().filter(|r| filter.keeps(r, now)).collect::<Vec<_>>())
+    });
+    super::fleet::print(&answers, json, &run_header(), |run| run_row(run, now))
+}
+
+fn run_header() -> String {
+    format!("{:<24} {:<10} {:>8}  {:<20} {:>10}  ETA", "RUN", "STATUS", "PROGRESS", "STARTED (UTC)", "DURATION")
+}
+
+fn run_row(run: &Node, now: u64) -> String {
+    let started = run.started_ms.map_or("-".into(), utc);
+    let duration = run.started_ms.map_or("-".into(), |s| seconds(run.finished_ms.unwrap_or(now).saturating_sub(s)));
+    format!(
+        "{:<24} {:<10} {:>7.0}%  {:<20} {:>10}  {}",
+        run.path.to_string(),
+        run.status.as_str(),
+        run.progress * 100.0,
+        started,
+        duration,
+        eta(run, now)
+    )
 }
 
 /// `monitor status RUN`: the tree with bars, or rendered by a display formatter.

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::Client;
+use crate::access::{AuditEntry, DETAIL_CHARS, Token};
 use crate::alerts::service::stored_alerts;
 use crate::alerts::{Alert, AlertState, Labels, Silence};
+use crate::api::access::{CreateRequest, Created};
 use crate::api::alerts::{HISTORY_LIMIT, TestResult};
 use crate::error::{CommandError, CommandResult, ErrorKind, UsageError};
 use crate::paths::DataDir;
@@ -138,23 +140,28 @@ impl Client for Local {
     }
 
     fn enable(&self, name: &str, grants: &[Grant]) -> CommandResult<PluginRecord> {
-        let record = self.record(name)?;
-        let plugins = self.plugins_dir.clone().or_else(|| record.file.as_deref()?.parent().map(Path::to_path_buf));
-        let dirs = HostDirs::new(&self.data.root, plugins.as_deref().unwrap_or(&self.data.root));
-        for grant in grants {
-            dirs.check(grant).map_err(|e| UsageError(e.to_string()))?;
-        }
-        self.change(name, |r| {
-            r.enable(grants);
-            Ok(())
-        })
+        let enabled = (|| {
+            let record = self.record(name)?;
+            let plugins = self.plugins_dir.clone().or_else(|| record.file.as_deref()?.parent().map(Path::to_path_buf));
+            let dirs = HostDirs::new(&self.data.root, plugins.as_deref().unwrap_or(&self.data.root));
+            for grant in grants {
+                dirs.check(grant).map_err(|e| UsageError(e.to_string()))?;
+            }
+            self.change(name, |r| {
+                r.enable(grants);
+                Ok(())
+            })
+        })();
+        let detail = serde_json::json!({ "grants": grants }).to_string();
+        self.audited(&format!("/v1/plugins/{name}/enable"), detail, enabled)
     }
 
     fn disable(&self, name: &str) -> CommandResult<PluginRecord> {
-        self.change(name, |r| {
+        let disabled = self.change(name, |r| {
             r.disable();
             Ok(())
-        })
+        });
+        self.audited(&format!("/v1/plugins/{name}/disable"), String::new(), disabled)
     }
 
     fn plugin_kv(&self, name: &str) -> CommandResult<Vec<super::KvEntry>> {
@@ -163,7 +170,9 @@ impl Client for Local {
     }
 
     fn revoke(&self, name: &str, grant: &str) -> CommandResult<PluginRecord> {
-        self.change(name, |r| r.revoke(grant).map(drop).map_err(Into::into))
+        let revoked = self.change(name, |r| r.revoke(grant).map(drop).map_err(Into::into));
+        let detail = serde_json::json!({ "grant": grant }).to_string();
+        self.audited(&format!("/v1/plugins/{name}/revoke"), detail, revoked)
     }
 
     fn progress(&self, path: &NodePath, update: &Update) -> CommandResult<Node> {
@@ -266,8 +275,68 @@ impl Client for Local {
     }
 
     fn compact(&self) -> CommandResult<Compacted> {
-        Ok(self.store.compact()?)
+        let compacted = self.store.compact().map_err(Into::into);
+        self.audited("/v1/db/compact", String::new(), compacted)
     }
+
+    fn tokens(&self) -> CommandResult<Vec<Token>> {
+        Ok(self.store.tokens()?.into_iter().map(|(token, _)| token).collect())
+    }
+
+    fn token_create(&self, request: &CreateRequest) -> CommandResult<Created> {
+        let created = match crate::api::access::create_in(&self.store, request, now_ms()) {
+            Ok(Ok(created)) => Ok(created),
+            Ok(Err(refusal)) => Err(UsageError(refusal).into()),
+            Err(e) => Err(CommandError::new(ErrorKind::Unavailable, e)),
+        };
+        let detail = serde_json::to_string(request).expect("plain data");
+        self.audited("/v1/tokens", detail, created)
+    }
+
+    fn token_revoke(&self, name: &str) -> CommandResult<Token> {
+        let revoked = match self.store.token_revoke(name, now_ms()) {
+            Ok(Some(token)) => Ok(token),
+            Ok(None) => Err(no_token(name)),
+            Err(e) => Err(e.into()),
+        };
+        self.audited(&format!("/v1/tokens/{name}/revoke"), String::new(), revoked)
+    }
+
+    fn audit(&self, since_ms: u64) -> CommandResult<Vec<AuditEntry>> {
+        Ok(self.store.audit(since_ms)?)
+    }
+}
+
+impl Local {
+    /// Records a change made here on the database, as the host records those
+    /// made through its API; the host trims the log to its keep time.
+    fn audited<T>(&self, path: &str, detail: String, result: CommandResult<T>) -> CommandResult<T> {
+        let (status, outcome) = match &result {
+            Ok(_) => (200, "ok".to_string()),
+            Err(e) => (e.kind().http_status(), crate::text::line(&e.to_string(), DETAIL_CHARS)),
+        };
+        let entry = AuditEntry {
+            at_ms: now_ms(),
+            token: "local".into(),
+            address: "local".into(),
+            method: "POST".into(),
+            path: path.into(),
+            detail: crate::text::line(&detail, DETAIL_CHARS),
+            status,
+            outcome,
+        };
+        if let Err(e) = self.store.audit_record(&entry, u64::MAX) {
+            eprintln!("warning: the change was made but could not be written to the audit log: {e}");
+        }
+        result
+    }
+}
+
+fn no_token(name: &str) -> CommandError {
+    CommandError::new(
+        ErrorKind::NotFound,
+        format!("no token '{}'; 'monitor tokens list' lists them", crate::text::line(name, 80)),
+    )
 }
 
 /// The error of something only the running host does.

@@ -95,6 +95,8 @@ impl Store {
             super::alerts::HISTORY,
             super::alerts::STATE,
             super::layouts::LAYOUTS,
+            super::access::TOKENS,
+            super::access::AUDIT,
         );
         tables.sort_by(|a, b| b.page_bytes.cmp(&a.page_bytes).then_with(|| a.name.cmp(&b.name)));
 

@@ -18,6 +18,7 @@ import logging
 import numbers
 import os
 import secrets
+import ssl
 import threading
 import time
 import urllib.parse
@@ -91,12 +92,38 @@ class Unreachable(Exception):
 
 class Target:
     """Where the host is, what it is sent as a token, and whether it can follow
-    this process (`local`: it runs on this machine, as this user)."""
+    this process (`local`: it runs on this machine, as this user); `tls`, over
+    https: what its certificate is checked against."""
 
     def __init__(
-        self, host: str, port: int, token: str, url: str, conn: Optional[http.client.HTTPConnection], local: bool
+        self,
+        host: str,
+        port: int,
+        token: str,
+        url: str,
+        conn: Optional[http.client.HTTPConnection],
+        local: bool,
+        tls: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.host, self.port, self.token, self.url, self.conn, self.local = host, port, token, url, conn, local
+        self.tls = tls
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        return _connection(self.host, self.port, timeout, self.tls)
+
+
+def _connection(host: str, port: int, timeout: float, tls: Optional[ssl.SSLContext]) -> http.client.HTTPConnection:
+    if tls is None:
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    return http.client.HTTPSConnection(host, port, timeout=timeout, context=tls)
+
+
+def _tls(cafile: Optional[str]) -> ssl.SSLContext:
+    """Certificates checked against `cafile` (the host's `tls-ca.pem`, `MONITOR_CA`), else the system's roots."""
+    try:
+        return ssl.create_default_context(cafile=cafile or None)
+    except OSError as e:  # ssl.SSLError included
+        raise Unreachable(f"cannot use the certificate file {cafile} (MONITOR_CA or daemon.json): {e}") from None
 
 
 def _ours(pid: object) -> bool:
@@ -520,11 +547,11 @@ class Reporter:
             self._forget()
         target = self.target
         if target is not None and target.conn is None:
-            target.conn = http.client.HTTPConnection(target.host, target.port, timeout=REQUEST_TIMEOUT)
+            target.conn = target.connection(REQUEST_TIMEOUT)
         if target is None:
             target = self._discover()
             if target.conn is None:
-                target.conn = http.client.HTTPConnection(target.host, target.port, timeout=REQUEST_TIMEOUT)
+                target.conn = target.connection(REQUEST_TIMEOUT)
             self.target = target
             self.no_pid = False
         return target
@@ -541,21 +568,22 @@ class Reporter:
             port = parsed.port or 80
         except ValueError:
             port = 0
-        if parsed.scheme != "http" or not parsed.hostname or not port:
-            raise Unreachable(f"MONITOR_URL '{url}' is not a host's address like http://127.0.0.1:8750 (the API speaks plain HTTP)")
-        base = f"http://{parsed.netloc}"
-        conn, health = self._health(parsed.hostname, port, "", f"cannot reach the host at {base} (MONITOR_URL)")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or not port:
+            raise Unreachable(f"MONITOR_URL '{url}' is not a host's address like http://127.0.0.1:8750")
+        base = f"{parsed.scheme}://{parsed.netloc}"
+        tls = _tls(os.environ.get("MONITOR_CA")) if parsed.scheme == "https" else None
+        conn, health = self._health(parsed.hostname, port, "", f"cannot reach the host at {base} (MONITOR_URL)", tls)
         # A pid means something only to the host of this machine and user: the
         # one this user's data directory names.
         pid = health.get("pid")
         local = pid is not None and pid == _daemon_pid(data_dir()) and _ours(pid)
-        return Target(parsed.hostname, port, token, base, conn, local)
+        return Target(parsed.hostname, port, token, base, conn, local, tls)
 
     def _health(
-        self, host: str, port: int, query: str, unreachable: str
+        self, host: str, port: int, query: str, unreachable: str, tls: Optional[ssl.SSLContext]
     ) -> Tuple[Optional[http.client.HTTPConnection], Dict[str, Any]]:
         """`GET /v1/health?QUERY`: the connection, kept for the next request if it can be, and the answer."""
-        conn = http.client.HTTPConnection(host, port, timeout=HEALTH_TIMEOUT)
+        conn = _connection(host, port, HEALTH_TIMEOUT, tls)
         try:
             conn.request("GET", f"/v1/health{query}")
             response = conn.getresponse()
@@ -582,7 +610,8 @@ class Reporter:
         info_path = os.path.join(data, "daemon.json")
         try:
             with open(info_path, encoding="utf-8") as f:
-                addr = json.load(f)["addr"]
+                info = json.load(f)
+            addr, cafile = info["addr"], info.get("tls")
             host, port = _split_addr(addr)
         except FileNotFoundError:
             raise Unreachable(f"no host is running on {data} (no daemon.json); start one with 'monitor run'") from None
@@ -594,20 +623,23 @@ class Reporter:
                 token = f.read().strip()
         except OSError as e:
             raise Unreachable(f"the host's token {token_path} cannot be read ({e}); run as the user who started it") from None
-        url = f"http://{addr}"
+        tls = _tls(cafile) if cafile else None
+        url = f"{'https' if tls else 'http'}://{addr}"
         # The token goes only to a host that proves it holds it: after a crash
         # another program may answer on the old port.
         challenge = secrets.token_hex(16)
         impostor = f"something other than the host of {data} answers at {url}; it is not sent the token"
         try:
-            conn, health = self._health(host, port, f"?challenge={challenge}", f"cannot reach the host at {url} (from {info_path})")
+            conn, health = self._health(
+                host, port, f"?challenge={challenge}", f"cannot reach the host at {url} (from {info_path})", tls
+            )
         except Unreachable as e:
             raise Unreachable(impostor if "not as a monitor host" in str(e) else str(e)) from None
         if health.get("proof") != proof(token, challenge):
             if conn is not None:
                 conn.close()
             raise Unreachable(impostor)
-        return Target(host, port, token, url, conn, _ours(health.get("pid")))
+        return Target(host, port, token, url, conn, _ours(health.get("pid")), tls)
 
 
 REPORTER = Reporter()

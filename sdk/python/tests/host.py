@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -42,9 +43,10 @@ def wait_for(what: str, limit: float, check: Any) -> Any:
 
 
 class Host:
-    """`monitor run` on a data directory of its own, without plugins."""
+    """`monitor run` on a data directory of its own, without plugins; `config`, the
+    host configuration's text."""
 
-    def __init__(self, root: Optional[str] = None) -> None:
+    def __init__(self, root: Optional[str] = None, config: Optional[str] = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="monitor-py-") if root is None else None
         self.root = Path(root or self._tmp.name)  # type: ignore[union-attr]
         self.data = self.root / "data"
@@ -52,14 +54,19 @@ class Host:
         self.plugins.mkdir(parents=True, exist_ok=True)
         self.log_path = self.root / "host.log"
         self.process: Optional[subprocess.Popen] = None
+        self.config = config
 
     def start(self, limit: float = 30.0) -> "Host":
         """Starts the host and waits until its API answers (its daemon.json names it and /v1/health is 200)."""
         env = {k: v for k, v in os.environ.items() if k not in ("MONITOR_URL", "MONITOR_TOKEN")}
         env.update(MONITOR_DATA_DIR=str(self.data), MONITOR_LOG="info", NO_COLOR="1")
         log = open(self.log_path, "ab")
+        args = [monitor_bin(), "run", "--data-dir", str(self.data), "--plugins", str(self.plugins)]
+        if self.config is not None:
+            (self.root / "host.toml").write_text(self.config)
+            args += ["--config", str(self.root / "host.toml")]
         self.process = subprocess.Popen(
-            [monitor_bin(), "run", "--data-dir", str(self.data), "--plugins", str(self.plugins)],
+            args,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -80,7 +87,7 @@ class Host:
         if info.get("pid") != self.process.pid:
             return None  # a daemon.json left by an earlier host
         try:
-            with urllib.request.urlopen(f"http://{info['addr']}/v1/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{self.url}/v1/health", timeout=2, context=self.tls) as response:
                 return True if response.status == 200 else None
         except OSError:
             return None
@@ -108,13 +115,26 @@ class Host:
         return json.loads((self.data / "daemon.json").read_text())["addr"]
 
     @property
+    def url(self) -> str:
+        return f"{'https' if self.ca else 'http'}://{self.addr}"
+
+    @property
+    def ca(self) -> Optional[str]:
+        """With TLS on the API: the certificate file to trust."""
+        return json.loads((self.data / "daemon.json").read_text()).get("tls")
+
+    @property
+    def tls(self) -> Optional[ssl.SSLContext]:
+        return ssl.create_default_context(cafile=self.ca) if self.ca else None
+
+    @property
     def token(self) -> str:
         return (self.data / "api-token").read_text().strip()
 
     def get(self, path: str) -> Any:
-        request = urllib.request.Request(f"http://{self.addr}{path}", headers={"Authorization": f"Bearer {self.token}"})
+        request = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10, context=self.tls) as response:
                 return json.load(response)
         except urllib.error.HTTPError as e:
             raise AssertionError(f"GET {path}: {e.code} {e.read().decode(errors='replace')}") from None

@@ -412,6 +412,32 @@ class ReporterTest(unittest.TestCase):
         self.flush()  # what was queued meanwhile reaches the real host
         self.assertEqual(HOST.tree("impostor-1")["impostor-1/a"]["status"], "completed")
 
+    def test_a_host_over_tls_is_reached_and_its_certificate_checked(self) -> None:
+        secure = Host(config="[api]\ntls = true\n").start()
+        try:
+            use(secure.data)  # daemon.json names the certificate to trust
+            monitor.phase("tls-1/a").finish()
+            self.flush()
+            # From elsewhere: MONITOR_URL over https, checked against MONITOR_CA; without
+            # it the system's roots refuse the host's own certificate and nothing is sent.
+            os.environ["MONITOR_DATA_DIR"] = "/nonexistent/monitor"
+            os.environ["MONITOR_URL"] = secure.url
+            os.environ["MONITOR_TOKEN"] = secure.token
+            os.environ.pop("MONITOR_CA", None)
+            _reporter.REPORTER.rediscover()
+            monitor.phase("tls-1/b").finish()
+            wait_for("the refusal to be logged", 10, lambda: self.logged("CERTIFICATE_VERIFY_FAILED") or None)
+            self.assertFalse(monitor.flush(0.3))
+            os.environ["MONITOR_CA"] = str(secure.data / "tls-ca.pem")
+            _reporter.REPORTER.rediscover()
+            self.flush()
+            tree = secure.tree("tls-1")
+            self.assertEqual((tree["tls-1/a"]["status"], tree["tls-1/b"]["status"]), ("completed", "completed"))
+        finally:
+            os.environ.pop("MONITOR_CA", None)
+            use(HOST.data)
+            secure.close()
+
     def test_monitor_url_and_token_from_the_environment(self) -> None:
         try:
             os.environ["MONITOR_DATA_DIR"] = "/nonexistent/monitor"

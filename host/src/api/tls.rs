@@ -1,0 +1,148 @@
+//! TLS on the API (`api.tls = true`): the certificate and key the user gives
+//! (`api.tls_cert`, `api.tls_key`), or ones the host makes.
+//!
+//! The host's own: a certificate authority made at first start and kept in the
+//! data directory (`tls-ca.pem`, and its key `tls-ca.key`, mode 0600), which
+//! signs at every start a certificate for every name the host answers to
+//! (`localhost`, the machine's name, `api.hosts`, its addresses). Clients pin
+//! the authority, so the names can change without breaking the pin.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::ApiConfig;
+use crate::paths::DataDir;
+
+/// The API's TLS: what to accept connections with, and the certificate a
+/// client on this machine trusts.
+#[derive(Clone)]
+pub struct Tls {
+    pub acceptor: TlsAcceptor,
+    /// The PEM file clients pin: the host's authority, or the user's certificate.
+    pub trust: PathBuf,
+}
+
+/// The API's TLS as configured; `None` without `api.tls`.
+pub fn load(config: &ApiConfig, data: &DataDir, names: &[String]) -> anyhow::Result<Option<Tls>> {
+    if !config.tls {
+        return Ok(None);
+    }
+    let (chain, key, trust) = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_chain(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("api.tls_key {}: no PEM private key could be read", key.display()))?;
+            (chain, key, cert.clone())
+        }
+        _ => {
+            let (chain, key) = own(data, names)?;
+            (chain, key, data.root.join(CA_FILE))
+        }
+    };
+    let provider = Arc::new(provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the API's certificate and key do not go together (api.tls_cert, api.tls_key)")?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Tls { acceptor: TlsAcceptor::from(Arc::new(server)), trust }))
+}
+
+/// *ring*, the provider ureq already links (aws-lc-rs would add a C build);
+/// its lack of post-quantum key exchange is why rustls marks it deprecated.
+#[allow(deprecated)]
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+const CA_FILE: &str = "tls-ca.pem";
+const CA_KEY_FILE: &str = "tls-ca.key";
+
+/// The certificates in a PEM file, in order.
+pub fn read_chain(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let chain: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("{}: cannot read PEM certificates: {e}", path.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display());
+    Ok(chain)
+}
+
+/// SHA-256 of a certificate, as `openssl x509 -fingerprint -sha256` writes it (without colons).
+pub fn fingerprint(cert: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, cert).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The authority's parameters: the same every time, so a certificate signed by
+/// the authority rebuilt from its key names the issuer the stored one has.
+fn authority() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, format!("monitor on {}", super::dashboard::machine_name()));
+    params.distinguished_name = name;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// The host's own chain (a certificate for `names`, then the authority) and key.
+fn own(data: &DataDir, names: &[String]) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let (ca_path, key_path) = (data.root.join(CA_FILE), data.root.join(CA_KEY_FILE));
+    let ca_key = match std::fs::read_to_string(&key_path) {
+        Ok(pem) if ca_path.exists() => KeyPair::from_pem(&pem).with_context(|| {
+            format!(
+                "{} is not a PEM key; delete it and {} to make new ones (clients will need to pin again)",
+                key_path.display(),
+                ca_path.display()
+            )
+        })?,
+        _ => {
+            let key = KeyPair::generate().context("cannot make the API's certificate authority")?;
+            let ca = authority().self_signed(&key)?;
+            crate::paths::write_private(&key_path, key.serialize_pem().as_bytes())
+                .with_context(|| format!("cannot write {}", key_path.display()))?;
+            crate::paths::write_private(&ca_path, ca.pem().as_bytes())
+                .with_context(|| format!("cannot write {}", ca_path.display()))?;
+            tracing::info!(
+                "made the API's certificate authority {} (sha256 {}); clients pin it on first use",
+                ca_path.display(),
+                fingerprint(ca.der())
+            );
+            key
+        }
+    };
+    let ca = authority().self_signed(&ca_key)?;
+    let stored = read_chain(&ca_path)?.remove(0);
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(names.to_vec())?;
+    params.distinguished_name.push(DnType::CommonName, "monitor API");
+    params.is_ca = IsCa::ExplicitNoCa;
+    let cert = params.signed_by(&key, &ca, &ca_key)?;
+    let key = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((vec![cert.der().clone(), stored], key))
+}
+
+/// The names and addresses the host's certificate is made for.
+pub fn names(configured: &[String], listen: IpAddr) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), super::dashboard::machine_name(), "127.0.0.1".into(), "::1".into()];
+    names.extend(configured.iter().cloned());
+    if !listen.is_unspecified() {
+        names.push(listen.to_string());
+    }
+    let networks = sysinfo::Networks::new_with_refreshed_list();
+    for (_, network) in networks.iter() {
+        names.extend(network.ip_networks().iter().map(|ip| ip.addr.to_string()));
+    }
+    names.sort();
+    names.dedup();
+    names.retain(|n| !n.is_empty());
+    names
+}

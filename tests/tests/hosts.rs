@@ -1,0 +1,92 @@
+//! The fleet from one terminal: `monitor list --hosts` and `monitor alerts
+//! list --hosts` over real hosts, with a host that is down, one that accepts
+//! connections but never answers, and a bad line in the hosts file.
+
+use std::process::Command;
+
+use monitor_tests::{Sandbox, monitor_bin};
+use serde_json::Value;
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A host with a read token written to `token`, and one run.
+fn host(sandbox: &Sandbox, config: &str, token: &std::path::Path, run: &str) -> monitor_tests::Daemon {
+    let file = sandbox.root.path().join("host.toml");
+    std::fs::write(&file, config).unwrap();
+    let daemon = sandbox.start(&["--config", file.to_str().unwrap()]);
+    let secret = ok(&sandbox.monitor(&["tokens", "create", "fleet", "--scope", "read"]));
+    std::fs::write(token, secret).unwrap();
+    ok(&sandbox.monitor(&["progress", "start", run, "--total", "10"]));
+    daemon
+}
+
+#[test]
+fn every_hosts_runs_and_alerts_in_one_table_and_a_dead_host_is_one_line() {
+    let files = tempfile::tempdir().unwrap();
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    let failing = "[[alerts.rule]]\nname = \"step-failed\"\nlevel = \"error\"\nkind = \"progress_failed\"\n";
+    let _a = host(&a, failing, &files.path().join("a.token"), "train-a");
+    let _b = host(&b, "", &files.path().join("b.token"), "etl-b");
+    ok(&a.monitor(&["progress", "start", "train-a/load"]));
+    ok(&a.monitor(&["progress", "fail", "train-a/load", "--message", "disk gone"]));
+    monitor_tests::wait_for("the alert on host a", std::time::Duration::from_secs(30), || {
+        ok(&a.monitor(&["alerts", "list", "--state", "firing"])).contains("step-failed").then_some(())
+    });
+    // A port nothing listens on, and a listener that never answers.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hosts = files.path().join("hosts");
+    let t = |name: &str| files.path().join(name).display().to_string();
+    std::fs::write(
+        &hosts,
+        format!(
+            "# the fleet\ngpu-a http://{} {}\nbuild-b {} {}\ndown http://{closed} {}\nhung http://{} {}\nbroken http://x /t\nlonely http://x\n",
+            a.addr(),
+            t("a.token"),
+            b.addr(),
+            t("b.token"),
+            t("a.token"),
+            silent.local_addr().unwrap(),
+            t("a.token"),
+        ),
+    )
+    .unwrap();
+
+    let out = Command::new(monitor_bin()).args(["list", "--hosts", hosts.to_str().unwrap()]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("4 of 6 hosts did not answer"), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("HOST") && lines[0].contains("RUN"), "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("gpu-a") && l.contains("train-a")), "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("build-b") && l.contains("etl-b") && l.contains("running")), "{stdout}");
+    let said = |host: &str| lines.iter().find(|l| l.starts_with(host)).copied().unwrap_or_default();
+    assert!(said("down").contains("did not answer") && said("down").contains(&closed.to_string()), "{stdout}");
+    assert!(said("hung").contains("did not answer"), "{stdout}");
+    assert!(said("broken").contains("line 6: 'http://x' is not a host's address"), "{stdout}");
+    assert!(said("line 7").contains("line 7: write NAME URL TOKEN-FILE"), "{stdout}");
+
+    let out = Command::new(monitor_bin())
+        .args(["alerts", "list", "--json", "--hosts", hosts.to_str().unwrap()])
+        .env("MONITOR_HOSTS", "/nonexistent")
+        .output()
+        .unwrap();
+    let answers: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answers.len(), 6);
+    let alerts = answers[0]["items"].as_array().unwrap();
+    assert!(alerts.iter().any(|a| a["rule"] == "step-failed" && a["state"] == "firing"), "{answers:?}");
+    assert_eq!(answers[1]["items"].as_array().map(Vec::len), Some(0), "host b has no alert: {answers:?}");
+    assert!(answers[2]["error"].as_str().is_some() && answers[2].get("items").is_none());
+
+    // The default file comes from MONITOR_HOSTS; one that cannot be read is the command's one-line error.
+    let out = Command::new(monitor_bin()).args(["list", "--hosts"]).env("MONITOR_HOSTS", &hosts).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("train-a"));
+    let out =
+        Command::new(monitor_bin()).args(["list", "--hosts"]).env("MONITOR_HOSTS", "/nonexistent").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot read hosts file /nonexistent") && stderr.trim().lines().count() == 1, "{stderr}");
+}
