@@ -18,6 +18,7 @@ pub mod progress;
 pub mod report;
 pub mod resources;
 mod run;
+mod scaffold;
 pub mod stream;
 pub mod tokens;
 pub mod top;

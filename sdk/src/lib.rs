@@ -205,7 +205,7 @@ pub use wit_bindgen;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "sdk-imports",
-        path: "../wit",
+        path: "wit",
         generate_unused_types: true,
         generate_all,
     });

@@ -29,6 +29,19 @@ pub enum PluginsCommand {
         #[arg(long, value_name = "DIR")]
         plugins: Option<PathBuf>,
     },
+    /// Start a plugin: a project ready to build, with the role's skeleton, a
+    /// configuration and tests (cargo test runs them natively).
+    New {
+        name: String,
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(super::scaffold::ROLES))]
+        role: String,
+        /// Where to write it; default ./NAME.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The SDK to depend on; default: the checkout this monitor was built from, else the published crate.
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+    },
     /// Validate a .wasm without installing it: roles, contract version, capabilities.
     Check {
         file: PathBuf,
@@ -61,6 +74,19 @@ pub enum PluginsCommand {
 pub fn run(data: &DataDir, command: PluginsCommand) -> CommandResult<()> {
     if let PluginsCommand::Check { file, json } = &command {
         return check(file, *json);
+    }
+    if let PluginsCommand::New { name, role, dir, sdk } = &command {
+        let written = super::scaffold::new_rust(name, role, dir.as_deref(), sdk.as_deref())?;
+        let root = written[0].parent().expect("Cargo.toml is in the project");
+        for path in &written {
+            println!("wrote {}", path.display());
+        }
+        println!(
+            "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2 && monitor plugins check target/wasm32-wasip2/release/{}.wasm",
+            root.display(),
+            name.replace('-', "_")
+        );
+        return Ok(());
     }
     let plugins_dir = match &command {
         PluginsCommand::Enable { plugins, .. } | PluginsCommand::Info { plugins, .. } => plugins.clone(),
@@ -118,7 +144,7 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> CommandResult<()> {
                 println!("{}  ({} bytes)  {value}", crate::text::line(&e.key, 256), e.bytes);
             }
         }
-        PluginsCommand::Check { .. } => unreachable!("handled above"),
+        PluginsCommand::Check { .. } | PluginsCommand::New { .. } => unreachable!("handled above"),
     }
     Ok(())
 }
