@@ -8,7 +8,7 @@ use std::path::Path;
 /// and everything below it; the longest match decides). A module may use its
 /// own layer and those below.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("foundation", &["text", "paths", "sched", "lock", "error"]),
+    ("foundation", &["text", "paths", "sched", "lock", "error", "tls"]),
     (
         "domain",
         &[

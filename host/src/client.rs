@@ -179,7 +179,7 @@ fn trust(addr: &str, timeout: Duration) -> (ureq::tls::TlsConfig, Option<pin::Pi
     let Some(cert) = pin::presented(addr, timeout).ok().and_then(|chain| chain.last().cloned()) else {
         return (roots, None);
     };
-    let sha256 = crate::api::tls::fingerprint(&cert);
+    let sha256 = crate::tls::fingerprint(&cert);
     match pin::pin(&file, addr, &cert) {
         Ok(()) => eprintln!(
             "monitor: pinned the TLS certificate of {addr} (sha256 {sha256}) in {}; from now on another one is refused",
@@ -262,7 +262,7 @@ impl Remote {
     /// The host of this machine, over https when `trust` names the certificate to trust.
     fn local(addr: &str, token: &str, trust: Option<&std::path::Path>) -> CommandResult<Remote> {
         let Some(file) = trust else { return Ok(Remote::new(&format!("http://{addr}"), token)) };
-        let chain = crate::api::tls::read_chain(file)?;
+        let chain = crate::tls::read_chain(file)?;
         let tls = trusting(&chain[chain.len() - 1..]);
         let agent = agent(&tls, Some(Duration::from_secs(30)));
         Ok(Remote { base: format!("https://{addr}"), token: token.trim().to_string(), agent, tls, pin: None })
@@ -354,7 +354,7 @@ impl Remote {
     fn changed(&self, pin: &pin::Pin, e: &ureq::Error) -> CommandError {
         let addr = self.base.trim_start_matches("https://");
         let now = match pin::presented(addr, Duration::from_secs(5)) {
-            Ok(chain) => chain.last().map_or("none".into(), |c| crate::api::tls::fingerprint(c)),
+            Ok(chain) => chain.last().map_or("none".into(), |c| crate::tls::fingerprint(c)),
             Err(_) => format!("unknown ({e})"),
         };
         CommandError::new(

@@ -114,6 +114,9 @@ pub struct PluginsConfig {
     pub compile_timeout_secs: u64,
     /// How much memory the compiler may use for one plugin.
     pub compile_memory_mib: u64,
+    /// A PEM file of certificate authorities plugins' `http` requests also
+    /// trust, besides the Mozilla roots (a private CA).
+    pub http_ca_file: Option<PathBuf>,
 }
 
 impl Default for HostConfig {
@@ -157,6 +160,7 @@ impl Default for PluginsConfig {
             max_file_mib: 64,
             compile_timeout_secs: 120,
             compile_memory_mib: 2048,
+            http_ca_file: None,
         }
     }
 }
@@ -317,6 +321,8 @@ impl HostConfig {
             memory_bytes: (p.memory_limit_mib as usize) << 20,
             quarantine_after: p.quarantine_after,
             max_file_bytes: p.max_file_mib << 20,
+            http_tls: None,
+            processes: Default::default(),
         }
     }
 

@@ -72,17 +72,17 @@ pub async fn run(options: Options) -> CommandResult<()> {
     // whichever way the directory was named (grants are bound to it).
     let plugins_dir = plugins_dir.canonicalize().unwrap_or(plugins_dir);
 
+    let processes: SharedProcesses = Arc::default();
+    let mut settings = config.plugin_settings(plugins_dir.clone(), &data.root);
+    settings.processes = processes.clone();
+    if let Some(file) = &config.plugins.http_ca_file {
+        settings.http_tls = Some(crate::plugin::http::client_tls(Some(file)).context("plugins.http_ca_file")?);
+    }
     let runtime = Runtime::new(Some(data.compile_cache())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let runtime = Arc::new(runtime.compile_with(config.compiler()));
     let mut sampler = Sampler::new();
     let snapshot: SharedSnapshot = Arc::new(RwLock::new(Arc::new(sampler.sample())));
-    let processes: SharedProcesses = Arc::default();
-    let manager = Arc::new(Manager::new(
-        runtime,
-        store.clone(),
-        snapshot.clone(),
-        config.plugin_settings(plugins_dir.clone(), &data.root),
-    ));
+    let manager = Arc::new(Manager::new(runtime, store.clone(), snapshot.clone(), settings));
     // Plugins load on a thread of their own, from the start: compiling and
     // asking plugins to describe themselves never hold up the tick or a signal.
     let (scanned_tx, mut scanned) = mpsc::unbounded_channel();

@@ -35,6 +35,7 @@ pub(crate) mod status;
 pub mod store;
 pub(crate) mod stream;
 pub(crate) mod text;
+pub mod tls;
 pub(crate) mod top;
 pub mod watch;
 pub(crate) mod writer;

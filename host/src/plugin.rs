@@ -7,6 +7,7 @@ pub mod capability;
 pub mod deadline;
 pub mod engine;
 pub mod fault;
+pub mod http;
 pub mod instance;
 pub mod load;
 pub mod manager;

@@ -21,7 +21,7 @@ impl Metric {
 }
 
 impl CapabilityRequest {
-    /// `name` is `kv`, `fs-read` or `fs-write`; `reason` is shown to whoever grants it.
+    /// `name` is `kv`, `fs-read`, `fs-write` or `http`; `reason` is shown to whoever grants it.
     pub fn new(name: impl Into<String>, reason: impl Into<String>) -> Self {
         CapabilityRequest { name: name.into(), reason: reason.into() }
     }
@@ -30,6 +30,33 @@ impl CapabilityRequest {
 /// The machine as of the host's last sampling tick.
 pub fn system_snapshot() -> SystemSnapshot {
     host::snapshot()
+}
+
+/// Since contract 0.1.1: the mounted file systems, as of the last sampling tick.
+pub fn mounts() -> Vec<crate::Mount> {
+    host::mounts()
+}
+
+/// Since contract 0.1.1: I/O per block device over the last sampling interval.
+pub fn block_devices() -> Vec<crate::BlockDevice> {
+    host::block_devices()
+}
+
+/// Since contract 0.1.1: traffic per network interface over the last sampling interval.
+pub fn network_interfaces() -> Vec<crate::NetworkInterface> {
+    host::network_interfaces()
+}
+
+/// Since contract 0.1.1: the busiest processes of the last process sample, by
+/// CPU use, at most `limit` (and never more than 100).
+pub fn top_processes(limit: u32) -> Vec<crate::Process> {
+    host::top_processes(limit)
+}
+
+/// Since contract 0.1.1: the runs still going (running or paused), their root
+/// nodes, most recently updated first.
+pub fn runs() -> Vec<crate::ProgressNode> {
+    host::runs()
 }
 
 /// Lines in the host's log, tagged with the plugin's name. The host shows those at

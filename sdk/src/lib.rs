@@ -195,8 +195,10 @@
 pub mod config;
 mod export;
 mod helpers;
+#[cfg(feature = "http")]
+pub mod http;
 
-pub use helpers::{kv, log, system_snapshot};
+pub use helpers::{block_devices, kv, log, mounts, network_interfaces, runs, system_snapshot, top_processes};
 #[doc(hidden)]
 pub use wit_bindgen;
 
@@ -213,8 +215,9 @@ pub mod bindings {
 
 pub use bindings::monitor::plugin::types;
 pub use types::{
-    Alert, AlertAck, AlertEvent, AlertState, CapabilityRequest, Label, Level, Metric, NodeStatus, PluginInfo,
-    ProgressEstimate, ProgressNode, StatusView, SystemSnapshot, View,
+    Alert, AlertAck, AlertEvent, AlertState, BlockDevice, CapabilityRequest, Label, Level, Metric, Mount,
+    NetworkInterface, NodeStatus, PluginInfo, Process, ProgressEstimate, ProgressNode, StatusView, SystemSnapshot,
+    View,
 };
 
 /// Everything a plugin usually names: `use monitor_sdk::prelude::*;`.

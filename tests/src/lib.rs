@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod browser;
+pub mod https;
 pub mod stream;
 
 /// Every plugin crate the tests use: the examples and the hostile fixtures.
@@ -19,6 +20,9 @@ pub const PLUGINS: &[&str] = &[
     "weighted-phases",
     "jsonl-alerts",
     "compact-status",
+    "webhook-alerts",
+    "fx-http",
+    "fx-host-api",
     "fx-loop",
     "fx-memory-bomb",
     "fx-trap-describe",
@@ -494,6 +498,54 @@ pub struct Webhook {
     pub received: Arc<Mutex<Vec<(u16, serde_json::Value)>>>,
 }
 
+/// One HTTP/1.1 request from `reader`: its path and body (as far as it came);
+/// none when the connection ended before a request line.
+pub fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
+    let mut request = String::new();
+    if reader.read_line(&mut request).unwrap_or(0) == 0 {
+        return None;
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = Vec::new();
+    let _ = reader.take(length as u64).read_to_end(&mut body);
+    Some((path, body))
+}
+
+/// The code blocks of the README section `title`, in order: (language, text),
+/// with the three spaces of a list item's indentation taken off.
+pub fn readme_blocks(readme: &str, title: &str) -> Vec<(String, String)> {
+    let section = readme.split(&format!("## {title}\n")).nth(1).expect("the section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut out = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        let Some(language) = line.trim_start().strip_prefix("```").filter(|l| !l.is_empty()) else {
+            continue;
+        };
+        let indent = line.len() - line.trim_start().len();
+        let mut text = String::new();
+        for line in lines.by_ref() {
+            if line.trim_start().starts_with("```") {
+                break;
+            }
+            text.push_str(line.get(indent..).unwrap_or(line.trim_start()));
+            text.push('\n');
+        }
+        out.push((language.to_string(), text));
+    }
+    out
+}
+
 impl Webhook {
     pub fn start(failures: usize) -> Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -504,18 +556,7 @@ impl Webhook {
             for (n, stream) in listener.incoming().enumerate() {
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
+                let Some((_, body)) = read_request(&mut reader) else { continue };
                 let status = if n < failures { 500 } else { 200 };
                 sink.lock().unwrap().push((status, serde_json::from_slice(&body).unwrap()));
                 let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");

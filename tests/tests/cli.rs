@@ -15,7 +15,7 @@ fn check_describes_a_valid_plugin() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("valid plugin"), "{report}");
     assert!(report.contains("roles         metric-provider"), "{report}");
-    assert!(report.contains("contract      monitor:plugin@0.1.0"), "{report}");
+    assert!(report.contains("contract      monitor:plugin@0.1.1"), "{report}");
     assert!(report.contains("fs-read — reads"), "{report}");
 
     let out = sandbox.monitor(&["plugins", "check", "--json", file.to_str().unwrap()]);
@@ -66,7 +66,7 @@ fn bad_usage_and_configuration_exit_2_with_the_fix() {
         (&["run", "--plugins", "/does/not/exist"], "plugin directory /does/not/exist does not exist"),
         (
             &["plugins", "enable", "x", "--grant", "net"],
-            "--grant net: unknown capability 'net'; known capabilities are kv, fs-read:DIR and fs-write:DIR",
+            "--grant net: unknown capability 'net'; known capabilities are kv, fs-read:DIR, fs-write:DIR and http:https://HOST",
         ),
         (&["plugins", "frobnicate"], "unrecognized subcommand 'frobnicate'"),
     ];

@@ -5,37 +5,12 @@
 
 use std::process::Command;
 
-use monitor_tests::{monitor_bin, workspace};
-
-/// The code blocks of the README section `title`, in order: (language, text),
-/// with the three spaces of a list item's indentation taken off.
-fn blocks(readme: &str, title: &str) -> Vec<(String, String)> {
-    let section = readme.split(&format!("## {title}\n")).nth(1).expect("the section");
-    let section = section.split("\n## ").next().unwrap();
-    let mut out = Vec::new();
-    let mut lines = section.lines();
-    while let Some(line) = lines.next() {
-        let Some(language) = line.trim_start().strip_prefix("```").filter(|l| !l.is_empty()) else {
-            continue;
-        };
-        let indent = line.len() - line.trim_start().len();
-        let mut text = String::new();
-        for line in lines.by_ref() {
-            if line.trim_start().starts_with("```") {
-                break;
-            }
-            text.push_str(line.get(indent..).unwrap_or(line.trim_start()));
-            text.push('\n');
-        }
-        out.push((language.to_string(), text));
-    }
-    out
-}
+use monitor_tests::{monitor_bin, readme_blocks, workspace};
 
 #[test]
 fn the_first_plugin_walk_through_works_as_written() {
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
-    let blocks = blocks(&readme, "Write your first plugin");
+    let blocks = readme_blocks(&readme, "Write your first plugin");
     let languages: Vec<&str> = blocks.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(languages, ["sh", "sh", "rust", "sh"], "the walk-through's steps");
     let home = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@
 //! the authority, so the names can change without breaking the pin.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::ApiConfig;
 use crate::paths::DataDir;
+use crate::tls::{fingerprint, provider, read_chain};
 
 /// The API's TLS: what to accept connections with, and the certificate a
 /// client on this machine trusts.
@@ -57,29 +58,8 @@ pub fn load(config: &ApiConfig, data: &DataDir, names: &[String]) -> anyhow::Res
     Ok(Some(Tls { acceptor: TlsAcceptor::from(Arc::new(server)), trust }))
 }
 
-/// *ring*, the provider ureq already links (aws-lc-rs would add a C build);
-/// its lack of post-quantum key exchange is why rustls marks it deprecated.
-#[allow(deprecated)]
-pub fn provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
-}
-
 const CA_FILE: &str = "tls-ca.pem";
 const CA_KEY_FILE: &str = "tls-ca.key";
-
-/// The certificates in a PEM file, in order.
-pub fn read_chain(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let chain: Vec<_> = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| anyhow::anyhow!("{}: cannot read PEM certificates: {e}", path.display()))?;
-    anyhow::ensure!(!chain.is_empty(), "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display());
-    Ok(chain)
-}
-
-/// SHA-256 of a certificate, as `openssl x509 -fingerprint -sha256` writes it (without colons).
-pub fn fingerprint(cert: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, cert).as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The authority's parameters: the same every time, so a certificate signed by
 /// the authority rebuilt from its key names the issuer the stored one has.

@@ -164,7 +164,7 @@ fn check(file: &PathBuf, json: bool) -> CommandResult<()> {
     let (loaded, desc) = inspected.map_err(|e| anyhow::anyhow!(e))?;
     if json {
         let out = serde_json::json!({
-            "file": file, "hash": loaded.hash, "contract": format!("monitor:plugin@{CONTRACT_VERSION}"),
+            "file": file, "hash": loaded.hash, "contract": format!("monitor:plugin@{}", loaded.contract),
             "name": desc.name, "version": desc.version, "summary": desc.summary,
             "roles": desc.roles, "capabilities": desc.requests,
         });
@@ -176,7 +176,8 @@ fn check(file: &PathBuf, json: bool) -> CommandResult<()> {
     println!("  name          {} {}", desc.name, desc.version);
     println!("  summary       {}", desc.summary);
     println!("  roles         {}", roles.join(", "));
-    println!("  contract      monitor:plugin@{CONTRACT_VERSION}");
+    let newest = if loaded.contract == CONTRACT_VERSION { "" } else { " (an earlier version: it runs as it is)" };
+    println!("  contract      monitor:plugin@{}{newest}", loaded.contract);
     if desc.requests.is_empty() {
         println!("  capabilities  none");
     }

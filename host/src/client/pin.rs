@@ -18,7 +18,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use crate::api::tls::{fingerprint, provider};
+use crate::tls::{fingerprint, provider};
 
 /// The known-hosts file.
 pub fn known_hosts() -> PathBuf {

@@ -14,9 +14,14 @@ pub use exports::monitor::plugin as guest;
 pub use monitor::plugin::types;
 
 /// The contract version this host speaks: the version of the WIT package in
-/// `wit/` (a test holds them together).
+/// `wit/` (a test holds them together). A new version only adds interfaces,
+/// functions and types, never changes or removes one, so a plugin built for any
+/// earlier version of the series runs as it is: wasmtime resolves its imports
+/// and exports of `0.1.0` to this host's `0.1.1` (semver: the same `0.1` API).
 pub const CONTRACT_PACKAGE: &str = "monitor:plugin";
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.1";
+/// Every version a plugin may be built for, oldest first.
+pub const CONTRACT_VERSIONS: [&str; 2] = ["0.1.0", "0.1.1"];
 
 impl From<types::Metric> for crate::metrics::Metric {
     fn from(m: types::Metric) -> crate::metrics::Metric {
@@ -41,6 +46,53 @@ impl From<&crate::sampler::Snapshot> for types::SystemSnapshot {
             load_fifteen: s.load_fifteen,
             uptime_secs: s.uptime_secs,
             process_count: s.process_count,
+        }
+    }
+}
+
+impl From<&crate::sampler::MountSample> for types::Mount {
+    fn from(m: &crate::sampler::MountSample) -> Self {
+        types::Mount {
+            mount_point: m.mount_point.clone(),
+            device: m.device.clone(),
+            filesystem: m.filesystem.clone(),
+            total_bytes: m.total_bytes,
+            available_bytes: m.available_bytes,
+            used_bytes: m.used_bytes,
+        }
+    }
+}
+
+impl From<&crate::sampler::BlockDeviceSample> for types::BlockDevice {
+    fn from(d: &crate::sampler::BlockDeviceSample) -> Self {
+        types::BlockDevice {
+            device: d.device.clone(),
+            read_bytes_per_second: d.read_bytes_per_second,
+            write_bytes_per_second: d.write_bytes_per_second,
+        }
+    }
+}
+
+impl From<&crate::sampler::NetworkSample> for types::NetworkInterface {
+    fn from(n: &crate::sampler::NetworkSample) -> Self {
+        types::NetworkInterface {
+            name: n.interface.clone(),
+            receive_bytes_per_second: n.receive_bytes_per_second,
+            transmit_bytes_per_second: n.transmit_bytes_per_second,
+            receive_errors_per_second: n.receive_errors_per_second,
+            transmit_errors_per_second: n.transmit_errors_per_second,
+        }
+    }
+}
+
+impl From<&crate::sampler::ProcessSample> for types::Process {
+    fn from(p: &crate::sampler::ProcessSample) -> Self {
+        types::Process {
+            pid: p.pid,
+            name: p.name.clone(),
+            user: p.user.clone(),
+            cpu_percent: p.cpu_percent,
+            memory_bytes: p.memory_bytes,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Capabilities: the named powers a plugin asks for and a person grants.
 //!
-//! A plugin asks for a capability by kind (`kv`, `fs-read`, `fs-write`), with a
-//! reason. A grant names the kind and, for file-system kinds, the directory:
-//! `fs-read:/var/lib/textfiles`. Everything not granted is denied.
+//! A plugin asks for a capability by kind (`kv`, `fs-read`, `fs-write`,
+//! `http`), with a reason. A grant names the kind and, for file-system kinds,
+//! the directory: `fs-read:/var/lib/textfiles`; for `http`, where requests may
+//! go: a scheme and host, maybe a port and a path prefix
+//! (`http:https://hooks.example.com/services`). Everything not granted is denied.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,16 +21,19 @@ pub enum Capability {
     FsRead,
     /// Read-write access to a granted directory.
     FsWrite,
+    /// Outbound HTTP requests (`wasi:http/outgoing-handler`) to a granted origin.
+    Http,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [Capability::Kv, Capability::FsRead, Capability::FsWrite];
+    pub const ALL: [Capability; 4] = [Capability::Kv, Capability::FsRead, Capability::FsWrite, Capability::Http];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::Kv => "kv",
             Capability::FsRead => "fs-read",
             Capability::FsWrite => "fs-write",
+            Capability::Http => "http",
         }
     }
 
@@ -41,6 +46,15 @@ impl Capability {
 
     fn takes_path(self) -> bool {
         matches!(self, Capability::FsRead | Capability::FsWrite)
+    }
+
+    /// What a grant of this kind names after the colon, for a command to fill in.
+    fn placeholder(self) -> Option<&'static str> {
+        match self {
+            Capability::Kv => None,
+            Capability::FsRead | Capability::FsWrite => Some("DIR"),
+            Capability::Http => Some("https://HOST"),
+        }
     }
 }
 
@@ -57,12 +71,81 @@ pub struct Grant {
     pub kind: Capability,
     /// The directory, for file-system kinds; absolute and normalised.
     pub path: Option<PathBuf>,
+    /// Where requests may go, for `http`.
+    pub origin: Option<Origin>,
+}
+
+/// An `http` grant's reach: requests with this scheme, to this host and port,
+/// whose path is the prefix or below it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    pub https: bool,
+    /// Lower case.
+    pub host: String,
+    /// As written; the scheme's default when none is.
+    pub port: Option<u16>,
+    /// Without a trailing `/`; empty for the whole host.
+    pub prefix: String,
+}
+
+impl Origin {
+    fn parse(text: &str) -> Option<Origin> {
+        let (https, rest) = match text.split_once("://")? {
+            ("https", rest) => (true, rest),
+            ("http", rest) => (false, rest),
+            _ => return None,
+        };
+        if rest.contains(['?', '#', '@', '\\']) || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return None;
+        }
+        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port.parse::<u16>().ok().filter(|p| *p > 0)?)),
+            None => (authority, None),
+        };
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || ".-[]:".contains(c);
+        if host.is_empty() || !host.chars().all(name_ok) || path.split('/').any(|part| part == ".." || part == ".") {
+            return None;
+        }
+        let prefix = if path.is_empty() { String::new() } else { format!("/{}", path.trim_end_matches('/')) };
+        Some(Origin { https, host: host.to_ascii_lowercase(), port, prefix })
+    }
+
+    /// Whether a request with this scheme, host, port and path is within reach.
+    pub fn allows(&self, https: bool, host: &str, port: Option<u16>, path: &str) -> bool {
+        let default = if self.https { 443 } else { 80 };
+        https == self.https
+            && host.eq_ignore_ascii_case(&self.host)
+            && port.unwrap_or(default) == self.port.unwrap_or(default)
+            && (self.prefix.is_empty()
+                || path == self.prefix
+                || path.strip_prefix(&self.prefix).is_some_and(|rest| rest.starts_with(['/', '?'])))
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(&self.prefix)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CapabilityError {
-    #[error("unknown capability '{0}'; known capabilities are kv, fs-read:DIR and fs-write:DIR")]
+    #[error("unknown capability '{0}'; known capabilities are kv, fs-read:DIR, fs-write:DIR and http:https://HOST")]
     UnknownKind(String),
+    #[error(
+        "capability 'http' needs where requests may go: a scheme and host, maybe a port and a path prefix, e.g. 'http:https://hooks.example.com/services'"
+    )]
+    MissingOrigin,
+    #[error(
+        "'{0}' is not a place requests may go; write http: then http:// or https://, a host, maybe :PORT and a /path prefix, e.g. 'http:https://hooks.example.com/services'"
+    )]
+    BadOrigin(String),
     #[error("capability '{0}' needs a directory, e.g. '{0}:/var/lib/monitor'")]
     MissingPath(String),
     #[error("capability 'kv' takes no directory; write 'kv'")]
@@ -86,6 +169,13 @@ impl Grant {
             Some((kind, path)) => (Capability::parse(kind)?, Some(path)),
             None => (Capability::parse(text)?, None),
         };
+        if kind == Capability::Http {
+            let origin = match path {
+                None | Some("") => return Err(CapabilityError::MissingOrigin),
+                Some(url) => Origin::parse(url).ok_or_else(|| CapabilityError::BadOrigin(text.into()))?,
+            };
+            return Ok(Grant { kind, path: None, origin: Some(origin) });
+        }
         let path = match (kind.takes_path(), path) {
             (true, None) | (true, Some("")) => {
                 return Err(CapabilityError::MissingPath(kind.to_string()));
@@ -94,7 +184,7 @@ impl Grant {
             (false, None) => None,
             (true, Some(path)) => Some(normalise(path).ok_or_else(|| CapabilityError::BadPath(text.into()))?),
         };
-        Ok(Grant { kind, path })
+        Ok(Grant { kind, path, origin: None })
     }
 }
 
@@ -194,9 +284,10 @@ fn normalise(path: &str) -> Option<PathBuf> {
 
 impl fmt::Display for Grant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.path {
-            Some(path) => write!(f, "{}:{}", self.kind, path.display()),
-            None => write!(f, "{}", self.kind),
+        match (&self.path, &self.origin) {
+            (Some(path), _) => write!(f, "{}:{}", self.kind, path.display()),
+            (None, Some(origin)) => write!(f, "{}:{origin}", self.kind),
+            (None, None) => write!(f, "{}", self.kind),
         }
     }
 }
@@ -233,11 +324,14 @@ pub fn missing(requests: &[CapabilityRequest], grants: &[Grant]) -> Vec<Capabili
 }
 
 /// The command that grants `missing` to plugin `name`: `kv` as it is, a
-/// directory kind with `DIR` for the directory to give.
+/// directory kind with `DIR` for the directory to give, `http` with the host.
 pub fn grant_command(name: &str, missing: &[Capability]) -> String {
     let grants: Vec<String> = missing
         .iter()
-        .map(|k| if k.takes_path() { format!("--grant {k}:DIR") } else { format!("--grant {k}") })
+        .map(|k| match k.placeholder() {
+            Some(what) => format!("--grant {k}:{what}"),
+            None => format!("--grant {k}"),
+        })
         .collect();
     format!("monitor plugins enable {name} {}", grants.join(" "))
 }
@@ -268,6 +362,40 @@ mod tests {
             let err = Grant::parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn http_grants_name_a_scheme_and_host_and_reach_only_below_their_prefix() {
+        let grant = Grant::parse("http:https://Hooks.Example.com/services/").unwrap();
+        assert_eq!(grant.to_string(), "http:https://hooks.example.com/services");
+        let origin = grant.origin.unwrap();
+        assert!(origin.allows(true, "hooks.example.com", None, "/services"));
+        assert!(origin.allows(true, "HOOKS.example.com", Some(443), "/services/T1/B2?x=1"));
+        assert!(!origin.allows(false, "hooks.example.com", None, "/services"), "the scheme is part of the grant");
+        assert!(!origin.allows(true, "hooks.example.com", Some(8443), "/services"));
+        assert!(!origin.allows(true, "hooks.example.com.evil", None, "/services"));
+        assert!(!origin.allows(true, "hooks.example.com", None, "/servicesX"));
+        assert!(!origin.allows(true, "hooks.example.com", None, "/"));
+        let whole = Grant::parse("http:http://127.0.0.1:8080").unwrap().origin.unwrap();
+        assert!(whole.allows(false, "127.0.0.1", Some(8080), "/anything"));
+        assert!(!whole.allows(false, "127.0.0.1", None, "/"), "port 80 is not 8080");
+        for bad in [
+            "http",
+            "http:",
+            "http:hooks.example.com",
+            "http:ftp://x",
+            "http:https://",
+            "http:https://u@x",
+            "http:https://x:0",
+            "http:https://x:99999",
+            "http:https://x/a/../b",
+            "http:https://x/?q",
+            "http:https://x y",
+        ] {
+            assert!(Grant::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Grant::parse("http").unwrap_err().to_string().contains("needs where requests may go"));
+        assert_eq!(grant_command("hook", &[Capability::Http]), "monitor plugins enable hook --grant http:https://HOST");
     }
 
     #[test]
@@ -318,9 +446,13 @@ mod tests {
     proptest::proptest! {
         /// Whatever is granted prints as text that parses back to the same grant.
         #[test]
-        fn grants_round_trip(kind in 0..3usize, parts in proptest::collection::vec("[a-zA-Z0-9_.-]{1,8}", 1..5)) {
+        fn grants_round_trip(kind in 0..4usize, parts in proptest::collection::vec("[a-zA-Z0-9_.-]{1,8}", 1..5)) {
             let kind = Capability::ALL[kind];
-            let text = if kind == Capability::Kv { "kv".to_string() } else { format!("{kind}:/{}", parts.join("/")) };
+            let text = match kind {
+                Capability::Kv => "kv".to_string(),
+                Capability::Http => format!("http:https://{}", parts.join("/")),
+                _ => format!("{kind}:/{}", parts.join("/")),
+            };
             if let Ok(grant) = Grant::parse(&text) {
                 proptest::prop_assert_eq!(Grant::parse(&grant.to_string()), Ok(grant.clone()));
                 if let Some(path) = &grant.path {

@@ -76,6 +76,7 @@ impl Runtime {
         let engine = engine()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
         super::wait::bound_waits(&mut linker)?;
         HostView::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)?;
 

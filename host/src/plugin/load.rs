@@ -5,7 +5,7 @@
 use wasmtime::component::InstancePre;
 use wasmtime::component::types::ComponentItem;
 
-use super::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION, guest};
+use super::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION, CONTRACT_VERSIONS, guest};
 use super::engine::Runtime;
 use super::record::Role;
 use super::sandbox::Sandbox;
@@ -14,6 +14,8 @@ use super::sandbox::Sandbox;
 #[derive(Clone)]
 pub struct Loaded {
     pub hash: String,
+    /// The contract version it was built for: the newest its imports and exports name.
+    pub contract: String,
     pub roles: Vec<Role>,
     pub pre: InstancePre<Sandbox>,
     pub from_cache: bool,
@@ -32,7 +34,8 @@ pub enum LoadError {
     #[error("{file} is not a valid component: {detail}")]
     Invalid { file: String, detail: String },
     #[error(
-        "{file} was built against {CONTRACT_PACKAGE}@{found}; this host speaks {CONTRACT_PACKAGE}@{CONTRACT_VERSION}; rebuild it with a matching monitor-sdk"
+        "{file} was built against {CONTRACT_PACKAGE}@{found}; this host speaks {CONTRACT_PACKAGE}@{} (plugins built for any of them run); rebuild it with a matching monitor-sdk, or upgrade monitor",
+        CONTRACT_VERSIONS.join(", @")
     )]
     WrongVersion { file: String, found: String },
     #[error(
@@ -77,6 +80,11 @@ pub fn load_bytes(runtime: &Runtime, bytes: &[u8], file: &str) -> Result<Loaded,
             interfaces.push(interface.to_string());
         }
     }
+    let names = ty.imports(&runtime.engine).map(|(n, _)| n.to_string()).chain(exports.iter().cloned());
+    let contract = names
+        .filter_map(|n| version_of(&n).map(str::to_string))
+        .max_by_key(|v| CONTRACT_VERSIONS.iter().position(|known| known == v))
+        .unwrap_or_else(|| CONTRACT_VERSION.to_string());
     let roles: Vec<Role> =
         Role::ALL.into_iter().filter(|r| interfaces.iter().any(|i| r.interfaces().contains(&i.as_str()))).collect();
     if roles.is_empty() || !interfaces.iter().any(|i| i == "plugin") {
@@ -94,21 +102,25 @@ pub fn load_bytes(runtime: &Runtime, bytes: &[u8], file: &str) -> Result<Loaded,
     // Type-check the exports now, so a mismatch is a load error, not a fault later.
     let typecheck = |e: wasmtime::Error| LoadError::Invalid { file: file.clone(), detail: format!("{e:#}") };
     guest::plugin::GuestIndices::new(&pre).map_err(typecheck)?;
-    Ok(Loaded { hash, roles, pre, from_cache: compiled.from_cache })
+    Ok(Loaded { hash, contract, roles, pre, from_cache: compiled.from_cache })
 }
 
-/// `monitor:plugin/metrics@0.1.0` → `metrics`.
+/// `monitor:plugin/metrics@0.1.0` → `metrics`, for a version this host speaks.
 fn contract_interface(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(CONTRACT_PACKAGE)?.strip_prefix('/')?;
     let (interface, version) = rest.split_once('@')?;
-    (version == CONTRACT_VERSION).then_some(interface)
+    CONTRACT_VERSIONS.contains(&version).then_some(interface)
 }
 
-/// The version of a `monitor:plugin` name that is not the one this host speaks.
-fn foreign_version(name: &str) -> Option<String> {
+/// The version of a `monitor:plugin` name, whether or not this host speaks it.
+fn version_of(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(CONTRACT_PACKAGE)?.strip_prefix('/')?;
-    let version = rest.split_once('@').map_or("(none)", |(_, v)| v);
-    (version != CONTRACT_VERSION).then(|| version.to_string())
+    Some(rest.split_once('@').map_or("(none)", |(_, v)| v))
+}
+
+/// The version of a `monitor:plugin` name that this host does not speak.
+fn foreign_version(name: &str) -> Option<String> {
+    version_of(name).filter(|v| !CONTRACT_VERSIONS.contains(v)).map(str::to_string)
 }
 
 #[cfg(test)]
@@ -118,7 +130,10 @@ mod tests {
     #[test]
     fn reads_contract_names() {
         assert_eq!(contract_interface("monitor:plugin/metrics@0.1.0"), Some("metrics"));
+        assert_eq!(contract_interface("monitor:plugin/metrics@0.1.1"), Some("metrics"));
         assert_eq!(contract_interface("monitor:plugin/metrics@0.2.0"), None);
+        assert_eq!(foreign_version("monitor:plugin/host@0.1.2").as_deref(), Some("0.1.2"));
+        assert_eq!(foreign_version("monitor:plugin/host@0.1.1"), None);
         assert_eq!(contract_interface("wasi:cli/run@0.2.0"), None);
         assert_eq!(foreign_version("monitor:plugin/plugin@0.2.0").as_deref(), Some("0.2.0"));
         assert_eq!(foreign_version("monitor:plugin/plugin@0.1.0"), None);

@@ -35,6 +35,10 @@ pub struct Settings {
     pub quarantine_after: u32,
     /// Larger plugin files are refused unread.
     pub max_file_bytes: u64,
+    /// How plugins' `http` requests verify certificates (none: the Mozilla roots alone).
+    pub http_tls: Option<Arc<rustls::ClientConfig>>,
+    /// The last process sample, which plugins may read.
+    pub processes: crate::sampler::SharedProcesses,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -292,6 +296,8 @@ impl Manager {
             host_dirs: self.settings.host_dirs.clone(),
             store: Some(self.store.clone()),
             snapshot: self.snapshot.clone(),
+            processes: self.settings.processes.clone(),
+            http_tls: self.settings.http_tls.clone(),
         }
     }
 

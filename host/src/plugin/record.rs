@@ -403,6 +403,7 @@ mod tests {
             Capability::Kv => grant("kv"),
             Capability::FsRead => grant("fs-read:/r"),
             Capability::FsWrite => grant("fs-write:/w"),
+            Capability::Http => grant("http:https://hooks.example.com"),
         }
     }
 

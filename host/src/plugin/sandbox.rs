@@ -10,6 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::monitor::plugin::{host, kv, types};
 use super::capability::{Capability, Grant, HostDirs};
@@ -36,6 +37,10 @@ pub struct SandboxSpec {
     pub host_dirs: HostDirs,
     pub store: Option<Store>,
     pub snapshot: SharedSnapshot,
+    /// The last process sample, for `top-processes`.
+    pub processes: crate::sampler::SharedProcesses,
+    /// How `http` requests verify certificates (none: the Mozilla roots alone).
+    pub http_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl SandboxSpec {
@@ -49,8 +54,16 @@ impl SandboxSpec {
             host_dirs: HostDirs::default(),
             store: None,
             snapshot: SharedSnapshot::default(),
+            processes: Default::default(),
+            http_tls: None,
         }
     }
+}
+
+/// The Mozilla roots alone, made once.
+fn default_http_tls() -> Arc<rustls::ClientConfig> {
+    static TLS: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    TLS.get_or_init(|| super::http::client_tls(None).expect("the built-in roots make a TLS configuration")).clone()
 }
 
 pub struct Sandbox {
@@ -68,10 +81,15 @@ pub struct Sandbox {
     pub limiter: MemoryLimiter,
     /// The database, when the plugin holds the `kv` grant.
     kv: Option<Store>,
+    /// The database, for reading the runs (every plugin may).
+    store: Option<Store>,
     snapshot: SharedSnapshot,
+    processes: crate::sampler::SharedProcesses,
     log_budget: Arc<AtomicUsize>,
     /// Why the last call was refused, when it used a power it was not granted.
     pub denied: Option<String>,
+    http: WasiHttpCtx,
+    http_hooks: super::http::Hooks,
 }
 
 impl Sandbox {
@@ -86,7 +104,7 @@ impl Sandbox {
             let perms = match grant.kind {
                 Capability::FsRead => FsPerms::ReadOnly,
                 Capability::FsWrite => FsPerms::ReadWrite,
-                Capability::Kv => continue,
+                Capability::Kv | Capability::Http => continue,
             };
             // The plugin sees the directory under the name granted; the host
             // opens it as it resolves now.
@@ -103,6 +121,8 @@ impl Sandbox {
             })?;
         }
         let kv = spec.grants.iter().any(|g| g.kind == Capability::Kv).then(|| spec.store.clone()).flatten();
+        let origins = spec.grants.iter().filter_map(|g| g.origin.clone()).collect();
+        let tls = spec.http_tls.clone().unwrap_or_else(default_http_tls);
         Ok(Sandbox {
             plugin: spec.plugin.clone(),
             wasi: wasi.build(),
@@ -113,9 +133,13 @@ impl Sandbox {
             busy: None,
             limiter: MemoryLimiter::new(spec.memory_bytes),
             kv,
+            store: spec.store.clone(),
             snapshot: spec.snapshot.clone(),
+            processes: spec.processes.clone(),
             log_budget,
             denied: None,
+            http: WasiHttpCtx::new(),
+            http_hooks: super::http::Hooks::new(spec.plugin.clone(), origins, tls),
         })
     }
 
@@ -128,6 +152,8 @@ impl Sandbox {
         self.log_budget.store(LOG_BUDGET_BYTES, Ordering::Relaxed);
         self.denied = None;
         self.limiter.exceeded = false;
+        self.http_hooks.deadline = self.call_deadline();
+        self.http_hooks.sent = 0;
     }
 
     /// When the running call must end, to within a tick or two: the ticks only
@@ -171,6 +197,12 @@ impl Sandbox {
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for Sandbox {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
     }
 }
 
@@ -322,7 +354,51 @@ impl host::Host for Sandbox {
         let snapshot = self.snapshot.read().expect("snapshot lock").clone();
         Ok(types::SystemSnapshot::from(&*snapshot))
     }
+
+    fn mounts(&mut self) -> wasmtime::Result<Vec<types::Mount>> {
+        let snapshot = self.snapshot.read().expect("snapshot lock").clone();
+        Ok(snapshot.disks.iter().take(MAX_LISTED).map(Into::into).collect())
+    }
+
+    fn block_devices(&mut self) -> wasmtime::Result<Vec<types::BlockDevice>> {
+        let snapshot = self.snapshot.read().expect("snapshot lock").clone();
+        Ok(snapshot.block_devices.iter().take(MAX_LISTED).map(Into::into).collect())
+    }
+
+    fn network_interfaces(&mut self) -> wasmtime::Result<Vec<types::NetworkInterface>> {
+        let snapshot = self.snapshot.read().expect("snapshot lock").clone();
+        Ok(snapshot.networks.iter().take(MAX_LISTED).map(Into::into).collect())
+    }
+
+    fn top_processes(&mut self, limit: u32) -> wasmtime::Result<Vec<types::Process>> {
+        let table = self.processes.read().expect("processes lock").clone();
+        let mut busiest: Vec<&crate::sampler::ProcessSample> = table.iter().collect();
+        let limit = (limit as usize).min(MAX_PROCESSES);
+        if busiest.len() > limit {
+            busiest.select_nth_unstable_by(limit, |a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
+            busiest.truncate(limit);
+        }
+        busiest.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));
+        Ok(busiest.into_iter().map(Into::into).collect())
+    }
+
+    fn runs(&mut self) -> wasmtime::Result<Vec<types::ProgressNode>> {
+        self.check_live()?;
+        let Some(store) = &self.store else { return Ok(Vec::new()) };
+        let mut runs = store.progress_runs().unwrap_or_else(|e| {
+            tracing::warn!(plugin = %self.plugin, "host.runs: {e}");
+            Vec::new()
+        });
+        runs.retain(|r| matches!(r.status, crate::progress::Status::Running | crate::progress::Status::Paused));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.updated_ms));
+        Ok(runs.iter().take(MAX_RUNS).map(Into::into).collect())
+    }
 }
+
+/// Most mounts, devices or interfaces one call returns; most processes; most runs.
+const MAX_LISTED: usize = 256;
+const MAX_PROCESSES: usize = 100;
+const MAX_RUNS: usize = 100;
 
 impl kv::Host for Sandbox {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {

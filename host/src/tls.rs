@@ -1,0 +1,28 @@
+//! What both ends of TLS share: the crypto provider, certificates read from
+//! PEM files, and their fingerprints.
+
+use std::path::Path;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// *ring*, the provider ureq already links (aws-lc-rs would add a C build);
+/// its lack of post-quantum key exchange is why rustls marks it deprecated.
+#[allow(deprecated)]
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// The certificates in a PEM file, in order.
+pub fn read_chain(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let chain: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("{}: cannot read PEM certificates: {e}", path.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display());
+    Ok(chain)
+}
+
+/// SHA-256 of a certificate, as `openssl x509 -fingerprint -sha256` writes it (without colons).
+pub fn fingerprint(cert: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, cert).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
