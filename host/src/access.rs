@@ -85,6 +85,8 @@ pub fn audited(method: &str, path: &str) -> bool {
 
 /// The name the token in `api-token` goes by.
 pub const LOCAL_ADMIN: &str = "api-token";
+/// Who the audit log says made a change the CLI made on the database itself.
+pub const LOCAL: &str = "local";
 
 /// A token, as listed (its secret is never stored, its hash never shown).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +147,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     if name == LOCAL_ADMIN {
         return Err(format!("token name '{LOCAL_ADMIN}' is the local admin's (the api-token file); pick another"));
+    }
+    if name == LOCAL {
+        return Err(format!("token name '{LOCAL}' names the CLI's own changes in the audit log; pick another"));
     }
     Ok(())
 }
@@ -237,7 +242,7 @@ mod tests {
 
     #[test]
     fn names_scopes_and_secrets() {
-        for bad in ["", "a b", "api-token", &"x".repeat(65), "é"] {
+        for bad in ["", "a b", "api-token", "local", &"x".repeat(65), "é"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
         check_name("ci-runner.1").unwrap();

@@ -55,6 +55,8 @@ pub struct AppState {
     /// How long the audit log keeps a change.
     pub keep_audit_ms: u64,
     pub failures: Arc<AuthFailures>,
+    /// Requests refused for their token's scope, by address: only so many are audited.
+    pub refusals: Arc<AuthFailures>,
     pub writer: Writer,
     pub data: DataDir,
     pub alerting: Arc<crate::alerts::Alerting>,
@@ -213,7 +215,11 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
                     "token '{}' has scope {}; {method} {path} needs {needed} or above: use a token made with --scope {needed}",
                     identity.name, identity.scope
                 );
-                if crate::access::audited(request.method().as_str(), request.uri().path()) {
+                // On record, but not without end: a token's refusals past ten a
+                // minute from one address are not (a read token cannot fill the disk).
+                let counted =
+                    peer_ip(&request).is_none_or(|ip| state.refusals.record(ip, Instant::now()) != Failed::Limited);
+                if counted && crate::access::audited(request.method().as_str(), request.uri().path()) {
                     access::keep(&state, access::refused(&request, &identity, &message)).await;
                 }
                 return error(StatusCode::FORBIDDEN, message);
@@ -281,6 +287,10 @@ impl AuthFailures {
             _ => Failed::Limited,
         }
     }
+}
+
+fn peer_ip(request: &Request) -> Option<IpAddr> {
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -143,6 +143,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
         tokens: Arc::new(api::access::Tokens::load(&store).context("cannot read the API's tokens")?),
         keep_audit_ms: config.keep_audit_ms(),
         failures: Arc::default(),
+        refusals: Arc::default(),
         streams: streams.clone(),
         writer: writer.clone(),
         data: data.clone(),
@@ -160,7 +161,16 @@ pub async fn run(options: Options) -> CommandResult<()> {
     publish_plugins(&manager.listing()?, &hub, &mut plugin_states);
     let trust = tls.as_ref().map(|t| t.trust.clone());
     let server = listener.serve(api::router(state), tls.map(|t| t.acceptor));
-    write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: addr.to_string(), tls: trust })?;
+    // Where this machine's clients connect: loopback when listening on every
+    // address (a name the certificate carries, and one that always works).
+    let local = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    };
+    write_daemon_info(&data, &DaemonInfo { pid: std::process::id(), addr: local.to_string(), tls: trust })?;
     // Only a hint for the next run: if it cannot be written, that run picks a free port.
     let _ = crate::paths::write_private(&data.last_addr(), addr.to_string().as_bytes());
     let mut ready = false;

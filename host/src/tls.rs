@@ -26,3 +26,7 @@ pub fn read_chain(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 pub fn fingerprint(cert: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, cert).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A connection, in clear or over TLS: what both the API and plugins' requests speak over.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync> Io for T {}

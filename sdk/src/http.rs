@@ -38,7 +38,7 @@ pub enum Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Url(url) => write!(f, "'{url}' is not an http:// or https:// URL"),
+            Error::Url(url) => write!(f, "'{}' is not an http:// or https:// URL", origin(url)),
             Error::Denied(url) => write!(
                 f,
                 "the host refused the request to {url}: grant its origin (monitor plugins enable PLUGIN --grant http:ORIGIN)"
@@ -98,6 +98,8 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -
         return Err(Error::Url(url.into()));
     }
     let outgoing_body = outgoing.body().map_err(|()| Error::Failed("no request body".into()))?;
+    let shown = origin(url);
+    let url = shown.as_str();
     let future = outgoing_handler::handle(outgoing, None).map_err(|e| failed(url, e))?;
     // A body that could not be sent says why in the answer (refused, too large), so that comes first.
     let mut unsent = None;
@@ -139,6 +141,15 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -
     }
     let _ = IncomingBody::finish(body);
     Ok(Response { status, body: read })
+}
+
+/// `scheme://host[:port]` of `url`: what errors show of it, as its path, query or
+/// user may hold a secret (a webhook's token).
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}")
 }
 
 fn failed(url: &str, e: ErrorCode) -> Error {

@@ -37,7 +37,8 @@ pub fn pki() -> Pki {
 }
 
 /// An HTTPS server on 127.0.0.1: `/redirect` answers 302, `/big` 200 with
-/// [`BIG`] bytes, anything else 200 and nothing. Keeps what it was asked.
+/// [`BIG`] bytes, `/stall` its headers and then nothing, anything else 200 and
+/// nothing. Keeps what it was asked.
 pub fn https_server(pki: &Pki) -> (String, Arc<Mutex<Vec<Request>>>) {
     let certs = vec![CertificateDer::from_pem_slice(pki.cert.as_bytes()).unwrap()];
     let key = PrivateKeyDer::from_pem_slice(pki.key.as_bytes()).unwrap();
@@ -63,9 +64,17 @@ pub fn https_server(pki: &Pki) -> (String, Arc<Mutex<Vec<Request>>>) {
                             .to_string()
                     }
                     "/big" => format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n"),
+                    "/stall" => "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_string(),
                     _ => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string(),
                 };
                 let _ = tls.write_all(answer.as_bytes());
+                if path == "/stall" {
+                    // Headers, then nothing, for as long as the test runs.
+                    let _ = tls.flush();
+                    loop {
+                        std::thread::park();
+                    }
+                }
                 if path == "/big" {
                     let chunk = vec![b'x'; 64 << 10];
                     for _ in 0..BIG / chunk.len() {

@@ -138,7 +138,7 @@ fn tokens_are_refused_once_revoked_or_expired_and_secrets_are_never_stored() {
     let sandbox = Sandbox::new();
     let host = sandbox.start(&[]);
     let ci = create(&sandbox, "ci", "report", &[]);
-    let brief = create(&sandbox, "brief", "read", &["--expires", "2s"]);
+    let brief = create(&sandbox, "brief", "read", &["--expires", "10s"]);
     let report = json!({"op": "start", "total": 10}).to_string();
     let (status, _) = sandbox.api("POST", "/v1/progress/build/a", Some(&ci), &report);
     assert!(status.contains(" 200 "), "{status}");

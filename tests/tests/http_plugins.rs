@@ -19,10 +19,14 @@ fn ok(out: std::process::Output) -> String {
 /// A host config trusting `ca` for plugins' requests, with calls long enough for
 /// sixteen handshakes by a debug build on a busy machine.
 fn config(sandbox: &Sandbox, ca: &str, extra: &str) -> String {
+    config_with(sandbox, ca, 60_000, extra)
+}
+
+fn config_with(sandbox: &Sandbox, ca: &str, call_ms: u64, extra: &str) -> String {
     let ca_file = sandbox.root.path().join("ca.pem");
     std::fs::write(&ca_file, ca).unwrap();
     let file = sandbox.root.path().join("host.toml");
-    let text = format!("[plugins]\ncall_timeout_ms = 60000\nhttp_ca_file = \"{}\"\n{extra}", ca_file.display());
+    let text = format!("[plugins]\ncall_timeout_ms = {call_ms}\nhttp_ca_file = \"{}\"\n{extra}", ca_file.display());
     std::fs::write(&file, text).unwrap();
     file.display().to_string()
 }
@@ -106,4 +110,32 @@ fn requests_beyond_the_grant_or_the_caps_are_refused_and_the_host_goes_on() {
         "a body over the cap never arrived whole: {:?}",
         asked.iter().map(|r| r.body.len()).max()
     );
+}
+
+#[test]
+fn a_server_that_stalls_an_answer_holds_the_call_no_longer_than_its_deadline() {
+    let pki = pki();
+    let (granted, _asked) = https_server(&pki);
+    let sandbox = Sandbox::new();
+    let file = config_with(&sandbox, &pki.ca, 2_000, "");
+    install("fx-http", &sandbox.plugins(), "fx-http.wasm");
+    std::fs::write(sandbox.plugins().join("fx-http.toml"), format!("url = \"{granted}/stall\"\nrequests = 1\n"))
+        .unwrap();
+    let _host = sandbox.start(&["--config", &file]);
+    ok(sandbox.monitor(&["plugins", "enable", "fx-http", "--grant", &format!("http:{granted}")]));
+    // The answer's body fails at the call's deadline: the plugin hears of it, the
+    // call ends, and the next tick calls it again; nothing waits on the server.
+    let ticks = sandbox.metric_host("monitor_ticks_total").unwrap();
+    wait_for("the stalled request to fail at the deadline", LIMIT, || {
+        (sandbox.metric("fx-http", "http_failed") == Some(1.0)).then_some(())
+    });
+    let listing = wait_for("calls to go on", LIMIT, || {
+        let listing = sandbox.listing();
+        let entry = listing["plugins"].as_array()?.iter().find(|p| p["name"] == "fx-http")?.clone();
+        (entry["stats"]["calls"].as_u64() >= Some(3)).then_some(entry)
+    });
+    assert_eq!(listing["state"]["state"], "running", "{listing}");
+    wait_for("the host's tick to go on", LIMIT, || {
+        sandbox.metric_host("monitor_ticks_total").filter(|t| *t >= ticks + 3.0)
+    });
 }

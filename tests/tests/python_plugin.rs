@@ -380,3 +380,35 @@ fn the_first_python_plugin_walk_through_works_as_written() {
     let size = std::fs::metadata(plugins.join("process-count.wasm")).unwrap().len();
     assert!(size < 32 << 20, "the README says about 19 MB; the host refuses files over max_file_mib: {size} bytes");
 }
+
+/// `monitor plugins new NAME --role ROLE --lang python`: each role's project
+/// builds with its own build script and passes `plugins check`.
+#[test]
+fn each_roles_python_project_builds_and_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    for role in ["metric-provider", "progress-calculator", "alert-handler", "display-formatter"] {
+        let name = format!("py-{role}");
+        let dir = tmp.path().join(&name);
+        let out = Command::new(monitor_bin())
+            .args(["plugins", "new", &name, "--role", role, "--lang", "python", "--sdk"])
+            .arg(workspace().join("sdk"))
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "plugins new: {}", said(&out));
+        assert!(said(&out).contains("sh build.sh"), "{}", said(&out));
+        // The project's venv, as its next steps make it: here, the tests' componentize-py.
+        std::fs::create_dir_all(dir.join(".venv/bin")).unwrap();
+        std::os::unix::fs::symlink(componentize_py(), dir.join(".venv/bin/componentize-py")).unwrap();
+        let built = Command::new("sh").arg(dir.join("build.sh")).output().unwrap();
+        assert!(built.status.success(), "{role}: build.sh failed:\n{}", said(&built));
+        let checked = Command::new(monitor_bin())
+            .args(["plugins", "check"])
+            .arg(dir.join(format!("{name}.wasm")))
+            .output()
+            .unwrap();
+        assert!(checked.status.success(), "{role}: {}", said(&checked));
+        assert!(said(&checked).contains(&format!("roles         {role}")), "{}", said(&checked));
+    }
+}

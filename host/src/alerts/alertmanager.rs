@@ -141,6 +141,11 @@ fn check_url(url: &str) -> Result<(), String> {
     if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("is not a URL one can post to; write the Alertmanager's address, like {EXAMPLE}"));
     }
+    if host.contains('@') {
+        return Err(format!(
+            "has a user and password in it, which would show wherever the address does; give the Alertmanager's address alone, like {EXAMPLE}"
+        ));
+    }
     if url.contains(['?', '#']) {
         return Err(format!("has a query or a fragment; write the Alertmanager's address alone, like {EXAMPLE}"));
     }

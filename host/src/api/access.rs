@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -39,35 +39,44 @@ pub struct Identity {
     pub scope: Scope,
 }
 
-/// The tokens by their secret's hash, read from the store at start and kept
-/// in step by the routes that change them: authenticating reads no database.
+/// The tokens by their secret's hash, read from the store at start and again
+/// after each change: authenticating reads no database.
 #[derive(Default)]
-pub struct Tokens(RwLock<HashMap<String, Token>>);
+pub struct Tokens {
+    by_hash: RwLock<HashMap<String, Token>>,
+    /// One change at a time, store and map together: a revoke that committed
+    /// is never undone in the map by a create that read before it.
+    changing: Mutex<()>,
+}
 
 impl Tokens {
     pub fn load(store: &Store) -> Result<Tokens, crate::store::StoreError> {
-        Ok(Tokens(RwLock::new(store.tokens()?.into_iter().map(|(token, hash)| (hash, token)).collect())))
+        let tokens = Tokens::default();
+        *tokens.by_hash.write().expect("tokens lock") = by_hash(store)?;
+        Ok(tokens)
     }
 
     /// The identity `secret` gives at `now_ms`; `None` when no token has it.
     pub fn identify(&self, secret: &str, now_ms: u64) -> Option<Result<Identity, Refused>> {
-        let tokens = self.0.read().expect("tokens lock");
+        let tokens = self.by_hash.read().expect("tokens lock");
         let token = tokens.get(&access::hash(secret))?;
         Some(token.check(now_ms).map(|scope| Identity { name: token.name.clone(), scope }))
     }
 
-    fn put(&self, hash: String, token: Token) {
-        let mut tokens = self.0.write().expect("tokens lock");
-        tokens.retain(|_, t| t.name != token.name);
-        tokens.insert(hash, token);
-    }
-
-    fn revoked(&self, token: &Token) {
-        let mut tokens = self.0.write().expect("tokens lock");
-        if let Some(t) = tokens.values_mut().find(|t| t.name == token.name) {
-            t.revoked_ms = token.revoked_ms;
+    /// Makes `change` to the stored tokens, then takes them as stored.
+    fn change<T>(&self, store: &Store, change: impl FnOnce(&Store) -> T) -> T {
+        let _turn = self.changing.lock().expect("tokens change lock");
+        let out = change(store);
+        match by_hash(store) {
+            Ok(tokens) => *self.by_hash.write().expect("tokens lock") = tokens,
+            Err(e) => tracing::warn!("cannot read the API's tokens again: {e}"),
         }
+        out
     }
+}
+
+fn by_hash(store: &Store) -> Result<HashMap<String, Token>, crate::store::StoreError> {
+    Ok(store.tokens()?.into_iter().map(|(token, hash)| (hash, token)).collect())
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -141,12 +150,9 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<Token>>, Respons
 }
 
 async fn create(State(state): State<AppState>, Input(body): Input<CreateRequest>) -> Result<Json<Created>, Response> {
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || create_in(&store, &body, now_ms())).await {
-        Ok(Ok(Ok(created))) => {
-            state.tokens.put(access::hash(&created.secret), created.token.clone());
-            Ok(Json(created))
-        }
+    let (store, tokens) = (state.store.clone(), state.tokens.clone());
+    match tokio::task::spawn_blocking(move || tokens.change(&store, |store| create_in(store, &body, now_ms()))).await {
+        Ok(Ok(Ok(created))) => Ok(Json(created)),
         Ok(Ok(Err(refusal))) => Err(error(StatusCode::BAD_REQUEST, refusal)),
         Ok(Err(e)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, e)),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))),
@@ -154,13 +160,11 @@ async fn create(State(state): State<AppState>, Input(body): Input<CreateRequest>
 }
 
 async fn revoke(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Token>, Response> {
-    let store = state.store.clone();
+    let (store, tokens) = (state.store.clone(), state.tokens.clone());
     let shown = crate::text::line(&name, 80);
-    match tokio::task::spawn_blocking(move || store.token_revoke(&name, now_ms())).await {
-        Ok(Ok(Some(token))) => {
-            state.tokens.revoked(&token);
-            Ok(Json(token))
-        }
+    match tokio::task::spawn_blocking(move || tokens.change(&store, |store| store.token_revoke(&name, now_ms()))).await
+    {
+        Ok(Ok(Some(token))) => Ok(Json(token)),
         Ok(Ok(None)) if shown == access::LOCAL_ADMIN => Err(error(
             StatusCode::BAD_REQUEST,
             "the local admin token cannot be revoked; to replace it, stop the host, delete api-token in the data directory and start it again".into(),
@@ -190,7 +194,7 @@ const AUDITED_BODY: usize = 1 << 20;
 /// and how it ended, before the answer leaves: an answered change is on record.
 /// (A change refused for its token's scope is recorded by authentication.)
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let (method, path) = (request.method().as_str().to_string(), request.uri().path().to_string());
+    let (method, path) = (request.method().as_str().to_string(), crate::text::line(request.uri().path(), 200));
     if !access::audited(&method, &path) {
         return next.run(request).await;
     }
@@ -233,7 +237,7 @@ pub fn refused(request: &Request, identity: &Identity, message: &str) -> AuditEn
         token: identity.name.clone(),
         address: address(request),
         method: request.method().to_string(),
-        path: request.uri().path().to_string(),
+        path: crate::text::line(request.uri().path(), 200),
         detail: String::new(),
         status: StatusCode::FORBIDDEN.as_u16(),
         outcome: message.to_string(),

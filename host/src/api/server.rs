@@ -128,10 +128,6 @@ impl Listening {
 
 /// Serves connections from `listener` until `shutdown`, then lets the open
 /// ones finish what they are answering.
-/// A connection, in clear or over TLS.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
 async fn accept(
     mut listener: impl Listener<Io = tokio::net::TcpStream, Addr = SocketAddr>,
     router: Router,
@@ -166,7 +162,7 @@ async fn accept(
         let (mut stop, done, http, tls) = (stop_rx.clone(), done_tx.clone(), http.clone(), tls.clone());
         tokio::spawn(async move {
             // The handshake has the time a request's headers have, on this connection's own task.
-            let io: Box<dyn Io> = match tls {
+            let io: Box<dyn crate::tls::Io> = match tls {
                 None => Box::new(io),
                 Some(tls) => match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(io)).await {
                     Ok(Ok(stream)) => Box::new(stream),

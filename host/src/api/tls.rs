@@ -66,7 +66,8 @@ const CA_KEY_FILE: &str = "tls-ca.key";
 fn authority() -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, format!("monitor on {}", super::dashboard::machine_name()));
+    // The same name whatever the machine is called now: a renamed machine keeps its pins.
+    name.push(DnType::CommonName, "monitor API authority");
     params.distinguished_name = name;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -76,15 +77,24 @@ fn authority() -> CertificateParams {
 /// The host's own chain (a certificate for `names`, then the authority) and key.
 fn own(data: &DataDir, names: &[String]) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let (ca_path, key_path) = (data.root.join(CA_FILE), data.root.join(CA_KEY_FILE));
+    // Made anew only when neither file is there: one that cannot be read is an
+    // error, not a reason to replace the authority every client pinned.
     let ca_key = match std::fs::read_to_string(&key_path) {
-        Ok(pem) if ca_path.exists() => KeyPair::from_pem(&pem).with_context(|| {
+        Ok(pem) => KeyPair::from_pem(&pem).with_context(|| {
             format!(
                 "{} is not a PEM key; delete it and {} to make new ones (clients will need to pin again)",
                 key_path.display(),
                 ca_path.display()
             )
         })?,
-        _ => {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound || ca_path.exists() => {
+            return Err(anyhow::anyhow!(
+                "cannot read {} ({e}); the API's certificate authority needs it and {} (delete both to make new ones; clients will need to pin again)",
+                key_path.display(),
+                ca_path.display()
+            ));
+        }
+        Err(_) => {
             let key = KeyPair::generate().context("cannot make the API's certificate authority")?;
             let ca = authority().self_signed(&key)?;
             crate::paths::write_private(&key_path, key.serialize_pem().as_bytes())

@@ -35,10 +35,13 @@ pub enum PluginsCommand {
         name: String,
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(super::scaffold::ROLES))]
         role: String,
+        #[arg(long, default_value = "rust", value_parser = clap::builder::PossibleValuesParser::new(super::scaffold::LANGUAGES))]
+        lang: String,
         /// Where to write it; default ./NAME.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// The SDK to depend on; default: the checkout this monitor was built from, else the published crate.
+        /// The SDK (monitor's sdk/) to build against; default: the checkout this
+        /// monitor was built from, else (Rust) the published crate.
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
     },
@@ -75,17 +78,12 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> CommandResult<()> {
     if let PluginsCommand::Check { file, json } = &command {
         return check(file, *json);
     }
-    if let PluginsCommand::New { name, role, dir, sdk } = &command {
-        let written = super::scaffold::new_rust(name, role, dir.as_deref(), sdk.as_deref())?;
-        let root = written[0].parent().expect("Cargo.toml is in the project");
+    if let PluginsCommand::New { name, role, lang, dir, sdk } = &command {
+        let (written, next) = super::scaffold::new(name, role, lang, dir.as_deref(), sdk.as_deref())?;
         for path in &written {
             println!("wrote {}", path.display());
         }
-        println!(
-            "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2 && monitor plugins check target/wasm32-wasip2/release/{}.wasm",
-            root.display(),
-            name.replace('-', "_")
-        );
+        println!("next: {next}");
         return Ok(());
     }
     let plugins_dir = match &command {

@@ -12,34 +12,30 @@ pub const ROLES: [&str; 4] = ["metric-provider", "progress-calculator", "alert-h
 /// a binary built from a checkout depends on it there.
 const SDK_AT_BUILD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk");
 
-/// Writes the project for plugin `name` in `dir` (default `./NAME`); the files written.
-pub fn new_rust(name: &str, role: &str, dir: Option<&Path>, sdk: Option<&Path>) -> CommandResult<Vec<PathBuf>> {
+/// The languages a plugin project can be written in.
+pub const LANGUAGES: [&str; 2] = ["rust", "python"];
+
+/// Writes the project for plugin `name` in `lang` in `dir` (default `./NAME`);
+/// the files written, and the commands that build it.
+pub fn new(
+    name: &str,
+    role: &str,
+    lang: &str,
+    dir: Option<&Path>,
+    sdk: Option<&Path>,
+) -> CommandResult<(Vec<PathBuf>, String)> {
     check_name(name)?;
-    let Some(template) = template(role) else {
+    if !ROLES.contains(&role) {
         return Err(UsageError(format!("role '{role}': use one of {}", ROLES.join(", "))).into());
-    };
+    }
     let dir = dir.map_or_else(|| PathBuf::from(name), Path::to_path_buf);
     if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(UsageError(format!("{} exists and is not empty; pick another name or --dir", dir.display())).into());
     }
-    let sdk = match sdk {
-        Some(path) => format!(
-            "{{ path = {:?}, features = [\"testing\"] }}",
-            path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
-        ),
-        None => match Path::new(SDK_AT_BUILD).canonicalize() {
-            Ok(path) if path.join("Cargo.toml").is_file() => {
-                format!("{{ path = {path:?}, features = [\"testing\"] }}")
-            }
-            _ => "{ version = \"0.1\", features = [\"testing\"] }".to_string(),
-        },
+    let (files, next) = match lang {
+        "python" => python(name, role, &dir, sdk)?,
+        _ => rust(name, role, &dir, sdk),
     };
-    let ty = type_name(name);
-    let files = [
-        ("Cargo.toml", CARGO.replace("{name}", name).replace("{sdk}", &sdk)),
-        ("src/lib.rs", template.replace("{Type}", &ty).replace("{name}", name)),
-        (".gitignore", "/target\n".to_string()),
-    ];
     let mut written = Vec::new();
     for (file, text) in files {
         let path = dir.join(file);
@@ -47,8 +43,183 @@ pub fn new_rust(name: &str, role: &str, dir: Option<&Path>, sdk: Option<&Path>) 
         std::fs::write(&path, text)?;
         written.push(path);
     }
-    Ok(written)
+    Ok((written, next))
 }
+
+/// The SDK to build against: `given`, else this checkout's, if it is still there.
+fn sdk_dir(given: Option<&Path>) -> Option<PathBuf> {
+    match given {
+        Some(path) => Some(path.canonicalize().unwrap_or_else(|_| path.to_path_buf())),
+        None => Path::new(SDK_AT_BUILD).canonicalize().ok().filter(|p| p.join("Cargo.toml").is_file()),
+    }
+}
+
+fn rust(name: &str, role: &str, dir: &Path, sdk: Option<&Path>) -> (Vec<(&'static str, String)>, String) {
+    let template = template(role).expect("a known role");
+    let sdk = match sdk_dir(sdk) {
+        Some(path) => format!("{{ path = {path:?}, features = [\"testing\"] }}"),
+        None => "{ version = \"0.1\", features = [\"testing\"] }".to_string(),
+    };
+    let ty = type_name(name);
+    let files = vec![
+        ("Cargo.toml", CARGO.replace("{name}", name).replace("{sdk}", &sdk)),
+        ("src/lib.rs", template.replace("{Type}", &ty).replace("{name}", name)),
+        (".gitignore", "/target\n".to_string()),
+    ];
+    let next = format!(
+        "cd {} && cargo test && cargo build --release --target wasm32-wasip2 && monitor plugins check target/wasm32-wasip2/release/{}.wasm",
+        dir.display(),
+        name.replace('-', "_")
+    );
+    (files, next)
+}
+
+fn python(
+    name: &str,
+    role: &str,
+    dir: &Path,
+    sdk: Option<&Path>,
+) -> CommandResult<(Vec<(&'static str, String)>, String)> {
+    let Some(sdk) = sdk_dir(sdk).filter(|s| s.join("python-plugin").is_dir()) else {
+        return Err(UsageError(
+            "a Python plugin builds against the contract and helper in monitor's sdk/; pass --sdk /path/to/monitor/sdk"
+                .into(),
+        )
+        .into());
+    };
+    let template = match role {
+        "metric-provider" => PY_METRIC_PROVIDER,
+        "progress-calculator" => PY_PROGRESS_CALCULATOR,
+        "alert-handler" => PY_ALERT_HANDLER,
+        _ => PY_DISPLAY_FORMATTER,
+    };
+    let build = PY_BUILD
+        .replace("{wit}", &sdk.join("wit").display().to_string())
+        .replace("{helper}", &sdk.join("python-plugin").display().to_string())
+        .replace("{role}", role)
+        .replace("{name}", name);
+    let files = vec![
+        ("app.py", template.replace("{Type}", &type_name(name)).replace("{name}", name)),
+        ("build.sh", build),
+        (".gitignore", "/.venv\n__pycache__/\n*.wasm\n".to_string()),
+    ];
+    let next = format!(
+        "cd {} && python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 && sh build.sh && monitor plugins check {name}.wasm",
+        dir.display()
+    );
+    Ok((files, next))
+}
+
+const PY_BUILD: &str = r#"#!/bin/sh
+# Builds {name}.wasm: the plugin, the monitor_plugin helper and CPython in one
+# component (componentize-py 0.25.1, in .venv: python3 -m venv .venv &&
+# .venv/bin/pip install componentize-py==0.25.1).
+set -eu
+cd "$(dirname "$0")"
+.venv/bin/componentize-py -d {wit} -w {role} componentize app \
+    -p . -p {helper} -o {name}.wasm
+"#;
+
+const PY_METRIC_PROVIDER: &str = r#""""{name}: a metric provider for monitor, called on every sampling tick."""
+
+from dataclasses import dataclass
+
+from monitor_plugin import Metric, MetricProvider, export, metric, snapshot
+
+
+@dataclass
+class Config:
+    """`{name}.toml` beside the `.wasm` (optional): `busy_above = 0.8`."""
+
+    busy_above: float = 0.8
+
+
+class {Type}(MetricProvider):
+    NAME = "{name}"
+    VERSION = "0.1.0"
+    SUMMARY = "the share of memory in use, and whether it is past a threshold"
+    CONFIG = Config
+
+    def collect(self) -> list[Metric]:
+        s = snapshot()
+        used = s.memory_used_bytes / max(s.memory_total_bytes, 1)
+        busy = 1.0 if used > self.config.busy_above else 0.0
+        return [metric("memory_used_ratio", used, unit="ratio"), metric("memory_busy", busy)]
+
+
+Plugin, Metrics = export({Type})
+"#;
+
+const PY_PROGRESS_CALCULATOR: &str = r#""""{name}: a progress calculator for monitor: a parent's progress from its children."""
+
+from monitor_plugin import NodeStatus, ProgressCalculator, ProgressEstimate, ProgressNode, export
+
+
+class {Type}(ProgressCalculator):
+    NAME = "{name}"
+    VERSION = "0.1.0"
+    SUMMARY = "a parent is as far along as its children, weighted by their weights"
+
+    def compute(self, parent: ProgressNode, children: list[ProgressNode]) -> ProgressEstimate:
+        done = total = 0.0
+        for child in children:
+            weight = child.weight if child.weight is not None and child.weight >= 0 else 1.0
+            progress = 1.0 if child.status == NodeStatus.COMPLETED else min(max(child.progress, 0.0), 1.0)
+            done += weight * progress
+            total += weight
+        return ProgressEstimate(progress=done / total if total else 0.0, eta_secs=None)
+
+
+Plugin, Progress = export({Type})
+"#;
+
+const PY_ALERT_HANDLER: &str = r#""""{name}: an alert handler for monitor: each alert transition, in order."""
+
+from monitor_plugin import AlertEvent, AlertHandler, AlertState, capability, export, kv
+
+
+class {Type}(AlertHandler):
+    NAME = "{name}"
+    VERSION = "0.1.0"
+    SUMMARY = "counts each rule's firings"
+    # Shown to whoever enables it: monitor plugins enable {name} --grant kv
+    CAPABILITIES = [capability("kv", "keeps the counts across restarts")]
+
+    def handle(self, event: AlertEvent) -> None:
+        new_firing = event.alert.state == AlertState.FIRING and event.from_ != AlertState.FIRING
+        if new_firing:
+            key = f"firings/{event.alert.rule}"
+            kv.set_string(key, str(int(kv.get_string(key) or 0) + 1))
+
+
+Plugin, AlertEvents = export({Type})
+"#;
+
+const PY_DISPLAY_FORMATTER: &str = r#""""{name}: a display formatter for monitor: a view as text (monitor status --format {name})."""
+
+from typing import Any
+
+from monitor_plugin import DisplayFormatter, Error, export
+from wit_world.imports.types import View_Resources, View_Status
+
+
+class {Type}(DisplayFormatter):
+    NAME = "{name}"
+    VERSION = "0.1.0"
+    SUMMARY = "CPU, memory and runs on one line"
+
+    def format(self, view: Any) -> str:
+        if isinstance(view, View_Status):
+            s = view.value.system
+            memory = s.memory_used_bytes / max(s.memory_total_bytes, 1)
+            return f"cpu {s.cpu_percent:.0f}% · mem {memory * 100:.0f}% · {len(view.value.runs)} runs"
+        if isinstance(view, View_Resources):
+            return f"cpu {view.value.cpu_percent:.0f}% · load {view.value.load_one:.2f}"
+        raise Error("{name} shows the status and resources views")
+
+
+Plugin, Formatter = export({Type})
+"#;
 
 /// Plugin names are crate names the host shows: lower case, digits and `-`.
 fn check_name(name: &str) -> Result<(), UsageError> {
@@ -345,10 +516,10 @@ mod tests {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
         let dir = tempfile::tempdir().unwrap();
-        let error = new_rust("x", "metric", Some(dir.path()), None).unwrap_err();
+        let error = new("x", "metric", "rust", Some(dir.path()), None).unwrap_err();
         assert!(error.to_string().contains("use one of metric-provider"), "{error}");
         std::fs::write(dir.path().join("keep"), "").unwrap();
-        let error = new_rust("x", "metric-provider", Some(dir.path()), None).unwrap_err();
+        let error = new("x", "metric-provider", "rust", Some(dir.path()), None).unwrap_err();
         assert!(error.to_string().contains("is not empty"), "{error}");
     }
 }

@@ -20,11 +20,11 @@ use crate::error::CommandResult;
 /// How long one host may take to answer.
 pub const HOST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One line of the hosts file: a host, or why the line is not one.
+/// One line of the hosts file: a host (its base URL and token), or why the line is not one.
 pub struct Entry {
     /// The host's name; for a bad line, `line N`.
     pub name: String,
-    pub host: Result<Remote, String>,
+    pub host: Result<(String, String), String>,
 }
 
 /// The hosts file `--hosts` names, or the default one.
@@ -54,12 +54,9 @@ pub fn parse(path: &Path, text: &str) -> Vec<Entry> {
             entries.push(Entry { name: format!("line {}", index + 1), host: Err(error) });
             continue;
         };
-        let host = parse_url(url)
-            .map_err(|e| format!("{at}: {e}"))
-            .and_then(|addr| {
-                read_token(&expand(token_file)).map(|token| (addr, token)).map_err(|e| format!("{at}: {e}"))
-            })
-            .map(|(base, token)| Remote::with_timeout(&base, &token, HOST_TIMEOUT));
+        let host = parse_url(url).map_err(|e| format!("{at}: {e}")).and_then(|addr| {
+            read_token(&expand(token_file)).map(|token| (addr, token)).map_err(|e| format!("{at}: {e}"))
+        });
         entries.push(Entry { name: crate::text::line(name, 40), host });
     }
     entries
@@ -86,8 +83,12 @@ pub fn ask<T: Send>(
             .iter()
             .map(|entry| {
                 let question = &question;
+                // Made here, on the host's own thread: reaching it (and, over
+                // https, learning its certificate) waits for no other host.
                 scope.spawn(move || match &entry.host {
-                    Ok(remote) => question(remote).map_err(|e| e.to_string()),
+                    Ok((base, token)) => {
+                        question(&Remote::with_timeout(base, token, HOST_TIMEOUT)).map_err(|e| e.to_string())
+                    }
                     Err(e) => Err(e.clone()),
                 })
             })
@@ -135,7 +136,7 @@ mod tests {
         let entries = parse(&path, &text);
         let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["a", "line 4", "c", "d", "e"]);
-        assert_eq!(entries[0].host.as_ref().map(|r| r.base().to_string()), Ok("http://127.0.0.1:1".into()));
+        assert_eq!(entries[0].host.as_ref().map(|(base, _)| base.as_str()), Ok("http://127.0.0.1:1"));
         let error = |i: usize| entries[i].host.as_ref().err().cloned().unwrap();
         assert!(error(1).contains("line 4: write NAME URL TOKEN-FILE"), "{}", error(1));
         assert!(error(2).contains("line 5: 'ftp://x:1': use http:// or https://"), "{}", error(2));

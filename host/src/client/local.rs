@@ -317,8 +317,8 @@ impl Local {
         };
         let entry = AuditEntry {
             at_ms: now_ms(),
-            token: "local".into(),
-            address: "local".into(),
+            token: crate::access::LOCAL.into(),
+            address: crate::access::LOCAL.into(),
             method: "POST".into(),
             path: path.into(),
             detail: crate::text::line(&detail, DETAIL_CHARS),

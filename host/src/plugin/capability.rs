@@ -99,22 +99,31 @@ impl Origin {
             return None;
         }
         let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        let (host, port) = match authority.rsplit_once(':') {
+        // `[::1]:8080`: a colon inside the brackets is the address's, after them the port's.
+        let (host, port) = match authority.rsplit_once(':').filter(|(_, port)| !port.contains(']')) {
             Some((host, port)) => (host, Some(port.parse::<u16>().ok().filter(|p| *p > 0)?)),
             None => (authority, None),
         };
-        let name_ok = |c: char| c.is_ascii_alphanumeric() || ".-[]:".contains(c);
-        if host.is_empty() || !host.chars().all(name_ok) || path.split('/').any(|part| part == ".." || part == ".") {
+        let host_ok = match host.strip_prefix('[') {
+            Some(inner) => inner.strip_suffix(']').is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+            None => !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c)),
+        };
+        if !host_ok || escapes(path) {
             return None;
         }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         let prefix = if path.is_empty() { String::new() } else { format!("/{}", path.trim_end_matches('/')) };
         Some(Origin { https, host: host.to_ascii_lowercase(), port, prefix })
     }
 
     /// Whether a request with this scheme, host, port and path is within reach.
+    /// A path that could climb out of the prefix once a server resolves it
+    /// (`..`, or an encoded `/`, `\\` or `.`) never is.
     pub fn allows(&self, https: bool, host: &str, port: Option<u16>, path: &str) -> bool {
         let default = if self.https { 443 } else { 80 };
-        https == self.https
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        (self.prefix.is_empty() || !escapes(path))
+            && https == self.https
             && host.eq_ignore_ascii_case(&self.host)
             && port.unwrap_or(default) == self.port.unwrap_or(default)
             && (self.prefix.is_empty()
@@ -123,10 +132,22 @@ impl Origin {
     }
 }
 
+/// Whether `path` (before its query) has a `.` or `..` segment, or a `\\`, once
+/// `%2e`, `%2f` and `%5c` are decoded.
+fn escapes(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default().to_ascii_lowercase();
+    let decoded = path.replace("%2e", ".").replace("%2f", "/").replace("%5c", "\\");
+    decoded.contains('\\') || decoded.split('/').any(|part| part == "." || part == "..")
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
-        write!(f, "{scheme}://{}", self.host)?;
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]", self.host)?;
+        } else {
+            write!(f, "{scheme}://{}", self.host)?;
+        }
         if let Some(port) = self.port {
             write!(f, ":{port}")?;
         }
@@ -376,6 +397,16 @@ mod tests {
         assert!(!origin.allows(true, "hooks.example.com.evil", None, "/services"));
         assert!(!origin.allows(true, "hooks.example.com", None, "/servicesX"));
         assert!(!origin.allows(true, "hooks.example.com", None, "/"));
+        for climbing in
+            ["/services/../admin", "/services/%2e%2E/admin", "/services/x%2F..%2Fadmin", "/services/.\\admin"]
+        {
+            assert!(!origin.allows(true, "hooks.example.com", None, climbing), "{climbing}");
+        }
+        let v6 = Grant::parse("http:http://[::1]").unwrap();
+        assert_eq!(v6.to_string(), "http:http://[::1]");
+        assert!(v6.origin.unwrap().allows(false, "[::1]", Some(80), "/x"));
+        assert!(Grant::parse("http:http://[::1]:8080/x").is_ok());
+        assert!(Grant::parse("http:http://a:b").is_err());
         let whole = Grant::parse("http:http://127.0.0.1:8080").unwrap().origin.unwrap();
         assert!(whole.allows(false, "127.0.0.1", Some(8080), "/anything"));
         assert!(!whole.allows(false, "127.0.0.1", None, "/"), "port 80 is not 8080");

@@ -95,30 +95,76 @@ impl WasiHttpHooks for Hooks {
             } else {
                 "no http grant reaches it".to_string()
             };
-            tracing::warn!(plugin = %self.plugin, "HTTP request to {} refused: {why}", crate::text::line(&uri.to_string(), 200));
+            // The origin alone: a path or query may hold a secret (a webhook's token).
+            tracing::warn!(plugin = %self.plugin, "HTTP request to {} refused: {why}", origin(&uri));
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
-        // Within the call's deadline, whatever the plugin asked for.
-        let left = self.deadline.map_or(Duration::from_secs(10), |d| d.saturating_duration_since(Instant::now()));
-        let within = |asked: Option<Duration>| asked.map_or(left, |a| a.min(left));
-        let connect = within(options.and_then(|o| o.connect_timeout));
-        let first_byte = within(options.and_then(|o| o.first_byte_timeout));
+        // Everything, the answer's body and the connection included, ends by the
+        // call's deadline, whatever the plugin asked for.
+        let deadline = tokio::time::Instant::from_std(self.deadline.unwrap_or_else(|| Instant::now() + NO_CALL));
+        let connect =
+            options.and_then(|o| o.connect_timeout).map_or(deadline, |t| deadline.min(tokio::time::Instant::now() + t));
         let tls = self.tls.clone();
         Box::new(async move {
-            let (response, io) = send(request, connect, first_byte, tls).await?;
-            let response =
-                response.map(|body| Limited::new(body, MAX_RESPONSE_BYTES).map_err(response_too_large).boxed_unsync());
-            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            let (response, connection) = send(request, connect, deadline, tls).await?;
+            let response = response.map(|body| {
+                Until {
+                    body: Limited::new(body, MAX_RESPONSE_BYTES).map_err(response_too_large),
+                    deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                }
+                .boxed_unsync()
+            });
+            let connection = async move {
+                tokio::time::timeout_at(deadline + GRACE, connection).await.unwrap_or(Err(Error::ConnectionReadTimeout))
+            };
+            Ok((response, Box::new(connection) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }
 
-/// One request on a connection of its own; the answer, and the connection's
-/// work, which goes on while its body is read.
+/// A request made outside a call (none is) has this long.
+const NO_CALL: Duration = Duration::from_secs(10);
+/// How long a connection may outlive its call's deadline, to close cleanly.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// `scheme://host[:port]` of `uri`: what may be shown of it.
+fn origin(uri: &http::Uri) -> String {
+    let port = uri.port_u16().map_or(String::new(), |p| format!(":{p}"));
+    crate::text::line(&format!("{}://{}{port}", uri.scheme_str().unwrap_or("?"), uri.host().unwrap_or("?")), 200)
+}
+
+/// A body that fails once `deadline` passes.
+struct Until<B> {
+    body: B,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B: http_body::Body<Error = Error> + Unpin> http_body::Body for Until<B> {
+    type Data = B::Data;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Error>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Error::ConnectionReadTimeout)));
+        }
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+}
+
+/// One request on a connection of its own, connected by `connect` and answered
+/// by `deadline`; the answer, and the connection's work, which goes on while
+/// its body is read.
 async fn send(
     request: http::Request<WasiBody>,
-    connect: Duration,
-    first_byte: Duration,
+    connect: tokio::time::Instant,
+    deadline: tokio::time::Instant,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<(http::Response<Incoming>, impl Future<Output = Result<(), Error>> + Send), Error> {
     let uri = request.uri().clone();
@@ -126,13 +172,13 @@ async fn send(
     let host =
         uri.host().ok_or(Error::HttpRequestUriInvalid)?.trim_start_matches('[').trim_end_matches(']').to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let tcp = match tokio::time::timeout(connect, TcpStream::connect((host.as_str(), port))).await {
+    let tcp = match tokio::time::timeout_at(connect, TcpStream::connect((host.as_str(), port))).await {
         Ok(tcp) => tcp.map_err(Error::Connect)?,
         Err(_) => return Err(Error::ConnectionTimeout),
     };
-    let io: Box<dyn Io> = if https {
+    let io: Box<dyn crate::tls::Io> = if https {
         let name = rustls::pki_types::ServerName::try_from(host).map_err(|_| Error::HttpRequestUriInvalid)?;
-        let stream = tokio::time::timeout(connect, tokio_rustls::TlsConnector::from(tls).connect(name, tcp))
+        let stream = tokio::time::timeout_at(connect, tokio_rustls::TlsConnector::from(tls).connect(name, tcp))
             .await
             .map_err(|_| Error::ConnectionTimeout)?
             .map_err(|_| Error::TlsCertificateError)?;
@@ -141,7 +187,7 @@ async fn send(
         Box::new(tcp)
     };
     let (mut sender, connection) =
-        tokio::time::timeout(connect, hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)))
+        tokio::time::timeout_at(connect, hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)))
             .await
             .map_err(|_| Error::ConnectionTimeout)??;
     // On the wire, the path alone: the scheme and host name a proxy.
@@ -152,7 +198,7 @@ async fn send(
         .map_or_else(|| "/".parse(), |p| p.as_str().parse())
         .map_err(|_| Error::HttpRequestUriInvalid)?;
     let body = Limited::new(body, MAX_REQUEST_BYTES).map_err(request_too_large);
-    let answer = tokio::time::timeout(first_byte, sender.send_request(http::Request::from_parts(parts, body)));
+    let answer = tokio::time::timeout_at(deadline, sender.send_request(http::Request::from_parts(parts, body)));
     let mut answer = std::pin::pin!(answer);
     let mut connection = Some(connection);
     // The answer, while the connection does its reading and writing.
@@ -196,7 +242,3 @@ fn response_too_large(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
         Err(_) => Error::HttpResponseBodySize(Some(MAX_RESPONSE_BYTES as u64)),
     }
 }
-
-/// A connection, in clear or over TLS.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync> Io for T {}

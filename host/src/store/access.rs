@@ -15,6 +15,8 @@ pub(super) const AUDIT: TableDefinition<u64, &str> = TableDefinition::new("audit
 pub const MAX_TOKENS: usize = 1000;
 /// Most audit entries one listing returns (the newest).
 pub const MAX_AUDIT_LISTED: usize = 10_000;
+/// Most audit entries kept, whatever their age: the oldest go first.
+pub const MAX_AUDIT_KEPT: u64 = 200_000;
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -81,7 +83,8 @@ impl Store {
         Ok(Some(token))
     }
 
-    /// Records `entry`, and forgets entries older than `keep_ms` before it.
+    /// Records `entry`, and forgets entries older than `keep_ms` before it and
+    /// the oldest beyond [`MAX_AUDIT_KEPT`].
     pub fn audit_record(&self, entry: &AuditEntry, keep_ms: u64) -> Result<(), StoreError> {
         let tx = self.write()?;
         {
@@ -89,14 +92,17 @@ impl Store {
             let next = table.last()?.map_or(0, |(k, _)| k.value() + 1);
             table.insert(next, serde_json::to_string(entry).expect("plain data").as_str())?;
             let cutoff = entry.at_ms.saturating_sub(keep_ms);
+            let mut over = table.len()?.saturating_sub(MAX_AUDIT_KEPT);
             // Oldest first: the scan ends at the first entry kept.
             let mut old = Vec::new();
             for item in table.range(..next)? {
                 let (seq, json) = item?;
-                match serde_json::from_str::<AuditEntry>(json.value()) {
-                    Ok(e) if e.at_ms < cutoff => old.push(seq.value()),
-                    _ => break,
+                let expired = serde_json::from_str::<AuditEntry>(json.value()).is_ok_and(|e| e.at_ms < cutoff);
+                if !expired && over == 0 {
+                    break;
                 }
+                over = over.saturating_sub(1);
+                old.push(seq.value());
             }
             for seq in old {
                 table.remove(seq)?;
