@@ -252,7 +252,12 @@ fn the_python_example_runs_in_the_real_host_and_a_missing_grant_is_an_error_not_
         .unwrap();
     // The host first, then the plugin: its first compile (CPython, seconds) runs
     // while the host serves, and the deadline below is the compile's.
-    let _host = sandbox.start(&[]);
+    // CPython's first calls on an instance (configure parses TOML with
+    // dataclasses) take tens of milliseconds, more on a machine busy building
+    // other plugins: a deadline that fits them, as a user of Python plugins would set.
+    let config = sandbox.root.path().join("host.toml");
+    std::fs::write(&config, "[plugins]\ncall_timeout_ms = 2000\n").unwrap();
+    let _host = sandbox.start(&["--config", config.to_str().unwrap()]);
     install(wasm, &sandbox.plugins(), "log-patterns.wasm");
 
     // Nothing granted: it is loaded and waits, naming the command that grants.
