@@ -439,7 +439,7 @@ impl Delivery {
                 .iter()
                 .map(|endpoint| {
                     let (agent, endpoint, body) = (self.agent.clone(), endpoint.clone(), body.clone());
-                    tokio::task::spawn_blocking(move || alertmanager_post(&agent, &endpoint, &body))
+                    tokio::task::spawn_blocking(move || post_json(&agent, &endpoint, &body, true))
                 })
                 .collect();
             let mut failed: Vec<(String, String)> = Vec::new();
@@ -484,7 +484,7 @@ impl Delivery {
                     Action::Command(argv) => tokio::time::timeout(handler.timeout, command(argv, payload)).await,
                     Action::Webhook(url, _) => {
                         let (url, agent) = (url.clone(), self.agent.clone());
-                        let post = tokio::task::spawn_blocking(move || webhook(&agent, &url, &payload));
+                        let post = tokio::task::spawn_blocking(move || post_json(&agent, &url, &payload, false));
                         tokio::time::timeout(handler.timeout + Duration::from_millis(100), async {
                             post.await.unwrap_or_else(|e| Err(e.to_string()))
                         })
@@ -553,28 +553,13 @@ impl Drop for KillGroup {
     }
 }
 
-fn webhook(agent: &ureq::Agent, url: &str, payload: &[u8]) -> DeliveryResult {
-    let response = agent
-        .post(url)
-        .header("content-type", "application/json")
-        .send(payload)
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    let status = response.status();
-    match status.as_u16() {
-        _ if status.is_success() => Ok(()),
-        code @ 300..=399 => {
-            Err(format!("POST {url}: HTTP {code}, a redirect, not followed; set url to where it points"))
-        }
-        code => Err(format!("POST {url}: HTTP {code}")),
-    }
-}
-
 /// How much of an Alertmanager's refusal goes into the error.
 const REASON_BYTES: u64 = 1024;
 
-/// One POST of `body` (a JSON array of alerts) to one Alertmanager's
-/// endpoint. Blocks; `agent` bounds the time and follows no redirect.
-fn alertmanager_post(agent: &ureq::Agent, endpoint: &str, body: &[u8]) -> DeliveryResult {
+/// One POST of the JSON `body` to `endpoint` (a webhook, an Alertmanager).
+/// Blocks; `agent` bounds the time and follows no redirect. With `reason`, a
+/// refusal's error carries the start of its body (Alertmanager says why there).
+fn post_json(agent: &ureq::Agent, endpoint: &str, body: &[u8], reason: bool) -> DeliveryResult {
     use std::io::Read;
     let mut response = agent
         .post(endpoint)
@@ -588,6 +573,9 @@ fn alertmanager_post(agent: &ureq::Agent, endpoint: &str, body: &[u8]) -> Delive
     let code = status.as_u16();
     if (300..400).contains(&code) {
         return Err(format!("POST {endpoint}: HTTP {code}, a redirect, not followed; set url to where it points"));
+    }
+    if !reason {
+        return Err(format!("POST {endpoint}: HTTP {code}"));
     }
     // Alertmanager says why it refused (a bad label, an end before the start), as a JSON string.
     let mut text = Vec::new();

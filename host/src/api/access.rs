@@ -141,9 +141,17 @@ pub fn create_in(store: &Store, request: &CreateRequest, now: u64) -> Result<Res
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<Token>>, Response> {
+    read(&state, |store| Ok(store.tokens()?.into_iter().map(|(token, _)| token).collect())).await
+}
+
+/// A read of the store, off the API's threads; its error answered by its kind.
+async fn read<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<Json<T>, Response> {
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.tokens()).await {
-        Ok(Ok(tokens)) => Ok(Json(tokens.into_iter().map(|(token, _)| token).collect())),
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(value)) => Ok(Json(value)),
         Ok(Err(e)) => Err(super::failure(&e)),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))),
     }
@@ -179,12 +187,7 @@ async fn audit(
     State(state): State<AppState>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, Response> {
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.audit(query.since_ms)).await {
-        Ok(Ok(entries)) => Ok(Json(entries)),
-        Ok(Err(e)) => Err(super::failure(&e)),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))),
-    }
+    read(&state, move |store| store.audit(query.since_ms)).await
 }
 
 /// Largest request body an audited request may carry; they are small JSON.
