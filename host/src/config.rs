@@ -323,6 +323,7 @@ impl HostConfig {
             max_file_bytes: p.max_file_mib << 20,
             http_tls: None,
             processes: Default::default(),
+            host_metrics: Default::default(),
         }
     }
 

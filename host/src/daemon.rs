@@ -73,8 +73,10 @@ pub async fn run(options: Options) -> CommandResult<()> {
     let plugins_dir = plugins_dir.canonicalize().unwrap_or(plugins_dir);
 
     let processes: SharedProcesses = Arc::default();
+    let own_metrics = crate::metrics::SharedSamples::default();
     let mut settings = config.plugin_settings(plugins_dir.clone(), &data.root);
     settings.processes = processes.clone();
+    settings.host_metrics = own_metrics.clone();
     if let Some(file) = &config.plugins.http_ca_file {
         settings.http_tls = Some(crate::plugin::http::client_tls(Some(file)).context("plugins.http_ca_file")?);
     }
@@ -219,7 +221,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
                 own.extend(history.metrics(at));
                 own.extend(exposed.samples(&store, writer.commits(), at));
                 // 3. The plugins' metrics, beside the machine's and the host's own.
-                sample_plugins(&manager, &board, own, &machine, at).await;
+                sample_plugins(&manager, &board, own, &own_metrics, &machine, at).await;
                 let samples = Arc::new(board.lock().expect("board lock").samples());
                 // 4. The rules, first so that their latency counts from the sample,
                 //    over one read of the plugins' states.
@@ -386,12 +388,16 @@ fn follow(followers: &Arc<Mutex<Followers>>, store: &Store, writer: &Writer, tab
 async fn sample_plugins(
     manager: &Manager,
     board: &Mutex<Board>,
-    own: Vec<metrics::Sample>,
+    mut own: Vec<metrics::Sample>,
+    shared: &metrics::SharedSamples,
     machine: &sampler::Snapshot,
     now: u64,
 ) {
     let results = manager.collect().await;
     let live = manager.live_stats();
+    own.extend(crate::plugin::manager::plugin_self_metrics(&live, now));
+    // What plugins read as `host-metrics` from the next tick on.
+    *shared.write().expect("host metrics lock") = Arc::new(own.clone());
     let mut board = board.lock().expect("board lock");
     for (plugin, metrics) in results {
         for why in board.put_plugin(&plugin, metrics, now) {
@@ -399,7 +405,6 @@ async fn sample_plugins(
         }
     }
     let mut host = sampler::samples(machine);
-    host.extend(crate::plugin::manager::plugin_self_metrics(&live, now));
     host.extend(own);
     board.put_host(host);
 }

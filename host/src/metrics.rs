@@ -13,6 +13,9 @@ pub struct Sample {
     pub timestamp_ms: u64,
 }
 
+/// The host's own series of the last tick, which plugins may read.
+pub type SharedSamples = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Vec<Sample>>>>;
+
 /// A metric as a plugin reports it, before the host takes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {

@@ -59,6 +59,13 @@ pub fn runs() -> Vec<crate::ProgressNode> {
     host::runs()
 }
 
+/// Since contract 0.1.1: the host's own series as of its last sampling tick
+/// (`monitor_tick_duration_p99_seconds`, `monitor_plugin_faults_total`, ...),
+/// named as `/metrics` names them.
+pub fn host_metrics() -> Vec<Metric> {
+    host::host_metrics()
+}
+
 /// Lines in the host's log, tagged with the plugin's name. The host shows those at
 /// or above its log level (`MONITOR_LOG`, `info` by default), escapes control
 /// characters, cuts lines at 4 KiB, and keeps at most 64 KiB of a plugin's output

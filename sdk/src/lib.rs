@@ -198,7 +198,9 @@ mod helpers;
 #[cfg(feature = "http")]
 pub mod http;
 
-pub use helpers::{block_devices, kv, log, mounts, network_interfaces, runs, system_snapshot, top_processes};
+pub use helpers::{
+    block_devices, host_metrics, kv, log, mounts, network_interfaces, runs, system_snapshot, top_processes,
+};
 #[doc(hidden)]
 pub use wit_bindgen;
 

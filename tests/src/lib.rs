@@ -410,6 +410,29 @@ impl Drop for Daemon {
     }
 }
 
+/// A child process killed when the test ends, however it ends: a failed
+/// assertion leaves nothing running behind it.
+pub struct Reaped(pub std::process::Child);
+
+impl Reaped {
+    /// Starts `command` with no terminal input or output of the test's.
+    pub fn spawn(command: &mut Command) -> Reaped {
+        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        Reaped(child.unwrap_or_else(|e| panic!("starting {command:?}: {e}")))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub mod host {
     //! The plugin manager in this process, on a real database and real plugins.
 

@@ -49,6 +49,12 @@ fn plugins_built_for_0_1_0_run_unchanged_beside_ones_built_for_0_1_1() {
     assert!((3.0..=100.0).contains(&all), "at most 100 whatever was asked: {all}");
     assert!(got("mounts").is_some_and(|n| n >= 1.0), "{:?}", got("mounts"));
     assert!(got("interfaces").is_some_and(|n| n >= 1.0), "{:?}", got("interfaces"));
+    // The host's own series, named as /metrics names them, one tick behind.
+    let ticks =
+        wait_for("the host's tick count, seen by the plugin", LIMIT, || got("host_ticks").filter(|t| *t >= 1.0));
+    wait_for("a later tick count", LIMIT, || got("host_ticks").filter(|t| *t > ticks));
+    let counted = got("plugins_with_fault_counts").unwrap();
+    assert!(counted >= 3.0, "each of the three plugins' faults are counted: {counted}");
 }
 
 #[test]

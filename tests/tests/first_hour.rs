@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use monitor_tests::{Sandbox, install, monitor_bin, wait_for};
+use monitor_tests::{Reaped, Sandbox, install, monitor_bin, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -188,14 +188,7 @@ fn the_process_list_has_cpu_figures_soon_after_the_host_starts() {
     let sandbox = Sandbox::new();
     let config = sandbox.root.path().join("host.toml");
     std::fs::write(&config, "processes_interval_ms = 3600000\n").unwrap();
-    struct Busy(std::process::Child);
-    impl Drop for Busy {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let busy = Busy(Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap());
+    let busy = Reaped::spawn(Command::new("sh").args(["-c", "while :; do :; done"]));
     let _host = sandbox.start(&["--config", config.to_str().unwrap()]);
     let pid = busy.0.id();
     let token = sandbox.token();

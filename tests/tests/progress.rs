@@ -8,7 +8,7 @@ use std::time::Duration;
 use monitor_host::api::{BatchItem, BatchResult};
 use monitor_host::client::Remote;
 use monitor_host::paths::DataDir;
-use monitor_tests::{Sandbox, install};
+use monitor_tests::{Reaped, Sandbox, install};
 use serde_json::json;
 
 fn ok(sandbox: &Sandbox, args: &[&str]) -> String {
@@ -107,16 +107,6 @@ fn bad_reports_are_refused_with_the_fix_and_store_nothing() {
     let out = sandbox.monitor(&["status", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run named 'nope'; runs: job"));
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -387,7 +387,7 @@ fn the_first_python_plugin_walk_through_works_as_written() {
 }
 
 /// `monitor plugins new NAME --role ROLE --lang python`: each role's project
-/// builds with its own build script and passes `plugins check`.
+/// passes its own tests, builds with its own build script and passes `plugins check`.
 #[test]
 fn each_roles_python_project_builds_and_checks() {
     let tmp = tempfile::tempdir().unwrap();
@@ -402,10 +402,14 @@ fn each_roles_python_project_builds_and_checks() {
             .output()
             .unwrap();
         assert!(out.status.success(), "plugins new: {}", said(&out));
-        assert!(said(&out).contains("sh build.sh"), "{}", said(&out));
+        assert!(said(&out).contains("sh build.sh test && sh build.sh"), "{}", said(&out));
         // The project's venv, as its next steps make it: here, the tests' componentize-py.
         std::fs::create_dir_all(dir.join(".venv/bin")).unwrap();
         std::os::unix::fs::symlink(componentize_py(), dir.join(".venv/bin/componentize-py")).unwrap();
+        let tested = Command::new("sh").arg(dir.join("build.sh")).arg("test").output().unwrap();
+        let report = said(&tested);
+        assert!(tested.status.success() && report.contains("\nOK"), "{role}: its tests failed:\n{report}");
+        assert!(!report.contains("Ran 0 tests"), "{role}: {report}");
         let built = Command::new("sh").arg(dir.join("build.sh")).output().unwrap();
         assert!(built.status.success(), "{role}: build.sh failed:\n{}", said(&built));
         let checked = Command::new(monitor_bin())

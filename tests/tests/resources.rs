@@ -1,8 +1,8 @@
 //! `monitor resources`: the real binary sampling this machine, with and without a host.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use monitor_tests::Sandbox;
+use monitor_tests::{Reaped, Sandbox};
 use serde_json::Value;
 
 fn text(out: &Output) -> String {
@@ -21,7 +21,7 @@ fn number(v: &Value, field: &str) -> f64 {
 
 /// A child process to look for, killed when the test ends, even by a panic.
 struct Sleeper {
-    child: Child,
+    child: Reaped,
     /// Its command line, with an argument no other process is likely to have.
     command: String,
 }
@@ -30,15 +30,8 @@ impl Sleeper {
     fn start() -> Sleeper {
         let seconds = format!("{}.{}", 300 + std::process::id() % 1000, std::process::id() % 997);
         // `spawn` returns once the child has run `exec`: it is `sleep` from here on.
-        let child = Command::new("sleep").arg(&seconds).stdin(Stdio::null()).spawn().expect("starting sleep");
+        let child = Reaped::spawn(Command::new("sleep").arg(&seconds));
         Sleeper { child, command: format!("sleep {seconds}") }
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,7 +6,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use monitor_tests::{Daemon, Sandbox, monitor_bin, wait_for};
+use monitor_tests::{Daemon, Reaped, Sandbox, monitor_bin, wait_for};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -256,13 +256,8 @@ fn exec_outlives_a_host_killed_while_the_command_runs() {
 }
 
 /// A process that burns CPU until it is killed.
-fn burner() -> std::process::Child {
-    Command::new("python3").args(["-c", "while True: pass"]).spawn().unwrap()
-}
-
-fn kill(mut child: std::process::Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+fn burner() -> Reaped {
+    Reaped::spawn(Command::new("python3").args(["-c", "while True: pass"]))
 }
 
 #[test]
@@ -279,7 +274,7 @@ fn a_node_follows_an_attached_pid_and_refuses_ones_it_must_not() {
         load["resources"]["cpu_secs"].as_f64().filter(|c| *c >= 1.0).map(|c| (c, load["resources"].clone()))
     });
     assert!(cpu.1["processes"] == 1 && cpu.1["cpu_percent"].as_f64().unwrap() > 0.0, "{}", cpu.1);
-    kill(busy);
+    drop(busy);
     let ended = wait_for("the end of attribution", LIMIT, || {
         let tree = api_tree(&sandbox, "etl");
         let r = node(&tree, "etl/load")["resources"].clone();
@@ -299,10 +294,13 @@ fn a_node_follows_an_attached_pid_and_refuses_ones_it_must_not() {
     refused("1", "the system's first process");
     // Only root can start a process as another user (the unit tests check the rule for everyone).
     if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0 {
-        let stranger = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "30"])
-            .spawn()
-            .unwrap();
+        let stranger = Reaped::spawn(Command::new("setpriv").args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sleep",
+            "30",
+        ]));
         wait_for("the stranger's process", LIMIT, || {
             std::fs::metadata(format!("/proc/{}", stranger.id())).ok().filter(|m| {
                 use std::os::unix::fs::MetadataExt;
@@ -310,7 +308,7 @@ fn a_node_follows_an_attached_pid_and_refuses_ones_it_must_not() {
             })
         });
         refused(&stranger.id().to_string(), "belongs to user id 65534");
-        kill(stranger);
+        drop(stranger);
     }
     let tree = api_tree(&sandbox, "etl");
     assert!(tree.as_array().unwrap().iter().all(|n| n["path"] != "etl/other"), "a refused start created nothing");

@@ -3,10 +3,10 @@
 //! polling until the expected text appears.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use monitor_tests::{Sandbox, install, monitor_bin, wait_for};
+use monitor_tests::{Reaped, Sandbox, install, monitor_bin, wait_for};
 
 /// How long any one screen may take to appear (a debug build on a busy machine).
 const SCREEN_WAIT: Duration = Duration::from_secs(30);
@@ -226,21 +226,8 @@ fn top_pause_freezes_the_screen_and_resume_catches_up() {
 }
 
 /// A `sleep` with an argument no other process has, killed when dropped.
-struct Sleeper(Child, u32);
-
-impl Sleeper {
-    fn start(seconds: &str) -> Sleeper {
-        let child = Command::new("sleep").arg(seconds).stdin(Stdio::null()).spawn().expect("starting sleep");
-        let pid = child.id();
-        Sleeper(child, pid)
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn sleeper(seconds: &str) -> Reaped {
+    Reaped::spawn(Command::new("sleep").arg(seconds))
 }
 
 #[test]
@@ -248,8 +235,8 @@ fn top_filters_and_sorts_processes() {
     let sandbox = Sandbox::new();
     let _daemon = started(&sandbox);
     let tag = format!("{}", 7000 + std::process::id() % 1000);
-    let first = Sleeper::start(&format!("{tag}.1"));
-    let second = Sleeper::start(&format!("{tag}.2"));
+    let first = sleeper(&format!("{tag}.1"));
+    let second = sleeper(&format!("{tag}.2"));
     let tmux = Tmux::start("processes", &sandbox.data(), "--focus processes", 120, 30);
     tmux.wait_text("┌ Processes");
 
@@ -266,7 +253,7 @@ fn top_filters_and_sorts_processes() {
     let row = |s: &str, pid: u32| s.find(&format!(" {pid} ")).unwrap_or(usize::MAX);
     tmux.keys(&["s", "s", "s"]);
     let screen = tmux.wait("sorted by PID, ascending", |s| s.contains("PID▲"));
-    let (low, high) = (first.1.min(second.1), first.1.max(second.1));
+    let (low, high) = (first.id().min(second.id()), first.id().max(second.id()));
     assert!(row(&screen, low) < row(&screen, high), "{screen}");
     tmux.keys(&["S"]);
     let screen = tmux.wait("sorted by PID, descending", |s| s.contains("PID▼"));

@@ -87,11 +87,11 @@ fn python(
         )
         .into());
     };
-    let template = match role {
-        "metric-provider" => PY_METRIC_PROVIDER,
-        "progress-calculator" => PY_PROGRESS_CALCULATOR,
-        "alert-handler" => PY_ALERT_HANDLER,
-        _ => PY_DISPLAY_FORMATTER,
+    let (template, tests) = match role {
+        "metric-provider" => (PY_METRIC_PROVIDER, PY_TEST_METRIC_PROVIDER),
+        "progress-calculator" => (PY_PROGRESS_CALCULATOR, PY_TEST_PROGRESS_CALCULATOR),
+        "alert-handler" => (PY_ALERT_HANDLER, PY_TEST_ALERT_HANDLER),
+        _ => (PY_DISPLAY_FORMATTER, PY_TEST_DISPLAY_FORMATTER),
     };
     let build = PY_BUILD
         .replace("{wit}", &sdk.join("wit").display().to_string())
@@ -100,24 +100,162 @@ fn python(
         .replace("{name}", name);
     let files = vec![
         ("app.py", template.replace("{Type}", &type_name(name)).replace("{name}", name)),
+        ("test_app.py", tests.replace("{Type}", &type_name(name)).replace("{name}", name)),
         ("build.sh", build),
-        (".gitignore", "/.venv\n__pycache__/\n*.wasm\n".to_string()),
+        (".gitignore", "/.venv\n/.bindings\n__pycache__/\n*.wasm\n".to_string()),
     ];
     let next = format!(
-        "cd {} && python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 && sh build.sh && monitor plugins check {name}.wasm",
+        "cd {} && python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 && sh build.sh test && sh build.sh && monitor plugins check {name}.wasm",
         dir.display()
     );
     Ok((files, next))
 }
 
 const PY_BUILD: &str = r#"#!/bin/sh
-# Builds {name}.wasm: the plugin, the monitor_plugin helper and CPython in one
-# component (componentize-py 0.25.1, in .venv: python3 -m venv .venv &&
+# sh build.sh: builds {name}.wasm, the plugin, the monitor_plugin helper and
+# CPython in one component. sh build.sh test: runs test_app.py on this machine's
+# Python (3.11 or later) against the contract's bindings. Both need
+# componentize-py 0.25.1 in .venv (python3 -m venv .venv &&
 # .venv/bin/pip install componentize-py==0.25.1).
 set -eu
 cd "$(dirname "$0")"
+if [ "${1:-}" = test ]; then
+    rm -rf .bindings
+    .venv/bin/componentize-py -d {wit} -w {role} bindings .bindings
+    PYTHONPATH=.bindings:{helper} PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -v test_app
+    exit
+fi
 .venv/bin/componentize-py -d {wit} -w {role} componentize app \
     -p . -p {helper} -o {name}.wasm
+"#;
+
+/// Each role's tests call the plugin's class directly, with the host's calls
+/// replaced, as the Rust SDK's `testing` feature does.
+const PY_TEST_METRIC_PROVIDER: &str = r#""""{name}'s tests, on this machine's Python: sh build.sh test"""
+
+import unittest
+from types import SimpleNamespace
+from unittest import mock
+
+from monitor_plugin import Error
+
+import app
+
+
+class Collect(unittest.TestCase):
+    def test_memory_past_the_threshold_is_busy(self) -> None:
+        plugin = app.{Type}()
+        plugin.configure("busy_above = 0.5")
+        machine = SimpleNamespace(memory_used_bytes=3, memory_total_bytes=4)
+        with mock.patch.object(app, "snapshot", return_value=machine):
+            metrics = {m.name: m.value for m in plugin.collect()}
+        self.assertEqual(metrics, {"memory_used_ratio": 0.75, "memory_busy": 1.0})
+
+    def test_a_bad_threshold_is_refused_naming_it(self) -> None:
+        with self.assertRaisesRegex(Error, "busy_above"):
+            app.{Type}().configure('busy_above = "high"')
+
+
+if __name__ == "__main__":
+    unittest.main()
+"#;
+
+const PY_TEST_PROGRESS_CALCULATOR: &str = r#""""{name}'s tests, on this machine's Python: sh build.sh test"""
+
+import unittest
+from types import SimpleNamespace
+
+from monitor_plugin import NodeStatus
+
+import app
+
+
+def node(progress: float, status: NodeStatus = NodeStatus.RUNNING, weight: float | None = None) -> SimpleNamespace:
+    return SimpleNamespace(progress=progress, status=status, weight=weight)
+
+
+class Compute(unittest.TestCase):
+    def test_children_count_by_their_weights(self) -> None:
+        children = [node(0.2, NodeStatus.COMPLETED), node(0.5, weight=3.0)]
+        estimate = app.{Type}().compute(node(0.0), children)
+        self.assertAlmostEqual(estimate.progress, (1.0 + 3.0 * 0.5) / 4.0)
+
+    def test_no_children_is_no_progress(self) -> None:
+        self.assertEqual(app.{Type}().compute(node(0.0), []).progress, 0.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
+"#;
+
+const PY_TEST_ALERT_HANDLER: &str = r#""""{name}'s tests, on this machine's Python: sh build.sh test"""
+
+import unittest
+from types import SimpleNamespace
+from unittest import mock
+
+from monitor_plugin import AlertState
+
+import app
+
+
+class Kv:
+    """The host's key-value store, in a dict."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    def get_string(self, key: str) -> str | None:
+        return self.data.get(key)
+
+    def set_string(self, key: str, value: str) -> None:
+        self.data[key] = value
+
+
+def event(state: AlertState, came_from: AlertState) -> SimpleNamespace:
+    return SimpleNamespace(alert=SimpleNamespace(rule="disk-full", state=state), from_=came_from)
+
+
+class Handle(unittest.TestCase):
+    def test_each_new_firing_is_counted_and_nothing_else(self) -> None:
+        kv = Kv()
+        plugin = app.{Type}()
+        with mock.patch.object(app, "kv", kv):
+            plugin.handle(event(AlertState.FIRING, AlertState.PENDING))
+            plugin.handle(event(AlertState.FIRING, AlertState.FIRING))
+            plugin.handle(event(AlertState.RESOLVED, AlertState.FIRING))
+            plugin.handle(event(AlertState.FIRING, AlertState.PENDING))
+        self.assertEqual(kv.data, {"firings/disk-full": "2"})
+
+
+if __name__ == "__main__":
+    unittest.main()
+"#;
+
+const PY_TEST_DISPLAY_FORMATTER: &str = r#""""{name}'s tests, on this machine's Python: sh build.sh test"""
+
+import unittest
+from types import SimpleNamespace
+
+from monitor_plugin import Error
+from wit_world.imports.types import View_Alerts, View_Status
+
+import app
+
+
+class Format(unittest.TestCase):
+    def test_the_status_view_is_one_line(self) -> None:
+        system = SimpleNamespace(cpu_percent=12.4, memory_used_bytes=1, memory_total_bytes=2)
+        view = View_Status(SimpleNamespace(system=system, runs=["etl", "train"]))
+        self.assertEqual(app.{Type}().format(view), "cpu 12% · mem 50% · 2 runs")
+
+    def test_other_views_are_an_error_naming_the_ones_it_shows(self) -> None:
+        with self.assertRaisesRegex(Error, "status and resources"):
+            app.{Type}().format(View_Alerts([]))
+
+
+if __name__ == "__main__":
+    unittest.main()
 "#;
 
 const PY_METRIC_PROVIDER: &str = r#""""{name}: a metric provider for monitor, called on every sampling tick."""

@@ -97,6 +97,21 @@ impl From<&crate::sampler::ProcessSample> for types::Process {
     }
 }
 
+impl From<&crate::metrics::Sample> for types::Metric {
+    fn from(s: &crate::metrics::Sample) -> Self {
+        types::Metric {
+            name: s.name.clone(),
+            value: s.value,
+            unit: s.unit.clone(),
+            labels: s
+                .labels
+                .iter()
+                .map(|(key, value)| types::Label { key: key.clone(), value: value.clone() })
+                .collect(),
+        }
+    }
+}
+
 impl From<crate::progress::Status> for types::NodeStatus {
     fn from(s: crate::progress::Status) -> Self {
         use crate::progress::Status;

@@ -39,6 +39,8 @@ pub struct Settings {
     pub http_tls: Option<Arc<rustls::ClientConfig>>,
     /// The last process sample, which plugins may read.
     pub processes: crate::sampler::SharedProcesses,
+    /// The host's own series of the last tick, which plugins may read.
+    pub host_metrics: crate::metrics::SharedSamples,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +299,7 @@ impl Manager {
             store: Some(self.store.clone()),
             snapshot: self.snapshot.clone(),
             processes: self.settings.processes.clone(),
+            host_metrics: self.settings.host_metrics.clone(),
             http_tls: self.settings.http_tls.clone(),
         }
     }

@@ -39,6 +39,8 @@ pub struct SandboxSpec {
     pub snapshot: SharedSnapshot,
     /// The last process sample, for `top-processes`.
     pub processes: crate::sampler::SharedProcesses,
+    /// The host's own series of the last tick, for `host-metrics`.
+    pub host_metrics: crate::metrics::SharedSamples,
     /// How `http` requests verify certificates (none: the Mozilla roots alone).
     pub http_tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -55,6 +57,7 @@ impl SandboxSpec {
             store: None,
             snapshot: SharedSnapshot::default(),
             processes: Default::default(),
+            host_metrics: Default::default(),
             http_tls: None,
         }
     }
@@ -85,6 +88,7 @@ pub struct Sandbox {
     store: Option<Store>,
     snapshot: SharedSnapshot,
     processes: crate::sampler::SharedProcesses,
+    host_metrics: crate::metrics::SharedSamples,
     log_budget: Arc<AtomicUsize>,
     /// Why the last call was refused, when it used a power it was not granted.
     pub denied: Option<String>,
@@ -136,6 +140,7 @@ impl Sandbox {
             store: spec.store.clone(),
             snapshot: spec.snapshot.clone(),
             processes: spec.processes.clone(),
+            host_metrics: spec.host_metrics.clone(),
             log_budget,
             denied: None,
             http: WasiHttpCtx::new(),
@@ -393,12 +398,19 @@ impl host::Host for Sandbox {
         runs.sort_by_key(|r| std::cmp::Reverse(r.updated_ms));
         Ok(runs.iter().take(MAX_RUNS).map(Into::into).collect())
     }
+
+    fn host_metrics(&mut self) -> wasmtime::Result<Vec<types::Metric>> {
+        let own = self.host_metrics.read().expect("host metrics lock").clone();
+        Ok(own.iter().take(MAX_HOST_METRICS).map(Into::into).collect())
+    }
 }
 
-/// Most mounts, devices or interfaces one call returns; most processes; most runs.
+/// Most mounts, devices or interfaces one call returns; most processes; most
+/// runs; most of the host's own series.
 const MAX_LISTED: usize = 256;
 const MAX_PROCESSES: usize = 100;
 const MAX_RUNS: usize = 100;
+const MAX_HOST_METRICS: usize = 1000;
 
 impl kv::Host for Sandbox {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {

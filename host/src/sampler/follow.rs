@@ -25,6 +25,13 @@ use crate::progress::Resources;
 /// A process across samples: its PID and start time (seconds since the epoch).
 pub type Identity = (u32, u64);
 
+/// How far apart two readings of one process's start may be. Start times are
+/// reckoned from the boot time the kernel derives from the wall clock, which NTP
+/// moves: the host and the command that attached a process (or the host before
+/// a restart) can read one start a second or more apart. A PID given to a new
+/// process within this slack of the old one's start is not a real risk.
+const START_SLACK_SECS: u64 = 60;
+
 /// CPU milliseconds, bytes read, bytes written.
 type Counters = [u64; 3];
 
@@ -189,7 +196,7 @@ impl Follow {
             let root = table
                 .by_pid
                 .get(&self.root.0)
-                .filter(|p| self.since == Since::Birth || p.start_time_secs == self.root.1);
+                .filter(|p| self.since == Since::Birth || p.start_time_secs.abs_diff(self.root.1) <= START_SLACK_SECS);
             if let Some(root) = root {
                 self.root.1 = root.start_time_secs;
                 let baseline = self.root_baseline;
@@ -336,6 +343,18 @@ mod tests {
         let r = f.observe(&Table::new(&[p(100, 1, 99, 50_000, 1 << 30), p(101, 1, 11, 800, 5)]), 2_000);
         assert_eq!(r.cpu_secs, 0.6 + 0.5, "the new 100 is not the root; the old child still is a member");
         assert_eq!(r.rss_peak_bytes, 15);
+    }
+
+    #[test]
+    fn a_root_whose_start_reads_a_little_apart_is_still_the_root() {
+        // The boot time moved by a second between the attachment and the host's sample.
+        let attach = Attach { pid: 100, started_secs: 10, baseline: [400, 0, 0], before: None };
+        let mut f = Follow::new(&attach);
+        assert_eq!(f.observe(&Table::new(&[p(100, 1, 11, 1_000, 10)]), 1_000).cpu_secs, 0.6);
+        assert_eq!(f.observe(&Table::new(&[p(100, 1, 11, 2_000, 10)]), 2_000).cpu_secs, 1.6, "followed from then on");
+        let mut late = Follow::new(&attach);
+        late.observe(&Table::new(&[p(100, 1, 10 + 3_600, 1_000, 10)]), 1_000);
+        assert!(late.is_over(), "a process started an hour later is another");
     }
 
     #[test]

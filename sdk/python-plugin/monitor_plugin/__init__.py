@@ -81,12 +81,16 @@ from wit_world.imports.types import (
     Alert,
     AlertEvent,
     AlertState,
+    BlockDevice,
     CapabilityRequest,
     Label,
     Level,
     Metric,
+    Mount,
+    NetworkInterface,
     NodeStatus,
     PluginInfo,
+    Process,
     ProgressEstimate,
     ProgressNode,
     SystemSnapshot,
@@ -97,6 +101,7 @@ __all__ = [
     "AlertEvent",
     "AlertHandler",
     "AlertState",
+    "BlockDevice",
     "CapabilityRequest",
     "DisplayFormatter",
     "Error",
@@ -104,19 +109,28 @@ __all__ = [
     "Level",
     "Metric",
     "MetricProvider",
+    "Mount",
+    "NetworkInterface",
     "NodeStatus",
     "PluginBase",
+    "Process",
     "ProgressCalculator",
     "ProgressEstimate",
     "ProgressNode",
     "SystemSnapshot",
+    "block_devices",
     "capability",
     "export",
+    "host_metrics",
     "kv",
     "log",
     "metric",
+    "mounts",
+    "network_interfaces",
     "parse_config",
+    "runs",
     "snapshot",
+    "top_processes",
 ]
 
 # The kinds the host knows; it checks again when it loads the plugin.
@@ -184,6 +198,42 @@ def capability(name: str, reason: str) -> CapabilityRequest:
 def snapshot() -> SystemSnapshot:
     """The machine as of the host's last sampling tick."""
     return _host.snapshot()
+
+
+def mounts() -> list[Mount]:
+    """Each mounted filesystem's space, as ``df`` counts it (contract 0.1.1)."""
+    return _host.mounts()
+
+
+def block_devices() -> list[BlockDevice]:
+    """Each block device's read and write rates (contract 0.1.1)."""
+    return _host.block_devices()
+
+
+def network_interfaces() -> list[NetworkInterface]:
+    """Each network interface's traffic and errors per second (contract 0.1.1)."""
+    return _host.network_interfaces()
+
+
+def top_processes(limit: int = 10) -> list[Process]:
+    """The ``limit`` busiest processes by CPU, busiest first; the host gives at
+    most 100 (contract 0.1.1)."""
+    if limit < 0:
+        raise ValueError(f"top_processes(limit={limit}): give a count of 0 or more")
+    return _host.top_processes(min(limit, 2**32 - 1))
+
+
+def host_metrics() -> list[Metric]:
+    """The host's own series as of its last sampling tick, named as ``/metrics``
+    names them (``monitor_tick_duration_p99_seconds``, ``monitor_plugin_faults_total``,
+    ...; contract 0.1.1)."""
+    return _host.host_metrics()
+
+
+def runs() -> list[ProgressNode]:
+    """The running and paused runs, most recently updated first; the host gives
+    at most 100 (contract 0.1.1)."""
+    return _host.runs()
 
 
 class log:

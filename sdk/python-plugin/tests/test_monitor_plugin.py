@@ -128,6 +128,23 @@ class Counter(mp.MetricProvider):
         return [mp.metric("calls", self.calls)]
 
 
+class HostCalls(unittest.TestCase):
+    def test_the_calls_of_contract_0_1_1_reach_the_host(self) -> None:
+        busy = mp.Process(pid=7, name="python3", user="ana", cpu_percent=99.5, memory_bytes=1 << 20)
+        with mock.patch.object(mp._host, "top_processes", return_value=[busy]) as top:
+            self.assertEqual(mp.top_processes(3), [busy])
+            top.assert_called_once_with(3)
+            mp.top_processes(10**12)
+            self.assertEqual(top.call_args.args, (2**32 - 1,), "clamped to the contract's u32")
+        with self.assertRaisesRegex(ValueError, r"top_processes\(limit=-1\): give a count of 0 or more"):
+            mp.top_processes(-1)
+        root = mp.Mount(mount_point="/", device="/dev/vda", filesystem="ext4", total_bytes=10, available_bytes=4, used_bytes=6)
+        for name, value in [("mounts", [root]), ("block_devices", []), ("network_interfaces", []), ("runs", []), ("host_metrics", [])]:
+            with mock.patch.object(mp._host, name, return_value=value) as call:
+                self.assertEqual(getattr(mp, name)(), value)
+                call.assert_called_once_with()
+
+
 class Export(unittest.TestCase):
     def test_the_exported_classes_share_one_plugin(self) -> None:
         Plugin, Metrics = mp.export(Counter)
