@@ -5,8 +5,8 @@
 
 const TOKEN_KEY = "monitor-token";
 const RANGES = { "15m": 900e3, "1h": 3600e3, "6h": 6 * 3600e3, "24h": 86400e3, "7d": 7 * 86400e3 };
-const PANELS = ["machine", "runs", "alerts", "plugins", "jobs", "series"];
-const TITLES = { machine: "Machine", runs: "Runs", alerts: "Alerts", plugins: "Plugins", jobs: "Watch jobs", series: "Picked series" };
+const PANELS = ["machine", "runs", "alerts", "plugins", "jobs", "series", "fleet"];
+const TITLES = { machine: "Machine", runs: "Runs", alerts: "Alerts", plugins: "Plugins", jobs: "Watch jobs", series: "Picked series", fleet: "Fleet" };
 
 // The machine's charts: each line is a series of `name`, one per value of `per`.
 const MACHINE = [
@@ -243,7 +243,7 @@ function panelBox(id) {
   };
   const hide = () => { info.hidden = !info.hidden; arrange(); };
   const body = el("div", { class: "body" });
-  const box = el("section", { class: `panel ${id === "machine" || id === "runs" ? "wide" : ""}`, id: `panel-${id}`, "data-panel": id },
+  const box = el("section", { class: `panel ${id === "machine" || id === "runs" || id === "fleet" ? "wide" : ""}`, id: `panel-${id}`, "data-panel": id },
     el("header", {}, el("h2", {}, TITLES[id]),
       el("button", { type: "button", title: "Move up", onclick: move(-1) }, "↑"),
       el("button", { type: "button", title: "Move down", onclick: move(1) }, "↓"),
@@ -399,6 +399,34 @@ async function refreshAlerts() {
       : el("p", { class: "good" }, "Nothing firing."),
     el("h3", {}, "The last 24 hours"), past.length ? el("div", { class: "events" }, el("table", {}, el("tbody", {}, past))) : el("p", { class: "muted" }, "No transitions."));
   health();
+}
+
+// The fleet: every host of the host's api.fleet_hosts, their runs and alerts in
+// one table, each row naming its host; a host that did not answer is one line.
+async function refreshFleet() {
+  const body = $("#fleet-body");
+  if (!body) return;
+  let look;
+  try { look = await api("/v1/fleet"); }
+  catch (e) {
+    if (e.status !== 404) throw e;
+    body.replaceChildren(el("p", { class: "muted" }, `${e.message}; see "Many hosts" in the README.`));
+    return;
+  }
+  const hosts = [...new Set([...look.rows.map((r) => r.host), ...look.unanswered.map((u) => u.host)])];
+  if (state.fleetHost && !hosts.includes(state.fleetHost)) state.fleetHost = "";
+  const picked = (host) => !state.fleetHost || host === state.fleetHost;
+  const pick = el("select", { id: "fleet-host", "aria-label": "Host", onchange: (e) => { state.fleetHost = e.target.value; refreshFleet().catch((err) => notice(err.message)); } },
+    el("option", { value: "" }, `All ${hosts.length} hosts`), ...hosts.map((h) => el("option", { value: h }, h)));
+  pick.value = state.fleetHost || "";
+  const rows = look.rows.filter((r) => picked(r.host)).map((r) => el("tr", { "data-fleet-host": r.host, "data-kind": r.kind },
+    el("td", {}, r.host), el("td", {}, r.kind), el("td", {}, r.name), el("td", {}, r.state), el("td", { class: "muted" }, r.detail)));
+  const silent = look.unanswered.filter((u) => picked(u.host)).map((u) => el("tr", { "data-fleet-host": u.host, "data-kind": "unanswered" },
+    el("td", {}, u.host), el("td", { class: "bad", colspan: "4" }, `did not answer: ${u.error}`)));
+  body.replaceChildren(el("p", {}, pick),
+    rows.length + silent.length
+      ? el("table", {}, el("thead", {}, el("tr", {}, ["host", "what", "name", "state", ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows, silent))
+      : el("p", { class: "muted" }, "No runs or alerts on these hosts."));
 }
 
 async function ack(a) {
@@ -618,7 +646,7 @@ async function reload() {
   const since = Date.now() - RANGES[state.layout.range];
   await Promise.all([
     ...[...state.charts.values()].map((c) => loadHistory(c, since)),
-    refreshRuns(), refreshAlerts(), refreshPlugins(), refreshJobs(), seriesOptions(),
+    refreshRuns(), refreshAlerts(), refreshPlugins(), refreshJobs(), seriesOptions(), refreshFleet(),
   ].map((p) => p.catch((e) => notice(e.message))));
 }
 
@@ -645,6 +673,7 @@ async function start() {
   performance.mark("monitor-ready");
   stream();
   setInterval(health, 2000);
+  setInterval(() => refreshFleet().catch((e) => notice(e.message)), 10000);
 }
 
 function init() {

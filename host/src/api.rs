@@ -69,6 +69,23 @@ pub struct AppState {
     pub streams: Arc<tokio::sync::Semaphore>,
     /// The names a request's `Host` may carry.
     pub hosts: Arc<dashboard::Hosts>,
+    /// The dashboard's view of other hosts.
+    pub fleet: Arc<Fleet>,
+}
+
+/// The fleet view of `api.fleet_hosts`: looked at no more often than every
+/// [`Fleet::FRESH`], however many clients ask (they wait for one look).
+pub struct Fleet {
+    file: Option<std::path::PathBuf>,
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Arc<crate::fleet::Look>)>>,
+}
+
+impl Fleet {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+    pub fn new(file: Option<std::path::PathBuf>) -> Fleet {
+        Fleet { file, last: Default::default() }
+    }
 }
 
 /// Stream clients served at once.
@@ -144,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{run}/events", get(run_events))
         .route("/v1/db/space", get(db_space))
         .route("/v1/db/compact", post(db_compact))
+        .route("/v1/fleet", get(fleet))
         .merge(alerts::routes())
         .merge(jobs::routes())
         .merge(stream::routes())
@@ -449,6 +467,24 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
         Ok(text) => text.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Every host of `api.fleet_hosts`: its runs and alerts, or why it did not answer.
+async fn fleet(State(state): State<AppState>) -> Result<Json<crate::fleet::Look>, Response> {
+    let Some(file) = state.fleet.file.clone() else {
+        let why = "no fleet here: set api.fleet_hosts in host.toml to a hosts file (NAME URL TOKEN-FILE a line)";
+        return Err(error(StatusCode::NOT_FOUND, why.into()));
+    };
+    let mut last = state.fleet.last.lock().await;
+    if let Some((_, look)) = last.as_ref().filter(|(at, _)| at.elapsed() < Fleet::FRESH) {
+        return Ok(Json((**look).clone()));
+    }
+    let looked = tokio::task::spawn_blocking(move || crate::fleet::read(&file).map(|hosts| crate::fleet::look(&hosts)))
+        .await
+        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "looking at the fleet failed".into()))?;
+    let look = Arc::new(looked.map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?);
+    *last = Some((std::time::Instant::now(), look.clone()));
+    Ok(Json((*look).clone()))
 }
 
 async fn db_space(State(state): State<AppState>) -> Result<Json<Space>, Response> {

@@ -124,7 +124,7 @@ static REMOTE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new(
 /// Points every command of this process at a host elsewhere: `url` like
 /// `http://gpu-box-1:8750` (its `api.listen`), `token` the content of its `api-token`.
 pub fn use_remote(url: &str, token: Option<&str>) -> Result<(), UsageError> {
-    let base = parse_url(url).map_err(|e| UsageError(format!("--url {e}")))?;
+    let base = crate::fleet::parse_url(url).map_err(|e| UsageError(format!("--url {e}")))?;
     let Some(token) = token.filter(|t| !t.trim().is_empty()) else {
         return Err(UsageError(format!(
             "--url '{url}' needs the host's API token; pass --token TOKEN or set MONITOR_TOKEN to the content of api-token in its data directory"
@@ -137,21 +137,6 @@ pub fn use_remote(url: &str, token: Option<&str>) -> Result<(), UsageError> {
 /// The host `--url` named, if any.
 pub fn remote() -> Option<Remote> {
     REMOTE.get().map(|(base, token)| Remote::new(base, token))
-}
-
-/// `http://host:port`, `https://host:port`, `host:port` (http) → the base URL.
-fn parse_url(text: &str) -> Result<String, String> {
-    let shown = crate::text::line(text, 100);
-    let (scheme, rest) = match text.split_once("://") {
-        Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
-        Some(_) => return Err(format!("'{shown}': use http:// or https://")),
-        None => ("http", text),
-    };
-    let addr = rest.trim_end_matches('/');
-    if addr.is_empty() || addr.contains('/') || !addr.contains(':') {
-        return Err(format!("'{shown}' is not a host's address; write one like http://gpu-box-1:8750"));
-    }
-    Ok(format!("{scheme}://{addr}"))
 }
 
 /// Whether `e` is a TLS handshake that refused the host's certificate.
@@ -581,13 +566,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_name_a_host_and_port() {
-        assert_eq!(parse_url("http://gpu-box:8750/").unwrap(), "http://gpu-box:8750");
-        assert_eq!(parse_url("https://gpu-box:8750").unwrap(), "https://gpu-box:8750");
-        assert_eq!(parse_url("127.0.0.1:9").unwrap(), "http://127.0.0.1:9");
-        assert!(parse_url("ftp://x:1").unwrap_err().contains("use http:// or https://"));
-        assert!(parse_url("http://x").unwrap_err().contains("like http://gpu-box-1:8750"));
-        assert!(parse_url("http://x:1/v1").is_err());
+    fn a_remote_needs_a_token() {
         assert!(use_remote("http://x:1", Some(" ")).unwrap_err().0.contains("needs the host's API token"));
     }
 }

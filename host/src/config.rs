@@ -96,6 +96,10 @@ pub struct ApiConfig {
     pub tls_key: Option<PathBuf>,
     /// Listen beyond loopback over plain HTTP, the token in clear: refused unless this says so.
     pub plain_http_beyond_loopback: bool,
+    /// A hosts file (`NAME URL TOKEN-FILE` a line, as `--hosts` reads): the
+    /// dashboard's fleet view shows every host's runs and alerts. Anyone who
+    /// may read this host then reads what those tokens read there.
+    pub fleet_hosts: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -144,6 +148,7 @@ impl Default for ApiConfig {
             tls_cert: None,
             tls_key: None,
             plain_http_beyond_loopback: false,
+            fleet_hosts: None,
         }
     }
 }

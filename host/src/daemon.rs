@@ -154,6 +154,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
         hub: hub.clone(),
         unwritten: history.unwritten(),
         hosts: Arc::new(api::dashboard::Hosts::new(&config.api.hosts)),
+        fleet: Arc::new(api::Fleet::new(config.api.fleet_hosts.clone())),
     };
     tokio::spawn(forward_job_events(jobs.subscribe(), hub.clone()));
     // The plugins' state is on the stream before the first client can connect.

@@ -22,6 +22,7 @@ pub mod config;
 pub(crate) mod daemon;
 pub(crate) mod error;
 pub mod exposition;
+pub mod fleet;
 pub(crate) mod history;
 pub mod lock;
 pub mod metrics;

@@ -48,6 +48,7 @@ const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ("GET", "/v1/runs/{run}/events", "/v1/runs/r/events", "", "read"),
     ("GET", "/v1/db/space", "/v1/db/space", "", "read"),
     ("POST", "/v1/db/compact", "/v1/db/compact", "{}", "admin"),
+    ("GET", "/v1/fleet", "/v1/fleet", "", "read"),
     ("GET", "/v1/alerts", "/v1/alerts", "", "read"),
     ("GET", "/v1/alerts/history", "/v1/alerts/history", "", "read"),
     ("POST", "/v1/alerts/ack", "/v1/alerts/ack", r#"{"id":"nope"}"#, "operate"),

@@ -1,9 +1,11 @@
 //! The fleet from one terminal: `monitor list --hosts` and `monitor alerts
 //! list --hosts` over real hosts, with a host that is down, one that accepts
-//! connections but never answers, and a bad line in the hosts file.
+//! connections but never answers, and a bad line in the hosts file; and the
+//! same file as a host's dashboard shows it, in Debian's chromium.
 
 use std::process::Command;
 
+use monitor_tests::browser::Browser;
 use monitor_tests::{Sandbox, monitor_bin};
 use serde_json::Value;
 
@@ -90,4 +92,44 @@ fn every_hosts_runs_and_alerts_in_one_table_and_a_dead_host_is_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot read hosts file /nonexistent") && stderr.trim().lines().count() == 1, "{stderr}");
+
+    // The dashboard's fleet view, on a third host that reads the same file.
+    let c = Sandbox::new();
+    let config = c.root.path().join("host.toml");
+    std::fs::write(&config, format!("[api]\nfleet_hosts = {:?}\n", hosts.display().to_string())).unwrap();
+    let _c = c.start(&["--config", config.to_str().unwrap()]);
+    let (status, body) = c.api_get("/v1/fleet", Some(&c.token()));
+    assert!(status.contains("200"), "{status} {body}");
+    let look: Value = serde_json::from_str(&body).unwrap();
+    let rows = look["rows"].as_array().unwrap();
+    let has = |host: &str, kind: &str, name: &str| {
+        rows.iter().any(|r| r["host"] == host && r["kind"] == kind && r["name"] == name)
+    };
+    assert!(has("gpu-a", "run", "train-a") && has("gpu-a", "alert", "step-failed"), "{look}");
+    assert!(has("build-b", "run", "etl-b") && !has("build-b", "alert", "step-failed"), "{look}");
+    let unanswered: Vec<&str> =
+        look["unanswered"].as_array().unwrap().iter().map(|u| u["host"].as_str().unwrap()).collect();
+    assert_eq!(unanswered, ["down", "hung", "broken", "line 7"], "{look}");
+    // A host without the setting says how to set it.
+    let (status, body) = a.api_get("/v1/fleet", Some(&a.token()));
+    assert!(status.contains("404") && body.contains("set api.fleet_hosts"), "{status} {body}");
+
+    // In a browser: a row per run and alert naming its host, a line for a host
+    // that did not answer, and the picker showing one host.
+    let browser = Browser::start();
+    browser.goto(&format!("http://{}/dashboard/#token={}", c.addr(), c.token()));
+    let row = |host: &str, kind: &str| {
+        format!("document.querySelector('#fleet-body tr[data-fleet-host=\"{host}\"][data-kind=\"{kind}\"]')")
+    };
+    browser.wait("gpu-a's alert in the fleet panel", &row("gpu-a", "alert"));
+    browser.wait("build-b's run", &format!("{}?.textContent.includes('etl-b')", row("build-b", "run")));
+    browser.wait(
+        "the host that never answered",
+        &format!("{}?.textContent.includes('did not answer')", row("hung", "unanswered")),
+    );
+    browser.eval("const s = document.querySelector('#fleet-host'); s.value = 'build-b'; s.dispatchEvent(new Event('change')); return true;");
+    browser.wait(
+        "build-b's rows alone",
+        "(() => { const r = [...document.querySelectorAll('#fleet-body tbody tr')]; return r.length > 0 && r.every((x) => x.dataset.fleetHost === 'build-b'); })()",
+    );
 }

@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,34 +20,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::tls::{fingerprint, provider};
 
-/// The known-hosts file.
-pub fn known_hosts() -> PathBuf {
-    if let Some(path) = std::env::var_os("MONITOR_KNOWN_HOSTS").filter(|p| !p.is_empty()) {
-        return path.into();
-    }
-    crate::paths::config_dir().join("known-hosts")
-}
-
-/// A pinned certificate: where it is written, and the certificate.
-pub struct Pin {
-    pub line: usize,
-    pub sha256: String,
-    pub cert: CertificateDer<'static>,
-}
-
-/// The pin for `addr` in `file`, if any.
-pub fn pinned(file: &Path, addr: &str) -> Option<Pin> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines().enumerate().find_map(|(index, line)| {
-        let mut fields = line.split_whitespace();
-        if fields.next()? != addr {
-            return None;
-        }
-        let sha256 = fields.next()?.strip_prefix("sha256=")?.to_string();
-        let der = base64::engine::general_purpose::STANDARD.decode(fields.next()?).ok()?;
-        Some(Pin { line: index + 1, sha256, cert: CertificateDer::from(der) })
-    })
-}
+pub use crate::tls::{Pin, known_hosts, pinned};
 
 /// Pins `cert` for `addr` in `file` (made owner-only if new).
 pub fn pin(file: &Path, addr: &str, cert: &CertificateDer<'_>) -> std::io::Result<()> {
