@@ -405,11 +405,12 @@ async function refreshAlerts() {
 // one table, each row naming its host; a host that did not answer is one line.
 async function refreshFleet() {
   const body = $("#fleet-body");
-  if (!body) return;
+  if (!body || state.noFleet || body.closest(".body").hidden) return;
   let look;
   try { look = await api("/v1/fleet"); }
   catch (e) {
     if (e.status !== 404) throw e;
+    state.noFleet = true;
     body.replaceChildren(el("p", { class: "muted" }, `${e.message}; see "Many hosts" in the README.`));
     return;
   }
@@ -646,8 +647,10 @@ async function reload() {
   const since = Date.now() - RANGES[state.layout.range];
   await Promise.all([
     ...[...state.charts.values()].map((c) => loadHistory(c, since)),
-    refreshRuns(), refreshAlerts(), refreshPlugins(), refreshJobs(), seriesOptions(), refreshFleet(),
+    refreshRuns(), refreshAlerts(), refreshPlugins(), refreshJobs(), seriesOptions(),
   ].map((p) => p.catch((e) => notice(e.message))));
+  // Other hosts answer within seconds, or not at all: the page does not wait for them.
+  refreshFleet().catch((e) => notice(e.message));
 }
 
 function logout(why) {

@@ -77,14 +77,33 @@ pub struct AppState {
 /// [`Fleet::FRESH`], however many clients ask (they wait for one look).
 pub struct Fleet {
     file: Option<std::path::PathBuf>,
-    last: tokio::sync::Mutex<Option<(std::time::Instant, Arc<crate::fleet::Look>)>>,
+    last: LastLook,
 }
+
+type LastLook = Arc<tokio::sync::Mutex<Option<(std::time::Instant, Arc<crate::fleet::Look>)>>>;
 
 impl Fleet {
     const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
     pub fn new(file: Option<std::path::PathBuf>) -> Fleet {
         Fleet { file, last: Default::default() }
+    }
+
+    /// The last look while it is fresh, else a new one, taken in a task of its
+    /// own that holds the lock: a client that goes away does not end it, and
+    /// the next one waits for it instead of starting another.
+    async fn look(last: LastLook, file: std::path::PathBuf) -> Result<Arc<crate::fleet::Look>, String> {
+        let mut last = last.lock_owned().await;
+        if let Some((_, look)) = last.as_ref().filter(|(at, _)| at.elapsed() < Fleet::FRESH) {
+            return Ok(look.clone());
+        }
+        let looked =
+            tokio::task::spawn_blocking(move || crate::fleet::read(&file).map(|hosts| crate::fleet::look(&hosts)))
+                .await
+                .map_err(|_| "looking at the fleet failed".to_string())?;
+        let look = Arc::new(looked.map_err(|e| e.to_string())?);
+        *last = Some((std::time::Instant::now(), look.clone()));
+        Ok(look)
     }
 }
 
@@ -475,16 +494,9 @@ async fn fleet(State(state): State<AppState>) -> Result<Json<crate::fleet::Look>
         let why = "no fleet here: set api.fleet_hosts in host.toml to a hosts file (NAME URL TOKEN-FILE a line)";
         return Err(error(StatusCode::NOT_FOUND, why.into()));
     };
-    let mut last = state.fleet.last.lock().await;
-    if let Some((_, look)) = last.as_ref().filter(|(at, _)| at.elapsed() < Fleet::FRESH) {
-        return Ok(Json((**look).clone()));
-    }
-    let looked = tokio::task::spawn_blocking(move || crate::fleet::read(&file).map(|hosts| crate::fleet::look(&hosts)))
-        .await
-        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "looking at the fleet failed".into()))?;
-    let look = Arc::new(looked.map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?);
-    *last = Some((std::time::Instant::now(), look.clone()));
-    Ok(Json((*look).clone()))
+    let looked = tokio::spawn(Fleet::look(state.fleet.last.clone(), file)).await;
+    let look = looked.unwrap_or_else(|_| Err("looking at the fleet failed".into()));
+    look.map(|look| Json((*look).clone())).map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))
 }
 
 async fn db_space(State(state): State<AppState>) -> Result<Json<Space>, Response> {

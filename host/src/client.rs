@@ -139,16 +139,6 @@ pub fn remote() -> Option<Remote> {
     REMOTE.get().map(|(base, token)| Remote::new(base, token))
 }
 
-/// Whether `e` is a TLS handshake that refused the host's certificate.
-fn refused_certificate(e: &ureq::Error) -> bool {
-    let rustls = match e {
-        ureq::Error::Rustls(e) => Some(e),
-        ureq::Error::Io(e) => e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
-        _ => None,
-    };
-    matches!(rustls, Some(rustls::Error::InvalidCertificate(_)))
-}
-
 /// What to trust at `addr` over https: its pin, else the Mozilla roots if they
 /// vouch for it, else what it shows now, pinned.
 fn trust(addr: &str, timeout: Duration) -> (ureq::tls::TlsConfig, Option<pin::Pin>) {
@@ -158,7 +148,7 @@ fn trust(addr: &str, timeout: Duration) -> (ureq::tls::TlsConfig, Option<pin::Pi
     }
     let roots = ureq::tls::TlsConfig::default();
     let probe = agent(&roots, Some(timeout)).get(format!("https://{addr}/v1/health")).call();
-    if !probe.as_ref().is_err_and(refused_certificate) {
+    if !probe.as_ref().is_err_and(crate::fleet::refused_certificate) {
         return (roots, None);
     }
     let Some(cert) = pin::presented(addr, timeout).ok().and_then(|chain| chain.last().cloned()) else {
@@ -321,7 +311,7 @@ impl Remote {
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> CommandResult<ureq::http::Response<ureq::Body>> {
         let mut response = response.map_err(|e| match &self.pin {
-            Some(pin) if refused_certificate(&e) => self.changed(pin, &e),
+            Some(pin) if crate::fleet::refused_certificate(&e) => self.changed(pin, &e),
             _ => CommandError::new(ErrorKind::Unreachable, format!("cannot reach the host at {}: {e}", self.base)),
         })?;
         if response.status().is_success() {

@@ -389,15 +389,18 @@ fn follow(followers: &Arc<Mutex<Followers>>, store: &Store, writer: &Writer, tab
 async fn sample_plugins(
     manager: &Manager,
     board: &Mutex<Board>,
-    mut own: Vec<metrics::Sample>,
+    own: Vec<metrics::Sample>,
     shared: &metrics::SharedSamples,
     machine: &sampler::Snapshot,
     now: u64,
 ) {
     let results = manager.collect().await;
     let live = manager.live_stats();
-    own.extend(crate::plugin::manager::plugin_self_metrics(&live, now));
-    // What plugins read as `host-metrics` from the next tick on.
+    // What plugins read as `host-metrics` from the next tick on: the host's
+    // fixed series and each plugin's first, the runs' gauges last (a plugin
+    // sees at most 1000; it reads runs through `runs` anyway).
+    let mut own = [crate::plugin::manager::plugin_self_metrics(&live, now), own].concat();
+    own.sort_by_key(|s| s.name.starts_with("monitor_run_"));
     *shared.write().expect("host metrics lock") = Arc::new(own.clone());
     let mut board = board.lock().expect("board lock");
     for (plugin, metrics) in results {

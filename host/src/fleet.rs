@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::alerts::lifecycle::Alert;
+use crate::alerts::{Alert, AlertState};
 use crate::error::CommandResult;
-use crate::progress::Node;
+use crate::progress::{Node, Status};
 
 /// How long one host may take to answer.
 pub const HOST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -157,23 +157,16 @@ pub fn each<T: Send>(
 
 fn rows_of(host: &str, base: &str, token: &str) -> Result<Vec<Row>, String> {
     let agent = agent(base)?;
-    let get = |path: &str| -> Result<ureq::Body, String> {
-        let url = format!("{base}{path}");
-        let answer = agent.get(&url).header("Authorization", format!("Bearer {token}")).call();
-        let answer = answer.map_err(|e| format!("{base}: {e}"))?;
-        let status = answer.status();
-        if !status.is_success() {
-            return Err(format!("{base}{path} answered {status}"));
-        }
-        Ok(answer.into_body())
-    };
-    let runs: Vec<Node> =
-        get("/v1/runs")?.with_config().limit(ANSWER_BYTES).read_json().map_err(|e| format!("{base}/v1/runs: {e}"))?;
-    let alerts: Vec<Alert> = get("/v1/alerts")?
-        .with_config()
-        .limit(ANSWER_BYTES)
-        .read_json()
-        .map_err(|e| format!("{base}/v1/alerts: {e}"))?;
+    // Both at once: the host answers within HOST_TIMEOUT, or is one line.
+    let (runs, alerts) = std::thread::scope(|scope| {
+        let alerts = scope.spawn(|| fetch::<Vec<Alert>>(&agent, base, token, "/v1/alerts"));
+        let runs = fetch::<Vec<Node>>(&agent, base, token, "/v1/runs");
+        (runs, alerts.join().unwrap_or_else(|_| Err("the request failed".into())))
+    });
+    let (mut runs, mut alerts) = (runs?, alerts?);
+    // What is going on first, then the most recent: those are kept when a host has many.
+    runs.sort_by_key(|r| (!matches!(r.status, Status::Running | Status::Paused), std::cmp::Reverse(r.updated_ms)));
+    alerts.sort_by_key(|a| (a.state != AlertState::Firing, std::cmp::Reverse(a.since_ms)));
     let host = host.to_string();
     let runs = runs.into_iter().take(ROWS_PER_HOST).map(|run| Row {
         host: host.clone(),
@@ -190,6 +183,37 @@ fn rows_of(host: &str, base: &str, token: &str) -> Result<Vec<Row>, String> {
         detail: crate::text::line(&format!("{}: {}", alert.level, alert.message), 300),
     });
     Ok(runs.chain(alerts).collect())
+}
+
+/// `GET base + path` with the token, read as JSON of at most [`ANSWER_BYTES`].
+fn fetch<T: serde::de::DeserializeOwned>(
+    agent: &ureq::Agent,
+    base: &str,
+    token: &str,
+    path: &str,
+) -> Result<T, String> {
+    let answer = agent.get(format!("{base}{path}")).header("Authorization", format!("Bearer {token}")).call();
+    let answer = answer.map_err(|e| match refused_certificate(&e) {
+        true => format!(
+            "{base}: {e}; if the host made its own certificate, run 'monitor list --hosts' once as this host's user to pin it"
+        ),
+        false => format!("{base}: {e}"),
+    })?;
+    let status = answer.status();
+    if !status.is_success() {
+        return Err(format!("{base}{path} answered {status}"));
+    }
+    answer.into_body().with_config().limit(ANSWER_BYTES).read_json().map_err(|e| format!("{base}{path}: {e}"))
+}
+
+/// Whether `e` is a TLS handshake that refused the host's certificate.
+pub fn refused_certificate(e: &ureq::Error) -> bool {
+    let rustls = match e {
+        ureq::Error::Rustls(e) => Some(e),
+        ureq::Error::Io(e) => e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(rustls, Some(rustls::Error::InvalidCertificate(_)))
 }
 
 /// An agent that gives up after [`HOST_TIMEOUT`] and, over https, trusts the

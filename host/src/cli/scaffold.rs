@@ -121,12 +121,12 @@ set -eu
 cd "$(dirname "$0")"
 if [ "${1:-}" = test ]; then
     rm -rf .bindings
-    .venv/bin/componentize-py -d {wit} -w {role} bindings .bindings
-    PYTHONPATH=.bindings:{helper} PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -v test_app
+    .venv/bin/componentize-py -d "{wit}" -w {role} bindings .bindings
+    PYTHONPATH=".bindings:{helper}" PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -v test_app
     exit
 fi
-.venv/bin/componentize-py -d {wit} -w {role} componentize app \
-    -p . -p {helper} -o {name}.wasm
+.venv/bin/componentize-py -d "{wit}" -w {role} componentize app \
+    -p . -p "{helper}" -o {name}.wasm
 "#;
 
 /// Each role's tests call the plugin's class directly, with the host's calls

@@ -25,12 +25,21 @@ use crate::progress::Resources;
 /// A process across samples: its PID and start time (seconds since the epoch).
 pub type Identity = (u32, u64);
 
-/// How far apart two readings of one process's start may be. Start times are
-/// reckoned from the boot time the kernel derives from the wall clock, which NTP
-/// moves: the host and the command that attached a process (or the host before
-/// a restart) can read one start a second or more apart. A PID given to a new
-/// process within this slack of the old one's start is not a real risk.
+/// How far apart two readings of one process's start in seconds may be, for an
+/// attachment recorded without its start in ticks. Those times are reckoned
+/// from the boot time the kernel derives from the wall clock, which NTP moves.
 const START_SLACK_SECS: u64 = 60;
+
+/// When process `pid` started, in clock ticks since boot (the 22nd field of
+/// `/proc/PID/stat`): unlike a start time in seconds since the epoch, it does
+/// not move with the wall clock, so the host finds the process an attachment
+/// names however the clock was set between the two.
+pub fn boot_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command's name (field 2) is in parentheses and may hold anything: count from the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
 
 /// CPU milliseconds, bytes read, bytes written.
 type Counters = [u64; 3];
@@ -44,6 +53,10 @@ fn counters(p: &ProcessSample) -> Counters {
 pub struct Attach {
     pub pid: u32,
     pub started_secs: u64,
+    /// Its start in ticks since boot ([`boot_ticks`]); none in attachments
+    /// recorded before it was (their start in seconds is compared, with a slack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ticks: Option<u64>,
     /// The root's counters when the node attached it: only what comes after counts.
     pub baseline: Counters,
     /// What the node held when it attached the process: the process adds to it.
@@ -72,7 +85,14 @@ impl Attach {
                 "pid {pid} belongs to user id {owner}, not {uid} as the host does; only the host's user's processes are followed"
             ));
         }
-        Ok(Attach { pid, started_secs: process.start_time_secs, baseline: counters(&process), before: None })
+        let started_ticks = boot_ticks(pid);
+        Ok(Attach {
+            pid,
+            started_secs: process.start_time_secs,
+            started_ticks,
+            baseline: counters(&process),
+            before: None,
+        })
     }
 }
 
@@ -122,6 +142,8 @@ enum Since {
 /// One node's process tree, followed sample by sample.
 pub struct Follow {
     root: Identity,
+    /// The root's start in ticks since boot, when the attachment recorded it.
+    root_ticks: Option<u64>,
     root_baseline: Counters,
     since: Since,
     members: HashMap<Identity, Member>,
@@ -148,6 +170,7 @@ impl Follow {
         let before = attach.before.unwrap_or_default();
         Follow {
             root: (attach.pid, attach.started_secs),
+            root_ticks: attach.started_ticks,
             root_baseline: attach.baseline,
             since: Since::Attached,
             members: HashMap::new(),
@@ -173,7 +196,7 @@ impl Follow {
     /// A tree that starts with `pid`, just started by `adopter` (this process), which
     /// adopts its orphans: everything they use counts.
     pub fn born(pid: u32, adopter: u32) -> Follow {
-        let attach = Attach { pid, started_secs: 0, baseline: [0; 3], before: None };
+        let attach = Attach { pid, started_secs: 0, started_ticks: None, baseline: [0; 3], before: None };
         Follow { since: Since::Birth, adopter: Some(adopter), ..Follow::new(&attach) }
     }
 
@@ -193,10 +216,12 @@ impl Follow {
         let first_look = self.samples == 0;
         self.samples += 1;
         if first_look {
-            let root = table
-                .by_pid
-                .get(&self.root.0)
-                .filter(|p| self.since == Since::Birth || p.start_time_secs.abs_diff(self.root.1) <= START_SLACK_SECS);
+            let same = |p: &&&ProcessSample| match (self.since, self.root_ticks) {
+                (Since::Birth, _) => true,
+                (Since::Attached, Some(ticks)) => boot_ticks(p.pid) == Some(ticks),
+                (Since::Attached, None) => p.start_time_secs.abs_diff(self.root.1) <= START_SLACK_SECS,
+            };
+            let root = table.by_pid.get(&self.root.0).filter(same);
             if let Some(root) = root {
                 self.root.1 = root.start_time_secs;
                 let baseline = self.root_baseline;
@@ -335,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_reused_pid_is_a_stranger() {
-        let attach = Attach { pid: 100, started_secs: 10, baseline: [400, 0, 0], before: None };
+        let attach = Attach { pid: 100, started_secs: 10, started_ticks: None, baseline: [400, 0, 0], before: None };
         let mut f = Follow::new(&attach);
         let r = f.observe(&Table::new(&[p(100, 1, 10, 1_000, 10), p(101, 100, 11, 300, 5)]), 1_000);
         assert_eq!(r.cpu_secs, 0.6, "from the root's baseline; the child running before counts from now");
@@ -346,9 +371,30 @@ mod tests {
     }
 
     #[test]
+    fn a_process_is_known_by_its_start_in_ticks_since_boot() {
+        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let uid = rustix::process::getuid().as_raw();
+        let mut attach = Attach::check(child.id(), uid).unwrap();
+        assert!(attach.started_ticks.is_some(), "{attach:?}");
+        // Seconds an hour apart (the wall clock stepped): the ticks still say it is the one.
+        attach.started_secs += 3_600;
+        let table = [p(child.id(), 1, 1, 1_000, 10)];
+        let mut found = Follow::new(&attach);
+        found.observe(&Table::new(&table), 1_000);
+        assert!(!found.is_over(), "the root found by its ticks");
+        // Another start in ticks: another process, whatever the seconds say.
+        attach.started_ticks = attach.started_ticks.map(|t| t + 1);
+        let mut other = Follow::new(&attach);
+        other.observe(&Table::new(&table), 1_000);
+        assert!(other.is_over(), "not the root");
+        kill(child);
+        assert_eq!(boot_ticks(u32::MAX), None);
+    }
+
+    #[test]
     fn a_root_whose_start_reads_a_little_apart_is_still_the_root() {
         // The boot time moved by a second between the attachment and the host's sample.
-        let attach = Attach { pid: 100, started_secs: 10, baseline: [400, 0, 0], before: None };
+        let attach = Attach { pid: 100, started_secs: 10, started_ticks: None, baseline: [400, 0, 0], before: None };
         let mut f = Follow::new(&attach);
         assert_eq!(f.observe(&Table::new(&[p(100, 1, 11, 1_000, 10)]), 1_000).cpu_secs, 0.6);
         assert_eq!(f.observe(&Table::new(&[p(100, 1, 11, 2_000, 10)]), 2_000).cpu_secs, 1.6, "followed from then on");
@@ -360,7 +406,7 @@ mod tests {
     #[test]
     fn a_follow_adds_to_what_the_node_had_before() {
         let before = Some(Resources { cpu_secs: 10.0, rss_peak_bytes: 500, ..Default::default() });
-        let mut f = Follow::new(&Attach { pid: 7, started_secs: 3, baseline: [0; 3], before });
+        let mut f = Follow::new(&Attach { pid: 7, started_secs: 3, started_ticks: None, baseline: [0; 3], before });
         let r = f.observe(&Table::new(&[p(7, 1, 3, 2_000, 100)]), 1_000);
         assert_eq!((r.cpu_secs, r.rss_peak_bytes), (12.0, 500));
     }
@@ -368,7 +414,7 @@ mod tests {
     #[test]
     fn after_a_restart_the_figures_never_go_back() {
         // Attached at 1 s of CPU with nothing before; the host had counted 4 s (a child, now gone) when it restarted.
-        let attach = Attach { pid: 7, started_secs: 3, baseline: [1_000, 0, 0], before: None };
+        let attach = Attach { pid: 7, started_secs: 3, started_ticks: None, baseline: [1_000, 0, 0], before: None };
         let held = Some(Resources { cpu_secs: 4.0, ..Default::default() });
         let mut f = Follow::new(&attach).at_least(held);
         assert_eq!(f.observe(&Table::new(&[p(7, 1, 3, 3_000, 100)]), 1_000).cpu_secs, 4.0);
@@ -381,7 +427,8 @@ mod tests {
 
     #[test]
     fn a_root_gone_at_the_first_sample_is_over() {
-        let mut f = Follow::new(&Attach { pid: 4242, started_secs: 3, baseline: [0; 3], before: None });
+        let mut f =
+            Follow::new(&Attach { pid: 4242, started_secs: 3, started_ticks: None, baseline: [0; 3], before: None });
         assert!(!f.is_over(), "not sampled yet");
         f.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 1_000);
         assert!(f.is_over());
