@@ -59,6 +59,16 @@ pub async fn run(options: Options) -> CommandResult<()> {
         tracing::warn!("{line}");
     }
     let _lock = InstanceLock::acquire(&data.lock())?;
+    // A host that stops cleanly takes its daemon.json away; one still here (and no
+    // host running, by the lock) was left by a host that crashed or was killed.
+    if let Some(info) =
+        std::fs::read(data.daemon_info()).ok().and_then(|b| serde_json::from_slice::<DaemonInfo>(&b).ok())
+    {
+        tracing::warn!(
+            "the last host (pid {}) did not stop cleanly; its database is verified, and repaired where it must be, before this one starts",
+            info.pid
+        );
+    }
     let store = Store::open_checked(&data.database())?;
     let token = load_or_create_token(&data.token())?;
     if !plugins_dir.is_dir() {

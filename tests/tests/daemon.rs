@@ -152,6 +152,10 @@ fn a_restart_with_unchanged_plugins_compiles_nothing() {
     let log = second.log();
     assert_eq!(log.matches("cached=true").count(), 3, "{log}");
     assert!(!log.contains("cached=false"), "{log}");
+    assert!(
+        !log.contains("did not stop cleanly") && !log.contains("repair"),
+        "a clean stop is not taken for a crash: {log}"
+    );
 }
 
 #[test]
@@ -265,8 +269,9 @@ fn after_kill_9_the_database_opens_and_nothing_acknowledged_is_lost() {
     assert_eq!(state("fx-kv-counter")["grants"][0], "kv");
     assert_eq!(state("derived-metrics")["enabled"], false);
 
-    // A new host takes over; the grant, the disable and the plugin's stored count survive.
-    let _host = sandbox.start(&[]);
+    // A new host takes over, saying what happened; the grant, the disable and the plugin's stored count survive.
+    let host = sandbox.start(&[]);
+    assert!(host.log().contains("did not stop cleanly"), "{}", host.log());
     wait_state(&sandbox, "fx-kv-counter", "running");
     assert_eq!(sandbox.state("derived-metrics").as_deref(), Some("disabled"));
     let resumed =
