@@ -75,8 +75,10 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -
     let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
     let mut fields: Vec<(String, Vec<u8>)> =
         headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
-    // A length up front: servers that take no chunked bodies take it.
-    if !body.is_empty() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+    // A length up front, 0 included: without one the body goes chunked, which
+    // some servers refuse, and a server that answers and closes before the
+    // last chunk arrives resets the connection under the answer.
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
         fields.push(("content-length".into(), body.len().to_string().into_bytes()));
     }
     let fields = Fields::from_list(&fields).map_err(|e| Error::Failed(format!("bad header: {e:?}")))?;

@@ -83,6 +83,7 @@ pub fn https_server(pki: &Pki) -> (String, Arc<Mutex<Vec<Request>>>) {
                         }
                     }
                 }
+                tls.conn.send_close_notify();
                 let _ = tls.flush();
             });
         }

@@ -94,11 +94,23 @@ fn requests_beyond_the_grant_or_the_caps_are_refused_and_the_host_goes_on() {
     ];
     for (text, expected) in &cases {
         std::fs::write(sandbox.plugins().join("fx-http.toml"), text).unwrap();
-        let _host = sandbox.start(&["--config", &file]);
+        let host = sandbox.start(&["--config", &file]);
         ok(sandbox.monitor(&["plugins", "enable", "fx-http", "--grant", &format!("http:{granted}")]));
-        wait_for(&format!("{expected:?} for {text}"), LIMIT, || {
-            expected.iter().all(|(name, value)| metric(name) == Some(*value)).then_some(())
-        });
+        // Polled by hand, to say on failure what the plugin reported and what the host logged.
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            let seen: Vec<Option<f64>> = expected.iter().map(|(name, _)| metric(name)).collect();
+            if expected.iter().zip(&seen).all(|((_, want), got)| *got == Some(*want)) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{expected:?} for {text}: saw {seen:?}, http_failed {:?}; the host's log:\n{}",
+                metric("http_failed"),
+                host.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         // The host's tick went on meanwhile.
         assert!(sandbox.metric_host("monitor_ticks_total").is_some_and(|t| t > 0.0));
     }
