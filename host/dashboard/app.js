@@ -241,7 +241,11 @@ function panelBox(id) {
     [list[i], list[j]] = [list[j], list[i]];
     arrange();
   };
-  const hide = () => { info.hidden = !info.hidden; arrange(); };
+  const hide = () => {
+    info.hidden = !info.hidden;
+    arrange();
+    if (id === "fleet" && !info.hidden) refreshFleet().catch((e) => notice(e.message));
+  };
   const body = el("div", { class: "body" });
   const box = el("section", { class: `panel ${id === "machine" || id === "runs" || id === "fleet" ? "wide" : ""}`, id: `panel-${id}`, "data-panel": id },
     el("header", {}, el("h2", {}, TITLES[id]),

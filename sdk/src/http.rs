@@ -77,7 +77,9 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -
         headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
     // A length up front, 0 included: without one the body goes chunked, which
     // some servers refuse, and a server that answers and closes before the
-    // last chunk arrives resets the connection under the answer.
+    // last chunk arrives resets the connection under the answer. (RFC 9110
+    // would have a GET carry no length; wasi-http cannot send no body at all,
+    // and an empty chunked one is worse.)
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
         fields.push(("content-length".into(), body.len().to_string().into_bytes()));
     }

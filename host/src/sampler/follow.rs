@@ -30,6 +30,10 @@ pub type Identity = (u32, u64);
 /// from the boot time the kernel derives from the wall clock, which NTP moves.
 const START_SLACK_SECS: u64 = 60;
 
+/// How far the wall clock may have moved between an attachment recorded with
+/// its start in ticks and the host's sample: a day.
+const BOOT_SLACK_SECS: u64 = 86_400;
+
 /// When process `pid` started, in clock ticks since boot (the 22nd field of
 /// `/proc/PID/stat`): unlike a start time in seconds since the epoch, it does
 /// not move with the wall clock, so the host finds the process an attachment
@@ -218,7 +222,11 @@ impl Follow {
         if first_look {
             let same = |p: &&&ProcessSample| match (self.since, self.root_ticks) {
                 (Since::Birth, _) => true,
-                (Since::Attached, Some(ticks)) => boot_ticks(p.pid) == Some(ticks),
+                // Ticks count from the last boot: the seconds, within a day, rule out a
+                // process of a later boot that happens to have the same PID and ticks.
+                (Since::Attached, Some(ticks)) => {
+                    boot_ticks(p.pid) == Some(ticks) && p.start_time_secs.abs_diff(self.root.1) <= BOOT_SLACK_SECS
+                }
                 (Since::Attached, None) => p.start_time_secs.abs_diff(self.root.1) <= START_SLACK_SECS,
             };
             let root = table.by_pid.get(&self.root.0).filter(same);
@@ -374,19 +382,21 @@ mod tests {
     fn a_process_is_known_by_its_start_in_ticks_since_boot() {
         let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let uid = rustix::process::getuid().as_raw();
-        let mut attach = Attach::check(child.id(), uid).unwrap();
+        let attach = Attach::check(child.id(), uid).unwrap();
         assert!(attach.started_ticks.is_some(), "{attach:?}");
-        // Seconds an hour apart (the wall clock stepped): the ticks still say it is the one.
-        attach.started_secs += 3_600;
-        let table = [p(child.id(), 1, 1, 1_000, 10)];
-        let mut found = Follow::new(&attach);
-        found.observe(&Table::new(&table), 1_000);
-        assert!(!found.is_over(), "the root found by its ticks");
-        // Another start in ticks: another process, whatever the seconds say.
-        attach.started_ticks = attach.started_ticks.map(|t| t + 1);
-        let mut other = Follow::new(&attach);
-        other.observe(&Table::new(&table), 1_000);
-        assert!(other.is_over(), "not the root");
+        let real = attach.started_secs;
+        // Whether following `attach` finds the child in a sample that reads its start as it is.
+        let found = |attach: Attach| {
+            let mut follow = Follow::new(&attach);
+            follow.observe(&Table::new(&[p(child.id(), 1, real, 1_000, 10)]), 1_000);
+            !follow.is_over()
+        };
+        assert!(found(attach), "the root found by its ticks");
+        assert!(found(Attach { started_secs: real + 3_600, ..attach }), "found though the clock moved an hour");
+        let ticks = attach.started_ticks.map(|t| t + 1);
+        assert!(!found(Attach { started_ticks: ticks, ..attach }), "other ticks: another process");
+        let later = real + 2 * 86_400;
+        assert!(!found(Attach { started_secs: later, ..attach }), "the same ticks two days apart: another boot");
         kill(child);
         assert_eq!(boot_ticks(u32::MAX), None);
     }
