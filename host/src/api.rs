@@ -80,7 +80,8 @@ pub struct Fleet {
     last: LastLook,
 }
 
-type LastLook = Arc<tokio::sync::Mutex<Option<(std::time::Instant, Arc<crate::fleet::Look>)>>>;
+/// The last look, as the JSON every client is sent.
+type LastLook = Arc<tokio::sync::Mutex<Option<(std::time::Instant, axum::body::Bytes)>>>;
 
 impl Fleet {
     const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
@@ -92,7 +93,7 @@ impl Fleet {
     /// The last look while it is fresh, else a new one, taken in a task of its
     /// own that holds the lock: a client that goes away does not end it, and
     /// the next one waits for it instead of starting another.
-    async fn look(last: LastLook, file: std::path::PathBuf) -> Result<Arc<crate::fleet::Look>, String> {
+    async fn look(last: LastLook, file: std::path::PathBuf) -> Result<axum::body::Bytes, String> {
         let mut last = last.lock_owned().await;
         if let Some((_, look)) = last.as_ref().filter(|(at, _)| at.elapsed() < Fleet::FRESH) {
             return Ok(look.clone());
@@ -101,7 +102,8 @@ impl Fleet {
             tokio::task::spawn_blocking(move || crate::fleet::read(&file).map(|hosts| crate::fleet::look(&hosts)))
                 .await
                 .map_err(|_| "looking at the fleet failed".to_string())?;
-        let look = Arc::new(looked.map_err(|e| e.to_string())?);
+        let look = serde_json::to_vec(&looked.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let look = axum::body::Bytes::from(look);
         *last = Some((std::time::Instant::now(), look.clone()));
         Ok(look)
     }
@@ -489,14 +491,15 @@ async fn status_line(State(state): State<AppState>, Query(query): Query<StatusQu
 }
 
 /// Every host of `api.fleet_hosts`: its runs and alerts, or why it did not answer.
-async fn fleet(State(state): State<AppState>) -> Result<Json<crate::fleet::Look>, Response> {
+async fn fleet(State(state): State<AppState>) -> Result<Response, Response> {
     let Some(file) = state.fleet.file.clone() else {
         let why = "no fleet here: set api.fleet_hosts in host.toml to a hosts file (NAME URL TOKEN-FILE a line)";
         return Err(error(StatusCode::NOT_FOUND, why.into()));
     };
     let looked = tokio::spawn(Fleet::look(state.fleet.last.clone(), file)).await;
     let look = looked.unwrap_or_else(|_| Err("looking at the fleet failed".into()));
-    look.map(|look| Json((*look).clone())).map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))
+    let json = look.map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 async fn db_space(State(state): State<AppState>) -> Result<Json<Space>, Response> {

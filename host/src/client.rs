@@ -14,6 +14,7 @@ use crate::api::access::{CreateRequest, Created};
 use crate::api::alerts::{AckRequest, Removed, ResolveRequest, SilenceRequest, TestRequest, TestResult};
 use crate::api::{ApiError, BatchItem, BatchRequest, BatchResponse, BatchResult, EnableRequest, Health, RevokeRequest};
 use crate::error::{CommandError, CommandResult, ErrorKind, UsageError};
+use crate::fleet::{agent, refused_certificate, trusting};
 pub use crate::paths::DaemonInfo;
 use crate::paths::DataDir;
 use crate::plugin::{Grant, Listing, PluginRecord};
@@ -148,7 +149,7 @@ fn trust(addr: &str, timeout: Duration) -> (ureq::tls::TlsConfig, Option<pin::Pi
     }
     let roots = ureq::tls::TlsConfig::default();
     let probe = agent(&roots, Some(timeout)).get(format!("https://{addr}/v1/health")).call();
-    if !probe.as_ref().is_err_and(crate::fleet::refused_certificate) {
+    if !probe.as_ref().is_err_and(refused_certificate) {
         return (roots, None);
     }
     let Some(cert) = pin::presented(addr, timeout).ok().and_then(|chain| chain.last().cloned()) else {
@@ -197,23 +198,6 @@ pub struct Remote {
     tls: ureq::tls::TlsConfig,
     /// The pin it holds the host to, to say so when the host's certificate changed.
     pin: Option<pin::Pin>,
-}
-
-/// An agent that gives up on a request after `timeout` (none: never) and
-/// trusts what `tls` says.
-fn agent(tls: &ureq::tls::TlsConfig, timeout: Option<Duration>) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(timeout)
-        .tls_config(tls.clone())
-        .build()
-        .into()
-}
-
-/// Trusting these certificates, and only them.
-fn trusting(certs: &[rustls::pki_types::CertificateDer<'_>]) -> ureq::tls::TlsConfig {
-    let certs: Vec<_> = certs.iter().map(|c| ureq::tls::Certificate::from_der(c).to_owned()).collect();
-    ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&certs)).build()
 }
 
 impl Remote {
@@ -311,7 +295,7 @@ impl Remote {
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> CommandResult<ureq::http::Response<ureq::Body>> {
         let mut response = response.map_err(|e| match &self.pin {
-            Some(pin) if crate::fleet::refused_certificate(&e) => self.changed(pin, &e),
+            Some(pin) if refused_certificate(&e) => self.changed(pin, &e),
             _ => CommandError::new(ErrorKind::Unreachable, format!("cannot reach the host at {}: {e}", self.base)),
         })?;
         if response.status().is_success() {

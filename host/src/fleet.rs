@@ -79,7 +79,7 @@ pub fn read(path: &Path) -> CommandResult<Vec<Entry>> {
 }
 
 /// One row of the fleet view: a run or an alert of a host.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Row {
     pub host: String,
     /// `run` or `alert`.
@@ -93,14 +93,14 @@ pub struct Row {
 }
 
 /// A host that did not answer, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Unanswered {
     pub host: String,
     pub error: String,
 }
 
 /// What every host of a hosts file says, in the file's order.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Look {
     pub rows: Vec<Row>,
     pub unanswered: Vec<Unanswered>,
@@ -156,7 +156,7 @@ pub fn each<T: Send>(
 }
 
 fn rows_of(host: &str, base: &str, token: &str) -> Result<Vec<Row>, String> {
-    let agent = agent(base)?;
+    let agent = host_agent(base);
     // Both at once: the host answers within HOST_TIMEOUT, or is one line.
     let (runs, alerts) = std::thread::scope(|scope| {
         let alerts = scope.spawn(|| fetch::<Vec<Alert>>(&agent, base, token, "/v1/alerts"));
@@ -218,23 +218,27 @@ pub fn refused_certificate(e: &ureq::Error) -> bool {
 
 /// An agent that gives up after [`HOST_TIMEOUT`] and, over https, trusts the
 /// host's pin, else the Mozilla roots.
-fn agent(base: &str) -> Result<ureq::Agent, String> {
-    let tls = match base.strip_prefix("https://") {
-        Some(addr) => match crate::tls::pinned(&crate::tls::known_hosts(), addr) {
-            Some(pin) => {
-                let cert = ureq::tls::Certificate::from_der(&pin.cert).to_owned();
-                ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[cert])).build()
-            }
-            None => ureq::tls::TlsConfig::default(),
-        },
-        None => ureq::tls::TlsConfig::default(),
-    };
-    Ok(ureq::Agent::config_builder()
+fn host_agent(base: &str) -> ureq::Agent {
+    let pin = base.strip_prefix("https://").and_then(|addr| crate::tls::pinned(&crate::tls::known_hosts(), addr));
+    let tls = pin.map_or_else(ureq::tls::TlsConfig::default, |pin| trusting(std::slice::from_ref(&pin.cert)));
+    agent(&tls, Some(HOST_TIMEOUT))
+}
+
+/// An agent that gives up on a request after `timeout` (none: never) and
+/// trusts what `tls` says.
+pub fn agent(tls: &ureq::tls::TlsConfig, timeout: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(HOST_TIMEOUT))
-        .tls_config(tls)
+        .timeout_global(timeout)
+        .tls_config(tls.clone())
         .build()
-        .into())
+        .into()
+}
+
+/// Trusting these certificates, and only them.
+pub fn trusting(certs: &[rustls::pki_types::CertificateDer<'_>]) -> ureq::tls::TlsConfig {
+    let certs: Vec<_> = certs.iter().map(|c| ureq::tls::Certificate::from_der(c).to_owned()).collect();
+    ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&certs)).build()
 }
 
 /// `http://host:port`, `https://host:port`, `host:port` (http) → the base URL.
