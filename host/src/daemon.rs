@@ -196,7 +196,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
     let second_process_sample = tokio::time::sleep(SECOND_PROCESS_SAMPLE.min(processes_every));
     tokio::pin!(second_process_sample);
     let mut second_process_sampled = false;
-    let followers = Arc::new(Mutex::new(Followers::default()));
+    let followers = Followers::default();
     let mut exposed = Exposed::new(config.progress.metrics_depth);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut ticks = Latencies::default();
@@ -259,13 +259,13 @@ pub async fn run(options: Options) -> CommandResult<()> {
             }
             _ = process_tick.tick() => {
                 let table = Arc::new(sampler.processes());
-                follow(&followers, &store, &writer, table.clone());
+                followers.observe_soon(&store, &writer, table.clone(), sampler::now_ms());
                 *processes.write().expect("processes lock") = table;
             }
             _ = &mut second_process_sample, if !second_process_sampled => {
                 second_process_sampled = true;
                 let table = Arc::new(sampler.processes());
-                follow(&followers, &store, &writer, table.clone());
+                followers.observe_soon(&store, &writer, table.clone(), sampler::now_ms());
                 *processes.write().expect("processes lock") = table;
                 process_tick.reset();
             }
@@ -373,28 +373,6 @@ impl Exposed {
         }
         crate::progress::gauges::samples(&self.nodes.lock().expect("exposed nodes lock"), self.depth, now_ms)
     }
-}
-
-/// Brings the figures of the nodes that follow processes up to date with `table`,
-/// off the tick; the writer stores them.
-fn follow(followers: &Arc<Mutex<Followers>>, store: &Store, writer: &Writer, table: Arc<Vec<sampler::ProcessSample>>) {
-    let (followers, store, writer) = (followers.clone(), store.clone(), writer.clone());
-    tokio::spawn(async move {
-        let observed = tokio::task::spawn_blocking(move || {
-            followers.lock().expect("followers lock").observe(&store, &table, sampler::now_ms())
-        })
-        .await;
-        match observed {
-            Ok(Ok(updates)) if updates.is_empty() => {}
-            Ok(Ok(updates)) => {
-                if let Err(e) = writer.apply(updates, false).await {
-                    tracing::warn!("recording the followed processes' resources: {e}");
-                }
-            }
-            Ok(Err(e)) => tracing::error!("reading the nodes that follow processes: {e}"),
-            Err(e) => tracing::error!("following processes stopped: {e}"),
-        }
-    });
 }
 
 /// Calls the metric providers and refreshes the board with their metrics, the

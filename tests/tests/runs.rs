@@ -4,7 +4,7 @@
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monitor_tests::{Daemon, Reaped, Sandbox, monitor_bin, wait_for};
 use serde_json::Value;
@@ -263,16 +263,25 @@ fn burner() -> Reaped {
 #[test]
 fn a_node_follows_an_attached_pid_and_refuses_ones_it_must_not() {
     let sandbox = Sandbox::new();
-    let _host = start_host(&sandbox);
+    let host = start_host(&sandbox);
     let busy = burner();
     let pid = busy.id().to_string();
     let out = sandbox.monitor(&["progress", "start", "etl/load", "--pid", &pid]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let cpu = wait_for("a second of CPU on the node", LIMIT, || {
+    let deadline = Instant::now() + LIMIT;
+    let cpu = loop {
         let tree = api_tree(&sandbox, "etl");
         let load = node(&tree, "etl/load");
-        load["resources"]["cpu_secs"].as_f64().filter(|c| *c >= 1.0).map(|c| (c, load["resources"].clone()))
-    });
+        if let Some(c) = load["resources"]["cpu_secs"].as_f64().filter(|c| *c >= 1.0) {
+            break (c, load["resources"].clone());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no second of CPU on the node in {LIMIT:?}: {load}\nthe host logged:\n{}",
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(cpu.1["processes"] == 1 && cpu.1["cpu_percent"].as_f64().unwrap() > 0.0, "{}", cpu.1);
     drop(busy);
     let ended = wait_for("the end of attribution", LIMIT, || {

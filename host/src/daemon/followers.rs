@@ -3,22 +3,64 @@
 //! `resources` update when they change.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::progress::{NodePath, Op, Resources, Update};
 use crate::sampler::ProcessSample;
 use crate::sampler::follow::{Attach, Follow, Table};
 use crate::store::{Store, StoreError};
+use crate::writer::Writer;
 
-#[derive(Default)]
+/// The followed nodes, observed off the tick one process table at a time.
+#[derive(Clone, Default)]
 pub struct Followers {
-    /// By node path: what was attached, the tree followed, and the figures last sent.
-    follows: HashMap<String, (Attach, Follow, Option<Resources>)>,
+    follows: Arc<Mutex<Follows>>,
+    /// A table is being observed: a newer one waits for none and is skipped, so
+    /// tables are never observed out of order nor pile up behind a slow database.
+    observing: Arc<AtomicBool>,
 }
 
 impl Followers {
+    /// Brings the followed nodes' figures up to date with `table`, sampled at
+    /// `at_ms`, on a blocking thread; the writer stores them. Skipped while the
+    /// previous table is still being observed.
+    pub fn observe_soon(&self, store: &Store, writer: &Writer, table: Arc<Vec<ProcessSample>>, at_ms: u64) {
+        if self.observing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (followers, store, writer) = (self.clone(), store.clone(), writer.clone());
+        tokio::spawn(async move {
+            let follows = followers.follows.clone();
+            let observed = tokio::task::spawn_blocking(move || {
+                follows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).observe(&store, &table, at_ms)
+            })
+            .await;
+            match observed {
+                Ok(Ok(updates)) if updates.is_empty() => {}
+                Ok(Ok(updates)) => {
+                    if let Err(e) = writer.apply(updates, false).await {
+                        tracing::warn!("recording the followed processes' resources: {e}");
+                    }
+                }
+                Ok(Err(e)) => tracing::error!("reading the nodes that follow processes: {e}"),
+                Err(e) => tracing::error!("following processes stopped: {e}"),
+            }
+            followers.observing.store(false, Ordering::Release);
+        });
+    }
+}
+
+#[derive(Default)]
+struct Follows {
+    /// By node path: what was attached, the tree followed, and the figures last sent.
+    by_path: HashMap<String, (Attach, Follow, Option<Resources>)>,
+}
+
+impl Follows {
     /// The updates that bring each followed node's figures up to date with `table`.
     /// A node whose processes have all ended is let go ([`Store::progress_unfollow`]).
-    pub fn observe(
+    fn observe(
         &mut self,
         store: &Store,
         table: &[ProcessSample],
@@ -26,7 +68,7 @@ impl Followers {
     ) -> Result<Vec<(NodePath, Update)>, StoreError> {
         let followed = store.progress_followed()?;
         let live: std::collections::HashSet<&str> = followed.iter().map(|(n, _)| n.path.as_str()).collect();
-        self.follows.retain(|path, _| live.contains(path.as_str()));
+        self.by_path.retain(|path, _| live.contains(path.as_str()));
         let table = Table::new(table);
         let (mut updates, mut over) = (Vec::new(), Vec::new());
         for (node, attach) in followed {
@@ -35,12 +77,12 @@ impl Followers {
                 continue;
             }
             let key = node.path.to_string();
-            if self.follows.get(&key).map(|(a, _, _)| a) != Some(&attach) {
+            if self.by_path.get(&key).map(|(a, _, _)| a) != Some(&attach) {
                 // A reporter may attach the shell that started the host: the host is not its work.
                 let follow = Follow::new(&attach).at_least(node.resources).skipping(std::process::id());
-                self.follows.insert(key.clone(), (attach, follow, node.resources));
+                self.by_path.insert(key.clone(), (attach, follow, node.resources));
             }
-            let (_, follow, sent) = self.follows.get_mut(&key).expect("inserted above");
+            let (_, follow, sent) = self.by_path.get_mut(&key).expect("inserted above");
             let now = follow.observe(&table, at_ms);
             if *sent != Some(now) {
                 *sent = Some(now);
@@ -49,7 +91,7 @@ impl Followers {
                 updates.push((node.path.clone(), update));
             }
             if follow.is_over() {
-                over.push(node.path);
+                over.push((node.path, attach));
             }
         }
         if !over.is_empty() {

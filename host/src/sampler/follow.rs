@@ -218,6 +218,12 @@ impl Follow {
     /// parent's from then on, and only one that something else reaped is kept.
     pub fn observe(&mut self, table: &Table, at_ms: u64) -> Resources {
         let first_look = self.samples == 0;
+        if first_look && self.since == Since::Attached && !table.by_pid.contains_key(&self.root.0) && self.root_alive()
+        {
+            // A table sampled before the process started, observed after it was
+            // attached: only a later table can say whether it is there.
+            return self.resources;
+        }
         self.samples += 1;
         if first_look {
             let same = |p: &&&ProcessSample| match (self.since, self.root_ticks) {
@@ -311,6 +317,11 @@ impl Follow {
         }
     }
 
+    /// Whether the attached root is running now, as far as its start in ticks tells.
+    fn root_alive(&self) -> bool {
+        self.root_ticks.is_some() && boot_ticks(self.root.0) == self.root_ticks
+    }
+
     /// Whether the tree has ended: every process of it has, or the root was gone at the first sample.
     pub fn is_over(&self) -> bool {
         self.samples > 0 && self.members.is_empty()
@@ -399,6 +410,22 @@ mod tests {
         assert!(!found(Attach { started_secs: later, ..attach }), "the same ticks two days apart: another boot");
         kill(child);
         assert_eq!(boot_ticks(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_table_older_than_the_attachment_waits_for_the_next() {
+        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let attach = Attach::check(child.id(), rustix::process::getuid().as_raw()).unwrap();
+        let mut follow = Follow::new(&attach);
+        // Sampled before the child started: without it, though it runs.
+        follow.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 1_000);
+        assert!(!follow.is_over(), "a running root is not over for a table that missed it");
+        let r = follow.observe(&Table::new(&[p(child.id(), 1, attach.started_secs, 1_500, 10)]), 2_000);
+        assert_eq!((r.processes, r.rss_bytes), (1, 10), "found in the next table");
+        kill(child);
+        let mut gone = Follow::new(&attach);
+        gone.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 3_000);
+        assert!(gone.is_over(), "ended before the first table: over");
     }
 
     #[test]

@@ -351,13 +351,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Lets the nodes at `paths` go: their processes have all ended.
-    pub fn progress_unfollow(&self, paths: &[NodePath]) -> Result<(), StoreError> {
+    /// Lets each node go from the process it follows: that process and all below it
+    /// have ended. A node that attached another process since is kept.
+    pub fn progress_unfollow(&self, ended: &[(NodePath, Attach)]) -> Result<(), StoreError> {
         let tx = self.write()?;
         {
             let mut followed = tx.open_table(PROGRESS_FOLLOWED)?;
-            for path in paths {
-                followed.remove(path.as_str())?;
+            for (path, attach) in ended {
+                let stored = followed.get(path.as_str())?.map(|json| serde_json::from_str::<Attach>(json.value()));
+                if let Some(Ok(stored)) = stored
+                    && stored == *attach
+                {
+                    followed.remove(path.as_str())?;
+                }
             }
         }
         self.commit(tx)
