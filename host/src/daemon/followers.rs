@@ -91,6 +91,7 @@ impl Follows {
                 updates.push((node.path.clone(), update));
             }
             if follow.is_over() {
+                tracing::info!("{}: process {} and everything it started have ended", node.path, attach.pid);
                 over.push((node.path, attach));
             }
         }

@@ -39,10 +39,17 @@ const BOOT_SLACK_SECS: u64 = 86_400;
 /// not move with the wall clock, so the host finds the process an attachment
 /// names however the clock was set between the two.
 pub fn boot_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command's name (field 2) is in parentheses and may hold anything: count from the last ')'.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    super::processes::start_ticks_from_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// This boot's random identity (`/proc/sys/kernel/random/boot_id`): ticks since
+/// boot name a process only together with the boot they count from.
+pub fn boot_id() -> Option<u128> {
+    static ID: std::sync::OnceLock<Option<u128>> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        u128::from_str_radix(&text.trim().replace('-', ""), 16).ok()
+    })
 }
 
 /// CPU milliseconds, bytes read, bytes written.
@@ -61,6 +68,9 @@ pub struct Attach {
     /// recorded before it was (their start in seconds is compared, with a slack).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_ticks: Option<u64>,
+    /// The boot those ticks count from ([`boot_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<u128>,
     /// The root's counters when the node attached it: only what comes after counts.
     pub baseline: Counters,
     /// What the node held when it attached the process: the process adds to it.
@@ -94,6 +104,7 @@ impl Attach {
             pid,
             started_secs: process.start_time_secs,
             started_ticks,
+            boot: boot_id(),
             baseline: counters(&process),
             before: None,
         })
@@ -148,6 +159,8 @@ pub struct Follow {
     root: Identity,
     /// The root's start in ticks since boot, when the attachment recorded it.
     root_ticks: Option<u64>,
+    /// Whether the attachment's ticks count from this boot: known when it recorded its boot.
+    this_boot: Option<bool>,
     root_baseline: Counters,
     since: Since,
     members: HashMap<Identity, Member>,
@@ -175,6 +188,7 @@ impl Follow {
         Follow {
             root: (attach.pid, attach.started_secs),
             root_ticks: attach.started_ticks,
+            this_boot: attach.boot.map(|b| Some(b) == boot_id()),
             root_baseline: attach.baseline,
             since: Since::Attached,
             members: HashMap::new(),
@@ -200,7 +214,7 @@ impl Follow {
     /// A tree that starts with `pid`, just started by `adopter` (this process), which
     /// adopts its orphans: everything they use counts.
     pub fn born(pid: u32, adopter: u32) -> Follow {
-        let attach = Attach { pid, started_secs: 0, started_ticks: None, baseline: [0; 3], before: None };
+        let attach = Attach { pid, started_secs: 0, started_ticks: None, boot: None, baseline: [0; 3], before: None };
         Follow { since: Since::Birth, adopter: Some(adopter), ..Follow::new(&attach) }
     }
 
@@ -218,30 +232,21 @@ impl Follow {
     /// parent's from then on, and only one that something else reaped is kept.
     pub fn observe(&mut self, table: &Table, at_ms: u64) -> Resources {
         let first_look = self.samples == 0;
-        if first_look && self.since == Since::Attached && !table.by_pid.contains_key(&self.root.0) && self.root_alive()
-        {
-            // A table sampled before the process started, observed after it was
-            // attached: only a later table can say whether it is there.
-            return self.resources;
-        }
-        self.samples += 1;
         if first_look {
-            let same = |p: &&&ProcessSample| match (self.since, self.root_ticks) {
-                (Since::Birth, _) => true,
-                // Ticks count from the last boot: the seconds, within a day, rule out a
-                // process of a later boot that happens to have the same PID and ticks.
-                (Since::Attached, Some(ticks)) => {
-                    boot_ticks(p.pid) == Some(ticks) && p.start_time_secs.abs_diff(self.root.1) <= BOOT_SLACK_SECS
-                }
-                (Since::Attached, None) => p.start_time_secs.abs_diff(self.root.1) <= START_SLACK_SECS,
-            };
-            let root = table.by_pid.get(&self.root.0).filter(same);
+            let root = table.by_pid.get(&self.root.0).filter(|p| self.is_root(p));
+            if root.is_none() && self.root_alive() {
+                // A table sampled before the process started (without it, or with an
+                // earlier process of its PID) and observed after it was attached:
+                // only a later table can say whether it is there.
+                return self.resources;
+            }
             if let Some(root) = root {
                 self.root.1 = root.start_time_secs;
                 let baseline = self.root_baseline;
                 self.members.insert(self.root, Member { baseline, last: baseline, parent: root.parent });
             }
         }
+        self.samples += 1;
         // Members still there, orphans the adopter took in, then everything below them.
         let mut stack: Vec<&ProcessSample> = self.members.keys().filter_map(|id| table.get(*id)).collect();
         if let Some(adopter) = self.adopter {
@@ -317,9 +322,23 @@ impl Follow {
         }
     }
 
+    /// Whether `p`, which has the root's PID, is the root (at the first look).
+    fn is_root(&self, p: &ProcessSample) -> bool {
+        match (self.since, self.root_ticks) {
+            (Since::Birth, _) => true,
+            // Ticks count from the boot: one recorded without its boot is taken
+            // for this one when the seconds are within a day.
+            (Since::Attached, Some(ticks)) => {
+                p.start_ticks.or_else(|| boot_ticks(p.pid)) == Some(ticks)
+                    && self.this_boot.unwrap_or(p.start_time_secs.abs_diff(self.root.1) <= BOOT_SLACK_SECS)
+            }
+            (Since::Attached, None) => p.start_time_secs.abs_diff(self.root.1) <= START_SLACK_SECS,
+        }
+    }
+
     /// Whether the attached root is running now, as far as its start in ticks tells.
     fn root_alive(&self) -> bool {
-        self.root_ticks.is_some() && boot_ticks(self.root.0) == self.root_ticks
+        self.this_boot == Some(true) && self.root_ticks.is_some() && boot_ticks(self.root.0) == self.root_ticks
     }
 
     /// Whether the tree has ended: every process of it has, or the root was gone at the first sample.
@@ -379,7 +398,8 @@ mod tests {
 
     #[test]
     fn a_reused_pid_is_a_stranger() {
-        let attach = Attach { pid: 100, started_secs: 10, started_ticks: None, baseline: [400, 0, 0], before: None };
+        let attach =
+            Attach { pid: 100, started_secs: 10, started_ticks: None, boot: None, baseline: [400, 0, 0], before: None };
         let mut f = Follow::new(&attach);
         let r = f.observe(&Table::new(&[p(100, 1, 10, 1_000, 10), p(101, 100, 11, 300, 5)]), 1_000);
         assert_eq!(r.cpu_secs, 0.6, "from the root's baseline; the child running before counts from now");
@@ -394,7 +414,9 @@ mod tests {
         let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let uid = rustix::process::getuid().as_raw();
         let attach = Attach::check(child.id(), uid).unwrap();
-        assert!(attach.started_ticks.is_some(), "{attach:?}");
+        assert!(attach.started_ticks.is_some() && attach.boot.is_some(), "{attach:?}");
+        let stored: Attach = serde_json::from_str(&serde_json::to_string(&attach).unwrap()).unwrap();
+        assert_eq!(stored, attach, "stored and read back whole, the boot's 128 bits included");
         let real = attach.started_secs;
         // Whether following `attach` finds the child in a sample that reads its start as it is.
         let found = |attach: Attach| {
@@ -406,8 +428,12 @@ mod tests {
         assert!(found(Attach { started_secs: real + 3_600, ..attach }), "found though the clock moved an hour");
         let ticks = attach.started_ticks.map(|t| t + 1);
         assert!(!found(Attach { started_ticks: ticks, ..attach }), "other ticks: another process");
+        let other_boot = attach.boot.map(|b| b ^ 1);
+        assert!(!found(Attach { boot: other_boot, ..attach }), "the same ticks in another boot: another process");
         let later = real + 2 * 86_400;
-        assert!(!found(Attach { started_secs: later, ..attach }), "the same ticks two days apart: another boot");
+        assert!(found(Attach { started_secs: later, ..attach }), "in this boot, however the clock moved");
+        let unknown = Attach { started_secs: later, boot: None, ..attach };
+        assert!(!found(unknown), "recorded without its boot, the same ticks two days apart: another boot");
         kill(child);
         assert_eq!(boot_ticks(u32::MAX), None);
     }
@@ -422,6 +448,14 @@ mod tests {
         assert!(!follow.is_over(), "a running root is not over for a table that missed it");
         let r = follow.observe(&Table::new(&[p(child.id(), 1, attach.started_secs, 1_500, 10)]), 2_000);
         assert_eq!((r.processes, r.rss_bytes), (1, 10), "found in the next table");
+        // A row of an earlier process that had its PID: not the root, which runs.
+        let mut stale = Follow::new(&attach);
+        let earlier =
+            ProcessSample { start_ticks: attach.started_ticks.map(|t| t - 1), ..p(child.id(), 1, 1, 9_000, 1) };
+        stale.observe(&Table::new(&[earlier]), 1_000);
+        assert!(!stale.is_over(), "an earlier holder of the PID is not the root");
+        let r = stale.observe(&Table::new(&[p(child.id(), 1, attach.started_secs, 1_500, 10)]), 2_000);
+        assert_eq!(r.processes, 1, "the root found in the next table");
         kill(child);
         let mut gone = Follow::new(&attach);
         gone.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 3_000);
@@ -431,7 +465,8 @@ mod tests {
     #[test]
     fn a_root_whose_start_reads_a_little_apart_is_still_the_root() {
         // The boot time moved by a second between the attachment and the host's sample.
-        let attach = Attach { pid: 100, started_secs: 10, started_ticks: None, baseline: [400, 0, 0], before: None };
+        let attach =
+            Attach { pid: 100, started_secs: 10, started_ticks: None, boot: None, baseline: [400, 0, 0], before: None };
         let mut f = Follow::new(&attach);
         assert_eq!(f.observe(&Table::new(&[p(100, 1, 11, 1_000, 10)]), 1_000).cpu_secs, 0.6);
         assert_eq!(f.observe(&Table::new(&[p(100, 1, 11, 2_000, 10)]), 2_000).cpu_secs, 1.6, "followed from then on");
@@ -443,7 +478,8 @@ mod tests {
     #[test]
     fn a_follow_adds_to_what_the_node_had_before() {
         let before = Some(Resources { cpu_secs: 10.0, rss_peak_bytes: 500, ..Default::default() });
-        let mut f = Follow::new(&Attach { pid: 7, started_secs: 3, started_ticks: None, baseline: [0; 3], before });
+        let mut f =
+            Follow::new(&Attach { pid: 7, started_secs: 3, started_ticks: None, boot: None, baseline: [0; 3], before });
         let r = f.observe(&Table::new(&[p(7, 1, 3, 2_000, 100)]), 1_000);
         assert_eq!((r.cpu_secs, r.rss_peak_bytes), (12.0, 500));
     }
@@ -451,7 +487,8 @@ mod tests {
     #[test]
     fn after_a_restart_the_figures_never_go_back() {
         // Attached at 1 s of CPU with nothing before; the host had counted 4 s (a child, now gone) when it restarted.
-        let attach = Attach { pid: 7, started_secs: 3, started_ticks: None, baseline: [1_000, 0, 0], before: None };
+        let attach =
+            Attach { pid: 7, started_secs: 3, started_ticks: None, boot: None, baseline: [1_000, 0, 0], before: None };
         let held = Some(Resources { cpu_secs: 4.0, ..Default::default() });
         let mut f = Follow::new(&attach).at_least(held);
         assert_eq!(f.observe(&Table::new(&[p(7, 1, 3, 3_000, 100)]), 1_000).cpu_secs, 4.0);
@@ -464,8 +501,14 @@ mod tests {
 
     #[test]
     fn a_root_gone_at_the_first_sample_is_over() {
-        let mut f =
-            Follow::new(&Attach { pid: 4242, started_secs: 3, started_ticks: None, baseline: [0; 3], before: None });
+        let mut f = Follow::new(&Attach {
+            pid: 4242,
+            started_secs: 3,
+            started_ticks: None,
+            boot: None,
+            baseline: [0; 3],
+            before: None,
+        });
         assert!(!f.is_over(), "not sampled yet");
         f.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 1_000);
         assert!(f.is_over());

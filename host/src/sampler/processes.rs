@@ -45,6 +45,10 @@ pub struct ProcessSample {
     pub read_bytes: u64,
     #[serde(default)]
     pub written_bytes: u64,
+    /// When it started, in clock ticks since boot, read with the row (Linux; not
+    /// shown): how a follower tells the process from an earlier one with its PID.
+    #[serde(skip)]
+    pub start_ticks: Option<u64>,
 }
 
 impl ProcessSample {
@@ -194,7 +198,8 @@ impl ProcessSampler {
         processes
             .iter()
             .zip(rates)
-            .map(|(p, (_, rates))| ProcessSample {
+            .map(|(p, (_, rates))| (p, rates, std::fs::read_to_string(format!("/proc/{}/stat", p.pid())).ok()))
+            .map(|(p, rates, stat)| ProcessSample {
                 pid: p.pid().as_u32(),
                 parent: p.parent().map(|pid| pid.as_u32()),
                 name: p.name().to_string_lossy().into_owned(),
@@ -206,8 +211,9 @@ impl ProcessSampler {
                 memory_bytes: p.memory(),
                 disk_read_bytes_per_second: rates.map(|r| r[1]),
                 disk_write_bytes_per_second: rates.map(|r| r[2]),
-                threads: threads(p.pid()),
+                threads: stat.as_deref().and_then(threads_from_stat),
                 start_time_secs: p.start_time(),
+                start_ticks: stat.as_deref().and_then(start_ticks_from_stat),
                 ..followed(p)
             })
             .collect()
@@ -305,15 +311,22 @@ fn status_word(status: ProcessStatus) -> &'static str {
 
 /// The thread count from `/proc/PID/stat`: sysinfo would list every thread as a
 /// process of its own to count them, which costs far more.
-fn threads(pid: Pid) -> Option<u32> {
-    threads_from_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+/// Field 20 of a `/proc/PID/stat` line: the thread count.
+pub fn threads_from_stat(stat: &str) -> Option<u32> {
+    stat_field(stat, 20)?.parse().ok()
 }
 
-/// Field 20 of a `/proc/PID/stat` line; the name (field 2) may hold spaces and
-/// parentheses, so fields are counted from the last `)`.
-pub fn threads_from_stat(stat: &str) -> Option<u32> {
+/// Field 22 of a `/proc/PID/stat` line: the start in clock ticks since boot,
+/// which (unlike a start in seconds since the epoch) no setting of the clock moves.
+pub fn start_ticks_from_stat(stat: &str) -> Option<u64> {
+    stat_field(stat, 22)?.parse().ok()
+}
+
+/// Field `n` (from 1) of a `/proc/PID/stat` line. The name (field 2) may hold
+/// spaces and parentheses, so fields are counted from the last `)`.
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
     let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(17)?.parse().ok()
+    rest.split_whitespace().nth(n.checked_sub(3)?)
 }
 
 #[cfg(test)]
@@ -346,6 +359,7 @@ mod tests {
     fn threads_are_read_after_the_name_whatever_it_holds() {
         let stat = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 2000 0 0 0 10 5 0 0 20 0 7 0 12345 1000000 500";
         assert_eq!(threads_from_stat(stat), Some(7));
+        assert_eq!(start_ticks_from_stat(stat), Some(12345));
         assert_eq!(threads_from_stat("1 (init) S 1"), None);
         assert_eq!(threads_from_stat("garbage"), None);
     }
