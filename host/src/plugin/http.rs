@@ -38,7 +38,7 @@ pub struct Hooks {
     plugin: Arc<str>,
     origins: Vec<Origin>,
     tls: Arc<rustls::ClientConfig>,
-    /// The running call's deadline, and the requests it made.
+    /// The running call's deadline (read at its first use of wasi:http), and the requests it made.
     pub deadline: Option<Instant>,
     pub sent: u32,
 }

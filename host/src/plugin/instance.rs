@@ -183,6 +183,7 @@ impl Instance {
 }
 
 /// A plugin's error answer, bounded and with its control characters escaped.
+#[cold]
 fn returned(call: &'static str, message: &str) -> Fault {
     Fault::Returned { call, message: crate::text::line(message, MAX_ERROR_BYTES) }
 }
@@ -199,31 +200,38 @@ fn guarded<R>(
     call: &'static str,
     f: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<R>,
 ) -> Result<R, Fault> {
+    // First, while few stores wait to be written: the start's one full barrier
+    // waits for all of them. The deadline counts from after it.
+    let timed = deadline::Call::start(&bounds.slot, bounds.busy.as_deref(), call);
     let limits = bounds.limits;
     store.data_mut().start_call(limits.call_timeout);
     store.set_epoch_deadline(bounds.epoch_ticks);
     store.set_hostcall_fuel(limits.max_output_bytes);
-    let timed = deadline::Call::start(&bounds.slot, bounds.busy.as_deref(), call);
     let result = f(store);
     drop(timed);
-    result.map_err(|e| {
-        let sandbox = store.data();
-        if let Some(detail) = sandbox.denied.clone() {
-            Fault::Denied { call, detail }
-        } else if sandbox.limiter.exceeded {
-            Fault::Memory { call, cap: sandbox.limiter.cap }
-        } else if sandbox.deadline_reached || e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-            Fault::Deadline { call, limit: limits.call_timeout }
+    result.map_err(|e| fault(store.data(), &limits, call, &e))
+}
+
+/// What a failed call's error means. Out of the call path, which stays small
+/// enough for the compiler to inline wasmtime's own steps into it.
+#[cold]
+#[inline(never)]
+fn fault(sandbox: &Sandbox, limits: &Limits, call: &'static str, e: &wasmtime::Error) -> Fault {
+    if let Some(detail) = sandbox.denied.clone() {
+        Fault::Denied { call, detail }
+    } else if sandbox.limiter.exceeded {
+        Fault::Memory { call, cap: sandbox.limiter.cap }
+    } else if sandbox.deadline_reached || e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+        Fault::Deadline { call, limit: limits.call_timeout }
+    } else {
+        let detail = format!("{e:#}");
+        if detail.contains("fuel allocated for hostcalls has been exhausted") {
+            let detail = format!("more than {} KiB of results", limits.max_output_bytes >> 10);
+            Fault::OutputTooLarge { call, detail }
         } else {
-            let detail = format!("{e:#}");
-            if detail.contains("fuel allocated for hostcalls has been exhausted") {
-                let detail = format!("more than {} KiB of results", limits.max_output_bytes >> 10);
-                Fault::OutputTooLarge { call, detail }
-            } else {
-                Fault::Trap { call, detail: first_line(&detail) }
-            }
+            Fault::Trap { call, detail: first_line(&detail) }
         }
-    })
+    }
 }
 
 fn first_line(s: &str) -> String {

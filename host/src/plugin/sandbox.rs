@@ -157,7 +157,9 @@ impl Sandbox {
         self.log_budget.store(LOG_BUDGET_BYTES, Ordering::Relaxed);
         self.denied = None;
         self.limiter.exceeded = false;
-        self.http_hooks.deadline = self.call_deadline();
+        // Set at the call's first request: reading the clock on every call would
+        // cost more than the rest of this reset.
+        self.http_hooks.deadline = None;
         self.http_hooks.sent = 0;
     }
 
@@ -207,6 +209,9 @@ impl WasiView for Sandbox {
 
 impl WasiHttpView for Sandbox {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
+        if self.http_hooks.deadline.is_none() {
+            self.http_hooks.deadline = self.call_deadline();
+        }
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
     }
 }
