@@ -158,13 +158,25 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Polls `condition` until it holds or `limit` passes; panics naming `what`.
-pub fn wait_for<T>(what: &str, limit: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, limit: Duration, condition: impl FnMut() -> Option<T>) -> T {
+    wait_for_or(what, limit, condition, String::new)
+}
+
+/// As [`wait_for`]; a timeout also says what `explain` tells (what was seen, a log).
+pub fn wait_for_or<T>(
+    what: &str,
+    limit: Duration,
+    mut condition: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = condition() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        if Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}\n{}", explain());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -4,9 +4,9 @@
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use monitor_tests::{Daemon, Reaped, Sandbox, monitor_bin, wait_for};
+use monitor_tests::{Daemon, Reaped, Sandbox, monitor_bin, wait_for, wait_for_or};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -268,20 +268,17 @@ fn a_node_follows_an_attached_pid_and_refuses_ones_it_must_not() {
     let pid = busy.id().to_string();
     let out = sandbox.monitor(&["progress", "start", "etl/load", "--pid", &pid]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let deadline = Instant::now() + LIMIT;
-    let cpu = loop {
-        let tree = api_tree(&sandbox, "etl");
-        let load = node(&tree, "etl/load");
-        if let Some(c) = load["resources"]["cpu_secs"].as_f64().filter(|c| *c >= 1.0) {
-            break (c, load["resources"].clone());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no second of CPU on the node in {LIMIT:?}: {load}\nthe host logged:\n{}",
-            host.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let seen = std::cell::RefCell::new(Value::Null);
+    let cpu = wait_for_or(
+        "a second of CPU on the node",
+        LIMIT,
+        || {
+            *seen.borrow_mut() = node(&api_tree(&sandbox, "etl"), "etl/load").clone();
+            let resources = seen.borrow()["resources"].clone();
+            resources["cpu_secs"].as_f64().filter(|c| *c >= 1.0).map(|c| (c, resources))
+        },
+        || format!("the node read {}\nthe host logged:\n{}", seen.borrow(), host.log()),
+    );
     assert!(cpu.1["processes"] == 1 && cpu.1["cpu_percent"].as_f64().unwrap() > 0.0, "{}", cpu.1);
     drop(busy);
     let ended = wait_for("the end of attribution", LIMIT, || {

@@ -1,5 +1,6 @@
-//! The processes that progress nodes follow (`--pid`, `"pid"` in the API), read at
-//! every process sample: each node's figures go to the progress writer as a
+//! The processes that progress nodes follow (`--pid`, `"pid"` in the API), read in
+//! each process table (one at a time: a table that comes while the last is still
+//! being read is skipped): each node's figures go to the progress writer as a
 //! `resources` update when they change.
 
 use std::collections::HashMap;
@@ -29,9 +30,11 @@ impl Followers {
         if self.observing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (followers, store, writer) = (self.clone(), store.clone(), writer.clone());
+        // Cleared however the task ends: panicking or dropped at shutdown.
+        let observing = Observing(self.observing.clone());
+        let (follows, store, writer) = (self.follows.clone(), store.clone(), writer.clone());
         tokio::spawn(async move {
-            let follows = followers.follows.clone();
+            let _observing = observing;
             let observed = tokio::task::spawn_blocking(move || {
                 follows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).observe(&store, &table, at_ms)
             })
@@ -46,8 +49,16 @@ impl Followers {
                 Ok(Err(e)) => tracing::error!("reading the nodes that follow processes: {e}"),
                 Err(e) => tracing::error!("following processes stopped: {e}"),
             }
-            followers.observing.store(false, Ordering::Release);
         });
+    }
+}
+
+/// Clears the flag that a table is being observed when dropped.
+struct Observing(Arc<AtomicBool>);
+
+impl Drop for Observing {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -91,12 +102,14 @@ impl Follows {
                 updates.push((node.path.clone(), update));
             }
             if follow.is_over() {
-                tracing::info!("{}: process {} and everything it started have ended", node.path, attach.pid);
                 over.push((node.path, attach));
             }
         }
         if !over.is_empty() {
             store.progress_unfollow(&over)?;
+            for (path, attach) in &over {
+                tracing::info!("{path}: process {} and everything it started have ended", attach.pid);
+            }
         }
         Ok(updates)
     }

@@ -200,13 +200,11 @@ fn guarded<R>(
     call: &'static str,
     f: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<R>,
 ) -> Result<R, Fault> {
-    // First, while few stores wait to be written: the start's one full barrier
-    // waits for all of them. The deadline counts from after it.
-    let timed = deadline::Call::start(&bounds.slot, bounds.busy.as_deref(), call);
     let limits = bounds.limits;
     store.data_mut().start_call(limits.call_timeout);
     store.set_epoch_deadline(bounds.epoch_ticks);
     store.set_hostcall_fuel(limits.max_output_bytes);
+    let timed = deadline::Call::start(&bounds.slot, bounds.busy.as_deref(), call);
     let result = f(store);
     drop(timed);
     result.map_err(|e| fault(store.data(), &limits, call, &e))

@@ -157,14 +157,15 @@ impl Sandbox {
         self.log_budget.store(LOG_BUDGET_BYTES, Ordering::Relaxed);
         self.denied = None;
         self.limiter.exceeded = false;
-        // Set at the call's first request: reading the clock on every call would
-        // cost more than the rest of this reset.
+        // Set at the call's first use of wasi:http: reading the clock on every
+        // call would cost more than the rest of this reset.
         self.http_hooks.deadline = None;
         self.http_hooks.sent = 0;
     }
 
-    /// When the running call must end, to within a tick or two: the ticks only
-    /// advance once the call woke the ticker.
+    /// When the running call must end, to within a tick or two (more on a machine
+    /// so busy that the ticker runs late): the ticks only advance once the call
+    /// woke the ticker.
     pub(super) fn call_deadline(&self) -> Option<std::time::Instant> {
         let spent = super::deadline::EPOCH_TICK * (super::deadline::ticks().saturating_sub(self.call_started) as u32);
         std::time::Instant::now().checked_add(self.call_limit.saturating_sub(spent))
@@ -310,6 +311,21 @@ mod tests {
     use wasmtime::ResourceLimiter;
 
     use super::*;
+
+    #[test]
+    fn a_calls_http_deadline_is_its_own() {
+        let mut sandbox = Sandbox::new(&SandboxSpec::bare("x")).unwrap();
+        sandbox.start_call(std::time::Duration::from_secs(5));
+        assert_eq!(sandbox.http_hooks.deadline, None, "no clock read until the call uses wasi:http");
+        let _ = sandbox.http();
+        let first = sandbox.http_hooks.deadline.expect("set at the first use");
+        let _ = sandbox.http();
+        assert_eq!(sandbox.http_hooks.deadline, Some(first), "once per call");
+        sandbox.start_call(std::time::Duration::from_secs(60));
+        assert_eq!(sandbox.http_hooks.deadline, None, "the next call does not inherit it");
+        let _ = sandbox.http();
+        assert!(sandbox.http_hooks.deadline.unwrap() > first + std::time::Duration::from_secs(50));
+    }
 
     #[test]
     fn memories_count_together_and_a_failed_growth_is_undone() {

@@ -159,7 +159,7 @@ pub struct Follow {
     root: Identity,
     /// The root's start in ticks since boot, when the attachment recorded it.
     root_ticks: Option<u64>,
-    /// Whether the attachment's ticks count from this boot: known when it recorded its boot.
+    /// Whether the attachment's ticks count from this boot: known when both boots are.
     this_boot: Option<bool>,
     root_baseline: Counters,
     since: Since,
@@ -188,7 +188,7 @@ impl Follow {
         Follow {
             root: (attach.pid, attach.started_secs),
             root_ticks: attach.started_ticks,
-            this_boot: attach.boot.map(|b| Some(b) == boot_id()),
+            this_boot: attach.boot.zip(boot_id()).map(|(then, now)| then == now),
             root_baseline: attach.baseline,
             since: Since::Attached,
             members: HashMap::new(),
@@ -329,7 +329,7 @@ impl Follow {
             // Ticks count from the boot: one recorded without its boot is taken
             // for this one when the seconds are within a day.
             (Since::Attached, Some(ticks)) => {
-                p.start_ticks.or_else(|| boot_ticks(p.pid)) == Some(ticks)
+                p.start_ticks == Some(ticks)
                     && self.this_boot.unwrap_or(p.start_time_secs.abs_diff(self.root.1) <= BOOT_SLACK_SECS)
             }
             (Since::Attached, None) => p.start_time_secs.abs_diff(self.root.1) <= START_SLACK_SECS,
@@ -409,6 +409,11 @@ mod tests {
         assert_eq!(r.rss_peak_bytes, 15);
     }
 
+    /// `attach`'s process as the host's table reads it, with its start in ticks.
+    fn row(attach: &Attach, start: u64, cpu_ms: u64, rss: u64) -> ProcessSample {
+        ProcessSample { start_ticks: attach.started_ticks, ..p(attach.pid, 1, start, cpu_ms, rss) }
+    }
+
     #[test]
     fn a_process_is_known_by_its_start_in_ticks_since_boot() {
         let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
@@ -419,9 +424,10 @@ mod tests {
         assert_eq!(stored, attach, "stored and read back whole, the boot's 128 bits included");
         let real = attach.started_secs;
         // Whether following `attach` finds the child in a sample that reads its start as it is.
+        let seen = row(&attach, real, 1_000, 10);
         let found = |attach: Attach| {
             let mut follow = Follow::new(&attach);
-            follow.observe(&Table::new(&[p(child.id(), 1, real, 1_000, 10)]), 1_000);
+            follow.observe(&Table::new(std::slice::from_ref(&seen)), 1_000);
             !follow.is_over()
         };
         assert!(found(attach), "the root found by its ticks");
@@ -446,7 +452,7 @@ mod tests {
         // Sampled before the child started: without it, though it runs.
         follow.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 1_000);
         assert!(!follow.is_over(), "a running root is not over for a table that missed it");
-        let r = follow.observe(&Table::new(&[p(child.id(), 1, attach.started_secs, 1_500, 10)]), 2_000);
+        let r = follow.observe(&Table::new(&[row(&attach, attach.started_secs, 1_500, 10)]), 2_000);
         assert_eq!((r.processes, r.rss_bytes), (1, 10), "found in the next table");
         // A row of an earlier process that had its PID: not the root, which runs.
         let mut stale = Follow::new(&attach);
@@ -454,12 +460,24 @@ mod tests {
             ProcessSample { start_ticks: attach.started_ticks.map(|t| t - 1), ..p(child.id(), 1, 1, 9_000, 1) };
         stale.observe(&Table::new(&[earlier]), 1_000);
         assert!(!stale.is_over(), "an earlier holder of the PID is not the root");
-        let r = stale.observe(&Table::new(&[p(child.id(), 1, attach.started_secs, 1_500, 10)]), 2_000);
+        let r = stale.observe(&Table::new(&[row(&attach, attach.started_secs, 1_500, 10)]), 2_000);
         assert_eq!(r.processes, 1, "the root found in the next table");
         kill(child);
         let mut gone = Follow::new(&attach);
         gone.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 3_000);
         assert!(gone.is_over(), "ended before the first table: over");
+    }
+
+    #[test]
+    fn attachments_stored_by_earlier_versions_are_read_and_followed() {
+        let old: Attach = serde_json::from_str(r#"{"pid":7,"started_secs":3,"baseline":[1,2,3]}"#).unwrap();
+        assert_eq!((old.started_ticks, old.boot, old.before), (None, None, None));
+        let json = r#"{"pid":7,"started_secs":3,"started_ticks":40,"baseline":[0,0,0]}"#;
+        let ticks_only: Attach = serde_json::from_str(json).unwrap();
+        let mut f = Follow::new(&ticks_only);
+        f.observe(&Table::new(&[row(&ticks_only, 3 + 3_600, 2_000, 1)]), 1_000);
+        assert!(!f.is_over(), "ticks without their boot: the same process within a day");
+        assert_eq!(f.resources().cpu_secs, 2.0);
     }
 
     #[test]

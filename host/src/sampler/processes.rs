@@ -309,9 +309,8 @@ fn status_word(status: ProcessStatus) -> &'static str {
     }
 }
 
-/// The thread count from `/proc/PID/stat`: sysinfo would list every thread as a
-/// process of its own to count them, which costs far more.
-/// Field 20 of a `/proc/PID/stat` line: the thread count.
+/// The thread count, field 20 of a `/proc/PID/stat` line: sysinfo would list
+/// every thread as a process of its own to count them, which costs far more.
 pub fn threads_from_stat(stat: &str) -> Option<u32> {
     stat_field(stat, 20)?.parse().ok()
 }

@@ -788,6 +788,23 @@ mod tests {
     }
 
     #[test]
+    fn a_node_is_let_go_only_from_the_process_it_still_follows() {
+        let (_dir, store) = open();
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut start = Update::new(Op::Start { total: None, weight: None });
+        start.pid = Some(child.id());
+        store.progress_apply(&[(p("r/a"), start)], 1).unwrap();
+        let attach = store.progress_followed().unwrap()[0].1;
+        let since = Attach { pid: attach.pid + 1, ..attach };
+        store.progress_unfollow(&[(p("r/a"), since)]).unwrap();
+        assert_eq!(store.progress_followed().unwrap().len(), 1, "attached to another process since: kept");
+        store.progress_unfollow(&[(p("r/a"), attach)]).unwrap();
+        assert!(store.progress_followed().unwrap().is_empty());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
     fn a_failure_policy_holds_for_the_subtree_below() {
         let (_dir, store) = open();
         let mut start = Update::new(Op::Start { total: None, weight: None });
