@@ -105,10 +105,15 @@ impl Follows {
                 over.push((node.path, attach));
             }
         }
+        // The figures go out even if this fails: the next table tries again.
         if !over.is_empty() {
-            store.progress_unfollow(&over)?;
-            for (path, attach) in &over {
-                tracing::info!("{path}: process {} and everything it started have ended", attach.pid);
+            match store.progress_unfollow(&over) {
+                Ok(()) => {
+                    for (path, attach) in &over {
+                        tracing::info!("{path}: process {} and everything it started have ended", attach.pid);
+                    }
+                }
+                Err(e) => tracing::error!("letting go of the nodes whose processes ended: {e}"),
             }
         }
         Ok(updates)

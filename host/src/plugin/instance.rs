@@ -210,8 +210,7 @@ fn guarded<R>(
     result.map_err(|e| fault(store.data(), &limits, call, &e))
 }
 
-/// What a failed call's error means. Out of the call path, which stays small
-/// enough for the compiler to inline wasmtime's own steps into it.
+/// What a failed call's error means: cold, and out of the call path.
 #[cold]
 #[inline(never)]
 fn fault(sandbox: &Sandbox, limits: &Limits, call: &'static str, e: &wasmtime::Error) -> Fault {

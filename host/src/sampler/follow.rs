@@ -234,7 +234,7 @@ impl Follow {
         let first_look = self.samples == 0;
         if first_look {
             let root = table.by_pid.get(&self.root.0).filter(|p| self.is_root(p));
-            if root.is_none() && self.root_alive() {
+            if root.is_none() && self.root_alive(table) {
                 // A table sampled before the process started (without it, or with an
                 // earlier process of its PID) and observed after it was attached:
                 // only a later table can say whether it is there.
@@ -326,8 +326,8 @@ impl Follow {
     fn is_root(&self, p: &ProcessSample) -> bool {
         match (self.since, self.root_ticks) {
             (Since::Birth, _) => true,
-            // Ticks count from the boot: one recorded without its boot is taken
-            // for this one when the seconds are within a day.
+            // Ticks count from the boot: one whose boot is unknown (not recorded,
+            // or unreadable now) is taken for this one when the seconds are within a day.
             (Since::Attached, Some(ticks)) => {
                 p.start_ticks == Some(ticks)
                     && self.this_boot.unwrap_or(p.start_time_secs.abs_diff(self.root.1) <= BOOT_SLACK_SECS)
@@ -336,9 +336,15 @@ impl Follow {
         }
     }
 
-    /// Whether the attached root is running now, as far as its start in ticks tells.
-    fn root_alive(&self) -> bool {
-        self.this_boot == Some(true) && self.root_ticks.is_some() && boot_ticks(self.root.0) == self.root_ticks
+    /// Whether the attached root, not found in `table`, runs now: its start in ticks
+    /// says so, in this boot. With the boot unknown (not recorded, or unreadable
+    /// now) only for a table without its PID: in one with it, [`Self::is_root`] decides.
+    fn root_alive(&self, table: &Table) -> bool {
+        let alive = || self.root_ticks.is_some() && boot_ticks(self.root.0) == self.root_ticks;
+        match self.this_boot {
+            Some(same) => same && alive(),
+            None => !table.by_pid.contains_key(&self.root.0) && alive(),
+        }
     }
 
     /// Whether the tree has ended: every process of it has, or the root was gone at the first sample.
@@ -462,6 +468,12 @@ mod tests {
         assert!(!stale.is_over(), "an earlier holder of the PID is not the root");
         let r = stale.observe(&Table::new(&[row(&attach, attach.started_secs, 1_500, 10)]), 2_000);
         assert_eq!(r.processes, 1, "the root found in the next table");
+        // A row whose ticks could not be read (its stat read failed): not taken for it.
+        let mut unread = Follow::new(&attach);
+        unread.observe(&Table::new(&[ProcessSample { start_ticks: None, ..row(&attach, 1, 9_000, 1) }]), 1_000);
+        assert!(!unread.is_over(), "a running root waits for a row that says it is");
+        let r = unread.observe(&Table::new(&[row(&attach, attach.started_secs, 1_500, 10)]), 2_000);
+        assert_eq!(r.processes, 1, "the root found in the next table");
         kill(child);
         let mut gone = Follow::new(&attach);
         gone.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 3_000);
@@ -472,6 +484,9 @@ mod tests {
     fn attachments_stored_by_earlier_versions_are_read_and_followed() {
         let old: Attach = serde_json::from_str(r#"{"pid":7,"started_secs":3,"baseline":[1,2,3]}"#).unwrap();
         assert_eq!((old.started_ticks, old.boot, old.before), (None, None, None));
+        let mut f = Follow::new(&old);
+        f.observe(&Table::new(&[p(7, 1, 3 + 30, 2_001, 1)]), 1_000);
+        assert_eq!(f.resources().cpu_secs, 2.0, "seconds alone: the same process within a minute");
         let json = r#"{"pid":7,"started_secs":3,"started_ticks":40,"baseline":[0,0,0]}"#;
         let ticks_only: Attach = serde_json::from_str(json).unwrap();
         let mut f = Follow::new(&ticks_only);

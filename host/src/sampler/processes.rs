@@ -391,6 +391,8 @@ mod tests {
         assert!(!me.status.is_empty() && me.status != "unknown", "{me:?}");
         if cfg!(target_os = "linux") {
             assert!(me.threads.is_some_and(|t| t >= 1), "{me:?}");
+            let ticks = super::super::follow::boot_ticks(me.pid);
+            assert!(ticks.is_some() && me.start_ticks == ticks, "the row's start in ticks: {me:?}");
             assert!(me.disk_read_bytes_per_second.is_some_and(|r| r >= 0.0), "its own I/O is readable: {me:?}");
         }
     }
