@@ -143,8 +143,7 @@ fn api_env(data: &DataDir) -> CommandResult<()> {
     println!("export MONITOR_URL={}", host.base());
     println!("export MONITOR_TOKEN={}", token.trim());
     // Over TLS, the certificate to trust: curl --cacert "$MONITOR_CA".
-    let info = std::fs::read_to_string(data.daemon_info()).ok();
-    if let Some(ca) = info.and_then(|i| serde_json::from_str::<crate::paths::DaemonInfo>(&i).ok()?.tls) {
+    if let Some(ca) = crate::paths::DaemonInfo::read(data).and_then(|i| i.tls) {
         println!("export MONITOR_CA={}", ca.display());
     }
     Ok(())

@@ -239,10 +239,7 @@ impl Remote {
 
     /// The daemon named in `daemon.json`, if it answers as that process.
     pub fn find(data: &DataDir) -> CommandResult<Option<Remote>> {
-        let Ok(text) = std::fs::read_to_string(data.daemon_info()) else {
-            return Ok(None);
-        };
-        let Ok(info) = serde_json::from_str::<DaemonInfo>(&text) else {
+        let Some(info) = DaemonInfo::read(data) else {
             return Ok(None);
         };
         let token = std::fs::read_to_string(data.token()).with_context(|| {

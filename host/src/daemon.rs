@@ -61,9 +61,7 @@ pub async fn run(options: Options) -> CommandResult<()> {
     let _lock = InstanceLock::acquire(&data.lock())?;
     // A host that stops cleanly takes its daemon.json away; one still here (and no
     // host running, by the lock) was left by a host that crashed or was killed.
-    if let Some(info) =
-        std::fs::read(data.daemon_info()).ok().and_then(|b| serde_json::from_slice::<DaemonInfo>(&b).ok())
-    {
+    if let Some(info) = DaemonInfo::read(&data) {
         tracing::warn!(
             "the last host (pid {}) did not stop cleanly; its database is verified, and repaired where it must be, before this one starts",
             info.pid

@@ -152,6 +152,13 @@ pub struct DaemonInfo {
     pub tls: Option<PathBuf>,
 }
 
+impl DaemonInfo {
+    /// What `daemon.json` in `data` says; none when it is missing or unreadable.
+    pub fn read(data: &DataDir) -> Option<DaemonInfo> {
+        serde_json::from_slice(&std::fs::read(data.daemon_info()).ok()?).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

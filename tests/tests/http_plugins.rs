@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use monitor_tests::https::{https_server, pki};
-use monitor_tests::{Sandbox, install, wait_for};
+use monitor_tests::{Sandbox, install, wait_for, wait_for_or};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -96,21 +96,24 @@ fn requests_beyond_the_grant_or_the_caps_are_refused_and_the_host_goes_on() {
         std::fs::write(sandbox.plugins().join("fx-http.toml"), text).unwrap();
         let host = sandbox.start(&["--config", &file]);
         ok(sandbox.monitor(&["plugins", "enable", "fx-http", "--grant", &format!("http:{granted}")]));
-        // Polled by hand, to say on failure what the plugin reported and what the host logged.
-        let deadline = std::time::Instant::now() + LIMIT;
-        loop {
-            let seen: Vec<Option<f64>> = expected.iter().map(|(name, _)| metric(name)).collect();
-            if expected.iter().zip(&seen).all(|((_, want), got)| *got == Some(*want)) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{expected:?} for {text}: saw {seen:?}, http_failed {:?}; the host's log:\n{}",
-                metric("http_failed"),
-                host.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // On failure, what the plugin reported and what the host logged.
+        let seen = std::cell::RefCell::new(Vec::new());
+        wait_for_or(
+            &format!("{expected:?} for {text}"),
+            LIMIT,
+            || {
+                *seen.borrow_mut() = expected.iter().map(|(name, _)| metric(name)).collect::<Vec<_>>();
+                expected.iter().zip(seen.borrow().iter()).all(|((_, want), got)| *got == Some(*want)).then_some(())
+            },
+            || {
+                format!(
+                    "saw {:?}, http_failed {:?}; the host's log:\n{}",
+                    seen.borrow(),
+                    metric("http_failed"),
+                    host.log()
+                )
+            },
+        );
         // The host's tick went on meanwhile.
         assert!(sandbox.metric_host("monitor_ticks_total").is_some_and(|t| t > 0.0));
     }

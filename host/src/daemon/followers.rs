@@ -4,8 +4,7 @@
 //! `resources` update when they change.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::progress::{NodePath, Op, Resources, Update};
 use crate::sampler::ProcessSample;
@@ -13,52 +12,42 @@ use crate::sampler::follow::{Attach, Follow, Table};
 use crate::store::{Store, StoreError};
 use crate::writer::Writer;
 
-/// The followed nodes, observed off the tick one process table at a time.
+/// The followed nodes, observed off the tick one process table at a time: a
+/// table that finds them locked is skipped, so tables are never observed out of
+/// order nor pile up behind a slow database.
 #[derive(Clone, Default)]
-pub struct Followers {
-    follows: Arc<Mutex<Follows>>,
-    /// A table is being observed: a newer one waits for none and is skipped, so
-    /// tables are never observed out of order nor pile up behind a slow database.
-    observing: Arc<AtomicBool>,
-}
+pub struct Followers(Arc<tokio::sync::Mutex<Follows>>);
 
 impl Followers {
     /// Brings the followed nodes' figures up to date with `table`, sampled at
     /// `at_ms`, on a blocking thread; the writer stores them. Skipped while the
     /// previous table is still being observed.
     pub fn observe_soon(&self, store: &Store, writer: &Writer, table: Arc<Vec<ProcessSample>>, at_ms: u64) {
-        if self.observing.swap(true, Ordering::AcqRel) {
+        // Held until the figures are stored, released however the task ends.
+        let Ok(mut follows) = self.0.clone().try_lock_owned() else {
             return;
-        }
-        // Cleared however the task ends: panicking or dropped at shutdown.
-        let observing = Observing(self.observing.clone());
-        let (follows, store, writer) = (self.follows.clone(), store.clone(), writer.clone());
+        };
+        let (store, writer) = (store.clone(), writer.clone());
         tokio::spawn(async move {
-            let _observing = observing;
             let observed = tokio::task::spawn_blocking(move || {
-                follows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).observe(&store, &table, at_ms)
+                let updates = follows.observe(&store, &table, at_ms);
+                (follows, updates)
             })
             .await;
+            let (_held, observed) = match observed {
+                Ok(observed) => observed,
+                Err(e) => return tracing::error!("following processes stopped: {e}"),
+            };
             match observed {
-                Ok(Ok(updates)) if updates.is_empty() => {}
-                Ok(Ok(updates)) => {
+                Ok(updates) if updates.is_empty() => {}
+                Ok(updates) => {
                     if let Err(e) = writer.apply(updates, false).await {
                         tracing::warn!("recording the followed processes' resources: {e}");
                     }
                 }
-                Ok(Err(e)) => tracing::error!("reading the nodes that follow processes: {e}"),
-                Err(e) => tracing::error!("following processes stopped: {e}"),
+                Err(e) => tracing::error!("reading the nodes that follow processes: {e}"),
             }
         });
-    }
-}
-
-/// Clears the flag that a table is being observed when dropped.
-struct Observing(Arc<AtomicBool>);
-
-impl Drop for Observing {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::ProcessSample;
+use super::processes::start_ticks;
 use crate::progress::Resources;
 
 /// A process across samples: its PID and start time (seconds since the epoch).
@@ -34,17 +35,9 @@ const START_SLACK_SECS: u64 = 60;
 /// its start in ticks and the host's sample: a day.
 const BOOT_SLACK_SECS: u64 = 86_400;
 
-/// When process `pid` started, in clock ticks since boot (the 22nd field of
-/// `/proc/PID/stat`): unlike a start time in seconds since the epoch, it does
-/// not move with the wall clock, so the host finds the process an attachment
-/// names however the clock was set between the two.
-pub fn boot_ticks(pid: u32) -> Option<u64> {
-    super::processes::start_ticks_from_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
 /// This boot's random identity (`/proc/sys/kernel/random/boot_id`): ticks since
 /// boot name a process only together with the boot they count from.
-pub fn boot_id() -> Option<u128> {
+pub(super) fn boot_id() -> Option<u128> {
     static ID: std::sync::OnceLock<Option<u128>> = std::sync::OnceLock::new();
     *ID.get_or_init(|| {
         let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
@@ -60,11 +53,11 @@ fn counters(p: &ProcessSample) -> Counters {
 }
 
 /// What a node needs to follow a process again after a restart of the host.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Attach {
     pub pid: u32,
     pub started_secs: u64,
-    /// Its start in ticks since boot ([`boot_ticks`]); none in attachments
+    /// Its start in ticks since boot ([`start_ticks`]); none in attachments
     /// recorded before it was (their start in seconds is compared, with a slack).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_ticks: Option<u64>,
@@ -99,11 +92,10 @@ impl Attach {
                 "pid {pid} belongs to user id {owner}, not {uid} as the host does; only the host's user's processes are followed"
             ));
         }
-        let started_ticks = boot_ticks(pid);
         Ok(Attach {
             pid,
             started_secs: process.start_time_secs,
-            started_ticks,
+            started_ticks: process.start_ticks,
             boot: boot_id(),
             baseline: counters(&process),
             before: None,
@@ -214,7 +206,7 @@ impl Follow {
     /// A tree that starts with `pid`, just started by `adopter` (this process), which
     /// adopts its orphans: everything they use counts.
     pub fn born(pid: u32, adopter: u32) -> Follow {
-        let attach = Attach { pid, started_secs: 0, started_ticks: None, boot: None, baseline: [0; 3], before: None };
+        let attach = Attach { pid, started_secs: 0, ..Default::default() };
         Follow { since: Since::Birth, adopter: Some(adopter), ..Follow::new(&attach) }
     }
 
@@ -340,7 +332,7 @@ impl Follow {
     /// says so, in this boot. With the boot unknown (not recorded, or unreadable
     /// now) only for a table without its PID: in one with it, [`Self::is_root`] decides.
     fn root_alive(&self, table: &Table) -> bool {
-        let alive = || self.root_ticks.is_some() && boot_ticks(self.root.0) == self.root_ticks;
+        let alive = || self.root_ticks.is_some() && start_ticks(self.root.0) == self.root_ticks;
         match self.this_boot {
             Some(same) => same && alive(),
             None => !table.by_pid.contains_key(&self.root.0) && alive(),
@@ -404,8 +396,7 @@ mod tests {
 
     #[test]
     fn a_reused_pid_is_a_stranger() {
-        let attach =
-            Attach { pid: 100, started_secs: 10, started_ticks: None, boot: None, baseline: [400, 0, 0], before: None };
+        let attach = Attach { pid: 100, started_secs: 10, baseline: [400, 0, 0], ..Default::default() };
         let mut f = Follow::new(&attach);
         let r = f.observe(&Table::new(&[p(100, 1, 10, 1_000, 10), p(101, 100, 11, 300, 5)]), 1_000);
         assert_eq!(r.cpu_secs, 0.6, "from the root's baseline; the child running before counts from now");
@@ -447,7 +438,7 @@ mod tests {
         let unknown = Attach { started_secs: later, boot: None, ..attach };
         assert!(!found(unknown), "recorded without its boot, the same ticks two days apart: another boot");
         kill(child);
-        assert_eq!(boot_ticks(u32::MAX), None);
+        assert_eq!(start_ticks(u32::MAX), None);
     }
 
     #[test]
@@ -498,8 +489,7 @@ mod tests {
     #[test]
     fn a_root_whose_start_reads_a_little_apart_is_still_the_root() {
         // The boot time moved by a second between the attachment and the host's sample.
-        let attach =
-            Attach { pid: 100, started_secs: 10, started_ticks: None, boot: None, baseline: [400, 0, 0], before: None };
+        let attach = Attach { pid: 100, started_secs: 10, baseline: [400, 0, 0], ..Default::default() };
         let mut f = Follow::new(&attach);
         assert_eq!(f.observe(&Table::new(&[p(100, 1, 11, 1_000, 10)]), 1_000).cpu_secs, 0.6);
         assert_eq!(f.observe(&Table::new(&[p(100, 1, 11, 2_000, 10)]), 2_000).cpu_secs, 1.6, "followed from then on");
@@ -511,8 +501,7 @@ mod tests {
     #[test]
     fn a_follow_adds_to_what_the_node_had_before() {
         let before = Some(Resources { cpu_secs: 10.0, rss_peak_bytes: 500, ..Default::default() });
-        let mut f =
-            Follow::new(&Attach { pid: 7, started_secs: 3, started_ticks: None, boot: None, baseline: [0; 3], before });
+        let mut f = Follow::new(&Attach { pid: 7, started_secs: 3, before, ..Default::default() });
         let r = f.observe(&Table::new(&[p(7, 1, 3, 2_000, 100)]), 1_000);
         assert_eq!((r.cpu_secs, r.rss_peak_bytes), (12.0, 500));
     }
@@ -520,8 +509,7 @@ mod tests {
     #[test]
     fn after_a_restart_the_figures_never_go_back() {
         // Attached at 1 s of CPU with nothing before; the host had counted 4 s (a child, now gone) when it restarted.
-        let attach =
-            Attach { pid: 7, started_secs: 3, started_ticks: None, boot: None, baseline: [1_000, 0, 0], before: None };
+        let attach = Attach { pid: 7, started_secs: 3, baseline: [1_000, 0, 0], ..Default::default() };
         let held = Some(Resources { cpu_secs: 4.0, ..Default::default() });
         let mut f = Follow::new(&attach).at_least(held);
         assert_eq!(f.observe(&Table::new(&[p(7, 1, 3, 3_000, 100)]), 1_000).cpu_secs, 4.0);
@@ -534,14 +522,7 @@ mod tests {
 
     #[test]
     fn a_root_gone_at_the_first_sample_is_over() {
-        let mut f = Follow::new(&Attach {
-            pid: 4242,
-            started_secs: 3,
-            started_ticks: None,
-            boot: None,
-            baseline: [0; 3],
-            before: None,
-        });
+        let mut f = Follow::new(&Attach { pid: 4242, started_secs: 3, ..Default::default() });
         assert!(!f.is_over(), "not sampled yet");
         f.observe(&Table::new(&[p(1, 0, 1, 0, 0)]), 1_000);
         assert!(f.is_over());

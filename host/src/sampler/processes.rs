@@ -198,7 +198,7 @@ impl ProcessSampler {
         processes
             .iter()
             .zip(rates)
-            .map(|(p, (_, rates))| (p, rates, std::fs::read_to_string(format!("/proc/{}/stat", p.pid())).ok()))
+            .map(|(p, (_, rates))| (p, rates, stat(p.pid().as_u32())))
             .map(|(p, rates, stat)| ProcessSample {
                 pid: p.pid().as_u32(),
                 parent: p.parent().map(|pid| pid.as_u32()),
@@ -263,7 +263,8 @@ pub fn one(pid: u32) -> Option<(ProcessSample, Option<u32>)> {
     if p.status() == ProcessStatus::Zombie || p.thread_kind().is_some() {
         return None;
     }
-    Some((followed(p), p.user_id().map(|uid| **uid)))
+    let sample = ProcessSample { start_ticks: start_ticks(pid.as_u32()), ..followed(p) };
+    Some((sample, p.user_id().map(|uid| **uid)))
 }
 
 #[cfg(unix)]
@@ -309,15 +310,25 @@ fn status_word(status: ProcessStatus) -> &'static str {
     }
 }
 
+/// The `/proc/PID/stat` line of process `pid`.
+fn stat(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+}
+
+/// When process `pid` started, in clock ticks since boot ([`start_ticks_from_stat`]).
+pub(super) fn start_ticks(pid: u32) -> Option<u64> {
+    start_ticks_from_stat(&stat(pid)?)
+}
+
 /// The thread count, field 20 of a `/proc/PID/stat` line: sysinfo would list
 /// every thread as a process of its own to count them, which costs far more.
-pub fn threads_from_stat(stat: &str) -> Option<u32> {
+fn threads_from_stat(stat: &str) -> Option<u32> {
     stat_field(stat, 20)?.parse().ok()
 }
 
 /// Field 22 of a `/proc/PID/stat` line: the start in clock ticks since boot,
 /// which (unlike a start in seconds since the epoch) no setting of the clock moves.
-pub fn start_ticks_from_stat(stat: &str) -> Option<u64> {
+fn start_ticks_from_stat(stat: &str) -> Option<u64> {
     stat_field(stat, 22)?.parse().ok()
 }
 
@@ -391,7 +402,7 @@ mod tests {
         assert!(!me.status.is_empty() && me.status != "unknown", "{me:?}");
         if cfg!(target_os = "linux") {
             assert!(me.threads.is_some_and(|t| t >= 1), "{me:?}");
-            let ticks = super::super::follow::boot_ticks(me.pid);
+            let ticks = start_ticks(me.pid);
             assert!(ticks.is_some() && me.start_ticks == ticks, "the row's start in ticks: {me:?}");
             assert!(me.disk_read_bytes_per_second.is_some_and(|r| r >= 0.0), "its own I/O is readable: {me:?}");
         }
