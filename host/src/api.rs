@@ -233,11 +233,8 @@ async fn json_errors(response: Response) -> Response {
 }
 
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let header = request.headers().get(header::AUTHORIZATION);
+    let presented = header.and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let identity = match presented {
         Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => {
             Some(Ok(access::Identity { name: crate::access::LOCAL_ADMIN.into(), scope: Scope::Admin }))
@@ -286,7 +283,14 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         ),
         _ => tracing::warn!(peer = ?peer, %path, "API request refused: missing or wrong token"),
     }
-    error(StatusCode::UNAUTHORIZED, "missing or wrong token; send 'Authorization: Bearer TOKEN' with the token from api-token in the data directory".into())
+    let which = match (header, presented) {
+        (None, _) => "missing token",
+        (Some(_), None) => "malformed Authorization header",
+        (Some(_), Some(_)) => "wrong token (not api-token's, nor one 'monitor tokens create' made)",
+    };
+    let message =
+        format!("{which}; send 'Authorization: Bearer TOKEN' with the token from api-token in the data directory");
+    error(StatusCode::UNAUTHORIZED, message)
 }
 
 /// Failed authentications per client address allowed within [`AUTH_WINDOW`].

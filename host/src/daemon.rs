@@ -142,6 +142,9 @@ pub async fn run(options: Options) -> CommandResult<()> {
         )
         .context("cannot start alerting")?,
     );
+    if let Err(e) = store.audit_trim(sampler::now_ms(), config.keep_audit_ms()) {
+        tracing::warn!("cannot trim the audit log to api.keep_audit: {e}");
+    }
     let streams = Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS));
     let state = AppState {
         manager: manager.clone(),

@@ -36,7 +36,8 @@ pub fn pki() -> Pki {
     Pki { ca: ca.pem(), cert: cert.pem(), key: key.serialize_pem() }
 }
 
-/// An HTTPS server on 127.0.0.1: `/redirect` answers 302, `/big` 200 with
+/// An HTTPS server on 127.0.0.1: `/redirect` answers 302 (to `URL` with
+/// `/redirect?to=URL`, else to a closed port), `/big` 200 with
 /// [`BIG`] bytes, `/stall` its headers and then nothing, anything else 200 and
 /// nothing. Keeps what it was asked.
 pub fn https_server(pki: &Pki) -> (String, Arc<Mutex<Vec<Request>>>) {
@@ -62,6 +63,10 @@ pub fn https_server(pki: &Pki) -> (String, Arc<Mutex<Vec<Request>>>) {
                     "/redirect" => {
                         "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\nContent-Length: 0\r\n\r\n"
                             .to_string()
+                    }
+                    _ if path.starts_with("/redirect?to=") => {
+                        let to = &path["/redirect?to=".len()..];
+                        format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n")
                     }
                     "/big" => format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n"),
                     "/stall" => "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_string(),

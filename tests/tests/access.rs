@@ -244,4 +244,26 @@ fn every_change_is_on_record_with_who_made_it_and_how_it_ended() {
     assert!(text.lines().any(|l| l.contains("ops") && l.contains("POST /v1/alerts/silences")), "{text}");
     let out = sandbox.monitor(&["audit", "--since", "forever"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // api.keep_audit: a host starting with a keep time of a second forgets what is
+    // older; what ages past it while the host runs is no longer answered.
+    let audit = |json: &[u8]| serde_json::from_slice::<Vec<Value>>(json).unwrap();
+    let newest = audit(&sandbox.monitor(&["audit", "--json"]).stdout).last().unwrap()["at_ms"].as_u64().unwrap();
+    wait_for("the newest entry to be over a second old", LIMIT, || {
+        (monitor_host::sampler::now_ms() > newest + 1_000).then_some(())
+    });
+    let config = sandbox.root.path().join("keep.toml");
+    std::fs::write(&config, "[api]\nkeep_audit = \"1s\"\n").unwrap();
+    let host = sandbox.start(&["--config", config.to_str().unwrap()]);
+    drop(host);
+    let left = audit(&sandbox.monitor(&["audit", "--json"]).stdout);
+    assert!(left.is_empty(), "trimmed as the host started: {left:?}");
+    let host = sandbox.start(&["--config", config.to_str().unwrap()]);
+    let silence = json!({"matchers": {"rule": "late"}, "for": "1h"}).to_string();
+    assert!(sandbox.api("POST", "/v1/alerts/silences", Some(&sandbox.token()), &silence).0.contains(" 200 "));
+    wait_for("the change to age past the keep time", LIMIT, || {
+        let (_, body) = sandbox.api_get("/v1/audit", Some(&sandbox.token()));
+        serde_json::from_str::<Vec<Value>>(&body).ok().filter(Vec::is_empty)
+    });
+    drop(host);
 }

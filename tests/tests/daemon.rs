@@ -209,8 +209,19 @@ fn the_api_needs_the_token_except_for_health() {
     };
     assert!(get("/v1/health", None).starts_with("HTTP/1.1 200"));
     let refused = get("/v1/plugins", None);
-    assert!(refused.starts_with("HTTP/1.1 401") && refused.contains("missing or wrong token"), "{refused}");
-    assert!(get("/v1/plugins", Some("wrong")).starts_with("HTTP/1.1 401"));
+    assert!(refused.starts_with("HTTP/1.1 401") && refused.contains("missing token;"), "{refused}");
+    let wrong = get("/v1/plugins", Some("wrong"));
+    assert!(wrong.starts_with("HTTP/1.1 401") && wrong.contains("wrong token (not api-token's"), "{wrong}");
+    let malformed = ureq::get(format!("http://{}/v1/plugins", sandbox.addr()))
+        .header("Authorization", format!("Basic {token}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(malformed.status(), 401);
+    let said = malformed.into_body().read_to_string().unwrap();
+    assert!(said.contains("malformed Authorization header; send 'Authorization: Bearer TOKEN'"), "{said}");
     assert!(get("/v1/plugins", Some(&token)).starts_with("HTTP/1.1 200"));
     let missing = get("/v1/plugins/nope", Some(&token));
     assert!(missing.starts_with("HTTP/1.1 404") && missing.contains("no plugin named 'nope'"), "{missing}");
@@ -344,7 +355,7 @@ fn read_commands_reach_a_host_elsewhere_by_url_and_token() {
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("needs the host's API token"));
     let wrong = here.monitor(&["list", "--url", &url, "--token", "nope"]);
     assert_eq!(wrong.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&wrong.stderr).contains("missing or wrong token"));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong token"));
     let run = here.monitor(&["run", "--url", &url, "--token", &token]);
     assert_eq!(run.status.code(), Some(2));
 }

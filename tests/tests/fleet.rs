@@ -254,6 +254,17 @@ fn query(prometheus: &Service, expr: &str) -> Option<f64> {
     body["data"]["result"].as_array()?.first()?["value"][1].as_str()?.parse().ok()
 }
 
+/// Whether Prometheus evaluates `expr` ("success" or "error"), and its whole answer.
+fn evaluate(prometheus: &Service, expr: &str) -> (String, String) {
+    let url = format!("{}/api/v1/query", prometheus.url);
+    let body = match ureq::get(url).query("query", expr).config().http_status_as_error(false).build().call() {
+        Ok(mut response) => response.body_mut().read_to_string().unwrap_or_default(),
+        Err(e) => return ("unreachable".into(), e.to_string()),
+    };
+    let status = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["status"].as_str().map(String::from));
+    (status.unwrap_or_default(), body)
+}
+
 /// The README's scrape configuration, as written but for the host's address,
 /// the token's file and a scrape every second.
 fn readme_scrape_config(addr: &str, token_file: &Path) -> String {
@@ -327,6 +338,16 @@ fn prometheus_scrapes_the_host_with_a_read_token_and_promtool_finds_nothing_wron
         query(&prometheus, "memory_used_ratio{plugin=\"derived-metrics\"}")
     });
     assert!(memory > 0.0 && memory <= 1.0, "{memory}");
+    // Every query of the Grafana dashboard is PromQL this Prometheus evaluates,
+    // with Grafana's variables as Grafana fills them in.
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(workspace().join("grafana/monitor.json")).unwrap()).unwrap();
+    let instance = sandbox.addr();
+    for expr in expressions(&dashboard).iter().filter(|e| !e.starts_with("label_values(")) {
+        let filled = expr.replace("$instance", &instance).replace("$__rate_interval", "1m");
+        let (status, said) = evaluate(&prometheus, &filled);
+        assert_eq!(status, "success", "grafana/monitor.json: {expr}\n{said}");
+    }
 
     // promtool lints the Prometheus text format, which the host serves to a
     // client asking for it alone; Prometheus itself is served OpenMetrics.

@@ -83,6 +83,23 @@ fn every_hosts_runs_and_alerts_in_one_table_and_a_dead_host_is_one_line() {
     let b = answers[1]["items"].as_array().unwrap();
     assert!(!b.iter().any(|a| a["rule"] == "step-failed"), "host b's alerts are its own: {answers:?}");
     assert!(answers[2]["error"].as_str().is_some() && answers[2].get("items").is_none());
+    // As a table: each alert's row names its host, each host that did not answer is one line.
+    let out = Command::new(monitor_bin())
+        .args(["alerts", "list", "--hosts", hosts.to_str().unwrap()])
+        .env("MONITOR_HOSTS", "/nonexistent")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("HOST") && lines[0].contains("STATE") && lines[0].contains("MESSAGE"), "{stdout}");
+    let rows = |host: &str| lines.iter().filter(|l| l.starts_with(host)).copied().collect::<Vec<_>>();
+    assert!(rows("gpu-a").iter().any(|l| l.contains("firing") && l.contains("step-failed")), "{stdout}");
+    assert!(!rows("build-b").iter().any(|l| l.contains("step-failed")), "{stdout}");
+    for host in ["down", "hung"] {
+        assert_eq!(rows(host).len(), 1, "{stdout}");
+        assert!(rows(host)[0].contains("did not answer"), "{stdout}");
+    }
 
     // The default file comes from MONITOR_HOSTS; one that cannot be read is the command's one-line error.
     let out = Command::new(monitor_bin()).args(["list", "--hosts"]).env("MONITOR_HOSTS", &hosts).output().unwrap();

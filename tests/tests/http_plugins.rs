@@ -1,7 +1,8 @@
 //! Outbound HTTP for plugins, against a real HTTPS server with a private CA:
 //! the webhook-alerts example delivers an alert where it is granted; a plugin
-//! asking elsewhere gets a refusal and no connection is made; the caps on
-//! requests per call, request bodies and answers hold.
+//! asking elsewhere gets a refusal and no connection is made; a redirect is
+//! the plugin's answer, never followed; a certificate that does not verify
+//! sends nothing; the caps on requests per call, request bodies and answers hold.
 
 use std::time::Duration;
 
@@ -73,29 +74,45 @@ fn the_webhook_example_delivers_alerts_where_it_is_granted() {
     assert!(text.starts_with("[ERROR] step-failed ") && text.contains("etl/"), "{json}");
 }
 
+/// Two metrics a plugin must report, by name.
+type Expected = [(&'static str, f64); 2];
+
 #[test]
 fn requests_beyond_the_grant_or_the_caps_are_refused_and_the_host_goes_on() {
     let pki = pki();
     let (granted, asked) = https_server(&pki);
     let (elsewhere, asked_elsewhere) = https_server(&pki);
+    // A server whose certificate no authority the host trusts signed.
+    let (untrusted, asked_untrusted) = https_server(&monitor_tests::https::pki());
     let sandbox = Sandbox::new();
     let file = config(&sandbox, &pki.ca, "");
     install("fx-http", &sandbox.plugins(), "fx-http.wasm");
     let metric = |name: &str| sandbox.metric("fx-http", name);
-    // Each case: the plugin's configuration, and the metrics it must report.
-    let cases: [(String, [(&str, f64); 2]); 4] = [
-        (format!("url = \"{granted}/ok\"\nrequests = 20\n"), [("http_ok", 16.0), ("http_denied", 4.0)]),
-        (format!("url = \"{elsewhere}/ok\"\nrequests = 2\n"), [("http_ok", 0.0), ("http_denied", 2.0)]),
-        (format!("url = \"{granted}/big\"\nrequests = 1\n"), [("http_ok", 0.0), ("http_failed", 1.0)]),
+    // Each case: the plugin's configuration, the origin granted, and the
+    // metrics it must report.
+    let cases: [(String, &str, Expected); 6] = [
+        (format!("url = \"{granted}/ok\"\nrequests = 20\n"), &granted, [("http_ok", 16.0), ("http_denied", 4.0)]),
+        (format!("url = \"{elsewhere}/ok\"\nrequests = 2\n"), &granted, [("http_ok", 0.0), ("http_denied", 2.0)]),
+        (format!("url = \"{granted}/big\"\nrequests = 1\n"), &granted, [("http_ok", 0.0), ("http_failed", 1.0)]),
         (
             format!("url = \"{granted}/ok\"\nrequests = 1\nbody_bytes = {}\n", 2 << 20),
+            &granted,
             [("http_ok", 0.0), ("http_failed", 1.0)],
         ),
+        // A redirect to a server not granted reaches the plugin as the answer
+        // it is, never followed by the host.
+        (
+            format!("url = \"{granted}/redirect?to={elsewhere}/moved\"\nrequests = 1\n"),
+            &granted,
+            [("http_ok", 1.0), ("http_status", 302.0)],
+        ),
+        // Granted, but its certificate does not verify: no request is sent.
+        (format!("url = \"{untrusted}/ok\"\nrequests = 1\n"), &untrusted, [("http_ok", 0.0), ("http_failed", 1.0)]),
     ];
-    for (text, expected) in &cases {
+    for (text, origin, expected) in &cases {
         std::fs::write(sandbox.plugins().join("fx-http.toml"), text).unwrap();
         let host = sandbox.start(&["--config", &file]);
-        ok(sandbox.monitor(&["plugins", "enable", "fx-http", "--grant", &format!("http:{granted}")]));
+        ok(sandbox.monitor(&["plugins", "enable", "fx-http", "--grant", &format!("http:{origin}")]));
         // On failure, what the plugin reported and what the host logged.
         let seen = std::cell::RefCell::new(Vec::new());
         wait_for_or(
@@ -118,6 +135,8 @@ fn requests_beyond_the_grant_or_the_caps_are_refused_and_the_host_goes_on() {
         assert!(sandbox.metric_host("monitor_ticks_total").is_some_and(|t| t > 0.0));
     }
     assert!(asked_elsewhere.lock().unwrap().is_empty(), "nothing reached the server no grant names");
+    assert!(asked_untrusted.lock().unwrap().is_empty(), "nothing was sent to a server that did not verify");
+    assert!(asked.lock().unwrap().iter().any(|r| r.path.starts_with("/redirect?to=")), "the redirect was asked for");
     let asked = asked.lock().unwrap();
     assert!(asked.iter().any(|r| r.path == "/big"), "the big answer was asked for, and cut");
     assert!(

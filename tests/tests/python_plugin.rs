@@ -395,9 +395,7 @@ fn each_roles_python_project_builds_and_checks() {
         let name = format!("py-{role}");
         let dir = tmp.path().join(&name);
         let out = Command::new(monitor_bin())
-            .args(["plugins", "new", &name, "--role", role, "--lang", "python", "--sdk"])
-            .arg(workspace().join("sdk"))
-            .arg("--dir")
+            .args(["plugins", "new", &name, "--role", role, "--lang", "python", "--dir"])
             .arg(&dir)
             .output()
             .unwrap();

@@ -187,7 +187,9 @@ async fn audit(
     State(state): State<AppState>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, Response> {
-    read(&state, move |store| store.audit(query.since_ms)).await
+    // Nothing older than the keep time, whether or not a change trimmed it since.
+    let since_ms = query.since_ms.max(now_ms().saturating_sub(state.keep_audit_ms));
+    read(&state, move |store| store.audit(since_ms)).await
 }
 
 /// Largest request body an audited request may carry; they are small JSON.

@@ -136,3 +136,49 @@ pub fn names(configured: &[String], listen: IpAddr) -> Vec<String> {
     names.retain(|n| !n.is_empty());
     names
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path, cert: &str, key: &str) -> ApiConfig {
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        ApiConfig { tls: true, tls_cert: Some(cert_path), tls_key: Some(key_path), ..ApiConfig::default() }
+    }
+
+    #[test]
+    fn a_certificate_and_key_that_do_not_go_together_are_refused_naming_both_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+        let given = config(dir.path(), &cert.pem(), &key.serialize_pem());
+        assert!(load(&given, &data, &[]).unwrap().is_some(), "a matching pair is served");
+
+        let other = KeyPair::generate().unwrap();
+        let mismatched = config(dir.path(), &cert.pem(), &other.serialize_pem());
+        let error = format!("{:#}", load(&mismatched, &data, &[]).err().expect("refused"));
+        assert!(error.contains("do not go together (api.tls_cert, api.tls_key)"), "{error}");
+
+        let not_pem = config(dir.path(), &cert.pem(), "not a key");
+        let error = format!("{:#}", load(&not_pem, &data, &[]).err().expect("refused"));
+        assert!(error.contains("api.tls_key") && error.contains("no PEM private key"), "{error}");
+    }
+
+    #[test]
+    fn the_hosts_own_authority_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let own = ApiConfig { tls: true, ..ApiConfig::default() };
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let first = load(&own, &data, &names).unwrap().expect("on");
+        let pinned = std::fs::read(&first.trust).unwrap();
+        load(&own, &data, &names).unwrap().expect("on");
+        assert_eq!(std::fs::read(&first.trust).unwrap(), pinned, "the authority clients pin stays");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(CA_KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

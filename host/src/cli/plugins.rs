@@ -40,8 +40,9 @@ pub enum PluginsCommand {
         /// Where to write it; default ./NAME.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// The SDK (monitor's sdk/) to build against; default: the checkout this
-        /// monitor was built from, else (Rust) the published crate.
+        /// The SDK (monitor's sdk/) a Rust project builds against; default: the
+        /// checkout this monitor was built from, else the published crate. (A
+        /// Python project carries its own copy of the contract and helper.)
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
     },

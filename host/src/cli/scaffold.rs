@@ -74,36 +74,42 @@ fn rust(name: &str, role: &str, dir: &Path, sdk: Option<&Path>) -> (Vec<(&'stati
     (files, next)
 }
 
+/// What a Python project carries: the contract this monitor speaks and the
+/// `monitor_plugin` helper, as this binary was built with them, so it builds
+/// with nothing but componentize-py and no checkout of monitor.
+const PY_CARRIED: [(&str, &str); 5] = [
+    ("wit/types.wit", include_str!("../../../wit/types.wit")),
+    ("wit/host.wit", include_str!("../../../wit/host.wit")),
+    ("wit/roles.wit", include_str!("../../../wit/roles.wit")),
+    ("monitor_plugin/__init__.py", include_str!("../../../sdk/python-plugin/monitor_plugin/__init__.py")),
+    ("monitor_plugin/py.typed", ""),
+];
+
 fn python(
     name: &str,
     role: &str,
     dir: &Path,
     sdk: Option<&Path>,
 ) -> CommandResult<(Vec<(&'static str, String)>, String)> {
-    let Some(sdk) = sdk_dir(sdk).filter(|s| s.join("python-plugin").is_dir()) else {
+    if sdk.is_some() {
         return Err(UsageError(
-            "a Python plugin builds against the contract and helper in monitor's sdk/; pass --sdk /path/to/monitor/sdk"
-                .into(),
+            "--sdk is for Rust projects: a Python project carries its own copy of the contract and helper".into(),
         )
         .into());
-    };
+    }
     let (template, tests) = match role {
         "metric-provider" => (PY_METRIC_PROVIDER, PY_TEST_METRIC_PROVIDER),
         "progress-calculator" => (PY_PROGRESS_CALCULATOR, PY_TEST_PROGRESS_CALCULATOR),
         "alert-handler" => (PY_ALERT_HANDLER, PY_TEST_ALERT_HANDLER),
         _ => (PY_DISPLAY_FORMATTER, PY_TEST_DISPLAY_FORMATTER),
     };
-    let build = PY_BUILD
-        .replace("{wit}", &sdk.join("wit").display().to_string())
-        .replace("{helper}", &sdk.join("python-plugin").display().to_string())
-        .replace("{role}", role)
-        .replace("{name}", name);
-    let files = vec![
+    let mut files = vec![
         ("app.py", template.replace("{Type}", &type_name(name)).replace("{name}", name)),
         ("test_app.py", tests.replace("{Type}", &type_name(name)).replace("{name}", name)),
-        ("build.sh", build),
+        ("build.sh", PY_BUILD.replace("{role}", role).replace("{name}", name)),
         (".gitignore", "/.venv\n/.bindings\n__pycache__/\n*.wasm\n".to_string()),
     ];
+    files.extend(PY_CARRIED.iter().map(|(file, text)| (*file, (*text).to_string())));
     let next = format!(
         "cd {} && python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 && sh build.sh test && sh build.sh && monitor plugins check {name}.wasm",
         dir.display()
@@ -116,17 +122,17 @@ const PY_BUILD: &str = r#"#!/bin/sh
 # CPython in one component. sh build.sh test: runs test_app.py on this machine's
 # Python (3.11 or later) against the contract's bindings. Both need
 # componentize-py 0.25.1 in .venv (python3 -m venv .venv &&
-# .venv/bin/pip install componentize-py==0.25.1).
+# .venv/bin/pip install componentize-py==0.25.1). wit/ is the contract and
+# monitor_plugin/ the helper, as the monitor that wrote this project has them.
 set -eu
 cd "$(dirname "$0")"
 if [ "${1:-}" = test ]; then
     rm -rf .bindings
-    .venv/bin/componentize-py -d "{wit}" -w {role} bindings .bindings
-    PYTHONPATH=".bindings:{helper}" PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -v test_app
+    .venv/bin/componentize-py -d wit -w {role} bindings .bindings
+    PYTHONPATH=".bindings:." PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -v test_app
     exit
 fi
-.venv/bin/componentize-py -d "{wit}" -w {role} componentize app \
-    -p . -p "{helper}" -o {name}.wasm
+.venv/bin/componentize-py -d wit -w {role} componentize app -p . -o {name}.wasm
 "#;
 
 /// Each role's tests call the plugin's class directly, with the host's calls
@@ -659,5 +665,24 @@ mod tests {
         std::fs::write(dir.path().join("keep"), "").unwrap();
         let error = new("x", "metric-provider", "rust", Some(dir.path()), None).unwrap_err();
         assert!(error.to_string().contains("is not empty"), "{error}");
+    }
+
+    #[test]
+    fn a_python_project_carries_the_contract_and_helper_and_needs_no_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("p");
+        let (written, next) = new("py-count", "metric-provider", "python", Some(&project), None).unwrap();
+        for file in ["wit/roles.wit", "wit/host.wit", "wit/types.wit", "monitor_plugin/__init__.py", "build.sh"] {
+            assert!(written.contains(&project.join(file)), "{file} in {written:?}");
+        }
+        let roles = std::fs::read_to_string(project.join("wit/roles.wit")).unwrap();
+        assert!(roles.contains("world metric-provider"), "{roles}");
+        let build = std::fs::read_to_string(project.join("build.sh")).unwrap();
+        assert!(build.contains("-d wit -w metric-provider componentize app -p . -o py-count.wasm"), "{build}");
+        assert!(!build.contains("{role}") && !build.contains("{name}") && !build.contains("/sdk"), "{build}");
+        assert!(next.contains("sh build.sh test && sh build.sh"), "{next}");
+        let elsewhere = dir.path().join("q");
+        let error = new("q", "metric-provider", "python", Some(&elsewhere), Some(dir.path())).unwrap_err();
+        assert!(error.to_string().contains("--sdk is for Rust projects"), "{error}");
     }
 }

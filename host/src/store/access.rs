@@ -91,23 +91,16 @@ impl Store {
             let mut table = tx.open_table(AUDIT)?;
             let next = table.last()?.map_or(0, |(k, _)| k.value() + 1);
             table.insert(next, serde_json::to_string(entry).expect("plain data").as_str())?;
-            let cutoff = entry.at_ms.saturating_sub(keep_ms);
-            let mut over = table.len()?.saturating_sub(MAX_AUDIT_KEPT);
-            // Oldest first: the scan ends at the first entry kept.
-            let mut old = Vec::new();
-            for item in table.range(..next)? {
-                let (seq, json) = item?;
-                let expired = serde_json::from_str::<AuditEntry>(json.value()).is_ok_and(|e| e.at_ms < cutoff);
-                if !expired && over == 0 {
-                    break;
-                }
-                over = over.saturating_sub(1);
-                old.push(seq.value());
-            }
-            for seq in old {
-                table.remove(seq)?;
-            }
+            trim(&mut table, entry.at_ms.saturating_sub(keep_ms))?;
         }
+        self.commit(tx)
+    }
+
+    /// Forgets the entries older than `keep_ms` at `now_ms`: the host does it
+    /// as it starts, so a log no change was added to for a while is trimmed too.
+    pub fn audit_trim(&self, now_ms: u64, keep_ms: u64) -> Result<(), StoreError> {
+        let tx = self.write()?;
+        trim(&mut tx.open_table(AUDIT)?, now_ms.saturating_sub(keep_ms))?;
         self.commit(tx)
     }
 
@@ -127,6 +120,26 @@ impl Store {
         out.reverse();
         Ok(out)
     }
+}
+
+/// Removes the entries before `cutoff_ms` and the oldest beyond [`MAX_AUDIT_KEPT`].
+fn trim(table: &mut redb::Table<u64, &str>, cutoff_ms: u64) -> Result<(), StoreError> {
+    let mut over = table.len()?.saturating_sub(MAX_AUDIT_KEPT);
+    // Oldest first: the scan ends at the first entry kept.
+    let mut old = Vec::new();
+    for item in table.iter()? {
+        let (seq, json) = item?;
+        let expired = serde_json::from_str::<AuditEntry>(json.value()).is_ok_and(|e| e.at_ms < cutoff_ms);
+        if !expired && over == 0 {
+            break;
+        }
+        over = over.saturating_sub(1);
+        old.push(seq.value());
+    }
+    for seq in old {
+        table.remove(seq)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -174,5 +187,8 @@ mod tests {
         store.audit_record(&entry(62_500), 60_000).unwrap();
         let kept: Vec<u64> = store.audit(0).unwrap().iter().map(|e| e.at_ms).collect();
         assert_eq!(kept, [3_000, 62_500], "entries older than the keep time are forgotten");
+        store.audit_trim(70_000, 60_000).unwrap();
+        let kept: Vec<u64> = store.audit(0).unwrap().iter().map(|e| e.at_ms).collect();
+        assert_eq!(kept, [62_500], "and trimmed without a new entry");
     }
 }
