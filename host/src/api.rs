@@ -233,8 +233,8 @@ async fn json_errors(response: Response) -> Response {
 }
 
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let header = request.headers().get(header::AUTHORIZATION);
-    let presented = header.and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let authorization = request.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
+    let presented = authorization.and_then(bearer);
     let identity = match presented {
         Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => {
             Some(Ok(access::Identity { name: crate::access::LOCAL_ADMIN.into(), scope: Scope::Admin }))
@@ -270,6 +270,15 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
     }
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let path = request.uri().path();
+    let which = match (authorization, presented) {
+        (None, _) => "missing token".to_string(),
+        // The scheme alone, never what follows it: that may be a secret.
+        (Some(value), None) => {
+            let scheme = crate::text::line(value.split(' ').next().unwrap_or_default(), 20);
+            format!("malformed Authorization header (scheme '{scheme}', not 'Bearer')")
+        }
+        (Some(_), Some(_)) => "wrong token (not api-token's, nor one 'monitor tokens create' made)".to_string(),
+    };
     match peer.map(|ip| (ip, state.failures.record(ip, Instant::now()))) {
         Some((ip, Failed::Limited)) => {
             let message = format!(
@@ -279,18 +288,19 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         }
         Some((ip, Failed::LimitReached)) => tracing::warn!(
             %ip, %path,
-            "API request refused: missing or wrong token; {AUTH_FAILURES} failures from {ip} within a minute, further ones are answered 429 and not logged"
+            "API request refused: {which}; {AUTH_FAILURES} failures from {ip} within a minute, further ones are answered 429 and not logged"
         ),
-        _ => tracing::warn!(peer = ?peer, %path, "API request refused: missing or wrong token"),
+        _ => tracing::warn!(peer = ?peer, %path, "API request refused: {which}"),
     }
-    let which = match (header, presented) {
-        (None, _) => "missing token",
-        (Some(_), None) => "malformed Authorization header",
-        (Some(_), Some(_)) => "wrong token (not api-token's, nor one 'monitor tokens create' made)",
-    };
     let message =
         format!("{which}; send 'Authorization: Bearer TOKEN' with the token from api-token in the data directory");
     error(StatusCode::UNAUTHORIZED, message)
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header (the scheme in any case, as RFC 9110 has it).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
 }
 
 /// Failed authentications per client address allowed within [`AUTH_WINDOW`].
@@ -700,6 +710,16 @@ async fn run_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_is_read_whatever_the_schemes_case() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer(""), None);
+    }
 
     #[test]
     fn failed_authentications_are_limited_per_address_and_window() {

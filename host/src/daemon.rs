@@ -142,8 +142,10 @@ pub async fn run(options: Options) -> CommandResult<()> {
         )
         .context("cannot start alerting")?,
     );
-    if let Err(e) = store.audit_trim(sampler::now_ms(), config.keep_audit_ms()) {
-        tracing::warn!("cannot trim the audit log to api.keep_audit: {e}");
+    match store.audit_trim(sampler::now_ms(), config.keep_audit_ms()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("{n} audit entries older than api.keep_audit ({}) removed", config.api.keep_audit),
+        Err(e) => tracing::warn!("cannot trim the audit log to api.keep_audit: {e}"),
     }
     let streams = Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS));
     let state = AppState {

@@ -53,6 +53,11 @@ fn calls(c: &mut Criterion) {
     group.bench_function("empty plugin call, bindings alone", |b| {
         b.iter(|| black_box(metrics.call_collect(&mut store).unwrap()))
     });
+    // The same, one call at a time as a caller that is not a loop of calls
+    // makes it: nothing of the call can be hoisted out of the benchmark's loop.
+    group.bench_function("empty plugin call, bindings alone, not inlined", |b| {
+        b.iter(|| black_box(single(&metrics, &mut store)))
+    });
 
     let mut bare = instance(&runtime, &snapshot, "fx-ten", "bare = true");
     group
@@ -95,6 +100,14 @@ fn calls(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+#[inline(never)]
+fn single(
+    metrics: &guest::metrics::Guest,
+    store: &mut wasmtime::Store<Sandbox>,
+) -> wasmtime::Result<Result<Vec<monitor_host::plugin::bindings::types::Metric>, String>> {
+    metrics.call_collect(store)
 }
 
 criterion_group!(benches, calls);

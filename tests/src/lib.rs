@@ -581,6 +581,60 @@ pub fn readme_blocks(readme: &str, title: &str) -> Vec<(String, String)> {
     out
 }
 
+/// A README walk-through as run by [`walk_through`]: its home directory (the
+/// plugin directory `~/plugins` in it) and what its last step printed.
+pub struct WalkThrough {
+    pub home: tempfile::TempDir,
+    pub plugins: PathBuf,
+    pub last: String,
+}
+
+/// Runs the README section `title` as a reader would, in an empty directory
+/// with `monitor` on the path: each `sh` block with bash (at most `limit`; the
+/// first one makes `project` and goes into it), and the one block in
+/// `source.0`'s language written to the file `source.1` in the project.
+/// `~/plugins` is a directory of the walk-through's own.
+pub fn walk_through(title: &str, source: (&str, &str), project: &str, limit: Duration) -> WalkThrough {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let blocks = readme_blocks(&readme, title);
+    let languages: Vec<&str> = blocks.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(languages, ["sh", source.0, "sh"], "{title}: its steps");
+    let home = tempfile::tempdir().unwrap();
+    let plugins = home.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let bin = monitor_bin().parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut dir = home.path().to_path_buf();
+    let mut last = String::new();
+    for (i, (language, text)) in blocks.iter().enumerate() {
+        if language == source.0 {
+            std::fs::write(dir.join(source.1), text).unwrap();
+            continue;
+        }
+        assert!(!text.contains("/path/to/"), "{title}: step {} needs a path the reader must fill in:\n{text}", i + 1);
+        let script = text.replace("~/plugins", plugins.to_str().unwrap());
+        // A registry that stalls fails the step rather than the whole run.
+        let out = Command::new("timeout")
+            .arg(limit.as_secs().to_string())
+            .args(["bash", "-euo", "pipefail", "-c", &script])
+            .current_dir(&dir)
+            .env("PATH", &path)
+            .env("MONITOR_DATA_DIR", home.path().join("data"))
+            .env_remove("MONITOR_URL")
+            .env_remove("MONITOR_TOKEN")
+            .env_remove("VIRTUAL_ENV")
+            .env_remove("PYTHONPATH")
+            .output()
+            .unwrap();
+        last = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{title}: step {} failed ({}):\n{script}\n{last}", i + 1, out.status);
+        if i == 0 {
+            dir = dir.join(project);
+        }
+    }
+    WalkThrough { home, plugins, last }
+}
+
 impl Webhook {
     pub fn start(failures: usize) -> Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

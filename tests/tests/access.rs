@@ -266,4 +266,7 @@ fn every_change_is_on_record_with_who_made_it_and_how_it_ended() {
         serde_json::from_str::<Vec<Value>>(&body).ok().filter(Vec::is_empty)
     });
     drop(host);
+    // It was recorded, and is still in the file until the next start or change.
+    let kept = audit(&sandbox.monitor(&["audit", "--json"]).stdout);
+    assert!(kept.iter().any(|e| e["detail"].as_str().is_some_and(|d| d.contains("late"))), "{kept:?}");
 }

@@ -156,6 +156,16 @@ fn a_restart_with_unchanged_plugins_compiles_nothing() {
         !log.contains("did not stop cleanly") && !log.contains("repair"),
         "a clean stop is not taken for a crash: {log}"
     );
+    // The compile cache is the host's alone from the start, whatever the umask:
+    // nothing for the next start to close.
+    assert!(!log.contains("open to others"), "{log}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let cache = sandbox.data().join("cache");
+    assert_eq!(mode(&cache), 0o700);
+    for artifact in std::fs::read_dir(&cache).unwrap() {
+        assert_eq!(mode(&artifact.unwrap().path()), 0o600);
+    }
 }
 
 #[test]
@@ -221,7 +231,8 @@ fn the_api_needs_the_token_except_for_health() {
         .unwrap();
     assert_eq!(malformed.status(), 401);
     let said = malformed.into_body().read_to_string().unwrap();
-    assert!(said.contains("malformed Authorization header; send 'Authorization: Bearer TOKEN'"), "{said}");
+    assert!(said.contains("malformed Authorization header (scheme 'Basic', not 'Bearer'); send"), "{said}");
+    assert!(!said.contains(&token), "a refusal never repeats what was sent: {said}");
     assert!(get("/v1/plugins", Some(&token)).starts_with("HTTP/1.1 200"));
     let missing = get("/v1/plugins/nope", Some(&token));
     assert!(missing.starts_with("HTTP/1.1 404") && missing.contains("no plugin named 'nope'"), "{missing}");

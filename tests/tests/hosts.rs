@@ -100,6 +100,7 @@ fn every_hosts_runs_and_alerts_in_one_table_and_a_dead_host_is_one_line() {
         assert_eq!(rows(host).len(), 1, "{stdout}");
         assert!(rows(host)[0].contains("did not answer"), "{stdout}");
     }
+    assert!(rows("broken").iter().any(|l| l.contains("line 6: 'http://x' is not a host's address")), "{stdout}");
 
     // The default file comes from MONITOR_HOSTS; one that cannot be read is the command's one-line error.
     let out = Command::new(monitor_bin()).args(["list", "--hosts"]).env("MONITOR_HOSTS", &hosts).output().unwrap();

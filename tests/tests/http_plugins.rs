@@ -131,6 +131,10 @@ fn requests_beyond_the_grant_or_the_caps_are_refused_and_the_host_goes_on() {
                 )
             },
         );
+        if *origin == untrusted.as_str() {
+            let log = host.log();
+            assert!(log.to_lowercase().contains("certificate"), "refused for its certificate: {log}");
+        }
         // The host's tick went on meanwhile.
         assert!(sandbox.metric_host("monitor_ticks_total").is_some_and(|t| t > 0.0));
     }

@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use monitor_tests::{Sandbox, monitor_bin, readme_blocks, wait_for, workspace};
+use monitor_tests::{Sandbox, monitor_bin, wait_for, walk_through, workspace};
 
 /// The componentize-py the tests, CI and the README use.
 const COMPONENTIZE_PY: &str = "0.25.1";
@@ -338,51 +338,15 @@ fn the_python_helper_and_the_example_pass_their_own_tests() {
 }
 
 /// The README's "Write your first plugin in Python", run as written in an empty
-/// directory outside the workspace: each shell block and `app.py` as given, with
-/// only `/path/to/monitor` and `~/plugins` pointed at this checkout and a
-/// temporary directory. It installs componentize-py from PyPI into the
-/// walk-through's own venv, as a reader does (pip's cache makes that quick).
+/// directory outside the workspace with `monitor` on the path. It installs
+/// componentize-py from PyPI into the walk-through's own venv, as a reader does
+/// (pip's cache makes that quick).
 #[test]
 fn the_first_python_plugin_walk_through_works_as_written() {
-    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
-    let blocks = readme_blocks(&readme, "Write your first plugin in Python");
-    let languages: Vec<&str> = blocks.iter().map(|(l, _)| l.as_str()).collect();
-    assert_eq!(languages, ["sh", "python", "sh"], "the walk-through's steps");
-    let home = tempfile::tempdir().unwrap();
-    let plugins = home.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let bin = monitor_bin().parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let mut dir = home.path().to_path_buf();
-    for (i, (language, text)) in blocks.iter().enumerate() {
-        if language == "python" {
-            std::fs::write(dir.join("app.py"), text).unwrap();
-            continue;
-        }
-        let script = text
-            .replace("/path/to/monitor", workspace().to_str().unwrap())
-            .replace("~/plugins", plugins.to_str().unwrap());
-        let out = Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &script])
-            .current_dir(&dir)
-            .env("PATH", &path)
-            .env("MONITOR_DATA_DIR", home.path().join("data"))
-            .env_remove("MONITOR_URL")
-            .env_remove("MONITOR_TOKEN")
-            .env_remove("VIRTUAL_ENV")
-            .env_remove("PYTHONPATH")
-            .output()
-            .unwrap();
-        let output = said(&out);
-        assert!(out.status.success(), "step {} failed:\n{script}\n{output}", i + 1);
-        if i == 0 {
-            dir = dir.join("process-count");
-        }
-        if i == blocks.len() - 1 {
-            assert!(output.contains("process-count 0.1.0") && output.contains("how many processes run"), "{output}");
-        }
-    }
-    let size = std::fs::metadata(plugins.join("process-count.wasm")).unwrap().len();
+    let steps = Duration::from_secs(600);
+    let run = walk_through("Write your first plugin in Python", ("python", "app.py"), "process-count", steps);
+    assert!(run.last.contains("process-count 0.1.0") && run.last.contains("how many processes run"), "{}", run.last);
+    let size = std::fs::metadata(run.plugins.join("process-count.wasm")).unwrap().len();
     assert!(size < 32 << 20, "the README says about 19 MB; the host refuses files over max_file_mib: {size} bytes");
 }
 

@@ -35,16 +35,17 @@ pub fn load(config: &ApiConfig, data: &DataDir, names: &[String]) -> anyhow::Res
     if !config.tls {
         return Ok(None);
     }
-    let (chain, key, trust) = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
+    let (chain, key, trust, which) = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key_file)) => {
             let chain = read_chain(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .with_context(|| format!("api.tls_key {}: no PEM private key could be read", key.display()))?;
-            (chain, key, cert.clone())
+            let key = PrivateKeyDer::from_pem_file(key_file)
+                .with_context(|| format!("api.tls_key {}: no PEM private key could be read", key_file.display()))?;
+            let which = format!("api.tls_cert {} and api.tls_key {}", cert.display(), key_file.display());
+            (chain, key, cert.clone(), which)
         }
         _ => {
             let (chain, key) = own(data, names)?;
-            (chain, key, data.root.join(CA_FILE))
+            (chain, key, data.root.join(CA_FILE), format!("{} and its key", data.root.join(CA_FILE).display()))
         }
     };
     let provider = Arc::new(provider());
@@ -53,7 +54,7 @@ pub fn load(config: &ApiConfig, data: &DataDir, names: &[String]) -> anyhow::Res
         .context("TLS protocol versions")?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .context("the API's certificate and key do not go together (api.tls_cert, api.tls_key)")?;
+        .with_context(|| format!("the API's certificate and key do not go together: {which}"))?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(Tls { acceptor: TlsAcceptor::from(Arc::new(server)), trust }))
 }
@@ -160,7 +161,7 @@ mod tests {
         let other = KeyPair::generate().unwrap();
         let mismatched = config(dir.path(), &cert.pem(), &other.serialize_pem());
         let error = format!("{:#}", load(&mismatched, &data, &[]).err().expect("refused"));
-        assert!(error.contains("do not go together (api.tls_cert, api.tls_key)"), "{error}");
+        assert!(error.contains("do not go together: api.tls_cert") && error.contains("key.pem"), "{error}");
 
         let not_pem = config(dir.path(), &cert.pem(), "not a key");
         let error = format!("{:#}", load(&not_pem, &data, &[]).err().expect("refused"));

@@ -46,6 +46,13 @@ pub enum PluginsCommand {
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
     },
+    /// Write the contract's WIT files, as this monitor speaks it, into DIR, to
+    /// build a plugin against in any language.
+    Wit {
+        /// Where to write them.
+        #[arg(default_value = "wit")]
+        dir: PathBuf,
+    },
     /// Validate a .wasm without installing it: roles, contract version, capabilities.
     Check {
         file: PathBuf,
@@ -55,7 +62,7 @@ pub enum PluginsCommand {
     /// Enable a plugin (clearing a quarantine) and grant capabilities, e.g. --grant fs-read:/srv/prom.
     Enable {
         name: String,
-        /// A capability to grant: kv, fs-read:DIR or fs-write:DIR (repeatable).
+        /// A capability to grant: kv, fs-read:DIR, fs-write:DIR or http:ORIGIN[/PREFIX] (repeatable).
         #[arg(long = "grant", value_name = "CAP")]
         grants: Vec<String>,
         /// Where to look for a plugin the host has not loaded yet (no daemon running).
@@ -64,7 +71,7 @@ pub enum PluginsCommand {
     },
     /// Stop a plugin and keep it stopped across restarts.
     Disable { name: String },
-    /// Take back a grant: kv, fs-read:DIR, fs-write:DIR, or a kind alone for all of that kind.
+    /// Take back a grant: kv, fs-read:DIR, fs-write:DIR, http:ORIGIN, or a kind alone for all of that kind.
     Revoke { name: String, capability: String },
     /// What a plugin keeps in its key-value store (read only): every key, or one.
     Kv {
@@ -85,6 +92,12 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> CommandResult<()> {
             println!("wrote {}", path.display());
         }
         println!("next: {next}");
+        return Ok(());
+    }
+    if let PluginsCommand::Wit { dir } = &command {
+        for path in super::scaffold::wit(dir)? {
+            println!("wrote {}", path.display());
+        }
         return Ok(());
     }
     let plugins_dir = match &command {
@@ -143,7 +156,9 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> CommandResult<()> {
                 println!("{}  ({} bytes)  {value}", crate::text::line(&e.key, 256), e.bytes);
             }
         }
-        PluginsCommand::Check { .. } | PluginsCommand::New { .. } => unreachable!("handled above"),
+        PluginsCommand::Check { .. } | PluginsCommand::New { .. } | PluginsCommand::Wit { .. } => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
 }

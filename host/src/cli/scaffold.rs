@@ -1,7 +1,10 @@
 //! `monitor plugins new NAME --role ROLE`: a plugin project ready to build,
-//! with the role's skeleton, a configuration, and tests that run natively.
+//! with the role's skeleton, a configuration, and tests that run natively; and
+//! `monitor plugins wit DIR`, the contract alone, for any other language.
 
 use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use crate::error::{CommandResult, UsageError};
 
@@ -39,11 +42,17 @@ pub fn new(
     let mut written = Vec::new();
     for (file, text) in files {
         let path = dir.join(file);
-        std::fs::create_dir_all(path.parent().expect("a file in the project"))?;
-        std::fs::write(&path, text)?;
+        write(&path, &text)?;
         written.push(path);
     }
     Ok((written, next))
+}
+
+/// Writes `text` to `path` with its directories; the error names the path.
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    let parent = path.parent().expect("a file in a directory");
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The SDK to build against: `given`, else this checkout's, if it is still there.
@@ -74,16 +83,32 @@ fn rust(name: &str, role: &str, dir: &Path, sdk: Option<&Path>) -> (Vec<(&'stati
     (files, next)
 }
 
-/// What a Python project carries: the contract this monitor speaks and the
-/// `monitor_plugin` helper, as this binary was built with them, so it builds
-/// with nothing but componentize-py and no checkout of monitor.
-const PY_CARRIED: [(&str, &str); 5] = [
+/// The contract this monitor speaks, as it was built with it: what a plugin in
+/// any language builds against, with no checkout of monitor.
+const CONTRACT: [(&str, &str); 3] = [
     ("wit/types.wit", include_str!("../../../wit/types.wit")),
     ("wit/host.wit", include_str!("../../../wit/host.wit")),
     ("wit/roles.wit", include_str!("../../../wit/roles.wit")),
+];
+
+/// What a Python project carries besides the contract: the `monitor_plugin` helper.
+const PY_HELPER: [(&str, &str); 2] = [
     ("monitor_plugin/__init__.py", include_str!("../../../sdk/python-plugin/monitor_plugin/__init__.py")),
     ("monitor_plugin/py.typed", ""),
 ];
+
+/// `monitor plugins wit DIR`: writes the contract's files into `dir`, never
+/// over a file that is there; the files written.
+pub fn wit(dir: &Path) -> CommandResult<Vec<PathBuf>> {
+    let paths: Vec<PathBuf> = CONTRACT.iter().map(|(file, _)| dir.join(file.trim_start_matches("wit/"))).collect();
+    if let Some(there) = paths.iter().find(|p| p.exists()) {
+        return Err(UsageError(format!("{} exists; remove it or pick another directory", there.display())).into());
+    }
+    for (path, (_, text)) in paths.iter().zip(CONTRACT) {
+        write(path, text)?;
+    }
+    Ok(paths)
+}
 
 fn python(
     name: &str,
@@ -109,7 +134,7 @@ fn python(
         ("build.sh", PY_BUILD.replace("{role}", role).replace("{name}", name)),
         (".gitignore", "/.venv\n/.bindings\n__pycache__/\n*.wasm\n".to_string()),
     ];
-    files.extend(PY_CARRIED.iter().map(|(file, text)| (*file, (*text).to_string())));
+    files.extend(CONTRACT.iter().chain(&PY_HELPER).map(|(file, text)| (*file, (*text).to_string())));
     let next = format!(
         "cd {} && python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 && sh build.sh test && sh build.sh && monitor plugins check {name}.wasm",
         dir.display()
@@ -684,5 +709,31 @@ mod tests {
         let elsewhere = dir.path().join("q");
         let error = new("q", "metric-provider", "python", Some(&elsewhere), Some(dir.path())).unwrap_err();
         assert!(error.to_string().contains("--sdk is for Rust projects"), "{error}");
+    }
+
+    #[test]
+    fn the_contract_is_written_where_asked_and_never_over_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let wit_dir = dir.path().join("contract");
+        let written = wit(&wit_dir).unwrap();
+        assert_eq!(written.len(), 3);
+        let on_disk = std::fs::read_to_string(wit_dir.join("host.wit")).unwrap();
+        let here = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/host.wit")).unwrap();
+        assert_eq!(on_disk, here, "the contract the binary was built with");
+        let error = wit(&wit_dir).unwrap_err();
+        assert!(error.to_string().contains("types.wit exists"), "{error}");
+    }
+
+    #[test]
+    fn every_file_of_the_contract_is_carried() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| format!("wit/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        on_disk.sort();
+        let mut carried: Vec<String> = CONTRACT.iter().map(|(file, _)| file.to_string()).collect();
+        carried.sort();
+        assert_eq!(carried, on_disk, "CONTRACT lists every file in wit/");
     }
 }

@@ -108,14 +108,15 @@ impl Runtime {
                 Err(e) => tracing::warn!(path = %path.display(), "discarding unreadable compiled plugin: {e}"),
             }
         }
-        std::fs::create_dir_all(dir)?;
+        // Owner-only, as the rest of the data directory.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let written = match &self.compiler.exe {
             Some(exe) => compile_in_child(exe, &self.compiler, bytes, &tmp),
             None => Component::new(&self.engine, bytes)
                 .and_then(|c| c.serialize())
                 .map_err(|e| anyhow::anyhow!("{e:#}"))
-                .and_then(|artifact| Ok(std::fs::write(&tmp, artifact)?)),
+                .and_then(|artifact| Ok(crate::paths::write_private(&tmp, &artifact)?)),
         };
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
@@ -215,6 +216,6 @@ pub fn compile_plugin_command(out: &Path) -> anyhow::Result<()> {
     std::io::stdin().read_to_end(&mut bytes)?;
     let engine = engine().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let component = Component::new(&engine, &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    std::fs::write(out, component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?)?;
+    crate::paths::write_private(out, &component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?)?;
     Ok(())
 }

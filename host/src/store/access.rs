@@ -96,12 +96,14 @@ impl Store {
         self.commit(tx)
     }
 
-    /// Forgets the entries older than `keep_ms` at `now_ms`: the host does it
-    /// as it starts, so a log no change was added to for a while is trimmed too.
-    pub fn audit_trim(&self, now_ms: u64, keep_ms: u64) -> Result<(), StoreError> {
+    /// Forgets the entries older than `keep_ms` at `now_ms` (the host does it as
+    /// it starts, so a log no change was added to for a while is trimmed too);
+    /// how many.
+    pub fn audit_trim(&self, now_ms: u64, keep_ms: u64) -> Result<usize, StoreError> {
         let tx = self.write()?;
-        trim(&mut tx.open_table(AUDIT)?, now_ms.saturating_sub(keep_ms))?;
-        self.commit(tx)
+        let removed = trim(&mut tx.open_table(AUDIT)?, now_ms.saturating_sub(keep_ms))?;
+        self.commit(tx)?;
+        Ok(removed)
     }
 
     /// The entries at or after `since_ms`, oldest first; at most the newest [`MAX_AUDIT_LISTED`].
@@ -122,8 +124,8 @@ impl Store {
     }
 }
 
-/// Removes the entries before `cutoff_ms` and the oldest beyond [`MAX_AUDIT_KEPT`].
-fn trim(table: &mut redb::Table<u64, &str>, cutoff_ms: u64) -> Result<(), StoreError> {
+/// Removes the entries before `cutoff_ms` and the oldest beyond [`MAX_AUDIT_KEPT`]; how many.
+fn trim(table: &mut redb::Table<u64, &str>, cutoff_ms: u64) -> Result<usize, StoreError> {
     let mut over = table.len()?.saturating_sub(MAX_AUDIT_KEPT);
     // Oldest first: the scan ends at the first entry kept.
     let mut old = Vec::new();
@@ -136,10 +138,10 @@ fn trim(table: &mut redb::Table<u64, &str>, cutoff_ms: u64) -> Result<(), StoreE
         over = over.saturating_sub(1);
         old.push(seq.value());
     }
-    for seq in old {
-        table.remove(seq)?;
+    for seq in &old {
+        table.remove(*seq)?;
     }
-    Ok(())
+    Ok(old.len())
 }
 
 #[cfg(test)]
@@ -187,7 +189,7 @@ mod tests {
         store.audit_record(&entry(62_500), 60_000).unwrap();
         let kept: Vec<u64> = store.audit(0).unwrap().iter().map(|e| e.at_ms).collect();
         assert_eq!(kept, [3_000, 62_500], "entries older than the keep time are forgotten");
-        store.audit_trim(70_000, 60_000).unwrap();
+        assert_eq!(store.audit_trim(70_000, 60_000).unwrap(), 1);
         let kept: Vec<u64> = store.audit(0).unwrap().iter().map(|e| e.at_ms).collect();
         assert_eq!(kept, [62_500], "and trimmed without a new entry");
     }
