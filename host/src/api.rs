@@ -272,11 +272,7 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
     let path = request.uri().path();
     let which = match (authorization, presented) {
         (None, _) => "missing token".to_string(),
-        // The scheme alone, never what follows it: that may be a secret.
-        (Some(value), None) => {
-            let scheme = crate::text::line(value.split(' ').next().unwrap_or_default(), 20);
-            format!("malformed Authorization header (scheme '{scheme}', not 'Bearer')")
-        }
+        (Some(value), None) => malformed(value),
         (Some(_), Some(_)) => "wrong token (not api-token's, nor one 'monitor tokens create' made)".to_string(),
     };
     match peer.map(|ip| (ip, state.failures.record(ip, Instant::now()))) {
@@ -300,7 +296,22 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
 /// The token of an `Authorization: Bearer TOKEN` header (the scheme in any case, as RFC 9110 has it).
 fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
+    Some(token.trim_start()).filter(|t| scheme.eq_ignore_ascii_case("bearer") && !t.is_empty())
+}
+
+/// What is wrong with an `Authorization` header that is not `Bearer TOKEN`. It
+/// names a scheme only from a list of known ones: anything else may be (part of)
+/// a secret, which a refusal never repeats.
+fn malformed(value: &str) -> String {
+    const SCHEMES: [&str; 6] = ["Basic", "Digest", "Negotiate", "NTLM", "Token", "ApiKey"];
+    let scheme = value.split_once(' ').map(|(scheme, _)| scheme);
+    if scheme.is_some_and(|s| s.eq_ignore_ascii_case("bearer")) {
+        return "malformed Authorization header (no token after 'Bearer')".into();
+    }
+    match scheme.and_then(|s| SCHEMES.iter().find(|known| known.eq_ignore_ascii_case(s))) {
+        Some(known) => format!("malformed Authorization header (scheme '{known}', not 'Bearer')"),
+        None => "malformed Authorization header (not 'Bearer TOKEN')".into(),
+    }
 }
 
 /// Failed authentications per client address allowed within [`AUTH_WINDOW`].
@@ -718,7 +729,19 @@ mod tests {
         assert_eq!(bearer("BEARER  abc"), Some("abc"));
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Bearer "), None);
         assert_eq!(bearer(""), None);
+    }
+
+    #[test]
+    fn a_malformed_header_is_named_without_repeating_it() {
+        assert!(malformed("basic dXNlcg==").contains("scheme 'Basic', not 'Bearer'"));
+        assert!(malformed("Bearer ").contains("no token after 'Bearer'"));
+        for secret in ["0123456789abcdef0123456789abcdef", "s3cr3t part2", "Bearer0123456789"] {
+            let said = malformed(secret);
+            assert!(!said.contains("0123") && !said.contains("s3cr3t"), "{said}");
+            assert!(said.contains("not 'Bearer TOKEN'"), "{said}");
+        }
     }
 
     #[test]

@@ -351,7 +351,7 @@ def parse(argv):
     p.add_argument("--workdir", help="where to make the temporary directory (default: the system's)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data) and say where")
     p.add_argument("--json", metavar="FILE", help="also write the raw figures to FILE")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     if not args.plugins and not args.baseline:
         p.error("nothing to measure: give NAME=FILE arguments and/or --baseline")
     args.monitor = os.path.abspath(shutil.which(args.monitor) or args.monitor)

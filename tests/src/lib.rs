@@ -126,7 +126,11 @@ pub fn monitor_bin() -> &'static Path {
         let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
         let bin = profile_dir.join("monitor");
         let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-        let sources = newest_change(&workspace().join("host")).max(newest_change(&workspace().join("wit")));
+        // The binary carries the contract and the Python helper (plugins new, plugins wit).
+        let helper = workspace().join("sdk/python-plugin/monitor_plugin/__init__.py");
+        let sources = newest_change(&workspace().join("host"))
+            .max(newest_change(&workspace().join("wit")))
+            .max(std::fs::metadata(helper).and_then(|m| m.modified()).ok());
         if built.is_none_or(|built| Some(built) < sources) {
             let mut build = cargo();
             build.current_dir(workspace()).args(["build", "-p", "monitor-host", "--bin", "monitor"]);

@@ -146,6 +146,15 @@ fn a_restart_with_unchanged_plugins_compiles_nothing() {
     }
     let mut first = sandbox.start(&[]);
     assert_eq!(first.log().matches("cached=false").count(), 3, "{}", first.log());
+    // The compile cache is the host's alone as it is made (not only once the
+    // next start closes it), under the test's umask (022 where it runs).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let cache = sandbox.data().join("cache");
+    assert_eq!(mode(&cache), 0o700);
+    for artifact in std::fs::read_dir(&cache).unwrap() {
+        assert_eq!(mode(&artifact.unwrap().path()), 0o600);
+    }
     first.signal("TERM");
     first.wait_exit(LIVE);
     let second = sandbox.start(&[]);
@@ -156,16 +165,7 @@ fn a_restart_with_unchanged_plugins_compiles_nothing() {
         !log.contains("did not stop cleanly") && !log.contains("repair"),
         "a clean stop is not taken for a crash: {log}"
     );
-    // The compile cache is the host's alone from the start, whatever the umask:
-    // nothing for the next start to close.
-    assert!(!log.contains("open to others"), "{log}");
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let cache = sandbox.data().join("cache");
-    assert_eq!(mode(&cache), 0o700);
-    for artifact in std::fs::read_dir(&cache).unwrap() {
-        assert_eq!(mode(&artifact.unwrap().path()), 0o600);
-    }
+    assert!(!log.contains("open to others"), "nothing for the next start to close: {log}");
 }
 
 #[test]
@@ -232,7 +232,17 @@ fn the_api_needs_the_token_except_for_health() {
     assert_eq!(malformed.status(), 401);
     let said = malformed.into_body().read_to_string().unwrap();
     assert!(said.contains("malformed Authorization header (scheme 'Basic', not 'Bearer'); send"), "{said}");
-    assert!(!said.contains(&token), "a refusal never repeats what was sent: {said}");
+    // The token alone, without its scheme: refused without a word of it.
+    let bare = ureq::get(format!("http://{}/v1/plugins", sandbox.addr()))
+        .header("Authorization", &token)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    let said = bare.into_body().read_to_string().unwrap();
+    assert!(said.contains("malformed Authorization header (not 'Bearer TOKEN')"), "{said}");
+    assert!(!said.contains(&token[..8]), "a refusal never repeats what was sent: {said}");
     assert!(get("/v1/plugins", Some(&token)).starts_with("HTTP/1.1 200"));
     let missing = get("/v1/plugins/nope", Some(&token));
     assert!(missing.starts_with("HTTP/1.1 404") && missing.contains("no plugin named 'nope'"), "{missing}");

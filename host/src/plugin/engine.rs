@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use anyhow::Context;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
@@ -109,21 +110,26 @@ impl Runtime {
             }
         }
         // Owner-only, as the rest of the data directory.
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create the compile cache {}", dir.display()))?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let written = match &self.compiler.exe {
             Some(exe) => compile_in_child(exe, &self.compiler, bytes, &tmp),
             None => Component::new(&self.engine, bytes)
                 .and_then(|c| c.serialize())
                 .map_err(|e| anyhow::anyhow!("{e:#}"))
-                .and_then(|artifact| Ok(crate::paths::write_private(&tmp, &artifact)?)),
+                .and_then(|artifact| {
+                    crate::paths::write_private(&tmp, &artifact)
+                        .with_context(|| format!("cannot write {}", tmp.display()))
+                }),
         };
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
         // Through a temporary file, so a crash never leaves half an artifact.
-        std::fs::rename(&tmp, &path)?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Compiled { component: load(&self.engine, &path)?, from_cache: false })
     }
 }
@@ -216,6 +222,7 @@ pub fn compile_plugin_command(out: &Path) -> anyhow::Result<()> {
     std::io::stdin().read_to_end(&mut bytes)?;
     let engine = engine().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let component = Component::new(&engine, &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    crate::paths::write_private(out, &component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?)?;
+    let artifact = component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    crate::paths::write_private(out, &artifact).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
 }
