@@ -586,10 +586,12 @@ pub fn readme_blocks(readme: &str, title: &str) -> Vec<(String, String)> {
 }
 
 /// A README walk-through as run by [`walk_through`]: its home directory (the
-/// plugin directory `~/plugins` in it) and what its last step printed.
+/// plugin directory `~/plugins` in it), the source it wrote and what its last
+/// step printed.
 pub struct WalkThrough {
     pub home: tempfile::TempDir,
     pub plugins: PathBuf,
+    pub source: String,
     pub last: String,
 }
 
@@ -609,10 +611,11 @@ pub fn walk_through(title: &str, source: (&str, &str), project: &str, limit: Dur
     let bin = monitor_bin().parent().unwrap().to_path_buf();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut dir = home.path().to_path_buf();
-    let mut last = String::new();
+    let (mut last, mut written) = (String::new(), String::new());
     for (i, (language, text)) in blocks.iter().enumerate() {
         if language == source.0 {
             std::fs::write(dir.join(source.1), text).unwrap();
+            written.clone_from(text);
             continue;
         }
         assert!(!text.contains("/path/to/"), "{title}: step {} needs a path the reader must fill in:\n{text}", i + 1);
@@ -636,7 +639,7 @@ pub fn walk_through(title: &str, source: (&str, &str), project: &str, limit: Dur
             dir = dir.join(project);
         }
     }
-    WalkThrough { home, plugins, last }
+    WalkThrough { home, plugins, source: written, last }
 }
 
 impl Webhook {

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use monitor_tests::{Sandbox, readme_blocks, wait_for, walk_through, workspace};
+use monitor_tests::{Sandbox, wait_for, walk_through, workspace};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -19,9 +19,7 @@ fn the_javascript_recipe_works_as_written_and_its_plugin_runs_in_the_host() {
     let plugins = &run.plugins;
     // tests/languages measures the README's plugin: the same code.
     let measured = std::fs::read_to_string(workspace().join("tests/languages/javascript/app.js")).unwrap();
-    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
-    let blocks = readme_blocks(&readme, "Plugins in JavaScript");
-    assert_eq!(blocks[1].1, measured, "tests/languages/javascript/app.js is the README's app.js");
+    assert_eq!(run.source, measured, "tests/languages/javascript/app.js is the README's app.js");
     let size = std::fs::metadata(plugins.join("js-process-count.wasm")).unwrap().len();
     assert!(size < 4 << 20, "the README says about 1.6 MB: {size} bytes");
 
