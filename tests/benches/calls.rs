@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use criterion::{Criterion, criterion_group, criterion_main};
 use monitor_host::plugin::actor::{Actor, Plan};
 use monitor_host::plugin::bindings::guest;
+use monitor_host::plugin::deadline::Busy;
 use monitor_host::plugin::instance::Instance;
 use monitor_host::plugin::load::{Loaded, load_bytes};
 use monitor_host::plugin::sandbox::{Sandbox, SandboxSpec};
@@ -29,9 +30,12 @@ fn setup(runtime: &Runtime, snapshot: &SharedSnapshot, crate_name: &str) -> (Loa
     (loaded, spec)
 }
 
+/// An instance as a plugin's thread holds it: its calls timed by the watchdog.
 fn instance(runtime: &Runtime, snapshot: &SharedSnapshot, crate_name: &str, config: &str) -> Instance {
     let (loaded, spec) = setup(runtime, snapshot, crate_name);
-    let mut instance = Instance::new(&loaded, &spec, Limits::default(), None).unwrap();
+    let limits = Limits::default();
+    let watched = Busy::watch(limits.call_timeout, Box::new(|_| {}));
+    let mut instance = Instance::new(&loaded, &spec, limits, Some(watched)).unwrap();
     instance.configure(config).unwrap();
     instance
 }
@@ -44,7 +48,8 @@ fn calls(c: &mut Criterion) {
     let mut empty = instance(&runtime, &snapshot, "fx-empty", "");
     group.bench_function("empty plugin call", |b| b.iter(|| black_box(empty.collect().unwrap())));
     // The same export called through the generated bindings alone, with no fresh
-    // deadline, output budget or caps check per call: what wasmtime itself costs.
+    // deadline, output budget or caps check per call: what wasmtime itself costs
+    // (the `call_path` bench compares the two precisely).
     let (loaded, spec) = setup(&runtime, &snapshot, "fx-empty");
     let mut store = wasmtime::Store::new(&runtime.engine, Sandbox::new(&spec).unwrap());
     store.set_epoch_deadline(u64::MAX / 2);
@@ -52,11 +57,6 @@ fn calls(c: &mut Criterion) {
     let metrics = guest::metrics::GuestIndices::new(&loaded.pre).unwrap().load(&mut store, &raw).unwrap();
     group.bench_function("empty plugin call, bindings alone", |b| {
         b.iter(|| black_box(metrics.call_collect(&mut store).unwrap()))
-    });
-    // The same, one call at a time as a caller that is not a loop of calls
-    // makes it: nothing of the call can be hoisted out of the benchmark's loop.
-    group.bench_function("empty plugin call, bindings alone, not inlined", |b| {
-        b.iter(|| black_box(single(&metrics, &mut store)))
     });
 
     let mut bare = instance(&runtime, &snapshot, "fx-ten", "bare = true");
@@ -100,14 +100,6 @@ fn calls(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-#[inline(never)]
-fn single(
-    metrics: &guest::metrics::Guest,
-    store: &mut wasmtime::Store<Sandbox>,
-) -> wasmtime::Result<Result<Vec<monitor_host::plugin::bindings::types::Metric>, String>> {
-    metrics.call_collect(store)
 }
 
 criterion_group!(benches, calls);

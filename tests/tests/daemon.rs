@@ -1,9 +1,10 @@
 //! The real `monitor` binary as a user runs it: `monitor run`, hot reload,
 //! `monitor plugins` live and offline, single instance, signals, the API token.
 
+use std::process::Command;
 use std::time::Duration;
 
-use monitor_tests::{Sandbox, install, wait_for};
+use monitor_tests::{Sandbox, install, monitor_bin, wait_for};
 
 const LIVE: Duration = Duration::from_secs(10);
 
@@ -75,18 +76,20 @@ fn changes_made_without_a_host_apply_when_it_starts() {
 
     let grant = format!("fs-read:{}", prom.display());
     let plugins = sandbox.plugins();
+    assert_eq!(plugins.file_name(), Some("plugins".as_ref()));
     let out = sandbox.monitor(&["plugins", "enable", "textfile-collector", "--grant", &grant]);
     assert_eq!(out.status.code(), Some(1), "unknown to the database and no --plugins: {}", text(&out));
     assert!(text(&out).contains("pass --plugins DIR"), "{}", text(&out));
-    let out = sandbox.monitor(&[
-        "plugins",
-        "enable",
-        "textfile-collector",
-        "--grant",
-        &grant,
-        "--plugins",
-        plugins.to_str().unwrap(),
-    ]);
+    // The plugin directory given as a relative path, as people type it: the
+    // grant binds to the file the host will see by its full path.
+    let out = Command::new(monitor_bin())
+        .args(["plugins", "enable", "textfile-collector", "--grant", &grant, "--plugins", "plugins"])
+        .current_dir(plugins.parent().unwrap())
+        .env("MONITOR_DATA_DIR", sandbox.data())
+        .env_remove("MONITOR_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -157,6 +160,17 @@ fn a_restart_with_unchanged_plugins_compiles_nothing() {
     }
     first.signal("TERM");
     first.wait_exit(LIVE);
+    // What the cache no longer needs: a compile a killed host left half done,
+    // an artifact of another engine (an earlier monitor).
+    let artifacts = || std::fs::read_dir(&cache).unwrap().count();
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    for (name, text) in
+        [(format!("x.0123-abcd.tmp{}", gone.id()), "half"), ("x.0123-0000000000000000.cwasm".into(), "old")]
+    {
+        std::fs::write(cache.join(&name), text).unwrap();
+        std::fs::set_permissions(cache.join(&name), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let second = sandbox.start(&[]);
     let log = second.log();
     assert_eq!(log.matches("cached=true").count(), 3, "{log}");
@@ -166,6 +180,16 @@ fn a_restart_with_unchanged_plugins_compiles_nothing() {
         "a clean stop is not taken for a crash: {log}"
     );
     assert!(!log.contains("open to others"), "nothing for the next start to close: {log}");
+    assert!(log.contains("removed 2 compiled plugin file(s) the cache no longer needs"), "{log}");
+    assert_eq!(artifacts(), 3);
+
+    // A new build of a plugin, reloaded: its artifact replaces the earlier one.
+    let file = sandbox.plugins().join("derived-metrics.wasm");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(&[0, 6, 5, b'b', b'u', b'i', b'l', b'd']); // a custom section
+    std::fs::write(&file, bytes).unwrap();
+    wait_for("the new build loaded", LIVE, || second.log().contains("cached=false").then_some(()));
+    assert_eq!(artifacts(), 3, "one artifact per plugin file");
 }
 
 #[test]

@@ -40,8 +40,8 @@ pub enum PluginsCommand {
         /// Where to write it; default ./NAME.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// The SDK (monitor's sdk/) a Rust project builds against; default: the
-        /// checkout this monitor was built from, else the published crate. (A
+        /// Another copy of the SDK (monitor's sdk/) for a Rust project to build
+        /// against; by default the project carries its own, in monitor-sdk/. (A
         /// Python project carries its own copy of the contract and helper.)
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
@@ -101,7 +101,10 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> CommandResult<()> {
         return Ok(());
     }
     let plugins_dir = match &command {
-        PluginsCommand::Enable { plugins, .. } | PluginsCommand::Info { plugins, .. } => plugins.clone(),
+        // Grants bind to the plugin's file as the host names it: by its full path.
+        PluginsCommand::Enable { plugins, .. } | PluginsCommand::Info { plugins, .. } => {
+            plugins.as_ref().map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.clone()))
+        }
         _ => None,
     };
     let client = client::connect(data, plugins_dir)?;

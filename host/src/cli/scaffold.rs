@@ -11,10 +11,6 @@ use crate::error::{CommandResult, UsageError};
 /// The roles a plugin can take, by the name `--role` takes.
 pub const ROLES: [&str; 4] = ["metric-provider", "progress-calculator", "alert-handler", "display-formatter"];
 
-/// Where this checkout's SDK was when the binary was built: a project made by
-/// a binary built from a checkout depends on it there.
-const SDK_AT_BUILD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk");
-
 /// The languages a plugin project can be written in.
 pub const LANGUAGES: [&str; 2] = ["rust", "python"];
 
@@ -55,32 +51,65 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The SDK to build against: `given`, else this checkout's, if it is still there.
-fn sdk_dir(given: Option<&Path>) -> Option<PathBuf> {
-    match given {
-        Some(path) => Some(path.canonicalize().unwrap_or_else(|_| path.to_path_buf())),
-        None => Path::new(SDK_AT_BUILD).canonicalize().ok().filter(|p| p.join("Cargo.toml").is_file()),
-    }
-}
+/// A project's files: where in it, what they hold.
+type Files = Vec<(String, String)>;
 
-fn rust(name: &str, role: &str, dir: &Path, sdk: Option<&Path>) -> (Vec<(&'static str, String)>, String) {
+fn rust(name: &str, role: &str, dir: &Path, sdk: Option<&Path>) -> (Files, String) {
     let template = template(role).expect("a known role");
-    let sdk = match sdk_dir(sdk) {
-        Some(path) => format!("{{ path = {path:?}, features = [\"testing\"] }}"),
-        None => "{ version = \"0.1\", features = [\"testing\"] }".to_string(),
+    let mut files: Files = Vec::new();
+    let sdk = match sdk {
+        Some(path) => path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+        None => {
+            files.push(("monitor-sdk/Cargo.toml".into(), sdk_manifest()));
+            let carried = SDK.iter().chain(&CONTRACT);
+            files.extend(carried.map(|(file, text)| (format!("monitor-sdk/{file}"), text.to_string())));
+            PathBuf::from("monitor-sdk")
+        }
     };
     let ty = type_name(name);
-    let files = vec![
-        ("Cargo.toml", CARGO.replace("{name}", name).replace("{sdk}", &sdk)),
-        ("src/lib.rs", template.replace("{Type}", &ty).replace("{name}", name)),
-        (".gitignore", "/target\n".to_string()),
-    ];
+    files.extend([
+        ("Cargo.toml".into(), CARGO.replace("{name}", name).replace("{sdk}", &format!("{sdk:?}"))),
+        ("src/lib.rs".into(), template.replace("{Type}", &ty).replace("{name}", name)),
+        (".gitignore".into(), "/target\n".into()),
+    ]);
     let next = format!(
         "cd {} && cargo test && cargo build --release --target wasm32-wasip2 && monitor plugins check target/wasm32-wasip2/release/{}.wasm",
         dir.display(),
         name.replace('-', "_")
     );
     (files, next)
+}
+
+/// The Rust SDK as this monitor was built with it. A Rust project carries it in
+/// `monitor-sdk/`, with the contract, so that it builds with no checkout of
+/// monitor and no registry, and keeps building as monitor moves on.
+const SDK: [(&str, &str); 6] = [
+    ("build.rs", include_str!("../../../sdk/build.rs")),
+    ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
+    ("src/config.rs", include_str!("../../../sdk/src/config.rs")),
+    ("src/export.rs", include_str!("../../../sdk/src/export.rs")),
+    ("src/helpers.rs", include_str!("../../../sdk/src/helpers.rs")),
+    ("src/http.rs", include_str!("../../../sdk/src/http.rs")),
+];
+
+/// The SDK's manifest with what it takes from monitor's workspace written in:
+/// the package keys it inherits, and no workspace lints.
+fn sdk_manifest() -> String {
+    let workspace: toml::Table = include_str!("../../../Cargo.toml").parse().expect("the workspace's manifest");
+    let inherited = &workspace["workspace"]["package"];
+    let mut manifest = String::new();
+    let mut lines = include_str!("../../../sdk/Cargo.toml").lines();
+    while let Some(line) = lines.next() {
+        if line == "[lints]" {
+            lines.next(); // `workspace = true`
+        } else if let Some(key) = line.strip_suffix(".workspace = true") {
+            manifest.push_str(&format!("{key} = {}\n", inherited[key]));
+        } else {
+            manifest.push_str(line);
+            manifest.push('\n');
+        }
+    }
+    manifest
 }
 
 /// The contract this monitor speaks, as it was built with it: what a plugin in
@@ -110,12 +139,7 @@ pub fn wit(dir: &Path) -> CommandResult<Vec<PathBuf>> {
     Ok(paths)
 }
 
-fn python(
-    name: &str,
-    role: &str,
-    dir: &Path,
-    sdk: Option<&Path>,
-) -> CommandResult<(Vec<(&'static str, String)>, String)> {
+fn python(name: &str, role: &str, dir: &Path, sdk: Option<&Path>) -> CommandResult<(Files, String)> {
     if sdk.is_some() {
         return Err(UsageError(
             "--sdk is for Rust projects: a Python project carries its own copy of the contract and helper".into(),
@@ -128,13 +152,13 @@ fn python(
         "alert-handler" => (PY_ALERT_HANDLER, PY_TEST_ALERT_HANDLER),
         _ => (PY_DISPLAY_FORMATTER, PY_TEST_DISPLAY_FORMATTER),
     };
-    let mut files = vec![
-        ("app.py", template.replace("{Type}", &type_name(name)).replace("{name}", name)),
-        ("test_app.py", tests.replace("{Type}", &type_name(name)).replace("{name}", name)),
-        ("build.sh", PY_BUILD.replace("{role}", role).replace("{name}", name)),
-        (".gitignore", "/.venv\n/.bindings\n__pycache__/\n*.wasm\n".to_string()),
+    let mut files: Files = vec![
+        ("app.py".into(), template.replace("{Type}", &type_name(name)).replace("{name}", name)),
+        ("test_app.py".into(), tests.replace("{Type}", &type_name(name)).replace("{name}", name)),
+        ("build.sh".into(), PY_BUILD.replace("{role}", role).replace("{name}", name)),
+        (".gitignore".into(), "/.venv\n/.bindings\n__pycache__/\n*.wasm\n".into()),
     ];
-    files.extend(CONTRACT.iter().chain(&PY_HELPER).map(|(file, text)| (*file, (*text).to_string())));
+    files.extend(CONTRACT.iter().chain(&PY_HELPER).map(|(file, text)| (file.to_string(), text.to_string())));
     let next = format!(
         "cd {} && python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 && sh build.sh test && sh build.sh && monitor plugins check {name}.wasm",
         dir.display()
@@ -438,8 +462,12 @@ edition = "2024"
 crate-type = ["cdylib"]
 
 [dependencies]
+# The SDK: `monitor plugins new` put a copy in monitor-sdk/ (unless told --sdk).
 # `testing`: builders for the tests below; what they do not use is left out of the build.
-monitor-sdk = {sdk}
+monitor-sdk = { path = {sdk}, features = ["testing"] }
+
+# A workspace of its own, wherever the project is put.
+[workspace]
 
 [profile.release]
 opt-level = "s"
@@ -712,6 +740,61 @@ mod tests {
     }
 
     #[test]
+    fn a_rust_project_carries_the_sdk_and_needs_no_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("p");
+        let (written, _) = new("count", "metric-provider", "rust", Some(&project), None).unwrap();
+        for file in
+            ["monitor-sdk/Cargo.toml", "monitor-sdk/build.rs", "monitor-sdk/src/lib.rs", "monitor-sdk/wit/host.wit"]
+        {
+            assert!(written.contains(&project.join(file)), "{file} in {written:?}");
+        }
+        let read = |file: &str| std::fs::read_to_string(project.join(file)).unwrap();
+        assert!(read("Cargo.toml").contains(r#"monitor-sdk = { path = "monitor-sdk", features = ["testing"] }"#));
+        let sdk: toml::Table = read("monitor-sdk/Cargo.toml").parse().unwrap();
+        assert_eq!(sdk["package"]["version"].as_str(), Some(env!("CARGO_PKG_VERSION")));
+        assert_eq!(sdk["package"]["rust-version"].as_str(), Some(env!("CARGO_PKG_RUST_VERSION")));
+        assert_eq!(sdk["package"]["edition"].as_str(), Some("2024"));
+        assert!(sdk["dependencies"].get("wit-bindgen").is_some(), "{sdk}");
+        assert!(!read("monitor-sdk/Cargo.toml").contains("workspace"), "{sdk}");
+
+        // Another SDK when told: depended on where it is, nothing copied.
+        let elsewhere = dir.path().join("q");
+        new("count", "metric-provider", "rust", Some(&elsewhere), Some(dir.path())).unwrap();
+        let manifest = std::fs::read_to_string(elsewhere.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains(&format!("path = {:?}", dir.path().canonicalize().unwrap())), "{manifest}");
+        assert!(!elsewhere.join("monitor-sdk").exists());
+    }
+
+    /// The sorted names of the files in `dir` of this checkout, as `PREFIX/NAME`.
+    fn files_in(dir: &str, prefix: &str) -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| format!("{prefix}/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn sorted(files: &[(&str, &str)]) -> Vec<String> {
+        let mut names: Vec<String> = files.iter().map(|(file, _)| file.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn every_file_of_the_sdk_is_carried() {
+        // The crate's files at its root: the manifest (rewritten), the contract
+        // (carried as `wit/`) and the Python packages beside it are not its own.
+        let root = files_in("sdk", ".").into_iter().map(|f| f[2..].to_string());
+        let root = root.filter(|f| !["Cargo.toml", "wit", "python", "python-plugin", "src"].contains(&f.as_str()));
+        let mut on_disk: Vec<String> = root.chain(files_in("sdk/src", "src")).collect();
+        on_disk.sort();
+        assert_eq!(sorted(&SDK), on_disk, "SDK lists every file of sdk/ the crate is built from");
+    }
+
+    #[test]
     fn the_contract_is_written_where_asked_and_never_over_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let wit_dir = dir.path().join("contract");
@@ -726,14 +809,6 @@ mod tests {
 
     #[test]
     fn every_file_of_the_contract_is_carried() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
-        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| format!("wit/{}", e.unwrap().file_name().to_string_lossy()))
-            .collect();
-        on_disk.sort();
-        let mut carried: Vec<String> = CONTRACT.iter().map(|(file, _)| file.to_string()).collect();
-        carried.sort();
-        assert_eq!(carried, on_disk, "CONTRACT lists every file in wit/");
+        assert_eq!(sorted(&CONTRACT), files_in("wit", "wit"), "CONTRACT lists every file in wit/");
     }
 }

@@ -85,6 +85,12 @@ impl Runtime {
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("{:016x}", hasher.finish());
 
+        if let Some(dir) = &cache_dir {
+            let removed = sweep(dir, &engine_key);
+            if removed > 0 {
+                tracing::info!(dir = %dir.display(), "removed {removed} compiled plugin file(s) the cache no longer needs");
+            }
+        }
         super::deadline::register_engine(&engine);
         Ok(Runtime { engine, linker, cache_dir, engine_key, compiler: Compiler::default() })
     }
@@ -95,14 +101,15 @@ impl Runtime {
         self
     }
 
-    /// Compiles `bytes` (whose BLAKE3 is `hash`), or loads the artifact cached by
-    /// an earlier run of the same engine configuration.
-    pub fn compile(&self, bytes: &[u8], hash: &str) -> anyhow::Result<Compiled> {
+    /// Compiles `bytes` (whose BLAKE3 is `hash`, read from `file`), or loads the
+    /// artifact cached by an earlier run of the same engine configuration.
+    pub fn compile(&self, bytes: &[u8], hash: &str, file: &str) -> anyhow::Result<Compiled> {
         let Some(dir) = &self.cache_dir else {
             anyhow::ensure!(self.compiler.exe.is_none(), "compiling in a child process needs a cache directory");
             return Ok(Compiled { component: Component::new(&self.engine, bytes)?, from_cache: false });
         };
-        let path = dir.join(format!("{hash}-{}.cwasm", self.engine_key));
+        let stem = artifact_stem(file);
+        let path = dir.join(format!("{stem}.{hash}-{}.cwasm", self.engine_key));
         if path.exists() {
             match load(&self.engine, &path) {
                 Ok(component) => return Ok(Compiled { component, from_cache: true }),
@@ -130,8 +137,62 @@ impl Runtime {
         }
         // Through a temporary file, so a crash never leaves half an artifact.
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Compiled { component: load(&self.engine, &path)?, from_cache: false })
+        let component = load(&self.engine, &path)?;
+        forget_other_versions(dir, &stem, &path);
+        Ok(Compiled { component, from_cache: false })
     }
+}
+
+/// The part of an artifact's name that says which plugin file it came from:
+/// the file's name without `.wasm`, in characters safe in a file name, never
+/// a `.` (the separator before the content hash).
+fn artifact_stem(file: &str) -> String {
+    let stem = Path::new(file).file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+    let safe = |c: char| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' };
+    stem.chars().take(64).map(safe).collect()
+}
+
+/// Removes the artifacts of the earlier versions of the plugin file whose
+/// artifact `kept` was just written: a plugin rebuilt a hundred times while it
+/// is written leaves one artifact, not a hundred (a mapped one stays readable
+/// to the instances still using it).
+fn forget_other_versions(dir: &Path, stem: &str, kept: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let earlier = name
+            .to_str()
+            .and_then(|n| n.split_once('.'))
+            .is_some_and(|(s, rest)| s == stem && rest.ends_with(".cwasm"));
+        if earlier && entry.path() != kept {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Removes what the cache no longer needs as a runtime starts: artifacts of
+/// another engine configuration (an earlier `monitor`: they never load again)
+/// and temporary files whose process is gone (a host killed while it
+/// compiled). Returns how many files it removed.
+fn sweep(dir: &Path, engine_key: &str) -> usize {
+    let gone = |pid: &str| {
+        let pid = pid.parse::<u32>().ok().and_then(|pid| i32::try_from(pid).ok()).filter(|pid| *pid > 0);
+        let pid = pid.and_then(rustix::process::Pid::from_raw);
+        pid.is_some_and(|pid| rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH))
+    };
+    let current = format!("-{engine_key}.cwasm");
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let stale = entries.flatten().filter(|entry| {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { return false };
+        match name.rsplit_once('.') {
+            // `STEM.HASH-KEY.cwasm`, this engine's key, a stem before the hash.
+            Some((_, "cwasm")) => !name.strip_suffix(&current).is_some_and(|named| named.contains('.')),
+            Some((_, extension)) => extension.strip_prefix("tmp").is_some_and(gone),
+            None => false,
+        }
+    });
+    stale.filter(|entry| std::fs::remove_file(entry.path()).is_ok()).count()
 }
 
 fn load(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
@@ -225,4 +286,69 @@ pub fn compile_plugin_command(out: &Path) -> anyhow::Result<()> {
     let artifact = component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     crate::paths::write_private(out, &artifact).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_sheds_other_engines_artifacts_and_dead_compiles_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Runtime::new(None).unwrap().engine_key;
+        let mut dead = Command::new("true").spawn().unwrap();
+        dead.wait().unwrap();
+        let file = |name: String| {
+            std::fs::write(dir.path().join(&name), b"x").unwrap();
+            name
+        };
+        let kept = [
+            file(format!("a.aa-{key}.cwasm")),
+            file(format!("b.bb-{key}.tmp{}", std::process::id())),
+            file("notes.txt".into()),
+            file("c.cc.tmpnot-a-pid".into()),
+            file("d.dd.tmp-1".into()),
+            file("e.ee.tmp0".into()),
+        ];
+        let removed = [
+            file("a.aa-0123456789abcdef.cwasm".into()),
+            file(format!("aa-{key}.cwasm")), // named before artifacts named their file
+            file(format!("d.dd-{key}.tmp{}", dead.id())),
+        ];
+        assert_ne!(key, "0123456789abcdef");
+
+        Runtime::new(Some(dir.path().to_path_buf())).unwrap();
+        for name in kept {
+            assert!(dir.path().join(&name).exists(), "{name} was removed");
+        }
+        for name in removed {
+            assert!(!dir.path().join(&name).exists(), "{name} was kept");
+        }
+    }
+
+    #[test]
+    fn a_new_version_of_a_plugin_file_replaces_its_artifact_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
+        let artifacts = || {
+            let mut names: Vec<String> =
+                std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            names.sort();
+            names
+        };
+        let version = |n: u32| wat::parse_str(format!("(component (core module (func (export \"f{n}\"))))")).unwrap();
+        for n in 0..3 {
+            let bytes = version(n);
+            runtime.compile(&bytes, &crate::plugin::load::hash(&bytes), "/plugins/my plugin.wasm").unwrap();
+        }
+        let bytes = version(9);
+        runtime.compile(&bytes, &crate::plugin::load::hash(&bytes), "/elsewhere/other.wasm").unwrap();
+        let names = artifacts();
+        assert_eq!(names.len(), 2, "{names:?}");
+        let hash = crate::plugin::load::hash(&version(2));
+        assert!(names.contains(&format!("my_plugin.{hash}-{}.cwasm", runtime.engine_key)), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("other.")), "{names:?}");
+        // The cached artifact loads with no compile.
+        assert!(runtime.compile(&version(2), &hash, "/plugins/my plugin.wasm").unwrap().from_cache);
+    }
 }

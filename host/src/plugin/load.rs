@@ -59,7 +59,7 @@ pub fn load_bytes(runtime: &Runtime, bytes: &[u8], file: &str) -> Result<Loaded,
     }
     let hash = hash(bytes);
     let compiled = runtime
-        .compile(bytes, &hash)
+        .compile(bytes, &hash, &file)
         .map_err(|e| LoadError::Invalid { file: file.clone(), detail: format!("{e:#}") })?;
     let component = compiled.component;
     let ty = component.component_type();
