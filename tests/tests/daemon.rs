@@ -190,6 +190,11 @@ fn a_restart_with_unchanged_plugins_compiles_nothing() {
     std::fs::write(&file, bytes).unwrap();
     wait_for("the new build loaded", LIVE, || second.log().contains("cached=false").then_some(()));
     assert_eq!(artifacts(), 3, "one artifact per plugin file");
+    // A plugin file removed takes its artifact with it.
+    std::fs::remove_file(sandbox.plugins().join("compact-status.wasm")).unwrap();
+    let removed = "plugin removed plugin=compact-status";
+    wait_for("the plugin removed", LIVE, || second.log().contains(removed).then_some(()));
+    assert_eq!(artifacts(), 2);
 }
 
 #[test]

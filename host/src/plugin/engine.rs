@@ -138,47 +138,63 @@ impl Runtime {
         // Through a temporary file, so a crash never leaves half an artifact.
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
         let component = load(&self.engine, &path)?;
-        forget_other_versions(dir, &stem, &path);
+        // A plugin rebuilt a hundred times while it is written leaves one
+        // artifact, not a hundred (a mapped one stays readable to the
+        // instances still using it).
+        remove_artifacts(dir, |other, at| other == stem && at != path);
         Ok(Compiled { component, from_cache: false })
     }
 }
 
 /// The part of an artifact's name that says which plugin file it came from:
-/// the file's name without `.wasm`, in characters safe in a file name, never
-/// a `.` (the separator before the content hash).
+/// the file's name without `.wasm` in characters safe in a file name, and a
+/// hash of its full path, so that no two files share one (`a b.wasm`, `a_b.wasm`,
+/// or one name in two directories); never a `.`, the separator before the
+/// content hash.
 fn artifact_stem(file: &str) -> String {
     let stem = Path::new(file).file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
     let safe = |c: char| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' };
-    stem.chars().take(64).map(safe).collect()
+    let name: String = stem.chars().take(48).map(safe).collect();
+    format!("{name}-{}", &blake3::hash(file.as_bytes()).to_hex()[..8])
 }
 
-/// Removes the artifacts of the earlier versions of the plugin file whose
-/// artifact `kept` was just written: a plugin rebuilt a hundred times while it
-/// is written leaves one artifact, not a hundred (a mapped one stays readable
-/// to the instances still using it).
-fn forget_other_versions(dir: &Path, stem: &str, kept: &Path) {
+/// Removes the artifacts in `dir` (`STEM.HASH-KEY.cwasm`) that `doomed`
+/// picks by their stem and path.
+fn remove_artifacts(dir: &Path, doomed: impl Fn(&str, &Path) -> bool) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let earlier = name
-            .to_str()
-            .and_then(|n| n.split_once('.'))
-            .is_some_and(|(s, rest)| s == stem && rest.ends_with(".cwasm"));
-        if earlier && entry.path() != kept {
+        let stem = name.to_str().and_then(|n| n.split_once('.')).filter(|(_, rest)| rest.ends_with(".cwasm"));
+        if stem.is_some_and(|(stem, _)| doomed(stem, &entry.path())) {
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+impl Runtime {
+    /// Removes the artifacts of plugin files other than `files` (those of the
+    /// plugin directory, after a scan): a file deleted, renamed, or compiled
+    /// once by an offline command from another directory keeps nothing.
+    pub fn retain(&self, files: &[PathBuf]) {
+        let Some(dir) = &self.cache_dir else { return };
+        let stems: Vec<String> = files.iter().map(|f| artifact_stem(&f.display().to_string())).collect();
+        remove_artifacts(dir, |stem, _| !stems.iter().any(|s| s == stem));
     }
 }
 
 /// Removes what the cache no longer needs as a runtime starts: artifacts of
 /// another engine configuration (an earlier `monitor`: they never load again)
 /// and temporary files whose process is gone (a host killed while it
-/// compiled). Returns how many files it removed.
+/// compiled), or is this one, which has compiled nothing yet (a host that is
+/// always PID 1 in its container). Returns how many files it removed.
 fn sweep(dir: &Path, engine_key: &str) -> usize {
     let gone = |pid: &str| {
         let pid = pid.parse::<u32>().ok().and_then(|pid| i32::try_from(pid).ok()).filter(|pid| *pid > 0);
-        let pid = pid.and_then(rustix::process::Pid::from_raw);
-        pid.is_some_and(|pid| rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH))
+        pid.is_some_and(|pid| {
+            pid.unsigned_abs() == std::process::id()
+                || rustix::process::Pid::from_raw(pid)
+                    .is_some_and(|pid| rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH))
+        })
     };
     let current = format!("-{engine_key}.cwasm");
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
@@ -298,13 +314,14 @@ mod tests {
         let key = Runtime::new(None).unwrap().engine_key;
         let mut dead = Command::new("true").spawn().unwrap();
         dead.wait().unwrap();
+        let mut alive = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
         let file = |name: String| {
             std::fs::write(dir.path().join(&name), b"x").unwrap();
             name
         };
         let kept = [
             file(format!("a.aa-{key}.cwasm")),
-            file(format!("b.bb-{key}.tmp{}", std::process::id())),
+            file(format!("b.bb-{key}.tmp{}", alive.id())),
             file("notes.txt".into()),
             file("c.cc.tmpnot-a-pid".into()),
             file("d.dd.tmp-1".into()),
@@ -314,10 +331,13 @@ mod tests {
             file("a.aa-0123456789abcdef.cwasm".into()),
             file(format!("aa-{key}.cwasm")), // named before artifacts named their file
             file(format!("d.dd-{key}.tmp{}", dead.id())),
+            file(format!("f.ff-{key}.tmp{}", std::process::id())),
         ];
         assert_ne!(key, "0123456789abcdef");
 
         Runtime::new(Some(dir.path().to_path_buf())).unwrap();
+        drop(alive.stdin.take());
+        alive.wait().unwrap();
         for name in kept {
             assert!(dir.path().join(&name).exists(), "{name} was removed");
         }
@@ -337,18 +357,32 @@ mod tests {
             names
         };
         let version = |n: u32| wat::parse_str(format!("(component (core module (func (export \"f{n}\"))))")).unwrap();
-        for n in 0..3 {
+        let compile = |n: u32, file: &str| {
             let bytes = version(n);
-            runtime.compile(&bytes, &crate::plugin::load::hash(&bytes), "/plugins/my plugin.wasm").unwrap();
+            runtime.compile(&bytes, &crate::plugin::load::hash(&bytes), file).unwrap().from_cache
+        };
+        for n in 0..3 {
+            compile(n, "/plugins/my plugin.wasm");
         }
-        let bytes = version(9);
-        runtime.compile(&bytes, &crate::plugin::load::hash(&bytes), "/elsewhere/other.wasm").unwrap();
+        // Names alike once made safe, or alike in two directories, each keep their own.
+        for file in ["/plugins/my_plugin.wasm", "/elsewhere/my plugin.wasm"] {
+            compile(9, file);
+        }
         let names = artifacts();
-        assert_eq!(names.len(), 2, "{names:?}");
-        let hash = crate::plugin::load::hash(&version(2));
-        assert!(names.contains(&format!("my_plugin.{hash}-{}.cwasm", runtime.engine_key)), "{names:?}");
-        assert!(names.iter().any(|n| n.starts_with("other.")), "{names:?}");
-        // The cached artifact loads with no compile.
-        assert!(runtime.compile(&version(2), &hash, "/plugins/my plugin.wasm").unwrap().from_cache);
+        assert_eq!(names.len(), 3, "{names:?}");
+        let mine = format!(
+            "{}.{}-{}.cwasm",
+            artifact_stem("/plugins/my plugin.wasm"),
+            crate::plugin::load::hash(&version(2)),
+            runtime.engine_key
+        );
+        assert!(mine.starts_with("my_plugin-"), "{mine}");
+        assert!(names.contains(&mine), "{names:?}");
+        // The cached artifacts load with no compile.
+        assert!(compile(2, "/plugins/my plugin.wasm") && compile(9, "/plugins/my_plugin.wasm"));
+
+        // Once the plugin directory holds only one of them, only its artifact stays.
+        runtime.retain(&[PathBuf::from("/plugins/my plugin.wasm")]);
+        assert_eq!(artifacts(), vec![mine]);
     }
 }

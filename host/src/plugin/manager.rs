@@ -169,6 +169,7 @@ impl Manager {
                 Vec::new()
             });
         on_disk.sort();
+        self.runtime.retain(&on_disk);
 
         let gone: Vec<PathBuf> = self.inner().files.keys().filter(|f| !on_disk.contains(f)).cloned().collect();
         for file in gone {
