@@ -163,11 +163,8 @@ fn a_restart_with_unchanged_plugins_compiles_nothing() {
     // What the cache no longer needs: a compile a killed host left half done,
     // an artifact of another engine (an earlier monitor).
     let artifacts = || std::fs::read_dir(&cache).unwrap().count();
-    let mut gone = Command::new("true").spawn().unwrap();
-    gone.wait().unwrap();
-    for (name, text) in
-        [(format!("x.0123-abcd.tmp{}", gone.id()), "half"), ("x.0123-0000000000000000.cwasm".into(), "old")]
-    {
+    let gone = i32::MAX; // above any pid_max: never a process
+    for (name, text) in [(format!("x.0123-abcd.tmp{gone}"), "half"), ("x.0123-0000000000000000.cwasm".into(), "old")] {
         std::fs::write(cache.join(&name), text).unwrap();
         std::fs::set_permissions(cache.join(&name), std::fs::Permissions::from_mode(0o600)).unwrap();
     }

@@ -244,3 +244,20 @@ fn disable_stops_a_plugin_and_removal_forgets_it() {
     assert_eq!(host.state("derived-metrics"), "absent");
     assert!(host.metrics_of("derived-metrics").is_none());
 }
+
+#[test]
+fn a_plugin_directory_that_cannot_be_read_leaves_the_compile_cache_as_it_is() {
+    let host = Host::with(Sandbox::new(), &["derived-metrics"]);
+    let cache = host.sandbox.data().join("cache");
+    let artifacts = || std::fs::read_dir(&cache).unwrap().count();
+    assert_eq!(artifacts(), 1);
+    // The directory swapped out from under the host (a deploy, a typo'd path).
+    let plugins = host.sandbox.plugins();
+    let aside = plugins.with_file_name("plugins.old");
+    std::fs::rename(&plugins, &aside).unwrap();
+    host.scan();
+    assert_eq!(artifacts(), 1, "nothing is known to be unused when nothing could be read");
+    std::fs::rename(&aside, &plugins).unwrap();
+    host.scan();
+    assert_eq!(artifacts(), 1);
+}

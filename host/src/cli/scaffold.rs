@@ -31,6 +31,11 @@ pub fn new(
     if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(UsageError(format!("{} exists and is not empty; pick another name or --dir", dir.display())).into());
     }
+    if let Some(sdk) = sdk.filter(|sdk| lang != "python" && !sdk.join("Cargo.toml").is_file()) {
+        return Err(
+            UsageError(format!("--sdk {}: no Cargo.toml there; give monitor's sdk/ directory", sdk.display())).into()
+        );
+    }
     let (files, next) = match lang {
         "python" => python(name, role, &dir, sdk)?,
         _ => rust(name, role, &dir, sdk),
@@ -760,9 +765,13 @@ mod tests {
 
         // Another SDK when told: depended on where it is, nothing copied.
         let elsewhere = dir.path().join("q");
-        new("count", "metric-provider", "rust", Some(&elsewhere), Some(dir.path())).unwrap();
+        let error = new("count", "metric-provider", "rust", Some(&elsewhere), Some(dir.path())).unwrap_err();
+        assert!(error.to_string().contains("no Cargo.toml there; give monitor's sdk/"), "{error}");
+        assert!(!elsewhere.exists(), "nothing written");
+        let sdk = project.join("monitor-sdk");
+        new("count", "metric-provider", "rust", Some(&elsewhere), Some(&sdk)).unwrap();
         let manifest = std::fs::read_to_string(elsewhere.join("Cargo.toml")).unwrap();
-        assert!(manifest.contains(&format!("path = {:?}", dir.path().canonicalize().unwrap())), "{manifest}");
+        assert!(manifest.contains(&format!("path = {:?}", sdk.canonicalize().unwrap())), "{manifest}");
         assert!(!elsewhere.join("monitor-sdk").exists());
     }
 

@@ -101,6 +101,15 @@ impl Runtime {
         self
     }
 
+    /// Removes the artifacts of plugin files other than `files` (those of the
+    /// plugin directory, after a scan): a file deleted, renamed, or compiled
+    /// once by an offline command from another directory keeps nothing.
+    pub fn retain(&self, files: &[PathBuf]) {
+        let Some(dir) = &self.cache_dir else { return };
+        let stems: Vec<String> = files.iter().map(|f| artifact_stem(&f.display().to_string())).collect();
+        remove_artifacts(dir, |stem, _| !stems.iter().any(|s| s == stem));
+    }
+
     /// Compiles `bytes` (whose BLAKE3 is `hash`, read from `file`), or loads the
     /// artifact cached by an earlier run of the same engine configuration.
     pub fn compile(&self, bytes: &[u8], hash: &str, file: &str) -> anyhow::Result<Compiled> {
@@ -171,17 +180,6 @@ fn remove_artifacts(dir: &Path, doomed: impl Fn(&str, &Path) -> bool) {
     }
 }
 
-impl Runtime {
-    /// Removes the artifacts of plugin files other than `files` (those of the
-    /// plugin directory, after a scan): a file deleted, renamed, or compiled
-    /// once by an offline command from another directory keeps nothing.
-    pub fn retain(&self, files: &[PathBuf]) {
-        let Some(dir) = &self.cache_dir else { return };
-        let stems: Vec<String> = files.iter().map(|f| artifact_stem(&f.display().to_string())).collect();
-        remove_artifacts(dir, |stem, _| !stems.iter().any(|s| s == stem));
-    }
-}
-
 /// Removes what the cache no longer needs as a runtime starts: artifacts of
 /// another engine configuration (an earlier `monitor`: they never load again)
 /// and temporary files whose process is gone (a host killed while it
@@ -189,7 +187,7 @@ impl Runtime {
 /// always PID 1 in its container). Returns how many files it removed.
 fn sweep(dir: &Path, engine_key: &str) -> usize {
     let gone = |pid: &str| {
-        let pid = pid.parse::<u32>().ok().and_then(|pid| i32::try_from(pid).ok()).filter(|pid| *pid > 0);
+        let pid = pid.parse::<i32>().ok().filter(|pid| *pid > 0);
         pid.is_some_and(|pid| {
             pid.unsigned_abs() == std::process::id()
                 || rustix::process::Pid::from_raw(pid)
@@ -312,8 +310,7 @@ mod tests {
     fn the_cache_sheds_other_engines_artifacts_and_dead_compiles_leftovers() {
         let dir = tempfile::tempdir().unwrap();
         let key = Runtime::new(None).unwrap().engine_key;
-        let mut dead = Command::new("true").spawn().unwrap();
-        dead.wait().unwrap();
+        let dead = i32::MAX; // above any pid_max: never a process
         let mut alive = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
         let file = |name: String| {
             std::fs::write(dir.path().join(&name), b"x").unwrap();
@@ -330,7 +327,7 @@ mod tests {
         let removed = [
             file("a.aa-0123456789abcdef.cwasm".into()),
             file(format!("aa-{key}.cwasm")), // named before artifacts named their file
-            file(format!("d.dd-{key}.tmp{}", dead.id())),
+            file(format!("d.dd-{key}.tmp{dead}")),
             file(format!("f.ff-{key}.tmp{}", std::process::id())),
         ];
         assert_ne!(key, "0123456789abcdef");

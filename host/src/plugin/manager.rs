@@ -157,19 +157,25 @@ impl Manager {
     /// files, stops plugins whose files are gone. Compiles, so call it off the
     /// async runtime's worker threads.
     pub fn scan(&self) -> Result<(), StoreError> {
-        let mut on_disk: Vec<PathBuf> = std::fs::read_dir(&self.settings.dir)
-            .map(|dir| {
-                dir.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
-                    .collect()
-            })
-            .unwrap_or_else(|e| {
+        let listed = std::fs::read_dir(&self.settings.dir).map(|dir| {
+            dir.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+                .collect()
+        });
+        let listed_ok = listed.is_ok();
+        let mut on_disk: Vec<PathBuf> = match listed {
+            Ok(files) => files,
+            Err(e) => {
                 tracing::error!(dir = %self.settings.dir.display(), "cannot read the plugin directory: {e}");
                 Vec::new()
-            });
+            }
+        };
         on_disk.sort();
-        self.runtime.retain(&on_disk);
+        // Only a directory read in full says which artifacts are no longer needed.
+        if listed_ok {
+            self.runtime.retain(&on_disk);
+        }
 
         let gone: Vec<PathBuf> = self.inner().files.keys().filter(|f| !on_disk.contains(f)).cloned().collect();
         for file in gone {
