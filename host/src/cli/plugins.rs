@@ -101,10 +101,7 @@ pub fn run(data: &DataDir, command: PluginsCommand) -> CommandResult<()> {
         return Ok(());
     }
     let plugins_dir = match &command {
-        // Grants bind to the plugin's file as the host names it: by its full path.
-        PluginsCommand::Enable { plugins, .. } | PluginsCommand::Info { plugins, .. } => {
-            plugins.as_ref().map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.clone()))
-        }
+        PluginsCommand::Enable { plugins, .. } | PluginsCommand::Info { plugins, .. } => plugins.clone(),
         _ => None,
     };
     let client = client::connect(data, plugins_dir)?;

@@ -43,6 +43,9 @@ impl Local {
     /// Opens the database. Another command may hold it for a moment (offline,
     /// each command opens it in turn), so a busy database is retried for a while.
     pub fn open(data: &DataDir, plugins_dir: Option<PathBuf>) -> CommandResult<Local> {
+        // Files it records are named as the host names them: by their full path,
+        // so that grants made here bind to the file the host sees.
+        let plugins_dir = plugins_dir.map(|dir| dir.canonicalize().unwrap_or(dir));
         data.create().with_context(|| format!("cannot create data directory {}", data.root.display()))?;
         let deadline = std::time::Instant::now() + BUSY_WAIT;
         loop {
